@@ -1,0 +1,102 @@
+"""Reading a station CSV as a stream: header check, encoding, line-numbered chunks.
+
+Memory stays flat whatever the file size: only one chunk of raw lines is held at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecasting.schema import StationSchema
+
+
+class HeaderError(ValueError):
+    """The file's header cannot be mapped onto the station schema; nothing is ingested."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """Where each needed column sits in the file, and what else the file carries."""
+
+    names: tuple[str, ...]
+    timestamp_position: int
+    channel_positions: tuple[int, ...]
+    extra: tuple[str, ...]
+    encoding: str
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """Consecutive non-blank data lines (without line endings) and their 1-based line numbers."""
+
+    lines: list[bytes]
+    numbers: list[int]
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode station text: UTF-8 (with or without BOM) when valid, else Windows-1252/latin-1."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "cp1252"
+
+
+def parse_header(line: bytes, station: StationSchema) -> Header:
+    """Map header names to positions; missing columns refuse the file, extra ones are noted."""
+    text, encoding = decode(line.rstrip(b"\r\n"))
+    names = tuple(n.strip() for n in next(csv.reader([text], delimiter=station.delimiter), []))
+    needed = [station.timestamp_column, *station.sources]
+    missing = [n for n in needed if n not in names]
+    if missing:
+        raise HeaderError(
+            f"header lacks column(s) {missing} required by station {station.name!r} "
+            f"(found {list(names)}; delimiter {station.delimiter!r})"
+        )
+    repeated = sorted({n for n in needed if names.count(n) > 1})
+    if repeated:
+        raise HeaderError(f"header repeats column(s) {repeated}")
+    return Header(
+        names=names,
+        timestamp_position=names.index(station.timestamp_column),
+        channel_positions=tuple(names.index(s) for s in station.sources),
+        extra=tuple(n for n in names if n not in needed),
+        encoding=encoding,
+    )
+
+
+def read_chunks(
+    path: Path, station: StationSchema, chunk_rows: int
+) -> tuple[Header, Iterator[RawChunk]]:
+    """Check the header now (so a bad file fails before anything is stored), stream the rest."""
+    handle = open(path, "rb")
+    try:
+        first = handle.readline()
+        if not first.strip(b"\r\n\t \xef\xbb\xbf"):
+            raise HeaderError(f"{path}: file is empty or its first line is blank (no header)")
+        header = parse_header(first, station)
+    except BaseException:
+        handle.close()
+        raise
+    return header, _chunks(handle, chunk_rows)
+
+
+def _chunks(handle, chunk_rows: int) -> Iterator[RawChunk]:
+    with handle:
+        lines: list[bytes] = []
+        numbers: list[int] = []
+        for number, line in enumerate(handle, start=2):
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            lines.append(line)
+            numbers.append(number)
+            if len(lines) >= chunk_rows:
+                yield RawChunk(lines, numbers)
+                lines, numbers = [], []
+        if lines:
+            yield RawChunk(lines, numbers)

@@ -1,0 +1,170 @@
+"""What a station's CSV looks like: columns, units, valid ranges, clock and cadence.
+
+The Jena climate station is the built-in default; any other station is described in TOML
+(see `load_station`) and everything downstream follows the description.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One numeric sensor column: its name in the file, in SQL, its unit and physical range."""
+
+    source: str
+    column: str
+    unit: str
+    minimum: float
+    maximum: float
+
+
+@dataclass(frozen=True)
+class StationSchema:
+    """A typed description of one station's files; hashable so derived tables can be cached."""
+
+    name: str
+    timestamp_column: str
+    timestamp_format: str
+    timezone: str
+    cadence_minutes: int
+    channels: tuple[Channel, ...]
+    target: str
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        if self.cadence_minutes <= 0 or 1440 % self.cadence_minutes:
+            raise ValueError(
+                f"station {self.name!r}: cadence_minutes={self.cadence_minutes} must divide a day"
+            )
+        sources = [c.source for c in self.channels]
+        columns = [c.column for c in self.channels]
+        for label, names in (("source", sources), ("column", columns)):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"station {self.name!r}: duplicate channel {label} names {dupes}")
+        bad = [c for c in columns if not SQL_NAME.fullmatch(c) or c == TIMESTAMP_SQL_COLUMN]
+        if bad:
+            raise ValueError(
+                f"station {self.name!r}: channel columns {bad} must be lower-case SQL names "
+                f"(letters, digits, _) other than {TIMESTAMP_SQL_COLUMN!r}"
+            )
+        if self.target not in sources:
+            raise ValueError(f"station {self.name!r}: target {self.target!r} is not a channel")
+        for c in self.channels:
+            if not c.minimum < c.maximum:
+                raise ValueError(f"station {self.name!r}: channel {c.source!r} has an empty range")
+
+    @property
+    def sources(self) -> list[str]:
+        return [c.source for c in self.channels]
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.column for c in self.channels]
+
+    @property
+    def target_channel(self) -> Channel:
+        return next(c for c in self.channels if c.source == self.target)
+
+    def channel(self, source: str) -> Channel:
+        return next(c for c in self.channels if c.source == source)
+
+
+SQL_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+TIMESTAMP_SQL_COLUMN = "observed_at"
+
+
+def sql_name(source: str) -> str:
+    """`'max. wv (m/s)'` -> `'max_wv_m_s'`: a column name plain SQL can use unquoted."""
+    text = source.lower().replace("%", " pct").replace("**", "")
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+
+
+def _jena_channel(source: str, unit: str, minimum: float, maximum: float) -> Channel:
+    return Channel(source, sql_name(source), unit, minimum, maximum)
+
+
+# Ranges are physical limits for a mid-latitude lowland station, wide enough for any real
+# reading and narrow enough to catch sentinels such as the file's -9999 wind values.
+JENA = StationSchema(
+    name="jena",
+    timestamp_column="Date Time",
+    timestamp_format="%d.%m.%Y %H:%M:%S",
+    # The station logs in CET without daylight saving (UTC+1 all year).
+    timezone="Etc/GMT-1",
+    cadence_minutes=10,
+    channels=(
+        _jena_channel("p (mbar)", "mbar", 850.0, 1100.0),
+        _jena_channel("T (degC)", "degC", -50.0, 50.0),
+        _jena_channel("Tpot (K)", "K", 220.0, 330.0),
+        _jena_channel("Tdew (degC)", "degC", -60.0, 40.0),
+        _jena_channel("rh (%)", "%", 0.0, 100.0),
+        _jena_channel("VPmax (mbar)", "mbar", 0.0, 130.0),
+        _jena_channel("VPact (mbar)", "mbar", 0.0, 80.0),
+        _jena_channel("VPdef (mbar)", "mbar", 0.0, 130.0),
+        _jena_channel("sh (g/kg)", "g/kg", 0.0, 60.0),
+        _jena_channel("H2OC (mmol/mol)", "mmol/mol", 0.0, 90.0),
+        _jena_channel("rho (g/m**3)", "g/m**3", 1000.0, 1500.0),
+        _jena_channel("wv (m/s)", "m/s", 0.0, 80.0),
+        _jena_channel("max. wv (m/s)", "m/s", 0.0, 100.0),
+        _jena_channel("wd (deg)", "deg", 0.0, 360.0),
+    ),
+    target="T (degC)",
+)
+
+
+def load_station(path: Path) -> StationSchema:
+    """Read a station description from TOML.
+
+    ```toml
+    name = "alpine"
+    timestamp_column = "time"
+    timestamp_format = "%Y-%m-%d %H:%M"
+    timezone = "UTC"
+    cadence_minutes = 60
+    target = "temp_c"
+    [[channels]]
+    source = "temp_c"
+    unit = "degC"
+    min = -60
+    max = 45
+    # column = "temp_c"   (optional; derived from source when absent)
+    ```
+    """
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"station schema {path}: {exc}") from exc
+    required = ["name", "timestamp_column", "timestamp_format", "cadence_minutes", "target"]
+    missing = [key for key in required + ["channels"] if key not in doc]
+    if missing:
+        raise ValueError(f"station schema {path}: missing keys {missing}")
+    channels = []
+    for i, ch in enumerate(doc["channels"]):
+        absent = [k for k in ("source", "unit", "min", "max") if k not in ch]
+        if absent:
+            raise ValueError(f"station schema {path}: channels[{i}] lacks {absent}")
+        channels.append(
+            Channel(
+                source=ch["source"],
+                column=ch.get("column", sql_name(ch["source"])),
+                unit=ch["unit"],
+                minimum=float(ch["min"]),
+                maximum=float(ch["max"]),
+            )
+        )
+    return StationSchema(
+        name=doc["name"],
+        timestamp_column=doc["timestamp_column"],
+        timestamp_format=doc["timestamp_format"],
+        timezone=doc.get("timezone", "UTC"),
+        cadence_minutes=int(doc["cadence_minutes"]),
+        channels=tuple(channels),
+        target=doc["target"],
+        delimiter=doc.get("delimiter", ","),
+    )

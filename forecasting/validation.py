@@ -1,0 +1,218 @@
+"""Row rules for station data, applied to a whole chunk at once (vectorized).
+
+Each rejected row keeps its line number, raw text and the first rule it broke, so it can be
+quarantined; every other row of the chunk is returned as clean UTC-stamped float64 values.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from forecasting.csvfile import Header, RawChunk, decode
+from forecasting.schema import StationSchema
+
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+RAW_LIMIT = 2000  # characters of a rejected line kept in quarantine
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    raw: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ValidChunk:
+    """The good rows of one chunk (file order) plus what was rejected or repeated."""
+
+    times: np.ndarray  # datetime64[s], UTC
+    values: np.ndarray  # float64, (rows, channels) in schema order
+    rows: np.ndarray  # index of each good row in the chunk
+    chunk: RawChunk
+    rejected: list[Rejected]
+    duplicates: int  # identical repeats of an earlier row of the chunk
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.chunk.lines)
+
+    def reject(self, j: int, reason: str) -> Rejected:
+        """Turn good row `j` into a rejection (e.g. when it conflicts with stored data)."""
+        i = int(self.rows[j])
+        return Rejected(self.chunk.numbers[i], _raw(self.chunk.lines[i]), reason)
+
+
+def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> ValidChunk:
+    """Apply every row rule; the first rule a row breaks is its quarantine reason."""
+    n_fields = len(header.names)
+    delimiter = station.delimiter.encode()
+    counts = np.fromiter((line.count(delimiter) + 1 for line in chunk.lines), np.int64)
+    shaped = np.flatnonzero(counts == n_fields)
+    reasons: dict[int, str] = {
+        int(i): f"expected {n_fields} fields, found {counts[i]}"
+        for i in np.flatnonzero(counts != n_fields)
+    }
+
+    table = _read_fields(chunk, shaped, header, station)
+    times, time_reasons = _parse_times(table.column(0), station)
+    values = np.empty((len(shaped), len(station.channels)), np.float64)
+    cell_reasons: list[tuple[np.ndarray, list[str]]] = [time_reasons]
+    for k, channel in enumerate(station.channels):
+        values[:, k], bad = _parse_numbers(table.column(k + 1), channel)
+        cell_reasons.append(bad)
+
+    # First failing rule wins: fields, then timestamp, then channels in schema order.
+    for bad_rows, messages in cell_reasons:
+        for j, message in zip(bad_rows.tolist(), messages):
+            reasons.setdefault(int(shaped[j]), message)
+
+    keep = np.array([int(i) not in reasons for i in shaped], dtype=bool)
+    times, values, rows = times[keep], values[keep], shaped[keep]
+    first = _first_occurrence(times)
+    repeat = first != np.arange(len(times))
+    same = (values == values[first]).all(axis=1)
+    for j in np.flatnonzero(repeat & ~same).tolist():
+        earlier = chunk.numbers[rows[first[j]]]
+        reasons[int(rows[j])] = (
+            f"timestamp {_iso(times[j])} UTC already on line {earlier} with different values"
+        )
+    clean = ~repeat
+    rejected = [
+        Rejected(chunk.numbers[i], _raw(chunk.lines[i]), reason)
+        for i, reason in sorted(reasons.items())
+    ]
+    return ValidChunk(
+        times=times[clean],
+        values=values[clean],
+        rows=rows[clean],
+        chunk=chunk,
+        rejected=rejected,
+        duplicates=int((repeat & same).sum()),
+    )
+
+
+def _read_fields(
+    chunk: RawChunk, shaped: np.ndarray, header: Header, station: StationSchema
+) -> pa.Table:
+    """The timestamp and channel fields of well-shaped lines, as strings, in schema order."""
+    blob = b"\n".join(chunk.lines[i] for i in shaped.tolist())
+    text, encoding = decode(blob)
+    if encoding != "utf-8":
+        blob = text.encode("utf-8")
+    names = [f"f{i}" for i in range(len(header.names))]
+    wanted = [names[header.timestamp_position]] + [names[p] for p in header.channel_positions]
+    if not len(shaped):
+        return pa.table({name: pa.array([], pa.string()) for name in wanted})
+    return pacsv.read_csv(
+        io.BytesIO(blob),
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(
+            delimiter=station.delimiter, quote_char=False, ignore_empty_lines=False
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in names},
+            include_columns=wanted,
+            strings_can_be_null=False,
+        ),
+    ).select(wanted)
+
+
+def _parse_times(column: pa.ChunkedArray, station: StationSchema) -> tuple[np.ndarray, tuple]:
+    """Local timestamps -> UTC datetime64[s]; strict format, on the cadence grid, real local time."""
+    fmt = station.timestamp_format
+    text = pc.utf8_trim(column, characters=' "')
+    parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+    # Arrow's strptime is lenient (31.02 rolls into March); a round trip makes it strict,
+    # and rows that only fail the round trip (e.g. unpadded fields) get Python's strict parser.
+    strict = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), text), False)
+    local = parsed.to_numpy(zero_copy_only=False).astype("datetime64[s]")
+    strings = text.to_pylist() if not pc.all(strict).as_py() else None
+    unparsable = []
+    for j in np.flatnonzero(~strict.to_numpy(zero_copy_only=False)).tolist():
+        try:
+            local[j] = np.datetime64(datetime.strptime(strings[j], fmt), "s")
+        except ValueError:
+            local[j] = np.datetime64("NaT")
+            unparsable.append(j)
+
+    bad = np.zeros(len(local), bool)
+    messages: dict[int, str] = {}
+    for j in unparsable:
+        bad[j] = True
+        messages[j] = f"{station.timestamp_column}: {strings[j]!r} does not match {fmt!r}"
+    seconds = local.astype(np.int64)
+    off_grid = ~bad & (seconds % (station.cadence_minutes * 60) != 0)
+    for j in np.flatnonzero(off_grid).tolist():
+        messages[j] = (
+            f"{station.timestamp_column}: {local[j]} is off the "
+            f"{station.cadence_minutes}-minute cadence grid"
+        )
+    bad |= off_grid
+
+    utc = pd.DatetimeIndex(local).tz_localize(
+        station.timezone, ambiguous="NaT", nonexistent="NaT"
+    ).tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[s]")
+    clock = ~bad & np.isnat(utc)
+    for j in np.flatnonzero(clock).tolist():
+        messages[j] = (
+            f"{station.timestamp_column}: {local[j]} does not exist or is ambiguous in "
+            f"{station.timezone} (daylight-saving change)"
+        )
+    bad |= clock
+    rows = np.flatnonzero(bad)
+    return utc, (rows, [messages[j] for j in rows.tolist()])
+
+
+def _parse_numbers(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]:
+    """Strings -> float64; empty, non-numeric, non-finite and out-of-range values are flagged."""
+    try:
+        numbers = pc.cast(column, pa.float64())
+        text = None
+    except pa.ArrowInvalid:
+        text = pc.utf8_trim(column, characters=' "')
+        numeric = pc.match_substring_regex(text, NUMBER)
+        numbers = pc.cast(pc.if_else(numeric, text, pa.scalar(None, pa.string())), pa.float64())
+    values = numbers.to_numpy(zero_copy_only=False).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        outside = (values < channel.minimum) | (values > channel.maximum)
+    bad = ~np.isfinite(values) | outside
+    rows = np.flatnonzero(bad)
+    messages = []
+    for j in rows.tolist():
+        raw = column[j].as_py().strip()
+        if not raw:
+            messages.append(f"{channel.source}: empty value")
+        elif np.isnan(values[j]) and text is not None:
+            messages.append(f"{channel.source}: {raw!r} is not a number")
+        elif not np.isfinite(values[j]):
+            messages.append(f"{channel.source}: {raw!r} is not a finite number")
+        else:
+            messages.append(
+                f"{channel.source}: {values[j]:g} outside the valid range "
+                f"[{channel.minimum:g}, {channel.maximum:g}] {channel.unit}"
+            )
+    return values, (rows, messages)
+
+
+def _first_occurrence(times: np.ndarray) -> np.ndarray:
+    """For each row, the index of the first row with the same timestamp."""
+    _, first, inverse = np.unique(times, return_index=True, return_inverse=True)
+    return first[inverse]
+
+
+def _iso(t: np.datetime64) -> str:
+    return str(t).replace("T", " ")
+
+
+def _raw(line: bytes) -> str:
+    text = decode(line)[0]
+    return text if len(text) <= RAW_LIMIT else text[:RAW_LIMIT] + f"… [{len(text)} chars]"

@@ -1,0 +1,99 @@
+"""Writing and reading observations in bulk."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from forecasting.schema import TIMESTAMP_SQL_COLUMN
+
+_UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def insert_ignore(session: Session, table: Table, rows: list[dict]) -> int:
+    """Insert rows, skipping keys already present; returns how many were inserted."""
+    if not rows:
+        return 0
+    result = session.execute(_insert_ignore_statement(session, table), rows)
+    return result.rowcount
+
+
+def _insert_ignore_statement(session: Session, table: Table):
+    dialect = session.get_bind().dialect.name
+    if dialect not in _UPSERT_DIALECTS:
+        raise NotImplementedError(
+            f"idempotent insert needs ON CONFLICT; supported: {sorted(_UPSERT_DIALECTS)}, "
+            f"got {dialect!r}"
+        )
+    return _UPSERT_DIALECTS[dialect](table).on_conflict_do_nothing()
+
+
+def insert_observations(
+    session: Session, table: Table, times: np.ndarray, values: np.ndarray
+) -> int:
+    """Bulk-insert UTC `datetime64[s]` times with their channel values; existing times are kept.
+
+    SQLite takes pre-formatted rows straight to the driver's `executemany` (the ORM's
+    per-row processing would cost more than the insert itself); other databases get the
+    same statement through SQLAlchemy's parameter handling.
+    """
+    if not len(times):
+        return 0
+    stmt = _insert_ignore_statement(session, table)
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        compiled = stmt.compile(dialect=connection.dialect)
+        order = [table.c[name].name for name in compiled.positiontup]
+        assert order == [c.name for c in table.columns], order
+        stamps = np.datetime_as_string(times.astype("datetime64[s]"), unit="s")
+        stamps = np.char.replace(stamps, "T", " ").tolist()
+        rows = [(t, *v) for t, v in zip(stamps, values.tolist())]
+        return connection.exec_driver_sql(str(compiled), rows).rowcount
+    names = [c.name for c in table.columns]
+    rows = [
+        dict(zip(names, (t, *v)))
+        for t, v in zip(_aware(times), values.tolist())
+    ]
+    return connection.execute(stmt, rows).rowcount
+
+
+def stored_between(
+    session: Session, table: Table, start: np.datetime64, end: np.datetime64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stored (times, values) with start <= time <= end, ordered by time."""
+    ts = table.c[TIMESTAMP_SQL_COLUMN]
+    rows = session.execute(
+        select(table).where(ts >= _aware([start])[0], ts <= _aware([end])[0]).order_by(ts)
+    ).all()
+    if not rows:
+        return np.array([], "datetime64[s]"), np.empty((0, len(table.columns) - 1))
+    times = np.array([r[0].replace(tzinfo=None) for r in rows], "datetime64[s]")
+    return times, np.array([r[1:] for r in rows], np.float64)
+
+
+def read_observations(
+    session: Session, table: Table, start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
+    """Observations as a frame indexed by naive UTC time, one column per channel."""
+    ts = table.c[TIMESTAMP_SQL_COLUMN]
+    query = select(table).order_by(ts)
+    if start is not None:
+        query = query.where(ts >= start)
+    if end is not None:
+        query = query.where(ts <= end)
+    rows = session.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[c.name for c in table.columns])
+    index = pd.DatetimeIndex([r.replace(tzinfo=None) for r in frame.pop(TIMESTAMP_SQL_COLUMN)])
+    frame.index = index.as_unit("s").rename(TIMESTAMP_SQL_COLUMN)
+    return frame
+
+
+def _aware(times) -> list[datetime]:
+    return [
+        pd.Timestamp(t).to_pydatetime().replace(tzinfo=UTC) for t in np.asarray(times).tolist()
+    ]

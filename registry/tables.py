@@ -1,0 +1,81 @@
+"""Tables of observations, quarantined rows and ingest runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+from sqlalchemy import Column, Engine, Float, ForeignKey, MetaData, String, Table, Text
+from sqlalchemy import UniqueConstraint, inspect
+from sqlalchemy.orm import Mapped, mapped_column
+
+from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
+from registry.db import Base, UTCDateTime, int_pk, utc_time
+
+
+class IngestRun(Base):
+    """One attempt to ingest one file; its counters advance with each committed chunk."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[int_pk]
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | complete | failed
+    rows_read: Mapped[int] = mapped_column(default=0)
+    rows_inserted: Mapped[int] = mapped_column(default=0)
+    rows_present: Mapped[int] = mapped_column(default=0)
+    rows_quarantined: Mapped[int] = mapped_column(default=0)
+    extra_columns: Mapped[str] = mapped_column(Text, default="")
+    newest_observation: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[utc_time]
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class QuarantinedRow(Base):
+    """A row that broke a rule, kept verbatim with the reason; unique per file and line."""
+
+    __tablename__ = "quarantined_rows"
+    __table_args__ = (UniqueConstraint("sha256", "line_number"),)
+
+    id: Mapped[int_pk]
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    line_number: Mapped[int]
+    raw: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+@lru_cache(maxsize=None)
+def observation_table(station: StationSchema) -> Table:
+    """`observations`: one row per UTC timestamp, one REAL column per channel of the station."""
+    return Table(
+        "observations",
+        MetaData(),
+        Column(TIMESTAMP_SQL_COLUMN, UTCDateTime(), primary_key=True),
+        *(
+            Column(c.column, Float, nullable=False, comment=f"{c.source} [{c.unit}]")
+            for c in station.channels
+        ),
+    )
+
+
+def create_tables(engine: Engine, station: StationSchema) -> Table:
+    """Create missing tables; refuse a database whose observations belong to another station."""
+    Base.metadata.create_all(engine)
+    table = observation_table(station)
+    existing = inspect(engine).get_columns("observations") if inspect(engine).has_table(
+        "observations"
+    ) else None
+    if existing is not None:
+        found = [c["name"] for c in existing]
+        expected = [c.name for c in table.columns]
+        if found != expected:
+            raise ValueError(
+                f"database observations table has columns {found}, but station "
+                f"{station.name!r} expects {expected}; use another database_url"
+            )
+    table.metadata.create_all(engine)
+    return table
