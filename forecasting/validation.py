@@ -54,15 +54,17 @@ class ValidChunk:
 def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> ValidChunk:
     """Apply every row rule; the first rule a row breaks is its quarantine reason."""
     n_fields = len(header.names)
-    delimiter = station.delimiter.encode()
-    counts = np.fromiter((line.count(delimiter) + 1 for line in chunk.lines), np.int64)
+    blob = b"\n".join(chunk.lines)
+    counts = _field_counts(blob, station.delimiter.encode())
     shaped = np.flatnonzero(counts == n_fields)
+    if len(shaped) < len(counts):
+        blob = b"\n".join(chunk.lines[i] for i in shaped.tolist())
     reasons: dict[int, str] = {
         int(i): f"expected {n_fields} fields, found {counts[i]}"
         for i in np.flatnonzero(counts != n_fields)
     }
 
-    table = _read_fields(chunk, shaped, header, station)
+    table = _read_fields(blob, len(shaped), header, station)
     times, time_reasons = _parse_times(table.column(0), station)
     values = np.empty((len(shaped), len(station.channels)), np.float64)
     cell_reasons: list[tuple[np.ndarray, list[str]]] = [time_reasons]
@@ -75,7 +77,9 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> V
         for j, message in zip(bad_rows.tolist(), messages):
             reasons.setdefault(int(shaped[j]), message)
 
-    keep = np.array([int(i) not in reasons for i in shaped], dtype=bool)
+    keep = np.ones(len(counts), bool)
+    keep[list(reasons)] = False
+    keep = keep[shaped]
     times, values, rows = times[keep], values[keep], shaped[keep]
     first = _first_occurrence(times)
     repeat = first != np.arange(len(times))
@@ -100,17 +104,23 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> V
     )
 
 
-def _read_fields(
-    chunk: RawChunk, shaped: np.ndarray, header: Header, station: StationSchema
-) -> pa.Table:
+def _field_counts(blob: bytes, delimiter: bytes) -> np.ndarray:
+    """Fields per line of a newline-joined blob, counted with array operations."""
+    data = np.frombuffer(blob, np.uint8)
+    delimiters = np.concatenate([[0], np.cumsum(data == delimiter[0])])
+    ends = np.concatenate([np.flatnonzero(data == 10), [len(data)]])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return delimiters[ends] - delimiters[starts] + 1
+
+
+def _read_fields(blob: bytes, rows: int, header: Header, station: StationSchema) -> pa.Table:
     """The timestamp and channel fields of well-shaped lines, as strings, in schema order."""
-    blob = b"\n".join(chunk.lines[i] for i in shaped.tolist())
     text, encoding = decode(blob)
     if encoding != "utf-8":
         blob = text.encode("utf-8")
     names = [f"f{i}" for i in range(len(header.names))]
     wanted = [names[header.timestamp_position]] + [names[p] for p in header.channel_positions]
-    if not len(shaped):
+    if not rows:
         return pa.table({name: pa.array([], pa.string()) for name in wanted})
     return pacsv.read_csv(
         io.BytesIO(blob),
@@ -131,13 +141,11 @@ def _parse_times(column: pa.ChunkedArray, station: StationSchema) -> tuple[np.nd
     fmt = station.timestamp_format
     text = pc.utf8_trim(column, characters=' "')
     parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
-    # Arrow's strptime is lenient (31.02 rolls into March); a round trip makes it strict,
-    # and rows that only fail the round trip (e.g. unpadded fields) get Python's strict parser.
-    strict = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), text), False)
+    strict = _round_trips(text, parsed, fmt)
     local = parsed.to_numpy(zero_copy_only=False).astype("datetime64[s]")
-    strings = text.to_pylist() if not pc.all(strict).as_py() else None
+    strings = None if strict.all() else text.to_pylist()
     unparsable = []
-    for j in np.flatnonzero(~strict.to_numpy(zero_copy_only=False)).tolist():
+    for j in np.flatnonzero(~strict).tolist():
         try:
             local[j] = np.datetime64(datetime.strptime(strings[j], fmt), "s")
         except ValueError:
@@ -170,6 +178,38 @@ def _parse_times(column: pa.ChunkedArray, station: StationSchema) -> tuple[np.nd
     bad |= clock
     rows = np.flatnonzero(bad)
     return utc, (rows, [messages[j] for j in rows.tolist()])
+
+
+# Zero-padded strptime directives: width and the Arrow kernel that extracts the field.
+_FIXED = {"Y": (4, pc.year), "m": (2, pc.month), "d": (2, pc.day),
+          "H": (2, pc.hour), "M": (2, pc.minute), "S": (2, pc.second)}
+
+
+def _round_trips(text: pa.ChunkedArray, parsed: pa.ChunkedArray, fmt: str) -> np.ndarray:
+    """True where formatting `parsed` back gives `text`.
+
+    Arrow's strptime is lenient (31.04 rolls into May, second 60 into the next minute).
+    For fixed-width formats each field is compared with the parsed component, which is far
+    cheaper than formatting back; other formats fall back to a real strftime round trip.
+    """
+    fields, width, i = [], 0, 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt) and fmt[i + 1] in _FIXED:
+            size, component = _FIXED[fmt[i + 1]]
+            fields.append((width, size, component))
+            width, i = width + size, i + 2
+        elif fmt[i] == "%":
+            same = pc.equal(pc.strftime(parsed, format=fmt), text)
+            return pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+        else:
+            width, i = width + 1, i + 1
+    ok = pc.fill_null(pc.equal(pc.utf8_length(text), width), False)
+    for start, size, component in fields:
+        digits = pc.utf8_slice_codeunits(text, start, start + size)
+        digits = pc.if_else(pc.match_substring_regex(digits, r"^\d+$"), digits, None)
+        ok = pc.and_(ok, pc.fill_null(
+            pc.equal(pc.cast(digits, pa.int64()), component(parsed)), False))
+    return ok.to_numpy(zero_copy_only=False)
 
 
 def _parse_numbers(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]:

@@ -7,18 +7,21 @@ the chunk in flight (its transaction rolls back); re-running the file completes 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Table, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from forecasting.csvfile import read_chunks
+from forecasting.csvfile import Header, RawChunk, read_chunks
 from forecasting.schema import StationSchema
 from forecasting.validation import ValidChunk, validate_chunk
 from registry.observations import insert_ignore, insert_observations, stored_between
+from registry.store import Store
 from registry.tables import IngestRun, QuarantinedRow
 
 
@@ -44,10 +47,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ingest_file(
-    sessions: sessionmaker, table: Table, station: StationSchema, path: Path, chunk_rows: int
-) -> IngestSummary:
+def files_to_ingest(path: Path) -> list[Path]:
+    """A file, or the `*.csv` files of a drop folder in name order."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.glob("*.csv") if p.is_file())
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    return [path]
+
+
+def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
     """Ingest one CSV; a file whose content was already fully ingested is skipped."""
+    sessions, table, station = store.sessions, store.observations, store.station
     path = Path(path)
     sha = file_sha256(path)
     with sessions.begin() as session:
@@ -64,8 +76,7 @@ def ingest_file(
         header, chunks = read_chunks(path, station, chunk_rows)
         with sessions.begin() as session:
             session.get(IngestRun, run_id).extra_columns = ", ".join(header.extra)
-        for raw in chunks:
-            valid = validate_chunk(raw, header, station)
+        for valid in _validated_ahead(chunks, header, station):
             with sessions.begin() as session:
                 _store_chunk(session, table, run_id, str(path), sha, valid)
     except Exception as exc:
@@ -77,6 +88,25 @@ def ingest_file(
         run = session.get(IngestRun, run_id)
         run.status, run.finished_at = "complete", _now()
         return _summary(run, header.extra)
+
+
+def _validated_ahead(
+    chunks: Iterator[RawChunk], header: Header, station: StationSchema
+) -> Iterator[ValidChunk]:
+    """Read and validate the next chunk on a worker thread while this one is being written.
+
+    Memory holds at most two chunks; the database writes stay on the caller's thread.
+    """
+
+    def next_valid() -> ValidChunk | None:
+        raw = next(chunks, None)
+        return None if raw is None else validate_chunk(raw, header, station)
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        ahead = worker.submit(next_valid)
+        while (valid := ahead.result()) is not None:
+            ahead = worker.submit(next_valid)
+            yield valid
 
 
 def _store_chunk(

@@ -48,12 +48,11 @@ def insert_observations(
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         compiled = stmt.compile(dialect=connection.dialect)
-        order = [table.c[name].name for name in compiled.positiontup]
-        assert order == [c.name for c in table.columns], order
+        if list(compiled.positiontup) != [c.name for c in table.columns]:
+            raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
         stamps = np.datetime_as_string(times.astype("datetime64[s]"), unit="s")
-        stamps = np.char.replace(stamps, "T", " ").tolist()
-        rows = [(t, *v) for t, v in zip(stamps, values.tolist())]
-        return connection.exec_driver_sql(str(compiled), rows).rowcount
+        rows = zip(np.char.replace(stamps, "T", " ").tolist(), *values.T.tolist())
+        return connection.exec_driver_sql(str(compiled), list(rows)).rowcount
     names = [c.name for c in table.columns]
     rows = [
         dict(zip(names, (t, *v)))

@@ -1,0 +1,119 @@
+"""`sensorcast`: the user's entry point (ingest, simulate, demo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from forecasting.config import Settings
+from forecasting.csvfile import HeaderError
+
+app = typer.Typer(help="Scheduled 24-hour forecasting for weather-station data.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (db, artifacts).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
+    station_schema: Annotated[Path | None, typer.Option(help="Station TOML.")] = None,
+) -> None:
+    """Settings come from defaults, sensorcast.toml, SENSORCAST_* variables, then these flags."""
+    flags = {"data_dir": data_dir, "database_url": database_url,
+             "station_schema": station_schema}
+    ctx.obj = Settings(**{k: v for k, v in flags.items() if v is not None})
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    path: Annotated[Path | None, typer.Argument(help="CSV file or drop folder.")] = None,
+) -> None:
+    """Validate and store new rows; bad rows are quarantined with a reason."""
+    from registry.ingestion import files_to_ingest, ingest_file
+    from registry.store import open_store
+
+    settings: Settings = ctx.obj
+    source = path or settings.drop_dir
+    failed = 0
+    try:
+        files = files_to_ingest(source)
+        store = open_store(settings.db_url, settings.station)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    try:
+        for file in files:
+            try:
+                s = ingest_file(store, file, settings.chunk_rows)
+            except (HeaderError, OSError) as exc:
+                failed += 1
+                typer.echo(f"{file}: refused: {exc}", err=True)
+                continue
+            extra = f"; ignored columns: {', '.join(s.extra_columns)}" if s.extra_columns else ""
+            if s.status == "skipped":
+                typer.echo(f"{file}: skipped ({s.message})")
+            else:
+                typer.echo(
+                    f"{file}: {s.rows_read} read, {s.rows_inserted} inserted, "
+                    f"{s.rows_present} already present, {s.rows_quarantined} quarantined; "
+                    f"newest {s.newest_observation}{extra}"
+                )
+    finally:
+        store.close()
+    if not files:
+        typer.echo(f"no CSV files in {source}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    start: Annotated[str, typer.Option(help="First day (station local time).")] = "2009-01-01",
+    days: Annotated[int, typer.Option(min=1)] = 180,
+    seed: Annotated[int, typer.Option()] = 0,
+    gaps: Annotated[float, typer.Option(help="Fraction of rows missing.")] = 0.0,
+    duplicates: Annotated[float, typer.Option(help="Fraction of rows repeated.")] = 0.0,
+    sentinels: Annotated[float, typer.Option(help="Fraction of -9999 wind values.")] = 0.0,
+    garbled: Annotated[float, typer.Option(help="Fraction of garbled lines.")] = 0.0,
+) -> None:
+    """Write a synthetic Jena-format station file (deterministic for a seed)."""
+    from forecasting.simulate import Faults, simulate_station, write_station_csv
+
+    frame = simulate_station(start, days, seed)
+    write_station_csv(out, frame, Faults(gaps, duplicates, sentinels, garbled), seed)
+    typer.echo(f"wrote {len(frame)} rows ({days} days from {start}) to {out}")
+
+
+@app.command()
+def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180) -> None:
+    """Simulate a station, ingest it through the Prefect `ingest` flow, print the summary."""
+    settings: Settings = ctx.obj
+    os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from forecasting.simulate import simulate_station, write_station_csv
+    from flows.ingest import ingest as ingest_flow
+
+    drop = settings.drop_dir / "demo-station.csv"
+    if not drop.exists():
+        typer.echo(f"simulating {days} days of station data -> {drop}")
+        write_station_csv(drop, simulate_station("2024-01-01", days, seed=7), seed=7)
+    rows = ingest_flow(data_dir=str(settings.data_dir), database_url=settings.database_url,
+                       station_schema=_str(settings.station_schema))
+    for row in rows:
+        typer.echo(f"{row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
+                   f"{row['rows_present']} already present, {row['rows_quarantined']} quarantined")
+    typer.echo(f"database: {settings.db_url}")
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path else None
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)

@@ -1,0 +1,139 @@
+"""A synthetic Jena-format station: plausible weather, physically consistent channels.
+
+Temperature = seasonal cycle + daily cycle (damped by cloud) + multi-day weather systems.
+The weather systems show up in pressure and wind direction about 18 hours before they reach
+temperature, as fronts do, so a model that reads the inputs can beat persistence at +24 h.
+Humidity channels are derived from T, p and rh with the standard (Magnus) formulas the
+Jena station uses, so Tdew, VPmax, VPact, VPdef, sh, H2OC, Tpot and rho agree with each other.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from forecasting.schema import JENA
+
+SENTINEL = -9999.0
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fractions of rows to spoil, for exercising validation; all zero by default."""
+
+    gaps: float = 0.0  # rows dropped, in blocks of up to a few hours
+    duplicates: float = 0.0  # rows repeated verbatim
+    sentinels: float = 0.0  # wind values replaced by -9999
+    garbled: float = 0.0  # lines replaced by junk
+
+
+def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0) -> pd.DataFrame:
+    """Clean 10-minute station data in local (station) time, columns named as in the file."""
+    if days <= 0:
+        raise ValueError(f"days must be positive, got {days}")
+    rng = np.random.default_rng(seed)
+    cadence = JENA.cadence_minutes
+    n = days * 1440 // cadence
+    index = pd.date_range(pd.Timestamp(start) + pd.Timedelta(minutes=cadence), periods=n,
+                          freq=f"{cadence}min")
+    steps_per_day = 1440 / cadence
+    doy = (index.dayofyear.to_numpy() - 1 + index.hour.to_numpy() / 24) / 365.25
+    hour = index.hour.to_numpy() + index.minute.to_numpy() / 60
+    summer = 0.5 - 0.5 * np.cos(2 * np.pi * (doy - 20 / 365.25))  # 0 in mid-Jan, 1 in mid-Jul
+
+    weather = _ou(rng, n, tau=3.0 * steps_per_day)  # synoptic systems, unit variance
+    cloud = 1 / (1 + np.exp(-(1.2 * _ou(rng, n, tau=1.0 * steps_per_day) - 0.6 * weather)))
+    lag = int(18 * 60 / cadence)
+    arriving = np.concatenate([np.full(lag, weather[0]), weather[:-lag]])
+    trend = weather - np.concatenate([np.full(lag, weather[0]), weather[:-lag]])
+
+    daily_amplitude = (2.0 + 4.0 * summer) * (1.0 - 0.65 * cloud)
+    t_true = (
+        9.5 - 9.5 * np.cos(2 * np.pi * (doy - 20 / 365.25))
+        + daily_amplitude * np.cos(2 * np.pi * (hour - 15) / 24)
+        + 4.0 * arriving
+        + 0.3 * _ou(rng, n, tau=steps_per_day / 8)
+    )
+    p = 990.0 - 7.0 * weather + 0.6 * np.cos(2 * np.pi * hour / 12) + 0.05 * rng.standard_normal(n)
+    rh = 92 - (18 + 12 * summer) * (1 - cloud) * (0.6 + 0.4 * np.cos(2 * np.pi * (hour - 15) / 24))
+    rh = np.clip(rh - 6 * summer + 4 * _ou(rng, n, tau=steps_per_day / 2), 12, 100)
+
+    t = t_true + 0.03 * rng.standard_normal(n)
+    vp_max = 6.1078 * 10 ** (7.5 * t / (237.3 + t))
+    vp_act = rh / 100 * vp_max
+    log_ratio = np.log10(vp_act / 6.1078)
+    t_dew = 237.3 * log_ratio / (7.5 - log_ratio)
+    t_kelvin = t + 273.15
+    wv = np.exp(0.3 + 0.35 * np.abs(weather) + 0.25 * np.cos(2 * np.pi * (hour - 14) / 24)
+                + 0.4 * _ou(rng, n, tau=steps_per_day / 4))
+    wd = (225 + 70 * np.tanh(trend) + 40 * _ou(rng, n, tau=steps_per_day / 3)) % 360
+
+    values = {
+        "p (mbar)": p,
+        "T (degC)": t,
+        "Tpot (K)": t_kelvin * (1000 / p) ** 0.286,
+        "Tdew (degC)": t_dew,
+        "rh (%)": rh,
+        "VPmax (mbar)": vp_max,
+        "VPact (mbar)": vp_act,
+        "VPdef (mbar)": vp_max - vp_act,
+        "sh (g/kg)": 622 * vp_act / (p - 0.378 * vp_act),
+        "H2OC (mmol/mol)": 1000 * vp_act / p,
+        "rho (g/m**3)": 1e5 * ((p - vp_act) / (287.05 * t_kelvin) + vp_act / (461.5 * t_kelvin)),
+        "wv (m/s)": wv,
+        "max. wv (m/s)": wv * (1.3 + 0.5 * rng.random(n)),
+        "wd (deg)": wd,
+    }
+    frame = pd.DataFrame({k: np.round(v, 2) for k, v in values.items()}, index=index)
+    frame.index.name = JENA.timestamp_column
+    return frame
+
+
+def station_csv(frame: pd.DataFrame, faults: Faults = Faults(), seed: int = 0) -> str:
+    """The frame as the station writes it: quoted header, `dd.mm.yyyy HH:MM:SS`, 2 decimals."""
+    rng = np.random.default_rng(seed + 1)
+    frame = frame.copy()
+    n = len(frame)
+    if faults.sentinels:
+        hit = rng.random(n) < faults.sentinels
+        frame.loc[hit, ["wv (m/s)", "max. wv (m/s)"]] = SENTINEL
+    if faults.gaps:
+        starts = np.flatnonzero(rng.random(n) < faults.gaps / 6)
+        drop = np.unique(np.concatenate([s + np.arange(rng.integers(1, 12)) for s in starts]
+                                        or [np.array([], int)]))
+        frame = frame.drop(frame.index[drop[drop < n]])
+    if faults.duplicates:
+        again = rng.random(len(frame)) < faults.duplicates
+        frame = pd.concat([frame, frame[again]]).sort_index(kind="stable")
+    body = frame.to_csv(header=False, float_format="%.2f", date_format=JENA.timestamp_format,
+                        lineterminator="\n")
+    header = ",".join(f'"{name}"' for name in [frame.index.name, *frame.columns])
+    if not faults.garbled:
+        return header + "\n" + body
+    lines = body.splitlines()
+    for i in np.flatnonzero(rng.random(len(lines)) < faults.garbled).tolist():
+        lines[i] = lines[i][: rng.integers(3, 30)] + "#@!garbled"
+    return header + "\n" + "\n".join(lines) + "\n"
+
+
+def write_station_csv(path: Path, frame: pd.DataFrame, faults: Faults = Faults(),
+                      seed: int = 0) -> Path:
+    """Write the station file in one go, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with io.open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(station_csv(frame, faults, seed))
+    return path
+
+
+def _ou(rng: np.random.Generator, n: int, tau: float) -> np.ndarray:
+    """A unit-variance Ornstein-Uhlenbeck (AR(1)) series with correlation time `tau` steps."""
+    a = np.exp(-1.0 / tau)
+    noise = rng.standard_normal(n) * np.sqrt(1 - a * a)
+    series, _ = lfilter([1.0], [1.0, -a], noise, zi=[rng.standard_normal() * a])
+    return series

@@ -1,0 +1,34 @@
+"""Opening the system of record: one engine, its sessions and the station's tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, Table
+from sqlalchemy.orm import sessionmaker
+
+from forecasting.schema import StationSchema
+from registry.db import make_engine, make_sessionmaker
+from registry.tables import create_tables
+
+
+@dataclass(frozen=True)
+class Store:
+    engine: Engine
+    sessions: sessionmaker
+    observations: Table
+    station: StationSchema
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(database_url: str, station: StationSchema) -> Store:
+    """Connect and create any missing tables (idempotent)."""
+    engine = make_engine(database_url)
+    try:
+        observations = create_tables(engine, station)
+    except Exception:
+        engine.dispose()
+        raise
+    return Store(engine, make_sessionmaker(engine), observations, station)
