@@ -42,7 +42,7 @@ def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0) -> pd.
     index = pd.date_range(pd.Timestamp(start) + pd.Timedelta(minutes=cadence), periods=n,
                           freq=f"{cadence}min")
     steps_per_day = 1440 / cadence
-    doy = (index.dayofyear.to_numpy() - 1 + index.hour.to_numpy() / 24) / 365.25
+    doy = (index.day_of_year.to_numpy() - 1 + index.hour.to_numpy() / 24) / 365.25
     hour = index.hour.to_numpy() + index.minute.to_numpy() / 60
     summer = 0.5 - 0.5 * np.cos(2 * np.pi * (doy - 20 / 365.25))  # 0 in mid-Jan, 1 in mid-Jul
 

@@ -1,1 +1,3 @@
-"""placeholder"""
+"""The persistent system of record: tables, ingestion and queries (never Prefect)."""
+
+__all__ = ["db", "ingestion", "observations", "store", "tables"]

@@ -1,0 +1,51 @@
+"""Shared fixtures: a temp SQLite store, station files, and one Prefect test harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from forecasting.schema import JENA
+from registry.store import open_store
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+JENA_SAMPLE = SHARED / "jena_sample.csv"
+JENA_HEADER = (
+    '"Date Time","p (mbar)","T (degC)","Tpot (K)","Tdew (degC)","rh (%)","VPmax (mbar)",'
+    '"VPact (mbar)","VPdef (mbar)","sh (g/kg)","H2OC (mmol/mol)","rho (g/m**3)","wv (m/s)",'
+    '"max. wv (m/s)","wd (deg)"'
+)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 'sensorcast.db'}", JENA)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write lines (header first) to a new CSV file and return its path."""
+    counter = iter(range(10_000))
+
+    def write(lines: list[str], name: str | None = None, encoding: str = "utf-8") -> Path:
+        path = tmp_path / (name or f"station-{next(counter)}.csv")
+        path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """The real Prefect engine on its own temporary database, shared by the whole session."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

@@ -1,0 +1,27 @@
+"""Settings precedence: defaults < sensorcast.toml < SENSORCAST_* environment < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forecasting.config import Settings
+
+
+def test_each_source_overrides_the_previous(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Settings().db_url == "sqlite:///data/sensorcast.db"
+    (tmp_path / "sensorcast.toml").write_text('data_dir = "from-toml"\nchunk_rows = 10\n')
+    assert Settings().data_dir == Path("from-toml")
+    assert Settings().db_url == "sqlite:///from-toml/sensorcast.db"
+    monkeypatch.setenv("SENSORCAST_DATA_DIR", "from-env")
+    assert Settings().data_dir == Path("from-env")
+    assert Settings().chunk_rows == 10
+    assert Settings(data_dir=Path("from-flag")).data_dir == Path("from-flag")
+
+
+def test_station_defaults_to_jena(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    station = Settings().station
+    assert station.name == "jena"
+    assert station.target == "T (degC)"
+    assert len(station.channels) == 14

@@ -1,0 +1,63 @@
+"""The synthetic station is deterministic, physically consistent and ingestible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecasting.simulate import Faults, simulate_station, station_csv, write_station_csv
+from registry.ingestion import ingest_file
+
+
+def test_same_seed_same_station_other_seed_other_weather():
+    a = simulate_station("2020-01-01", 5, seed=3)
+    pd.testing.assert_frame_equal(a, simulate_station("2020-01-01", 5, seed=3))
+    assert not a.equals(simulate_station("2020-01-01", 5, seed=4))
+    assert len(a) == 5 * 144
+    assert a.index[0] == pd.Timestamp("2020-01-01 00:10")
+
+
+def test_channels_obey_the_humidity_formulas():
+    f = simulate_station("2020-06-01", 10, seed=1)
+    t, rh, p = f["T (degC)"], f["rh (%)"], f["p (mbar)"]
+    vp_max = 6.1078 * 10 ** (7.5 * t / (237.3 + t))
+    np.testing.assert_allclose(f["VPmax (mbar)"], vp_max, atol=0.02)
+    np.testing.assert_allclose(f["VPact (mbar)"], rh / 100 * vp_max, atol=0.03)
+    np.testing.assert_allclose(f["VPdef (mbar)"], f["VPmax (mbar)"] - f["VPact (mbar)"],
+                               atol=0.02)
+    np.testing.assert_allclose(f["H2OC (mmol/mol)"], 1000 * f["VPact (mbar)"] / p, atol=0.02)
+    np.testing.assert_allclose(f["Tpot (K)"], (t + 273.15) * (1000 / p) ** 0.286, atol=0.02)
+    assert (f["Tdew (degC)"] <= t + 0.02).all()
+    assert (f["max. wv (m/s)"] >= f["wv (m/s)"]).all()
+
+
+def test_seasons_and_days_have_the_right_shape():
+    f = simulate_station("2020-01-01", 366, seed=2)["T (degC)"]
+    monthly = f.groupby(f.index.month).mean()
+    assert monthly[7] - monthly[1] > 12
+    hourly = f.groupby(f.index.hour).mean()
+    assert hourly.idxmax() in range(12, 18)
+    assert hourly.idxmin() in range(0, 8)
+
+
+def test_clean_feed_ingests_completely(store, tmp_path):
+    frame = simulate_station("2020-01-01", 3, seed=5)
+    summary = ingest_file(store, write_station_csv(tmp_path / "s.csv", frame), 200)
+    assert (summary.rows_inserted, summary.rows_quarantined) == (len(frame), 0)
+
+
+def test_injected_faults_are_all_caught(store, tmp_path):
+    frame = simulate_station("2020-01-01", 10, seed=5)
+    faults = Faults(gaps=0.02, duplicates=0.02, sentinels=0.02, garbled=0.02)
+    text = station_csv(frame, faults, seed=5)
+    path = tmp_path / "faulty.csv"
+    path.write_text(text)
+    summary = ingest_file(store, path, 500)
+    lines = text.count("\n") - 1
+    assert summary.rows_read == lines
+    assert summary.rows_present > 0  # the duplicates
+    assert summary.rows_quarantined >= text.count("#@!garbled") + text.count("-9999.00") // 2
+    assert summary.rows_inserted < len(frame)  # the gaps
+    assert summary.rows_read == (
+        summary.rows_inserted + summary.rows_present + summary.rows_quarantined
+    )

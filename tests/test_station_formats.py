@@ -1,0 +1,121 @@
+"""Files from the station's download pages and from other stations ingest without help."""
+
+from __future__ import annotations
+
+import pytest
+
+from forecasting.schema import load_station
+from registry.ingestion import ingest_file
+from registry.observations import read_observations
+from registry.store import open_store
+from tests.conftest import JENA_HEADER
+from tests.test_validation_rules import GOOD
+
+
+def _stored(store):
+    with store.sessions() as session:
+        return read_observations(session, store.observations)
+
+
+def test_unquoted_header_padded_numbers_crlf_and_bom(store, tmp_path):
+    header = JENA_HEADER.replace('"', "")
+    padded = GOOD[0].replace(",996.52,", ",  996.52,").replace(",-8.02,", ", -8.02 ,")
+    path = tmp_path / "download.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([header, padded, GOOD[1]]).encode() + b"\r\n")
+    summary = ingest_file(store, path, chunk_rows=100)
+    assert (summary.rows_inserted, summary.rows_quarantined) == (2, 0)
+    stored = _stored(store)
+    assert stored["p_mbar"].tolist() == [996.52, 996.57]
+    assert stored["t_degc"].tolist() == [-8.02, -8.41]
+
+
+def test_latin1_header_with_extra_channels_is_ignored_and_named(store, write_csv):
+    extra = ',"rain (mm)","SWDR (W/m²)","PAR (µmol/m²/s)","CO2 (ppm)"'
+    lines = [JENA_HEADER + extra] + [g + ",0.00,12.5,30.1,410.2" for g in GOOD]
+    path = write_csv(lines, encoding="latin-1")
+    summary = ingest_file(store, path, chunk_rows=100)
+    assert summary.rows_inserted == 3
+    assert summary.extra_columns == ("rain (mm)", "SWDR (W/m²)", "PAR (µmol/m²/s)", "CO2 (ppm)")
+    assert _stored(store)["wd_deg"].tolist() == [152.3, 136.1, 198.0]
+
+
+def test_reordered_columns_are_mapped_by_name(store, write_csv):
+    names = JENA_HEADER.split(",")
+    order = [0, *range(14, 0, -1)]
+    lines = [",".join(names[i] for i in order)]
+    lines += [",".join(row.split(",")[i] for i in order) for row in GOOD]
+    ingest_file(store, write_csv(lines), chunk_rows=100)
+    assert _stored(store)["p_mbar"].tolist() == [996.52, 996.57, 996.51]
+
+
+HOURLY_TOML = """
+name = "hilltop"
+timestamp_column = "time"
+timestamp_format = "%Y-%m-%d %H:%M"
+timezone = "UTC"
+cadence_minutes = 60
+target = "air_temp"
+
+[[channels]]
+source = "air_temp"
+unit = "degC"
+min = -60
+max = 50
+
+[[channels]]
+source = "pressure"
+column = "pressure_hpa"
+unit = "hPa"
+min = 850
+max = 1100
+"""
+
+
+def test_hourly_station_described_in_toml_ingests(tmp_path, write_csv):
+    schema_path = tmp_path / "hilltop.toml"
+    schema_path.write_text(HOURLY_TOML)
+    station = load_station(schema_path)
+    store = open_store(f"sqlite:///{tmp_path / 'hill.db'}", station)
+    path = write_csv([
+        "time,pressure,air_temp",
+        "2021-03-01 00:00,1001.5,3.5",
+        "2021-03-01 01:00,1001.2,3.1",
+        "2021-03-01 01:30,1001.0,3.0",
+        "2021-03-01 02:00,1000.9,99.0",
+        "2021-03-01 03:00,1000.7,2.2",
+    ])
+    summary = ingest_file(store, path, chunk_rows=100)
+    stored = _stored(store)
+    store.close()
+    assert (summary.rows_inserted, summary.rows_quarantined) == (3, 2)
+    assert list(stored.columns) == ["air_temp", "pressure_hpa"]
+    assert stored["air_temp"].tolist() == [3.5, 3.1, 2.2]
+    assert [t.hour for t in stored.index] == [0, 1, 3]
+
+
+def test_database_of_another_station_is_refused(tmp_path):
+    schema_path = tmp_path / "hilltop.toml"
+    schema_path.write_text(HOURLY_TOML)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    open_store(url, load_station(schema_path)).close()
+    from forecasting.schema import JENA
+
+    with pytest.raises(ValueError, match="expects"):
+        open_store(url, JENA)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('target = "air_temp"', 'target = "wind"'), "not a channel"),
+        (lambda t: t.replace("cadence_minutes = 60", "cadence_minutes = 7"), "must divide a day"),
+        (lambda t: t.replace('name = "hilltop"\n', ""), "missing keys ['name']"),
+        (lambda t: t.replace("max = 50", "max = -70"), "empty range"),
+    ],
+)
+def test_invalid_station_description_is_explained(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(HOURLY_TOML))
+    with pytest.raises(ValueError) as err:
+        load_station(path)
+    assert message in str(err.value)
