@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,6 +16,35 @@ from pydantic_settings import (
 )
 
 from forecasting.schema import JENA, StationSchema, load_station
+
+
+Family = Literal["gru", "gru_dropout", "stacked_gru", "bidirectional_gru"]
+FAMILIES: tuple[str, ...] = ("gru", "gru_dropout", "stacked_gru", "bidirectional_gru")
+
+
+class ForecastParams(BaseModel):
+    """Windows, features and training of the candidate models (TOML table `[forecast]`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lookback_hours: int = Field(240, gt=0, description="Input window (10 days).")
+    step_minutes: int = Field(60, gt=0, description="Input sampling interval.")
+    horizon_hours: int = Field(24, gt=0, description="Forecast path length (+1 h .. +24 h).")
+    max_gap_minutes: int = Field(
+        60, ge=0, description="Gaps up to this long are filled by linear interpolation."
+    )
+    time_features: bool = Field(True, description="Time of day/year as sin/cos.")
+    wind_vector: bool = Field(True, description="Wind speed+direction as a (u, v) vector.")
+    window_days: int = Field(120, gt=0, description="Rolling training window.")
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    holdout_fraction: float = Field(0.15, gt=0, lt=0.5)
+    families: tuple[Family, ...] = FAMILIES
+    units: int = Field(32, gt=0)
+    batch_size: int = Field(128, gt=0)
+    epochs: int = Field(20, gt=0)
+    patience: int = Field(3, gt=0, description="Early-stopping patience (epochs).")
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 0
 
 
 class Settings(BaseSettings):
@@ -25,6 +56,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="SENSORCAST_",
+        env_nested_delimiter="__",
         toml_file="sensorcast.toml",
         frozen=True,
         extra="forbid",
@@ -38,6 +70,7 @@ class Settings(BaseSettings):
         None, description="TOML station description; default: the built-in Jena station."
     )
     chunk_rows: int = Field(50_000, gt=0, description="Rows per ingest transaction.")
+    forecast: ForecastParams = ForecastParams()
 
     @classmethod
     def settings_customise_sources(

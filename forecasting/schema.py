@@ -35,6 +35,8 @@ class StationSchema:
     channels: tuple[Channel, ...]
     target: str
     delimiter: str = ","
+    wind_speed: str | None = None  # source names of the wind channels, for the wind vector
+    wind_direction: str | None = None
 
     def __post_init__(self) -> None:
         if self.cadence_minutes <= 0 or 1440 % self.cadence_minutes:
@@ -53,8 +55,10 @@ class StationSchema:
                 f"station {self.name!r}: channel columns {bad} must be lower-case SQL names "
                 f"(letters, digits, _) other than {TIMESTAMP_SQL_COLUMN!r}"
             )
-        if self.target not in sources:
-            raise ValueError(f"station {self.name!r}: target {self.target!r} is not a channel")
+        for role, name in (("target", self.target), ("wind_speed", self.wind_speed),
+                           ("wind_direction", self.wind_direction)):
+            if name is not None and name not in sources:
+                raise ValueError(f"station {self.name!r}: {role} {name!r} is not a channel")
         for c in self.channels:
             if not c.minimum < c.maximum:
                 raise ValueError(f"station {self.name!r}: channel {c.source!r} has an empty range")
@@ -115,6 +119,8 @@ JENA = StationSchema(
         _jena_channel("wd (deg)", "deg", 0.0, 360.0),
     ),
     target="T (degC)",
+    wind_speed="wv (m/s)",
+    wind_direction="wd (deg)",
 )
 
 
@@ -135,6 +141,8 @@ def load_station(path: Path) -> StationSchema:
     max = 45
     # column = "temp_c"   (optional; derived from source when absent)
     ```
+    Optional: `delimiter`, and `wind_speed` / `wind_direction` (channel sources) to let the
+    models see wind as a vector.
     """
     try:
         doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -167,4 +175,6 @@ def load_station(path: Path) -> StationSchema:
         channels=tuple(channels),
         target=doc["target"],
         delimiter=doc.get("delimiter", ","),
+        wind_speed=doc.get("wind_speed"),
+        wind_direction=doc.get("wind_direction"),
     )

@@ -1,0 +1,68 @@
+"""From stored channels to model inputs: a regular sampled grid and derived features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecasting.config import ForecastParams
+from forecasting.schema import StationSchema
+
+DAY_SECONDS = 86_400
+YEAR_SECONDS = 365.2425 * DAY_SECONDS
+TIME_FEATURES = ("day_sin", "day_cos", "year_sin", "year_cos")
+
+
+def regular_grid(frame: pd.DataFrame, cadence_minutes: int, max_gap_minutes: int) -> pd.DataFrame:
+    """Reindex onto the full cadence grid; fill gaps up to `max_gap_minutes` linearly.
+
+    Longer gaps stay NaN, so every window that touches them is dropped later.
+    """
+    if frame.empty:
+        return frame
+    freq = pd.Timedelta(minutes=cadence_minutes)
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq=freq, name=frame.index.name)
+    regular = frame.reindex(grid)
+    limit = max_gap_minutes // cadence_minutes
+    if limit:
+        # Only gaps that are short in full are filled (pandas' `limit` would fill the
+        # start of a long gap too).
+        missing = regular.isna().any(axis=1).to_numpy()
+        run_id = np.cumsum(~missing)
+        run_length = pd.Series(missing).groupby(run_id).transform("sum").to_numpy()
+        fillable = missing & (run_length <= limit)
+        filled = regular.interpolate(method="linear", limit_area="inside")
+        regular[fillable] = filled[fillable]
+    return regular
+
+
+def sample(frame: pd.DataFrame, step_minutes: int) -> pd.DataFrame:
+    """Rows on the `step_minutes` grid (e.g. every full hour of 10-minute data)."""
+    return frame[frame.index.as_unit("s").asi8 % (step_minutes * 60) == 0]
+
+
+def build_features(
+    frame: pd.DataFrame, station: StationSchema, params: ForecastParams
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Model inputs on the sampled grid, and which of them are taken relative to the last value.
+
+    Physical channels are relative (a window is read as changes from its last values);
+    the sin/cos clock features are absolute, since the time of day itself matters.
+    """
+    regular = regular_grid(frame[station.columns], station.cadence_minutes,
+                           params.max_gap_minutes)
+    features = sample(regular, params.step_minutes).astype(np.float64)
+    if params.wind_vector and station.wind_speed and station.wind_direction:
+        speed = features.pop(station.channel(station.wind_speed).column)
+        direction = np.deg2rad(features.pop(station.channel(station.wind_direction).column))
+        features["wind_u"] = speed * np.sin(direction)
+        features["wind_v"] = speed * np.cos(direction)
+    relative = np.ones(features.shape[1], bool)
+    if params.time_features:
+        seconds = features.index.as_unit("s").asi8.astype(np.float64)
+        day, year = 2 * np.pi * seconds / DAY_SECONDS, 2 * np.pi * seconds / YEAR_SECONDS
+        for name, values in zip(TIME_FEATURES, (np.sin(day), np.cos(day),
+                                                np.sin(year), np.cos(year))):
+            features[name] = values
+        relative = np.concatenate([relative, np.zeros(len(TIME_FEATURES), bool)])
+    return features.astype(np.float32), relative

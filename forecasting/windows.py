@@ -1,0 +1,87 @@
+"""Windows over a sampled series: the last `lookback` samples in, the next `horizon` targets out.
+
+Windows are never materialised for the whole series: a `Windows` holds the sampled data once
+plus the positions of usable window ends ("origins"), and gathers inputs by index arithmetic
+only for the rows asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+
+class NotEnoughData(ValueError):
+    """Too few complete windows to do what was asked; says how many there are and need."""
+
+
+@dataclass(frozen=True)
+class Windows:
+    data: np.ndarray  # (samples, features) float32, NaN where missing
+    target: np.ndarray  # (samples,) float32 target channel, physical units
+    times: pd.DatetimeIndex  # (samples,) sample times, UTC
+    origins: np.ndarray  # int64: index of the last input sample of each usable window
+    lookback: int
+    horizon: int
+    target_index: int  # where the target channel sits among the input features
+    columns: tuple[str, ...]  # input feature names
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    @property
+    def input_offsets(self) -> np.ndarray:
+        return np.arange(-self.lookback + 1, 1)
+
+    @property
+    def target_offsets(self) -> np.ndarray:
+        return np.arange(1, self.horizon + 1)
+
+    def inputs(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """(n, lookback, features) float32 for the selected windows."""
+        return self.data[self.origins[rows][:, None] + self.input_offsets]
+
+    def targets(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """(n, horizon) float32: the target at +1 .. +horizon steps after each origin."""
+        return self.target[self.origins[rows][:, None] + self.target_offsets]
+
+    def origin_times(self) -> pd.DatetimeIndex:
+        return self.times[self.origins]
+
+    def select(self, keep: np.ndarray) -> Windows:
+        """The same series with fewer windows (boolean mask over origins)."""
+        return replace(self, origins=self.origins[keep])
+
+    def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Windows:
+        """Windows whose inputs end at or after `start` and whose targets end before `end`."""
+        keep = np.ones(len(self.origins), bool)
+        if start is not None:
+            keep &= self.times[self.origins] >= start
+        if end is not None:
+            last_target = np.minimum(self.origins + self.horizon, len(self.times) - 1)
+            keep &= self.times[last_target] < end
+        return self.select(keep)
+
+
+def make_windows(features: pd.DataFrame, target: str, lookback: int, horizon: int) -> Windows:
+    """Every window whose inputs and targets are all present (no NaN anywhere in it)."""
+    data = features.to_numpy(np.float32)
+    target_index = features.columns.get_loc(target)
+    values = data[:, target_index]
+    bad = np.isnan(data).any(axis=1) | np.isnan(values)
+    seen = np.concatenate([[0], np.cumsum(bad)])
+    last = len(values) - horizon - 1  # last origin with a full target path
+    origins = np.arange(lookback - 1, max(last + 1, lookback - 1), dtype=np.int64)
+    clean = seen[origins + horizon + 1] - seen[origins - lookback + 1] == 0
+    return Windows(data, values, features.index, origins[clean], lookback, horizon,
+                   target_index, tuple(features.columns))
+
+
+def latest_input(features: pd.DataFrame, lookback: int) -> np.ndarray | None:
+    """The newest complete input window (1, lookback, features), or None if it has holes."""
+    data = features.to_numpy(np.float32)[-lookback:]
+    if len(data) < lookback or np.isnan(data).any():
+        return None
+    return data[None]
