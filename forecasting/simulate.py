@@ -137,3 +137,10 @@ def _ou(rng: np.random.Generator, n: int, tau: float) -> np.ndarray:
     noise = rng.standard_normal(n) * np.sqrt(1 - a * a)
     series, _ = lfilter([1.0], [1.0, -a], noise, zi=[rng.standard_normal() * a])
     return series
+
+
+def simulated_observations(start: str | pd.Timestamp, days: int, seed: int = 0) -> pd.DataFrame:
+    """The simulated station as the database holds it: UTC index, SQL column names."""
+    frame = simulate_station(start, days, seed)
+    utc = frame.index.tz_localize(JENA.timezone).tz_convert("UTC").tz_localize(None)
+    return frame.set_axis(utc.rename("observed_at"), axis=0).set_axis(JENA.columns, axis=1)

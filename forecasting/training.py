@@ -62,7 +62,8 @@ def split_windows(windows: Windows, validation_fraction: float,
             f"no complete window: need {windows.lookback + windows.horizon} consecutive "
             f"samples without long gaps, have {len(windows.times)} samples"
         )
-    first, last = windows.origin_times()[0], windows.times[-1]
+    first = windows.origin_times()[0]
+    last = windows.times[windows.origins[-1] + windows.horizon]
     span = last - first
     holdout_start = last - span * holdout_fraction
     validation_start = holdout_start - span * validation_fraction

@@ -1,0 +1,82 @@
+"""Windows equal a plain loop-based reference, around gaps and for other cadences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.features import regular_grid, sample
+from forecasting.windows import make_windows
+
+
+def reference_windows(data: np.ndarray, target_index: int, lookback: int, horizon: int):
+    """The obvious loop: every end position whose window has no NaN."""
+    inputs, targets = [], []
+    for end in range(lookback - 1, len(data) - horizon):
+        x = data[end - lookback + 1 : end + 1]
+        y = data[end + 1 : end + horizon + 1, target_index]
+        if not (np.isnan(x).any() or np.isnan(data[end + 1 : end + horizon + 1]).any()):
+            inputs.append(x)
+            targets.append(y)
+    return np.array(inputs), np.array(targets)
+
+
+def frame(n: int, freq: str, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2021-01-01", periods=n, freq=freq)
+    return pd.DataFrame(rng.normal(size=(n, 3)), index=index, columns=["a", "temp", "c"])
+
+
+@pytest.mark.parametrize("gaps", [[], [7], [3, 4, 5], [0, 29], [15, 16, 40]])
+def test_windows_match_loop_reference_with_gaps(gaps):
+    features = frame(50, "1h")
+    features.iloc[gaps, 1] = np.nan
+    windows = make_windows(features, "temp", lookback=6, horizon=4)
+    x_ref, y_ref = reference_windows(features.to_numpy(np.float32), 1, 6, 4)
+    np.testing.assert_allclose(windows.inputs(), x_ref)
+    np.testing.assert_allclose(windows.targets(), y_ref)
+    assert windows.inputs().dtype == np.float32
+
+
+def test_ten_minute_station_is_sampled_every_sixth_row():
+    raw = frame(600, "10min")
+    hourly = sample(regular_grid(raw, 10, 0), 60)
+    assert (hourly.index.minute == 0).all()
+    np.testing.assert_array_equal(hourly.to_numpy(), raw.to_numpy()[::6])
+    windows = make_windows(hourly, "temp", lookback=24, horizon=24)
+    x_ref, y_ref = reference_windows(raw.to_numpy(np.float32)[::6], 1, 24, 24)
+    np.testing.assert_allclose(windows.inputs(), x_ref)
+    np.testing.assert_allclose(windows.targets(), y_ref)
+
+
+def test_sixty_minute_station_uses_every_row():
+    raw = frame(120, "60min").drop(index=pd.date_range("2021-01-02 05:00", periods=3, freq="h"))
+    hourly = sample(regular_grid(raw, 60, 0), 60)
+    assert len(hourly) == 120 and hourly.iloc[29:32].isna().all().all()
+    windows = make_windows(hourly, "temp", lookback=10, horizon=5)
+    x_ref, y_ref = reference_windows(hourly.to_numpy(np.float32), 1, 10, 5)
+    np.testing.assert_allclose(windows.inputs(), x_ref)
+    np.testing.assert_allclose(windows.targets(), y_ref)
+
+
+def test_short_gaps_are_interpolated_long_gaps_stay_missing():
+    raw = frame(200, "10min")
+    short = raw.index[20:23]  # 30 minutes missing
+    long = raw.index[100:110]  # 100 minutes missing
+    regular = regular_grid(raw.drop(index=short.append(long)), 10, max_gap_minutes=60)
+    assert len(regular) == 200
+    np.testing.assert_allclose(
+        regular.loc[short, "temp"],
+        np.interp([1, 2, 3], [0, 4], raw["temp"].iloc[[19, 23]]),
+    )
+    assert regular.loc[long].isna().all().all()
+
+
+def test_between_keeps_targets_inside_the_period():
+    windows = make_windows(frame(100, "1h"), "temp", lookback=5, horizon=3)
+    cut = windows.times[50]
+    before = windows.between(None, cut)
+    after = windows.between(cut, None)
+    assert windows.times[before.origins + 3].max() < cut
+    assert windows.times[after.origins].min() >= cut
