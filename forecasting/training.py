@@ -121,7 +121,8 @@ class NetworkForecaster:
         norm = Normalization.fit(train_rows, self.relative, train.target_index)
         self.model = BUILDERS[self.family](
             (train.lookback, train.data.shape[1]), train.horizon, norm, units=p.units)
-        self.model.compile(optimizer=keras.optimizers.Adam(p.learning_rate), loss="mae")
+        self.model.compile(optimizer=keras.optimizers.Adam(p.learning_rate), loss="mae",
+                           jit_compile=p.jit_compile)
         val_data = window_dataset(validation, p.batch_size)
         start_weights = self.model.get_weights()
         start_loss = self.model.evaluate(val_data, verbose=0)

@@ -40,12 +40,18 @@ class Windows:
         return np.arange(1, self.horizon + 1)
 
     def inputs(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
-        """(n, lookback, features) float32 for the selected windows."""
-        return self.data[self.origins[rows][:, None] + self.input_offsets]
+        """(n, lookback, features) float32 for the selected windows.
+
+        Each window is one contiguous block of `data`, so indexing a strided view of all
+        windows copies whole blocks (several times faster than gathering single rows).
+        """
+        view = np.lib.stride_tricks.sliding_window_view(self.data, self.lookback, axis=0)
+        return view.transpose(0, 2, 1)[self.origins[rows] - self.lookback + 1]
 
     def targets(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
         """(n, horizon) float32: the target at +1 .. +horizon steps after each origin."""
-        return self.target[self.origins[rows][:, None] + self.target_offsets]
+        view = np.lib.stride_tricks.sliding_window_view(self.target, self.horizon)
+        return view[self.origins[rows] + 1]
 
     def origin_times(self) -> pd.DatetimeIndex:
         return self.times[self.origins]
