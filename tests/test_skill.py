@@ -15,7 +15,7 @@ from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
 from forecasting.training import NetworkForecaster, split_windows, station_windows
 
-QUICK = ForecastParams(lookback_hours=72, epochs=8, patience=2)
+QUICK = ForecastParams(lookback_hours=72, epochs=8, patience=2, batch_size=128)
 
 
 def test_gru_beats_persistence_at_24h_on_the_holdout():
