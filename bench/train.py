@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -25,32 +26,12 @@ from forecasting.config import ForecastParams
 from forecasting.models import BUILDERS, Normalization
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
-from forecasting.training import split_windows, station_windows, window_dataset
+from forecasting.training import station_windows, window_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from seeds import load_jena_csv, seeds_generator
 
 LOOKBACK, STEP, DELAY, BATCH = 1440, 6, 144, 128
-
-
-def seeds_generator(data, lookback, delay, min_index, max_index, shuffle=False,
-                    batch_size=128, step=6, target_column=1):
-    """Chollet's generator (Deep Learning with Python, ch. 6), as the seeds ran it."""
-    if max_index is None:
-        max_index = len(data) - delay - 1
-    i = min_index + lookback
-    while True:
-        if shuffle:
-            rows = np.random.randint(min_index + lookback, max_index, size=batch_size)
-        else:
-            if i + batch_size >= max_index:
-                i = min_index + lookback
-            rows = np.arange(i, min(i + batch_size, max_index))
-            i += len(rows)
-        samples = np.zeros((len(rows), lookback // step, data.shape[-1]))
-        targets = np.zeros((len(rows),))
-        for j, row in enumerate(rows):
-            indices = range(rows[j] - lookback, rows[j], step)
-            samples[j] = data[indices]
-            targets[j] = data[rows[j] + delay][target_column]
-        yield samples, targets
 
 
 def per_batch(fn, repeats: int) -> float:
@@ -64,11 +45,7 @@ def per_batch(fn, repeats: int) -> float:
 def load(csv: Path | None, days: int) -> pd.DataFrame:
     if csv is None:
         return simulated_observations("2012-01-01", days, seed=3)
-    frame = pd.read_csv(csv, encoding="latin-1")
-    index = pd.to_datetime(frame.pop(JENA.timestamp_column), format=JENA.timestamp_format)
-    frame = frame[JENA.sources].set_axis(JENA.columns, axis=1).set_axis(index, axis=0)
-    frame = frame[~frame.index.duplicated()].mask(frame < -9000)
-    return frame
+    return load_jena_csv(csv)
 
 
 def main() -> None:

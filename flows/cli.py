@@ -90,11 +90,110 @@ def simulate(
 
 
 @app.command()
+def retrain(
+    ctx: typer.Context,
+    family: Annotated[list[str] | None, typer.Option(help="Only these families.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Train the candidates on the rolling window, register them, apply the gate."""
+    settings: Settings = ctx.obj
+    _prefect_home(settings)
+    from flows.retrain import retrain as retrain_flow
+    from forecasting.windows import NotEnoughData
+
+    try:
+        rows = retrain_flow(data_dir=str(settings.data_dir),
+                            database_url=settings.database_url,
+                            station_schema=_str(settings.station_schema),
+                            families=family or None, epochs=epochs, triggered_by="cli")
+    except (NotEnoughData, ValueError) as exc:
+        _fail(str(exc))
+    for row in rows:
+        typer.echo(f"{row['family']:<18} v{row['version']:<4} mean MAE {row['mean_mae']:.3f} "
+                   f"(persistence {row['persistence_mean_mae']:.3f})  +24 h "
+                   f"{row['last_mae']:.3f} ({row['persistence_last_mae']:.3f})  "
+                   f"{row['decision']}: {row['reason']}")
+
+
+@app.command()
+def models(ctx: typer.Context) -> None:
+    """Registered versions with their holdout metrics; * marks the champion."""
+    from forecasting.training import model_name
+    from registry.versions import champion, list_events, list_versions
+
+    settings: Settings = ctx.obj
+    name = model_name(settings.station, settings.forecast)
+    store = _store(settings)
+    with store.sessions() as session:
+        versions = list_versions(session, name)
+        current = champion(session, name)
+        events = list_events(session, name)
+    store.close()
+    typer.echo(f"model {name}: {len(versions)} version(s)")
+    for v in versions:
+        mark = "*" if current and current.id == v.id else " "
+        typer.echo(f"{mark} v{v.version:<4} {v.family:<18} mean MAE {v.holdout_mean:.3f} "
+                   f"(persistence {v.persistence_mean:.3f})  +24 h {v.holdout_last:.3f} "
+                   f"({v.persistence_last:.3f})  trained to {v.train_end:%Y-%m-%d %H:%M}")
+    for e in events[-10:]:
+        typer.echo(f"  {e.created_at:%Y-%m-%d %H:%M} {e.decision:<9} v{e.candidate_version} "
+                   f"(was v{e.previous_champion_version}) by {e.triggered_by}: {e.reason}")
+
+
+@app.command()
+def promote(ctx: typer.Context, version: int,
+            reason: Annotated[str, typer.Option(help="Why, for the event log.")]) -> None:
+    """Make VERSION the champion by hand (refused if its artifact fails verification)."""
+    from registry.champions import promote_version
+
+    _move_champion(ctx.obj, lambda s, name: promote_version(s, name, version, reason, "cli"))
+
+
+@app.command()
+def rollback(ctx: typer.Context,
+             reason: Annotated[str, typer.Option()] = "manual rollback") -> None:
+    """Give the champion back to the previous champion."""
+    from registry.champions import rollback as rollback_champion
+
+    _move_champion(ctx.obj, lambda s, name: rollback_champion(s, name, reason, "cli"))
+
+
+def _move_champion(settings: Settings, move) -> None:
+    from forecasting.training import model_name
+    from registry.artifacts import ArtifactError
+
+    store = _store(settings)
+    try:
+        with store.sessions.begin() as session:
+            event = move(session, model_name(settings.station, settings.forecast))
+    except (ArtifactError, LookupError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    typer.echo(f"{event.decision}: champion is now v{event.candidate_version} "
+               f"(was v{event.previous_champion_version})")
+
+
+def _store(settings: Settings):
+    from registry.store import open_store
+
+    try:
+        return open_store(settings.db_url, settings.station)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+
+
+def _prefect_home(settings: Settings) -> None:
+    """Keep Prefect's own state under the data directory unless the user set it."""
+    os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@app.command()
 def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180) -> None:
     """Simulate a station, ingest it through the Prefect `ingest` flow, print the summary."""
     settings: Settings = ctx.obj
-    os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_home(settings)
     from forecasting.simulate import simulate_station, write_station_csv
     from flows.ingest import ingest as ingest_flow
 

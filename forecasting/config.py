@@ -46,6 +46,10 @@ class ForecastParams(BaseModel):
     learning_rate: float = Field(1e-3, gt=0)
     jit_compile: bool = Field(True, description="XLA: about 2x faster GRU training on CPU.")
     seed: int = 0
+    min_improvement: float = Field(
+        0.0, ge=0, lt=1, description="Relative MAE gain a candidate needs over each rival.")
+    parallel_candidates: int = Field(
+        1, gt=0, description="Candidates trained at once (1 keeps runs repeatable).")
 
 
 class Settings(BaseSettings):

@@ -21,6 +21,16 @@ MODEL_FILE = "model.keras"
 META_FILE = "model.json"
 
 
+def model_name(station: StationSchema, params: ForecastParams) -> str:
+    """Registry name of the forecast: target column and horizon, e.g. `t_degc_24h`."""
+    return f"{station.target_channel.column}_{params.horizon_hours}h"
+
+
+def library_versions() -> dict[str, str]:
+    return {"keras": keras.__version__, "tensorflow": tf.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__}
+
+
 def recent(frame: pd.DataFrame, days: float, end: pd.Timestamp | None = None) -> pd.DataFrame:
     """The last `days` of observations up to `end` (default: the newest row)."""
     if frame.empty:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,11 @@ def stored_between(
         return np.array([], "datetime64[s]"), np.empty((0, len(table.columns) - 1))
     times = np.array([r[0].replace(tzinfo=None) for r in rows], "datetime64[s]")
     return times, np.array([r[1:] for r in rows], np.float64)
+
+
+def newest_time(session: Session, table: Table) -> datetime | None:
+    """Time of the newest stored observation (aware UTC), None when there is none."""
+    return session.scalar(select(func.max(table.c[TIMESTAMP_SQL_COLUMN])))
 
 
 def read_observations(

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.orm import sessionmaker
 
 from forecasting.schema import StationSchema
+from registry import versions  # noqa: F401  (registers the registry tables)
 from registry.db import make_engine, make_sessionmaker
 from registry.tables import create_tables
 
