@@ -1,0 +1,183 @@
+"""Retrain under the real Prefect engine and a real SQLite file: register, gate, promote,
+roll back, refuse corrupted artifacts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from forecasting.config import FAMILIES
+from forecasting.schema import JENA
+from forecasting.simulate import simulate_station, write_station_csv
+from registry.artifacts import ArtifactError, load_verified
+from registry.champions import promote_version, rollback
+from registry.ingestion import ingest_file
+from registry.store import open_store
+from registry.versions import PromotionEventRow, champion, list_events, list_versions
+
+NAME = "t_degc_24h"
+SMALL = {"SENSORCAST_FORECAST__LOOKBACK_HOURS": "48", "SENSORCAST_FORECAST__BATCH_SIZE": "128",
+         "SENSORCAST_FORECAST__WINDOW_DAYS": "150", "SENSORCAST_FORECAST__PATIENCE": "2"}
+
+
+def station(tmp, frame):
+    write_station_csv(tmp / "feed.csv", frame)
+    store = open_store(f"sqlite:///{tmp / 'sensorcast.db'}", JENA)
+    ingest_file(store, tmp / "feed.csv", 50_000)
+    return store
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_harness, tmp_path_factory):
+    """One retrain of all four families on 150 simulated days."""
+    from flows.retrain import retrain
+
+    data = tmp_path_factory.mktemp("retrain")
+    store = station(data, simulate_station("2019-01-01", 150, seed=8))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in SMALL.items():
+            mp.setenv(key, value)
+        board = retrain(data_dir=str(data), epochs=5)
+    yield data, store, board
+    store.close()
+
+
+def test_retrain_registers_every_candidate_and_promotes_the_best_if_it_beats_persistence(
+        trained):
+    data, store, board = trained
+    with store.sessions() as session:
+        versions = list_versions(session, NAME)
+        events = list_events(session, NAME)
+        current = champion(session, NAME)
+    assert sorted(v.family for v in versions) == sorted(FAMILIES)
+    assert len(events) == len(FAMILIES)
+    best = min(versions, key=lambda v: v.holdout_mean)
+    beats = best.holdout_mean < best.persistence_mean and \
+        best.holdout_last < best.persistence_last
+    assert beats, "a briefly trained network should beat persistence on this feed"
+    assert current is not None and current.id == best.id
+    assert [e.decision for e in events].count("promoted") == 1
+    assert {row["decision"] for row in board} == {"promoted", "rejected"}
+    for v in versions:  # every version's metrics are against the same holdout windows
+        assert v.holdout_windows == best.holdout_windows
+        assert v.persistence_mean == pytest.approx(best.persistence_mean)
+
+
+def test_champion_stays_when_the_new_best_is_worse(trained):
+    from flows.retrain import retrain
+
+    data, store, _ = trained
+    with store.sessions() as session:
+        before = champion(session, NAME)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in SMALL.items():
+            mp.setenv(key, value)
+        board = retrain(data_dir=str(data), families=["gru"], epochs=1)
+    with store.sessions() as session:
+        after = champion(session, NAME)
+    assert board[0]["decision"] == "rejected"
+    assert board[0]["champion_mean_mae"] == pytest.approx(before.holdout_mean, abs=1e-3)
+    assert after.id == before.id
+
+
+def test_manual_promotion_and_rollback_are_recorded(trained):
+    _, store, _ = trained
+    with store.sessions() as session:
+        current = champion(session, NAME)
+        other = next(v for v in list_versions(session, NAME) if v.id != current.id)
+    with store.sessions.begin() as session:
+        promote_version(session, NAME, other.version, "operator prefers it", "test")
+    with store.sessions.begin() as session:
+        assert champion(session, NAME).id == other.id
+        rollback(session, NAME, "operator changed their mind", "test")
+    with store.sessions() as session:
+        assert champion(session, NAME).id == current.id
+        events = list_events(session, NAME)
+    assert [e.decision for e in events[-2:]] == ["manual", "rollback"]
+    assert events[-2].candidate_version == other.version
+    assert events[-1].previous_champion_version == other.version
+    assert events[-1].reason == "operator changed their mind"
+
+
+def test_corrupted_artifact_is_refused_and_nothing_changes(trained, tmp_path):
+    _, store, _ = trained
+    with store.sessions() as session:
+        current = champion(session, NAME)
+        victim = next(v for v in list_versions(session, NAME) if v.id != current.id)
+        events_before = session.scalar(select(func.count()).select_from(PromotionEventRow))
+    model_file = f"{victim.artifact_path}/model.keras"
+    original = open(model_file, "rb").read()
+    try:
+        corrupted = bytearray(original)
+        corrupted[len(corrupted) // 2] ^= 0xFF
+        open(model_file, "wb").write(bytes(corrupted))
+        label = f"{NAME} v{victim.version}"
+        with pytest.raises(ArtifactError, match=rf"{label}: .*sha256"):
+            load_verified(victim.artifact_path, victim.artifact_sha256, label)
+        with pytest.raises(ArtifactError, match=rf"{NAME} v{victim.version}"):
+            with store.sessions.begin() as session:
+                promote_version(session, NAME, victim.version, "try", "test")
+    finally:
+        open(model_file, "wb").write(original)
+    with store.sessions() as session:
+        assert champion(session, NAME).id == current.id
+        assert session.scalar(select(func.count()).select_from(PromotionEventRow)) == \
+            events_before
+    restored = load_verified(victim.artifact_path, victim.artifact_sha256, "restored")
+    assert restored.family == victim.family
+
+
+def test_no_candidate_worse_than_persistence_is_promoted_on_a_drifting_series(
+        prefect_harness, tmp_path):
+    """A slow random walk: persistence is the best possible forecast of it."""
+    from flows.retrain import retrain
+
+    frame = simulate_station("2019-01-01", 90, seed=2)
+    walk = 5 + np.cumsum(np.random.default_rng(3).normal(0, 0.02, len(frame)))
+    frame["T (degC)"] = np.round(walk, 2)
+    frame["Tpot (K)"] = np.round(walk + 274.15, 2)
+    store = station(tmp_path, frame)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in SMALL.items():
+            mp.setenv(key, value)
+        retrain(data_dir=str(tmp_path), families=["gru", "gru_dropout"], epochs=3)
+    with store.sessions() as session:
+        events = list_events(session, NAME)
+        versions = {v.version: v for v in list_versions(session, NAME)}
+        current = champion(session, NAME)
+    store.close()
+    assert len(events) == 2
+    for event in events:
+        v = versions[event.candidate_version]
+        worse = v.holdout_mean >= v.persistence_mean or v.holdout_last >= v.persistence_last
+        assert event.decision == ("rejected" if worse else "promoted")
+    if current is not None:
+        assert current.holdout_mean < current.persistence_mean
+        assert current.holdout_last < current.persistence_last
+
+
+def test_crippled_candidate_is_rejected_by_the_gate(trained):
+    """Spoil a trained network's output layer: it must lose to persistence and be refused."""
+    from forecasting.baselines import Persistence
+    from forecasting.evaluation import score
+    from forecasting.promotion import decide_promotion
+    from forecasting.training import split_windows, station_windows
+    from registry.observations import read_observations
+
+    _, store, _ = trained
+    with store.sessions() as session:
+        best = champion(session, NAME)
+        frame = read_observations(session, store.observations)
+    model = load_verified(best.artifact_path, best.artifact_sha256, "champion")
+    windows, _ = station_windows(frame, JENA, model.params)
+    split = split_windows(windows, model.params.validation_fraction,
+                          model.params.holdout_fraction)
+    kernel, bias = model.model.get_layer("delta").get_weights()
+    model.model.get_layer("delta").set_weights([kernel, bias + 1.5])  # a constant +1.5 sd
+    crippled = score(model, split.holdout)
+    naive = score(Persistence().fit(split.train), split.holdout)
+    assert crippled.mean > naive.mean
+    decision = decide_promotion(crippled, naive, None)
+    assert not decision.promote
+    assert ">= persistence" in decision.reason
