@@ -185,17 +185,20 @@ def _store(settings: Settings):
 
 def _prefect_home(settings: Settings) -> None:
     """Keep Prefect's own state under the data directory unless the user set it."""
+    (settings.data_dir / "prefect").mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @app.command()
-def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180) -> None:
-    """Simulate a station, ingest it through the Prefect `ingest` flow, print the summary."""
+def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
+         epochs: Annotated[int, typer.Option(min=1)] = 3) -> None:
+    """Simulate a station, ingest it and retrain the candidates through the Prefect flows."""
     settings: Settings = ctx.obj
     _prefect_home(settings)
     from forecasting.simulate import simulate_station, write_station_csv
     from flows.ingest import ingest as ingest_flow
+    from flows.retrain import retrain as retrain_flow
 
     drop = settings.drop_dir / "demo-station.csv"
     if not drop.exists():
@@ -206,7 +209,19 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180) -
     for row in rows:
         typer.echo(f"{row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
                    f"{row['rows_present']} already present, {row['rows_quarantined']} quarantined")
-    typer.echo(f"database: {settings.db_url}")
+    typer.echo(f"retraining the candidates ({epochs} epochs each)...")
+    board = retrain_flow(data_dir=str(settings.data_dir), database_url=settings.database_url,
+                         station_schema=_str(settings.station_schema), epochs=epochs,
+                         triggered_by="demo")
+    typer.echo(f"\n{'family':<18}{'version':>8}{'mean MAE':>10}{'+24 h':>8}"
+               f"{'persist.':>10}{'+24 h':>8}  decision")
+    for row in board:
+        typer.echo(f"{row['family']:<18}{row['version']:>8}{row['mean_mae']:>10.3f}"
+                   f"{row['last_mae']:>8.3f}{row['persistence_mean_mae']:>10.3f}"
+                   f"{row['persistence_last_mae']:>8.3f}  {row['decision']}")
+    typer.echo(f"\ndatabase: {settings.db_url}")
+    typer.echo(f"try: sqlite3 {settings.data_dir / 'sensorcast.db'} \"select version, family, "
+               "holdout_mean, persistence_mean from model_versions\"")
 
 
 def _str(path: Path | None) -> str | None:

@@ -135,22 +135,20 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
 def decide(store: Store, name: str, versions: list[ModelVersion], trained: list[Trained],
            baseline: Scores, current: ModelVersion | None, champion_scores: Scores | None,
            champion_problem: str, params: ForecastParams, triggered_by: str) -> list[dict]:
-    """Gate the best candidate, record a decision for every candidate."""
+    """Gate every candidate; promote the lowest mean MAE among those that pass."""
     order = sorted(range(len(trained)), key=lambda i: trained[i].scores.mean)
-    best = order[0]
-    gate = decide_promotion(trained[best].scores, baseline, champion_scores,
-                            params.min_improvement)
+    gates = {i: decide_promotion(trained[i].scores, baseline, champion_scores,
+                                 params.min_improvement) for i in order}
+    winner = next((i for i in order if gates[i].promote), None)
     rows = []
     with store.sessions.begin() as session:
         for i in order:
             scores, version = trained[i].scores, versions[i]
-            if i == best:
-                decision = "promoted" if gate.promote else "rejected"
-                reason = gate.reason + (f"; {champion_problem}" if champion_problem else "")
-            else:
-                decision = "rejected"
-                reason = (f"not the best candidate: mean MAE {scores.mean:.3f} vs "
-                          f"{versions[best].family} {trained[best].scores.mean:.3f}")
+            reason = gates[i].reason + (f"; {champion_problem}" if champion_problem else "")
+            decision = "promoted" if i == winner else "rejected"
+            if gates[i].promote and i != winner:
+                reason = (f"passed the gate, but {versions[winner].family} has the lower "
+                          f"mean MAE ({trained[winner].scores.mean:.3f} vs {scores.mean:.3f})")
             record_event(session, name, decision, reason, triggered_by, version, {
                 "candidate_mean": scores.mean, "candidate_last": scores.last,
                 "champion_mean": champion_scores.mean if champion_scores else None,
