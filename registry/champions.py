@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from registry.artifacts import ArtifactError, artifact_digest
+from forecasting.training import NetworkForecaster
+from registry.artifacts import ArtifactError, artifact_digest, load_verified
 from registry.versions import (ModelVersion, PromotionEvent, champion, get_version,
                                previous_champion, record_event)
 
@@ -47,3 +48,24 @@ def rollback(session: Session, model_name: str, reason: str,
     return record_event(session, model_name, "rollback", reason, triggered_by, previous,
                         {"candidate_mean": previous.holdout_mean,
                          "candidate_last": previous.holdout_last})
+
+
+def load_champion(session: Session, model_name: str,
+                  triggered_by: str) -> tuple[ModelVersion, NetworkForecaster] | None:
+    """The champion's model, verified; if its artifact is refused, fall back to the champion
+    before it (moving the alias and recording why). None when no usable champion is left."""
+    refused_ids: set[int] = set()
+    while (current := champion(session, model_name)) is not None:
+        try:
+            label = f"{model_name} v{current.version}"
+            return current, load_verified(current.artifact_path, current.artifact_sha256, label)
+        except ArtifactError as refused:
+            refused_ids.add(current.id)
+            previous = previous_champion(session, model_name)
+            if previous is None or previous.id in refused_ids:
+                record_event(session, model_name, "fallback", f"{refused}; no previous "
+                             "champion, forecasting with persistence", triggered_by)
+                return None
+            record_event(session, model_name, "fallback", f"{refused}; falling back to "
+                         f"v{previous.version}", triggered_by, previous)
+    return None

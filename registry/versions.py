@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from registry.db import Base, UTCDateTime, int_pk, utc_time
 
 CHAMPION = "champion"
+ALIAS_MOVES = ("promoted", "manual", "rollback", "fallback")  # decisions that move the alias
 
 
 class ModelVersionRow(Base):
@@ -65,7 +66,7 @@ class PromotionEventRow(Base):
     champion_last: Mapped[float | None]
     baseline_mean: Mapped[float | None]
     baseline_last: Mapped[float | None]
-    decision: Mapped[str] = mapped_column(String(20))  # promoted|rejected|manual|rollback|fallback
+    decision: Mapped[str] = mapped_column(String(20))  # rejected or one of ALIAS_MOVES
     reason: Mapped[str] = mapped_column(Text)
     triggered_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[utc_time]
@@ -180,7 +181,7 @@ def record_event(session: Session, model_name: str, decision: str, reason: str,
         baseline_mean=scores.get("baseline_mean"), baseline_last=scores.get("baseline_last"),
         decision=decision, reason=reason, triggered_by=triggered_by, created_at=_now())
     session.add(row)
-    if decision in ("promoted", "manual", "rollback") and candidate is not None:
+    if decision in ALIAS_MOVES and candidate is not None:
         alias = session.get(ModelAliasRow, (model_name, CHAMPION))
         if alias is None:
             session.add(ModelAliasRow(model_name=model_name, alias=CHAMPION,
@@ -205,7 +206,7 @@ def previous_champion(session: Session, model_name: str) -> ModelVersion | None:
     made = session.scalars(select(PromotionEventRow).where(
         PromotionEventRow.model_name == model_name,
         PromotionEventRow.candidate_version_id == current.id,
-        PromotionEventRow.decision.in_(("promoted", "manual", "rollback")),
+        PromotionEventRow.decision.in_(ALIAS_MOVES),
     ).order_by(PromotionEventRow.id.desc())).first()
     if made is None or made.previous_champion_id is None:
         return None

@@ -182,3 +182,43 @@ def test_crippled_candidate_is_rejected_by_the_gate(trained):
     decision = decide_promotion(crippled, naive, None)
     assert not decision.promote
     assert ">= persistence" in decision.reason
+
+
+def test_broken_champion_falls_back_to_the_previous_one_and_records_it(trained):
+    from registry.champions import load_champion
+
+    _, store, _ = trained
+    with store.sessions() as session:
+        first = champion(session, NAME)
+        second = next(v for v in list_versions(session, NAME) if v.id != first.id)
+    with store.sessions.begin() as session:
+        promote_version(session, NAME, second.version, "to break it later", "test")
+    model_file = f"{second.artifact_path}/model.keras"
+    original = open(model_file, "rb").read()
+    try:
+        open(model_file, "wb").write(original[: len(original) // 2])  # truncated
+        with store.sessions.begin() as session:
+            version, model = load_champion(session, NAME, "test")
+        assert version.id == first.id and model.family == first.family
+        with store.sessions() as session:
+            assert champion(session, NAME).id == first.id
+            event = list_events(session, NAME)[-1]
+        assert event.decision == "fallback"
+        assert f"v{second.version}" in event.reason and f"v{first.version}" in event.reason
+    finally:
+        open(model_file, "wb").write(original)
+
+
+def test_cli_lists_versions_and_refuses_an_unknown_version(trained):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    data, _, _ = trained
+    runner = CliRunner()
+    listed = runner.invoke(app, ["--data-dir", str(data), "models"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.count("\n* v") == 1
+    refused = runner.invoke(app, ["--data-dir", str(data), "promote", "99", "--reason", "x"])
+    assert refused.exit_code == 2
+    assert "has no version 99" in refused.output
