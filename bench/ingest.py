@@ -5,18 +5,24 @@ is skipped by hash), peak memory, and a plain `sqlite3.executemany` insert of th
 rows into the same table shape, measured in the same run.
 
     .venv/bin/python bench/ingest.py [--days 2922] [--out bench/out]
+
+Each ingest runs in its own process, so its peak memory (RSS) is measured alone; a file a
+quarter the size shows whether memory grows with file size.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from forecasting.schema import JENA
 from forecasting.simulate import simulate_station, write_station_csv
@@ -24,29 +30,23 @@ from registry.ingestion import ingest_file
 from registry.store import open_store
 
 
-class PeakRSS:
-    """Samples this process's resident memory on a background thread."""
+def ingest_in_child(path: Path, db: Path) -> dict:
+    """Ingest in a fresh process, so its peak memory is the ingest's alone."""
+    out = subprocess.run([sys.executable, __file__, "--child", str(path), str(db)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
-    def __init__(self) -> None:
-        import threading
 
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        process = psutil.Process()
-        while not self._stop.is_set():
-            self.peak = max(self.peak, process.memory_info().rss)
-            time.sleep(0.01)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+def child(path: Path, db: Path) -> None:
+    store = open_store(f"sqlite:///{db}", JENA)
+    start = time.perf_counter()
+    summary = ingest_file(store, path, chunk_rows=50_000)
+    elapsed = time.perf_counter() - start
+    store.close()
+    print(json.dumps({"seconds": elapsed, "read": summary.rows_read,
+                      "inserted": summary.rows_inserted, "present": summary.rows_present,
+                      "quarantined": summary.rows_quarantined,
+                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def plain_executemany(db: Path, frame) -> float:
@@ -71,40 +71,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=2922)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return child(*args.child)
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
 
     frame = simulate_station("2009-01-01", args.days, seed=1)
     path = write_station_csv(args.out / "station.csv", frame)
     size_mb = path.stat().st_size / 1e6
+    quarter = write_station_csv(args.out / "quarter.csv", frame.iloc[: len(frame) // 4])
     print(f"file: {len(frame):,} rows, {size_mb:.0f} MB")
 
-    store = open_store(f"sqlite:///{args.out / 'sensorcast.db'}", JENA)
-    with PeakRSS() as memory:
-        start = time.perf_counter()
-        first = ingest_file(store, path, chunk_rows=50_000)
-        first_s = time.perf_counter() - start
-        again_path = shutil.copy(path, args.out / "station-again.csv")
-        with open(again_path, "a") as handle:
-            handle.write("\n")  # new content hash: a real re-ingest, not a skip
-        start = time.perf_counter()
-        again = ingest_file(store, Path(again_path), chunk_rows=50_000)
-        again_s = time.perf_counter() - start
-    store.close()
+    first = ingest_in_child(path, args.out / "sensorcast.db")
+    again_path = Path(shutil.copy(path, args.out / "station-again.csv"))
+    with open(again_path, "a") as handle:
+        handle.write("\n")  # new content hash: a real re-ingest, not a skip
+    again = ingest_in_child(again_path, args.out / "sensorcast.db")
+    small = ingest_in_child(quarter, args.out / "quarter.db")
 
-    plain = plain_executemany(args.out / "plain.db", frame.set_axis(
-        (frame.index - np.timedelta64(1, "h")), axis=0))
-    first_rate = first.rows_read / first_s
-    again_rate = again.rows_read / again_s
-    print(f"first ingest : {first_rate:>10,.0f} rows/s  ({first.rows_inserted:,} inserted, "
-          f"{first.rows_quarantined} quarantined, {first_s:.2f} s)")
-    print(f"re-ingest    : {again_rate:>10,.0f} rows/s  ({again.rows_inserted} inserted, "
-          f"{again.rows_present:,} already present, {again_s:.2f} s)")
+    utc = frame.index - np.timedelta64(1, "h")
+    plain = plain_executemany(args.out / "plain.db", frame.set_axis(utc, axis=0))
+    first_rate = first["read"] / first["seconds"]
+    again_rate = again["read"] / again["seconds"]
+    print(f"first ingest : {first_rate:>10,.0f} rows/s  ({first['inserted']:,} inserted, "
+          f"{first['quarantined']} quarantined, {first['seconds']:.2f} s)")
+    print(f"re-ingest    : {again_rate:>10,.0f} rows/s  ({again['inserted']} inserted, "
+          f"{again['present']:,} already present, {again['seconds']:.2f} s)")
     print(f"plain sqlite3 executemany: {plain:>10,.0f} rows/s")
     print(f"ratio first ingest / plain executemany: {first_rate / plain:.2f}")
-    print(f"peak memory (RSS) during ingest: {memory.peak / 2**20:,.0f} MiB "
-          f"(file {size_mb:.0f} MB)")
+    print(f"peak memory (RSS) of the ingest process: {first['peak_mib']:,.0f} MiB for "
+          f"{size_mb:.0f} MB, {small['peak_mib']:,.0f} MiB for a quarter of it; "
+          f"re-ingest {again['peak_mib']:,.0f} MiB")
 
 
 if __name__ == "__main__":

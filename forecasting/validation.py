@@ -107,10 +107,9 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> V
 def _field_counts(blob: bytes, delimiter: bytes) -> np.ndarray:
     """Fields per line of a newline-joined blob, counted with array operations."""
     data = np.frombuffer(blob, np.uint8)
-    delimiters = np.concatenate([[0], np.cumsum(data == delimiter[0])])
-    ends = np.concatenate([np.flatnonzero(data == 10), [len(data)]])
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    return delimiters[ends] - delimiters[starts] + 1
+    delimiters = np.flatnonzero(data == delimiter[0])
+    ends = np.concatenate([np.flatnonzero(data == ord("\n")), [len(data)]])
+    return np.diff(np.searchsorted(delimiters, ends), prepend=0) + 1
 
 
 def _read_fields(blob: bytes, rows: int, header: Header, station: StationSchema) -> pa.Table:

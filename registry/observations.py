@@ -50,8 +50,7 @@ def insert_observations(
         compiled = stmt.compile(dialect=connection.dialect)
         if list(compiled.positiontup) != [c.name for c in table.columns]:
             raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
-        stamps = np.datetime_as_string(times.astype("datetime64[s]"), unit="s")
-        rows = zip(np.char.replace(stamps, "T", " ").tolist(), *values.T.tolist())
+        rows = zip(_sqlite_stamps(times), *values.T.tolist())
         return connection.exec_driver_sql(str(compiled), list(rows)).rowcount
     names = [c.name for c in table.columns]
     rows = [
@@ -59,6 +58,13 @@ def insert_observations(
         for t, v in zip(_aware(times), values.tolist())
     ]
     return connection.execute(stmt, rows).rowcount
+
+
+def _sqlite_stamps(times: np.ndarray) -> list[str]:
+    """`YYYY-MM-DD HH:MM:SS` strings (the UTCDateTime storage format), vectorized."""
+    stamps = np.datetime_as_string(times.astype("datetime64[s]"), unit="s").astype("U19")
+    stamps.view(np.uint32).reshape(-1, 19)[:, 10] = ord(" ")  # ISO 'T' -> ' '
+    return stamps.tolist()
 
 
 def stored_between(
