@@ -84,26 +84,32 @@ def _forecaster(name: str, input_shape: tuple[int, int], horizon: int, norm: Nor
     return keras.Model(window, path, name=name)
 
 
+def _gru(units: int, **kwargs) -> layers.GRU:
+    """The original GRU formulation (reset gate before the matrix product, as in Keras 2):
+    on CPU under XLA it trains 10-40 % faster than `reset_after=True`, which only cuDNN needs."""
+    return layers.GRU(units, reset_after=False, **kwargs)
+
+
 def build_gru(input_shape, horizon, norm, units=32) -> keras.Model:
-    return _forecaster("gru", input_shape, horizon, norm, layers.GRU(units))
+    return _forecaster("gru", input_shape, horizon, norm, _gru(units))
 
 
 def build_gru_dropout(input_shape, horizon, norm, units=32, dropout=0.2,
                       recurrent_dropout=0.2) -> keras.Model:
-    core = layers.GRU(units, dropout=dropout, recurrent_dropout=recurrent_dropout)
+    core = _gru(units, dropout=dropout, recurrent_dropout=recurrent_dropout)
     return _forecaster("gru_dropout", input_shape, horizon, norm, core)
 
 
 def build_stacked_gru(input_shape, horizon, norm, units=32, dropout=0.1,
                       recurrent_dropout=0.5) -> keras.Model:
-    first = layers.GRU(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                       return_sequences=True)
-    second = layers.GRU(2 * units, dropout=dropout, recurrent_dropout=recurrent_dropout)
+    first = _gru(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                 return_sequences=True)
+    second = _gru(2 * units, dropout=dropout, recurrent_dropout=recurrent_dropout)
     return _forecaster("stacked_gru", input_shape, horizon, norm, lambda x: second(first(x)))
 
 
 def build_bidirectional_gru(input_shape, horizon, norm, units=32) -> keras.Model:
-    core = layers.Bidirectional(layers.GRU(units))
+    core = layers.Bidirectional(_gru(units))
     return _forecaster("bidirectional_gru", input_shape, horizon, norm, core)
 
 
