@@ -21,6 +21,17 @@ SMALL = {"SENSORCAST_FORECAST__LOOKBACK_HOURS": "48", "SENSORCAST_FORECAST__BATC
          "SENSORCAST_FORECAST__WINDOW_DAYS": "150", "SENSORCAST_FORECAST__PATIENCE": "2"}
 
 
+def retrain_small(**kwargs):
+    """The retrain flow with a 2-day lookback and small batches (set through the environment,
+    as a user would)."""
+    from flows.retrain import retrain
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in SMALL.items():
+            mp.setenv(key, value)
+        return retrain(**kwargs)
+
+
 def station(tmp, frame):
     write_station_csv(tmp / "feed.csv", frame)
     store = open_store(f"sqlite:///{tmp / 'sensorcast.db'}", JENA)
@@ -31,14 +42,9 @@ def station(tmp, frame):
 @pytest.fixture(scope="module")
 def trained(prefect_harness, tmp_path_factory):
     """One retrain of all four families on 150 simulated days."""
-    from flows.retrain import retrain
-
     data = tmp_path_factory.mktemp("retrain")
     store = station(data, simulate_station("2019-01-01", 150, seed=8))
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in SMALL.items():
-            mp.setenv(key, value)
-        board = retrain(data_dir=str(data), epochs=5)
+    board = retrain_small(data_dir=str(data), epochs=5)
     yield data, store, board
     store.close()
 
@@ -66,15 +72,10 @@ def test_retrain_registers_every_candidate_and_promotes_the_best_if_it_beats_per
 
 
 def test_champion_stays_when_the_new_best_is_worse(trained):
-    from flows.retrain import retrain
-
     data, store, _ = trained
     with store.sessions() as session:
         before = champion(session, NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in SMALL.items():
-            mp.setenv(key, value)
-        board = retrain(data_dir=str(data), families=["gru"], epochs=1)
+    board = retrain_small(data_dir=str(data), families=["gru"], epochs=1)
     with store.sessions() as session:
         after = champion(session, NAME)
     assert board[0]["decision"] == "rejected"
@@ -132,17 +133,12 @@ def test_corrupted_artifact_is_refused_and_nothing_changes(trained, tmp_path):
 def test_no_candidate_worse_than_persistence_is_promoted_on_a_drifting_series(
         prefect_harness, tmp_path):
     """A slow random walk: persistence is the best possible forecast of it."""
-    from flows.retrain import retrain
-
     frame = simulate_station("2019-01-01", 90, seed=2)
     walk = 5 + np.cumsum(np.random.default_rng(3).normal(0, 0.02, len(frame)))
     frame["T (degC)"] = np.round(walk, 2)
     frame["Tpot (K)"] = np.round(walk + 274.15, 2)
     store = station(tmp_path, frame)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in SMALL.items():
-            mp.setenv(key, value)
-        retrain(data_dir=str(tmp_path), families=["gru", "gru_dropout"], epochs=3)
+    retrain_small(data_dir=str(tmp_path), families=["gru", "gru_dropout"], epochs=3)
     with store.sessions() as session:
         events = list_events(session, NAME)
         versions = {v.version: v for v in list_versions(session, NAME)}
