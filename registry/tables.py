@@ -66,11 +66,9 @@ def create_tables(engine: Engine, station: StationSchema) -> Table:
     """Create missing tables; refuse a database whose observations belong to another station."""
     Base.metadata.create_all(engine)
     table = observation_table(station)
-    existing = inspect(engine).get_columns("observations") if inspect(engine).has_table(
-        "observations"
-    ) else None
-    if existing is not None:
-        found = [c["name"] for c in existing]
+    inspector = inspect(engine)
+    if inspector.has_table("observations"):
+        found = [c["name"] for c in inspector.get_columns("observations")]
         expected = [c.name for c in table.columns]
         if found != expected:
             raise ValueError(
