@@ -39,8 +39,8 @@ def store_artifact(forecaster: NetworkForecaster, root: Path, model_name: str,
     return target, artifact_digest(target)
 
 
-def load_verified(path: Path, sha256: str, label: str) -> NetworkForecaster:
-    """Load a version only if its files match the recorded checksum (Keras safe mode)."""
+def verify_artifact(path: Path, sha256: str, label: str) -> None:
+    """Raise ArtifactError unless the files at `path` match the recorded checksum."""
     path = Path(path)
     try:
         actual = artifact_digest(path)
@@ -49,8 +49,13 @@ def load_verified(path: Path, sha256: str, label: str) -> NetworkForecaster:
     if actual != sha256:
         raise ArtifactError(
             f"{label}: artifact at {path} has sha256 {actual[:12]}…, the registry recorded "
-            f"{sha256[:12]}…; refusing to load a changed file")
+            f"{sha256[:12]}…; refusing a changed file")
+
+
+def load_verified(path: Path, sha256: str, label: str) -> NetworkForecaster:
+    """Load a version only if its files match the recorded checksum (Keras safe mode)."""
+    verify_artifact(path, sha256, label)
     try:
-        return NetworkForecaster.load(path)
+        return NetworkForecaster.load(Path(path))
     except Exception as exc:  # a file that matches its checksum but Keras cannot read
         raise ArtifactError(f"{label}: artifact at {path} cannot be loaded: {exc}") from exc

@@ -5,22 +5,15 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from forecasting.training import NetworkForecaster
-from registry.artifacts import ArtifactError, artifact_digest, load_verified
+from registry.artifacts import ArtifactError, load_verified, verify_artifact
 from registry.versions import (ModelVersion, PromotionEvent, champion, get_version,
                                previous_champion, record_event)
 
 
 def verify(version: ModelVersion) -> None:
     """Raise ArtifactError unless the version's files match the recorded sha256."""
-    label = f"{version.model_name} v{version.version}"
-    try:
-        actual = artifact_digest(version.artifact_path)
-    except OSError as exc:
-        raise ArtifactError(f"{label}: artifact unreadable at {version.artifact_path}: "
-                            f"{exc}") from exc
-    if actual != version.artifact_sha256:
-        raise ArtifactError(f"{label}: artifact at {version.artifact_path} changed since it "
-                            "was registered (sha256 mismatch)")
+    verify_artifact(version.artifact_path, version.artifact_sha256,
+                    f"{version.model_name} v{version.version}")
 
 
 def promote_version(session: Session, model_name: str, version: int, reason: str,
