@@ -35,16 +35,15 @@ def ingest(
 ) -> None:
     """Validate and store new rows; bad rows are quarantined with a reason."""
     from registry.ingestion import files_to_ingest, ingest_file
-    from registry.store import open_store
 
     settings: Settings = ctx.obj
     source = path or settings.drop_dir
     failed = 0
     try:
         files = files_to_ingest(source)
-        store = open_store(settings.db_url, settings.station)
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
         _fail(str(exc))
+    store = _store(settings)
     try:
         for file in files:
             try:

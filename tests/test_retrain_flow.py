@@ -32,6 +32,14 @@ def retrain_small(**kwargs):
         return retrain(**kwargs)
 
 
+def champion_and_other(store):
+    """The current champion and some other registered version."""
+    with store.sessions() as session:
+        current = champion(session, NAME)
+        other = next(v for v in list_versions(session, NAME) if v.id != current.id)
+    return current, other
+
+
 def station(tmp, frame):
     write_station_csv(tmp / "feed.csv", frame)
     store = open_store(f"sqlite:///{tmp / 'sensorcast.db'}", JENA)
@@ -85,9 +93,7 @@ def test_champion_stays_when_the_new_best_is_worse(trained):
 
 def test_manual_promotion_and_rollback_are_recorded(trained):
     _, store, _ = trained
-    with store.sessions() as session:
-        current = champion(session, NAME)
-        other = next(v for v in list_versions(session, NAME) if v.id != current.id)
+    current, other = champion_and_other(store)
     with store.sessions.begin() as session:
         promote_version(session, NAME, other.version, "operator prefers it", "test")
     with store.sessions.begin() as session:
@@ -184,9 +190,7 @@ def test_broken_champion_falls_back_to_the_previous_one_and_records_it(trained):
     from registry.champions import load_champion
 
     _, store, _ = trained
-    with store.sessions() as session:
-        first = champion(session, NAME)
-        second = next(v for v in list_versions(session, NAME) if v.id != first.id)
+    first, second = champion_and_other(store)
     with store.sessions.begin() as session:
         promote_version(session, NAME, second.version, "to break it later", "test")
     model_file = f"{second.artifact_path}/model.keras"
