@@ -1,4 +1,4 @@
-"""`sensorcast`: the user's entry point (ingest, simulate, demo)."""
+"""`sensorcast`: the user's entry point (ingest, retrain, forecast, registry, demo)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def main(
     flags = {"data_dir": data_dir, "database_url": database_url,
              "station_schema": station_schema}
     ctx.obj = Settings(**{k: v for k, v in flags.items() if v is not None})
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 
 @app.command()
@@ -98,15 +99,11 @@ def retrain(
     settings: Settings = ctx.obj
     _prefect_home(settings)
     from flows.retrain import retrain as retrain_flow
-    from forecasting.windows import NotEnoughData
 
-    try:
-        rows = retrain_flow(data_dir=str(settings.data_dir),
-                            database_url=settings.database_url,
-                            station_schema=_str(settings.station_schema),
-                            families=family or None, epochs=epochs, triggered_by="cli")
-    except (NotEnoughData, ValueError) as exc:
-        _fail(str(exc))
+    rows = _run_flow(retrain_flow, data_dir=str(settings.data_dir),
+                     database_url=settings.database_url,
+                     station_schema=_str(settings.station_schema),
+                     families=family or None, epochs=epochs, triggered_by="cli")
     for row in rows:
         typer.echo(f"{row['family']:<18} v{row['version']:<4} mean MAE {row['mean_mae']:.3f} "
                    f"(persistence {row['persistence_mean_mae']:.3f})  +24 h "
@@ -157,6 +154,92 @@ def rollback(ctx: typer.Context,
     _move_champion(ctx.obj, lambda s, name: rollback_champion(s, name, reason, "cli"))
 
 
+@app.command()
+def forecast(
+    ctx: typer.Context,
+    at: Annotated[str | None, typer.Option(
+        help="Issue as of this time (ISO, UTC unless an offset is given); default now.")] = None,
+    days: Annotated[int, typer.Option(
+        min=0, help="Also backfill one forecast a day for the N days before.")] = 0,
+) -> None:
+    """Forecast the next 24 hours with the champion (persistence if there is none), using
+    only observations at or before the forecast time."""
+    settings: Settings = ctx.obj
+    _prefect_home(settings)
+    from flows.forecast import forecast as forecast_flow
+
+    runs = _run_flow(forecast_flow, data_dir=str(settings.data_dir),
+                     database_url=settings.database_url,
+                     station_schema=_str(settings.station_schema),
+                     at=_timestamp(at) if at else None, days=days, triggered_by="cli")
+    for run in runs:
+        model = run["model_name"] + (f" v{run['model_version']}" if run["model_version"] else "")
+        typer.echo(f"as of {run['as_of']:%Y-%m-%d %H:%M}: issued at "
+                   f"{run['issued_at']:%Y-%m-%d %H:%M} UTC by {model}, "
+                   f"{run['rows_written']} new rows")
+    _echo_latest(settings)
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option(help="PNG path; default data/plots.")] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days of observations shown.")] = 7,
+) -> None:
+    """Write a PNG of the latest forecast against recent observations and past forecasts."""
+    from flows.forecast import PLOT_FILE, render_plot
+
+    settings: Settings = ctx.obj
+    store = _store(settings)
+    try:
+        path = render_plot(store, out or settings.plot_dir / PLOT_FILE, days)
+    finally:
+        store.close()
+    if path is None:
+        _fail("no forecast in the database yet; run `sensorcast forecast` first")
+    typer.echo(f"wrote {path}")
+
+
+def _echo_latest(settings: Settings) -> None:
+    import pandas as pd
+
+    from registry.forecasts import read_view
+
+    store = _store(settings)
+    with store.sessions() as session:
+        latest = read_view(session, "latest_forecast")
+    store.close()
+    if latest.empty:
+        return
+    first = latest.iloc[0]
+    model = first.model_name + (f" v{int(first.model_version)}"
+                                if pd.notna(first.model_version) else "")
+    unit = settings.station.target_channel
+    typer.echo(f"\nlatest forecast of {unit.source}, issued {first.issued_at:%Y-%m-%d %H:%M} "
+               f"UTC by {model}:")
+    for row in latest.itertuples():
+        typer.echo(f"  +{row.horizon_hours:>2} h  {row.target_time:%Y-%m-%d %H:%M}  "
+                   f"{row.value:7.2f}")
+
+
+def _run_flow(flow, **parameters):
+    """Run a flow; a failed run exits non-zero with its message (refusals carry no traceback)."""
+    state = flow(**parameters, return_state=True)
+    if state.is_failed() or state.is_crashed():
+        _fail(state.message)
+    return state.result()
+
+
+def _timestamp(text: str):
+    import pandas as pd
+
+    try:
+        moment = pd.Timestamp(text)
+    except ValueError as exc:
+        _fail(f"--at {text!r} is not a timestamp (e.g. 2016-06-01T12:00): {exc}")
+    return (moment.tz_localize("UTC") if moment.tzinfo is None else moment).to_pydatetime()
+
+
 def _move_champion(settings: Settings, move) -> None:
     from forecasting.training import model_name
     from registry.artifacts import ArtifactError
@@ -191,36 +274,92 @@ def _prefect_home(settings: Settings) -> None:
 
 @app.command()
 def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
-         epochs: Annotated[int, typer.Option(min=1)] = 3) -> None:
-    """Simulate a station, ingest it and retrain the candidates through the Prefect flows."""
+         epochs: Annotated[int, typer.Option(min=1)] = 3,
+         backfill: Annotated[int, typer.Option(min=0, help="Days of past forecasts.")] = 7,
+         ) -> None:
+    """The whole cycle on a simulated station, through the Prefect flows: simulate, ingest,
+    retrain, backfill a week of forecasts, forecast today, and show how to query it."""
+    import pandas as pd
+
     settings: Settings = ctx.obj
     _prefect_home(settings)
     from forecasting.simulate import simulate_station, write_station_csv
+    from flows.forecast import forecast as forecast_flow
     from flows.ingest import ingest as ingest_flow
     from flows.retrain import retrain as retrain_flow
 
+    common = {"data_dir": str(settings.data_dir), "database_url": settings.database_url,
+              "station_schema": _str(settings.station_schema)}
     drop = settings.drop_dir / "demo-station.csv"
     if not drop.exists():
-        typer.echo(f"simulating {days} days of station data -> {drop}")
-        write_station_csv(drop, simulate_station("2024-01-01", days, seed=7), seed=7)
-    rows = ingest_flow(data_dir=str(settings.data_dir), database_url=settings.database_url,
-                       station_schema=_str(settings.station_schema))
-    for row in rows:
-        typer.echo(f"{row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
-                   f"{row['rows_present']} already present, {row['rows_quarantined']} quarantined")
-    typer.echo(f"retraining the candidates ({epochs} epochs each)...")
-    board = retrain_flow(data_dir=str(settings.data_dir), database_url=settings.database_url,
-                         station_schema=_str(settings.station_schema), epochs=epochs,
-                         triggered_by="demo")
+        # The station's history ends now, so the last forecast is today's.
+        now = pd.Timestamp.now(settings.station.timezone).tz_localize(None).floor("10min")
+        start = now.floor("D") - pd.Timedelta(days=days)
+        typer.echo(f"[1/4] simulating {days} days of station data up to {now} -> {drop}")
+        frame = simulate_station(start, days + 1, seed=7)
+        write_station_csv(drop, frame[frame.index <= now], seed=7)
+    typer.echo("[1/4] ingesting the drop folder")
+    for row in _run_flow(ingest_flow, **common):
+        typer.echo(f"  {row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
+                   f"{row['rows_present']} already present, {row['rows_quarantined']} "
+                   f"quarantined; newest {row['newest_observation']}")
+    typer.echo(f"[2/4] retraining the candidates ({epochs} epochs each)")
+    board = _run_flow(retrain_flow, **common, epochs=epochs, triggered_by="demo")
     typer.echo(f"\n{'family':<18}{'version':>8}{'mean MAE':>10}{'+24 h':>8}"
                f"{'persist.':>10}{'+24 h':>8}  decision")
     for row in board:
         typer.echo(f"{row['family']:<18}{row['version']:>8}{row['mean_mae']:>10.3f}"
                    f"{row['last_mae']:>8.3f}{row['persistence_mean_mae']:>10.3f}"
-                   f"{row['persistence_last_mae']:>8.3f}  {row['decision']}")
-    typer.echo(f"\ndatabase: {settings.db_url}")
-    typer.echo(f"try: sqlite3 {settings.data_dir / 'sensorcast.db'} \"select version, family, "
-               "holdout_mean, persistence_mean from model_versions\"")
+                   f"{row['persistence_last_mae']:>8.3f}  {row['decision']}: {row['reason']}")
+    newest = _newest_observation(settings)
+    typer.echo(f"\n[3/4] forecasting as of the newest observation ({newest:%Y-%m-%d %H:%M} "
+               f"UTC), backfilling the {backfill} days before")
+    _run_flow(forecast_flow, **common, at=newest, days=backfill, triggered_by="demo")
+    _echo_latest(settings)
+    typer.echo("\n[4/4] skill of the backfilled forecasts, MAE in "
+               f"{settings.station.target_channel.unit}:")
+    _echo_skill(settings)
+    db = settings.data_dir / "sensorcast.db"
+    typer.echo(f"""
+plot: {settings.plot_dir / "forecast.png"}
+query it (more in the README):
+  sqlite3 -header {db} "select target_time, horizon_hours, round(value, 2) as value, model_name, model_version from latest_forecast"
+  sqlite3 -header {db} "select model_name, horizon_hours, round(avg(abs_error), 2) as mae, round(avg(persistence_abs_error), 2) as persistence_mae from forecast_skill group by 1, 2"
+  sqlite3 -header {db} "select version, family, round(holdout_mean, 3) as mae, round(persistence_mean, 3) as persistence from model_versions"
+""")
+
+
+def _newest_observation(settings: Settings):
+    from registry.observations import newest_time
+
+    store = _store(settings)
+    with store.sessions() as session:
+        newest = newest_time(session, store.observations)
+    store.close()
+    return newest
+
+
+def _echo_skill(settings: Settings) -> None:
+    import pandas as pd
+
+    from registry.forecasts import read_view
+
+    store = _store(settings)
+    with store.sessions() as session:
+        skill = read_view(session, "forecast_skill")
+    store.close()
+    if skill.empty:
+        typer.echo("  no forecast has been verified by observations yet")
+        return
+    skill["model"] = skill.model_name + skill.model_version.map(
+        lambda v: f" v{int(v)}" if pd.notna(v) else "")
+    typer.echo(f"  {'model':<20}{'issues':>7}{'mean MAE':>10}{'+24 h':>8}"
+               f"{'persist.':>10}{'+24 h':>8}")
+    for model, rows in skill.groupby("model"):
+        last = rows[rows.horizon_hours == rows.horizon_hours.max()]
+        typer.echo(f"  {model:<20}{rows.issued_at.nunique():>7}{rows.abs_error.mean():>10.3f}"
+                   f"{last.abs_error.mean():>8.3f}{rows.persistence_abs_error.mean():>10.3f}"
+                   f"{last.persistence_abs_error.mean():>8.3f}")
 
 
 def _str(path: Path | None) -> str | None:

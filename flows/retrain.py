@@ -10,6 +10,7 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.settings import settings_from
@@ -19,6 +20,7 @@ from forecasting.evaluation import Scores, score
 from forecasting.promotion import decide_promotion
 from forecasting.training import (NetworkForecaster, Split, library_versions, model_name,
                                   split_windows, station_windows)
+from forecasting.windows import NotEnoughData
 from registry.artifacts import ArtifactError, load_verified, store_artifact
 from registry.observations import newest_time, read_observations
 from registry.store import Store, open_store
@@ -38,7 +40,7 @@ def load_split(store: Store, params: ForecastParams) -> tuple[Split, np.ndarray,
     with store.sessions() as session:
         newest = newest_time(session, store.observations)
         if newest is None:
-            raise ValueError("no observations stored yet; ingest data before retraining")
+            raise NotEnoughData("no observations stored yet; ingest data before retraining")
         frame = read_observations(session, store.observations,
                                   start=newest - timedelta(days=params.window_days))
     windows, relative = station_windows(frame, store.station, params)
@@ -93,8 +95,9 @@ def register(store: Store, settings: Settings, name: str, trained: Trained, spli
 @flow(name="retrain")
 def retrain(data_dir: str | None = None, database_url: str | None = None,
             station_schema: str | None = None, families: list[str] | None = None,
-            epochs: int | None = None, triggered_by: str = "retrain flow") -> list[dict]:
-    """Train, register and gate the candidates; returns the leaderboard rows."""
+            epochs: int | None = None, triggered_by: str = "retrain flow") -> list[dict] | State:
+    """Train, register and gate the candidates; returns the leaderboard rows. Too little
+    data ends the run Failed with the reason, before anything is written."""
     logger = get_run_logger()
     settings = settings_from(data_dir, database_url, station_schema)
     overrides = {k: v for k, v in {"families": families, "epochs": epochs}.items() if v}
@@ -102,7 +105,11 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, params)
     try:
-        split, relative, rows = load_split(store, params)
+        try:
+            split, relative, rows = load_split(store, params)
+        except NotEnoughData as refused:
+            logger.error("Not retraining: %s", refused)
+            return Failed(message=f"not retraining: {refused}")
         logger.info("Training on %d rows: %d train, %d validation, %d holdout windows",
                     rows, len(split.train), len(split.validation), len(split.holdout))
         baseline = score(Persistence().fit(split.train), split.holdout)

@@ -13,8 +13,12 @@ class Persistence:
     name = "persistence"
 
     def fit(self, train: Windows, validation: Windows | None = None) -> Persistence:
-        self.target_index = train.target_index
-        self.horizon = train.horizon
+        return self.for_target(train.target_index, train.horizon)
+
+    def for_target(self, target_index: int, horizon: int) -> Persistence:
+        """Ready to predict without training windows (persistence learns nothing)."""
+        self.target_index = target_index
+        self.horizon = horizon
         return self
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:

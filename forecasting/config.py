@@ -33,6 +33,8 @@ class ForecastParams(BaseModel):
     max_gap_minutes: int = Field(
         60, ge=0, description="Gaps up to this long are filled by linear interpolation."
     )
+    max_data_age_minutes: int = Field(
+        180, gt=0, description="A forecast is refused when the newest observation is older.")
     time_features: bool = Field(True, description="Time of day/year as sin/cos.")
     wind_vector: bool = Field(True, description="Wind speed+direction as a (u, v) vector.")
     window_days: int = Field(120, gt=0, description="Rolling training window.")
@@ -99,6 +101,10 @@ class Settings(BaseSettings):
     @property
     def artifact_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def plot_dir(self) -> Path:
+        return self.data_dir / "plots"
 
     @cached_property
     def station(self) -> StationSchema:

@@ -152,8 +152,11 @@ class NetworkForecaster:
         self.columns = train.columns
         return self
 
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        return self.model.predict(np.asarray(inputs, np.float32), batch_size=1024, verbose=0)
+    def predict(self, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Batches through one traced function (`model.predict` retraces on every call)."""
+        inputs = np.asarray(inputs, np.float32)
+        return np.concatenate([self.model.predict_on_batch(inputs[i:i + batch_size])
+                               for i in range(0, len(inputs), batch_size)])
 
     def save(self, directory: Path) -> Path:
         """`model.keras` plus `model.json` (family, parameters, feature names, normalization)."""

@@ -81,9 +81,13 @@ def stored_between(
     return times, np.array([r[1:] for r in rows], np.float64)
 
 
-def newest_time(session: Session, table: Table) -> datetime | None:
-    """Time of the newest stored observation (aware UTC), None when there is none."""
-    return session.scalar(select(func.max(table.c[TIMESTAMP_SQL_COLUMN])))
+def newest_time(session: Session, table: Table, until: datetime | None = None) -> datetime | None:
+    """Time of the newest stored observation (at or before `until`), None when there is none."""
+    ts = table.c[TIMESTAMP_SQL_COLUMN]
+    query = select(func.max(ts))
+    if until is not None:
+        query = query.where(ts <= until)
+    return session.scalar(query)
 
 
 def read_observations(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 from forecasting.schema import StationSchema
 from registry import versions  # noqa: F401  (registers the registry tables)
 from registry.db import make_engine, make_sessionmaker
+from registry.forecasts import create_forecast_views
 from registry.tables import create_tables
 
 
@@ -29,6 +30,7 @@ def open_store(database_url: str, station: StationSchema) -> Store:
     engine = make_engine(database_url)
     try:
         observations = create_tables(engine, station)
+        create_forecast_views(engine, station)
     except Exception:
         engine.dispose()
         raise

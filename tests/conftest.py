@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from forecasting.schema import JENA
+from forecasting.simulate import write_station_csv
+from registry.ingestion import ingest_file
 from registry.store import open_store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -17,6 +20,34 @@ JENA_HEADER = (
     '"VPact (mbar)","VPdef (mbar)","sh (g/kg)","H2OC (mmol/mol)","rho (g/m**3)","wv (m/s)",'
     '"max. wv (m/s)","wd (deg)"'
 )
+NAME = "t_degc_24h"  # registry name of the Jena station's 24 h temperature forecast
+SMALL = {"SENSORCAST_FORECAST__LOOKBACK_HOURS": "48", "SENSORCAST_FORECAST__BATCH_SIZE": "128",
+         "SENSORCAST_FORECAST__WINDOW_DAYS": "150", "SENSORCAST_FORECAST__PATIENCE": "2"}
+
+
+@contextmanager
+def small_settings():
+    """A 2-day lookback and small batches, set through the environment as a user would."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in SMALL.items():
+            mp.setenv(key, value)
+        yield
+
+
+def retrain_small(**kwargs):
+    """The retrain flow under the SMALL settings."""
+    from flows.retrain import retrain
+
+    with small_settings():
+        return retrain(**kwargs)
+
+
+def station(tmp: Path, frame):
+    """A store in `tmp` holding the frame, ingested from a station file."""
+    write_station_csv(tmp / "feed.csv", frame)
+    store = open_store(f"sqlite:///{tmp / 'sensorcast.db'}", JENA)
+    ingest_file(store, tmp / "feed.csv", 50_000)
+    return store
 
 
 @pytest.fixture

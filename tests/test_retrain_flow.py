@@ -9,28 +9,11 @@ from sqlalchemy import func, select
 
 from forecasting.config import FAMILIES
 from forecasting.schema import JENA
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.simulate import simulate_station
 from registry.artifacts import ArtifactError, load_verified
 from registry.champions import promote_version, rollback
-from registry.ingestion import ingest_file
-from registry.store import open_store
 from registry.versions import PromotionEventRow, champion, list_events, list_versions
-
-NAME = "t_degc_24h"
-SMALL = {"SENSORCAST_FORECAST__LOOKBACK_HOURS": "48", "SENSORCAST_FORECAST__BATCH_SIZE": "128",
-         "SENSORCAST_FORECAST__WINDOW_DAYS": "150", "SENSORCAST_FORECAST__PATIENCE": "2"}
-
-
-def retrain_small(**kwargs):
-    """The retrain flow with a 2-day lookback and small batches (set through the environment,
-    as a user would)."""
-    from flows.retrain import retrain
-
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in SMALL.items():
-            mp.setenv(key, value)
-        return retrain(**kwargs)
-
+from tests.conftest import NAME, retrain_small, station
 
 def champion_and_other(store):
     """The current champion and some other registered version."""
@@ -38,13 +21,6 @@ def champion_and_other(store):
         current = champion(session, NAME)
         other = next(v for v in list_versions(session, NAME) if v.id != current.id)
     return current, other
-
-
-def station(tmp, frame):
-    write_station_csv(tmp / "feed.csv", frame)
-    store = open_store(f"sqlite:///{tmp / 'sensorcast.db'}", JENA)
-    ingest_file(store, tmp / "feed.csv", 50_000)
-    return store
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,144 @@
+"""Flow `forecast`: the champion's next 24 hours into `forecasts` (persistence, labelled,
+when there is no usable champion); optionally backfilled for the days before."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
+
+from flows.settings import settings_from
+from forecasting.config import Settings
+from forecasting.forecast import StaleData, forecast_as_of, input_span
+from forecasting.plotting import plot_forecast
+from forecasting.training import NetworkForecaster, model_name
+from registry.champions import load_champion
+from registry.forecasts import PERSISTENCE, ForecastRun, read_view, record_run, write_forecast
+from registry.observations import newest_time, read_observations
+from registry.store import Store, open_store
+from registry.versions import ModelVersion
+
+PLOT_FILE = "forecast.png"
+
+
+@task(cache_policy=NO_CACHE)
+def load_model(store: Store, name: str,
+               triggered_by: str) -> tuple[ModelVersion | None, NetworkForecaster | None]:
+    """The verified champion, or (None, None) for persistence when none is usable."""
+    with store.sessions.begin() as session:
+        loaded = load_champion(session, name, triggered_by)
+    return loaded or (None, None)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="forecast as of {at:%Y-%m-%d %H:%M}")
+def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion | None,
+          network: NetworkForecaster | None, triggered_by: str) -> ForecastRun:
+    """Forecast from observations at or before `at`; a refusal is recorded, not written."""
+    params = network.params if network else settings.forecast
+    label = (version.model_name, version.version) if version else (PERSISTENCE, None)
+    with store.sessions() as session:
+        # Reach back to the newest observation even when it is old, so a refusal can say when.
+        newest = newest_time(session, store.observations, until=at) or at
+        frame = read_observations(session, store.observations,
+                                  start=min(at - input_span(params), newest), end=at)
+    try:
+        forecast = forecast_as_of(frame, store.station, params, _naive(at),
+                                  settings.forecast.max_data_age_minutes, network)
+    except StaleData as refused:
+        run = ForecastRun(at, None, "refused", *label, 0, str(refused))
+    else:
+        issued_at = _aware(forecast.issued_at)
+        with store.sessions.begin() as session:
+            written = write_forecast(session, issued_at,
+                                     [_aware(t) for t in forecast.target_times],
+                                     forecast.values.tolist(), *label)
+        run = ForecastRun(at, issued_at, "issued", *label, written,
+                          "" if written else "already in the database")
+    with store.sessions.begin() as session:
+        record_run(session, run, triggered_by)
+    return run
+
+
+@task(cache_policy=NO_CACHE)
+def draw(store: Store, settings: Settings, days: int = 7) -> Path | None:
+    """PNG of the latest forecast against recent observations and past forecasts."""
+    return render_plot(store, settings.plot_dir / PLOT_FILE, days)
+
+
+def render_plot(store: Store, path: Path, days: int) -> Path | None:
+    """Read what the plot shows and draw it; None when there is no forecast yet."""
+    with store.sessions() as session:
+        latest = read_view(session, "latest_forecast")
+        if latest.empty:
+            return None
+        since = _aware(latest.issued_at.iloc[0]) - timedelta(days=days)
+        observed = read_observations(session, store.observations, start=since)
+        skill = read_view(session, "forecast_skill", since=since - timedelta(days=30))
+    target = store.station.target_channel
+    return plot_forecast(observed[target.column], latest, skill, path,
+                         f"{target.source} at {store.station.name}", target.unit)
+
+
+@flow(name="forecast")
+def forecast(data_dir: str | None = None, database_url: str | None = None,
+             station_schema: str | None = None, at: datetime | None = None, days: int = 0,
+             triggered_by: str = "forecast flow") -> list[dict] | State:
+    """Issue the forecast as of `at` (default: now), and for each of the `days` days before
+    it at the same time of day. The run ends Failed, with the reason and no traceback, when
+    any of them was refused."""
+    logger = get_run_logger()
+    settings = settings_from(data_dir, database_url, station_schema)
+    store = open_store(settings.db_url, settings.station)
+    name = model_name(settings.station, settings.forecast)
+    try:
+        end = _utc(at) if at else datetime.now(UTC)
+        version, network = load_model(store, name, triggered_by)
+        if version is None:
+            logger.warning("No usable champion for %s: writing the persistence forecast, "
+                           "labelled model_name='%s'", name, PERSISTENCE)
+        runs = [issue(store, settings, end - timedelta(days=k), version, network, triggered_by)
+                for k in range(days, -1, -1)]
+        plot = draw(store, settings)
+        with store.sessions() as session:
+            latest = read_view(session, "latest_forecast")
+    finally:
+        store.close()
+    for run in runs:
+        if run.status == "refused":
+            logger.error("Refused the forecast as of %s: %s", f"{run.as_of:%Y-%m-%d %H:%M}",
+                         run.message)
+        else:
+            logger.info("Forecast issued at %s by %s%s: %d new rows", run.issued_at,
+                        run.model_name, f" v{run.model_version}" if run.model_version else "",
+                        run.rows_written)
+    if not latest.empty:
+        create_table_artifact(
+            key="forecast", description=f"Latest forecast of {name}; plot: {plot}",
+            table=[{"target_time": f"{r.target_time:%Y-%m-%d %H:%M}", "horizon_hours":
+                    r.horizon_hours, "value": round(r.value, 2), "model": r.model_name,
+                    "version": r.model_version} for r in latest.itertuples()])
+    if plot:
+        create_markdown_artifact(key="forecast-plot", markdown=f"Forecast plot: `{plot}`")
+    refused = [r for r in runs if r.status == "refused"]
+    if refused:
+        return Failed(message=f"refused {len(refused)} of {len(runs)} forecast(s); "
+                              f"last: {refused[-1].message}")
+    return [asdict(r) for r in runs]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _naive(moment: datetime) -> pd.Timestamp:
+    return pd.Timestamp(moment.astimezone(UTC).replace(tzinfo=None))
+
+
+def _aware(moment: pd.Timestamp) -> datetime:
+    return moment.to_pydatetime().replace(tzinfo=UTC)

@@ -1,0 +1,75 @@
+"""One forecast as of a time, from the observations at or before that time only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting.baselines import Persistence
+from forecasting.config import ForecastParams
+from forecasting.features import build_features
+from forecasting.schema import StationSchema
+from forecasting.training import NetworkForecaster
+from forecasting.windows import latest_input
+
+
+class StaleData(ValueError):
+    """The newest observation is too old, or the input window has holes: no forecast."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    issued_at: pd.Timestamp  # naive UTC: the last input sample
+    target_times: pd.DatetimeIndex  # naive UTC, whole hours ahead
+    values: np.ndarray  # target units
+
+
+def input_span(params: ForecastParams) -> pd.Timedelta:
+    """How far before the forecast time the observations must reach."""
+    return pd.Timedelta(hours=params.lookback_hours, minutes=params.max_data_age_minutes)
+
+
+def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
+                   at: pd.Timestamp, max_data_age_minutes: int,
+                   network: NetworkForecaster | None = None) -> Forecast:
+    """The target at each whole hour 1..horizon after the newest complete input window.
+
+    `frame` may hold later rows; they are cut off at `at`, so the result never depends on
+    them. Without a network the forecast is persistence.
+    """
+    frame = frame[frame.index <= at]
+    if frame.empty:
+        raise StaleData(f"no observations at or before {at:%Y-%m-%d %H:%M} UTC")
+    newest = frame.index[-1]
+    if at - newest > pd.Timedelta(minutes=max_data_age_minutes):
+        raise StaleData(
+            f"newest observation is {newest:%Y-%m-%d %H:%M} UTC, {at - newest} before the "
+            f"forecast time {at:%Y-%m-%d %H:%M} UTC; allowed is {max_data_age_minutes} "
+            "minutes (forecast.max_data_age_minutes)")
+    features, _ = build_features(frame, station, params)
+    lookback = params.lookback_hours * 60 // params.step_minutes
+    window = latest_input(features, lookback)
+    if window is None:
+        recent = features.iloc[-lookback:]
+        missing = int(recent.isna().any(axis=1).sum()) + lookback - len(recent)
+        raise StaleData(
+            f"the {params.lookback_hours} h input window ending "
+            f"{features.index[-1]:%Y-%m-%d %H:%M} UTC misses {missing} of {lookback} samples "
+            f"after filling gaps up to {params.max_gap_minutes} minutes")
+    columns = tuple(features.columns)
+    if network is not None and network.columns != columns:
+        raise ValueError(f"the model was trained on features {network.columns}, "
+                         f"the station now gives {columns}")
+    horizon = params.horizon_hours * 60 // params.step_minutes
+    predictor = network or Persistence().for_target(
+        columns.index(station.target_channel.column), horizon)
+    path = np.asarray(predictor.predict(window))[0]
+    minutes = params.step_minutes * np.arange(1, horizon + 1)
+    hourly = minutes % 60 == 0
+    issued_at = features.index[-1]
+    # The shortest decimal of each float32 (1.35, not 1.350000023841858) reads well in SQL.
+    values = np.array([float(str(v)) for v in path[hourly].astype(np.float32)])
+    return Forecast(issued_at, issued_at + pd.to_timedelta(minutes[hourly], unit="min"),
+                    values)

@@ -1,0 +1,66 @@
+"""A PNG for people who would rather look than read: forecast, observations, skill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from forecasting.baselines import Persistence
+
+
+def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame,
+                  path: Path, title: str, quantity: str) -> Path:
+    """Top: recent observations, past forecasts and the latest forecast with its persistence
+    line. Bottom: MAE by horizon of the verified forecasts against persistence (UTC times).
+    Past forecasts labelled persistence are left out when a model's forecasts exist, since
+    the persistence line and curve already show them."""
+    models = skill[skill.model_name != Persistence.name]
+    skill = models if not models.empty else skill
+    figure = Figure(figsize=(11, 7), layout="constrained")
+    top, bottom = figure.subplots(2, 1, height_ratios=[2, 1])
+    paths = skill.groupby(["issued_at", "model_name", "model_version"], dropna=False)
+    for i, (_, past) in enumerate(paths):
+        top.plot(past.target_time, past.forecast, color="tab:blue", alpha=0.35, lw=1,
+                 label=None if i else "past forecasts")
+    top.plot(observed.index, observed.to_numpy(), color="black", lw=1.2, label="observed")
+    issued = latest.issued_at.iloc[0]
+    label = latest.model_name.iloc[0]
+    if pd.notna(latest.model_version.iloc[0]):
+        label += f" v{int(latest.model_version.iloc[0])}"
+    top.plot(latest.target_time, latest.value, color="tab:red", lw=2, marker="o", ms=3,
+             label=f"latest forecast ({label})")
+    if issued in observed.index:
+        top.hlines(observed[issued], issued, latest.target_time.iloc[-1], colors="grey",
+                   linestyles="--", label="persistence")
+    top.axvline(issued, color="grey", lw=0.8)
+    top.set_title(f"{title}: forecast issued {issued:%Y-%m-%d %H:%M} UTC")
+    top.set_ylabel(quantity)
+    locator = AutoDateLocator()
+    top.xaxis.set_major_locator(locator)
+    top.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    top.legend(loc="upper left", fontsize="small")
+    top.grid(alpha=0.3)
+    if skill.empty:
+        bottom.text(0.5, 0.5, "no forecast has been verified by observations yet",
+                    ha="center", va="center", transform=bottom.transAxes)
+        bottom.set_axis_off()
+    else:
+        by_horizon = skill.groupby("horizon_hours")[["abs_error", "persistence_abs_error"]]
+        mae = by_horizon.mean()
+        issues = skill.issued_at.nunique()
+        bottom.plot(mae.index, mae.abs_error, marker="o", color="tab:red",
+                    label=" + ".join(sorted(skill.model_name.unique())))
+        bottom.plot(mae.index, mae.persistence_abs_error, marker="s", color="grey",
+                    linestyle="--", label="persistence")
+        bottom.set_title(f"Mean absolute error by horizon over {issues} verified issue(s)")
+        bottom.set_xlabel("hours ahead")
+        bottom.set_ylabel(f"MAE, {quantity}")
+        bottom.legend(fontsize="small")
+        bottom.grid(alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,149 @@
+"""Forecasts as a public SQL surface: the `forecasts` table, its views, and the run log.
+
+Views are plain SQL over the tables so that any SQL client can read and score forecasts:
+`latest_forecast` (the rows of the newest issue) and `forecast_skill` (each forecast next to
+what was observed at its target time, and next to persistence from the same issue time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy import Engine, Index, String, Text, bindparam, func, inspect, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
+from registry.db import Base, UTCDateTime, int_pk, utc_time
+from forecasting.baselines import Persistence
+from registry.observations import insert_ignore
+
+PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_version is NULL
+
+
+class ForecastRow(Base):
+    """One forecast value; (issued_at, target_time, model_name, model_version) is unique,
+    with a NULL model_version (persistence) counted as one value, so re-runs add nothing."""
+
+    __tablename__ = "forecasts"
+
+    id: Mapped[int_pk]
+    issued_at: Mapped[utc_time]  # time of the last observation used
+    target_time: Mapped[utc_time] = mapped_column(index=True)
+    horizon_hours: Mapped[int]
+    value: Mapped[float]
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[int | None]
+    created_at: Mapped[utc_time]
+
+
+Index("uq_forecasts_issue", ForecastRow.issued_at, ForecastRow.target_time,
+      ForecastRow.model_name, func.coalesce(ForecastRow.model_version, 0), unique=True)
+
+
+class ForecastRunRow(Base):
+    """Every attempt to issue a forecast, including refusals and their reasons."""
+
+    __tablename__ = "forecast_runs"
+
+    id: Mapped[int_pk]
+    as_of: Mapped[utc_time]  # the time the forecast was asked for
+    issued_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))  # issued | refused
+    model_name: Mapped[str | None] = mapped_column(String(100))
+    model_version: Mapped[int | None]
+    rows_written: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    triggered_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[utc_time]
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    as_of: datetime
+    issued_at: datetime | None
+    status: str
+    model_name: str | None
+    model_version: int | None
+    rows_written: int
+    message: str
+
+
+def create_forecast_views(engine: Engine, station: StationSchema) -> None:
+    """Create `latest_forecast` and `forecast_skill` if missing (portable SQL, no dialect
+    extensions: COALESCE makes the NULL persistence version comparable)."""
+    target = station.target_channel.column
+    ts = TIMESTAMP_SQL_COLUMN
+    views = {
+        "latest_forecast": f"""
+            SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
+                   f.model_version, f.created_at
+            FROM forecasts f
+            JOIN (SELECT issued_at, model_name, COALESCE(model_version, 0) AS version
+                  FROM forecasts ORDER BY issued_at DESC, created_at DESC, id DESC
+                  LIMIT 1) newest
+              ON f.issued_at = newest.issued_at AND f.model_name = newest.model_name
+             AND COALESCE(f.model_version, 0) = newest.version""",
+        "forecast_skill": f"""
+            SELECT f.issued_at, f.target_time, f.horizon_hours, f.model_name,
+                   f.model_version, f.value AS forecast, o.{target} AS actual,
+                   f.value - o.{target} AS error, ABS(f.value - o.{target}) AS abs_error,
+                   p.{target} AS persistence_forecast,
+                   ABS(p.{target} - o.{target}) AS persistence_abs_error
+            FROM forecasts f
+            JOIN observations o ON o.{ts} = f.target_time
+            LEFT JOIN observations p ON p.{ts} = f.issued_at""",
+    }
+    existing = set(inspect(engine).get_view_names())
+    with engine.begin() as connection:
+        for name, body in views.items():
+            if name not in existing:
+                connection.execute(text(f"CREATE VIEW {name} AS {body}"))
+
+
+def write_forecast(session: Session, issued_at: datetime, target_times: list[datetime],
+                   values: list[float], model_name: str, model_version: int | None) -> int:
+    """Insert one issue's rows; rows already there are kept. Returns how many were new."""
+    now = datetime.now(UTC)
+    rows = [
+        {"issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
+         "model_version": model_version, "created_at": now,
+         "horizon_hours": round((t - issued_at).total_seconds() / 3600)}
+        for t, v in zip(target_times, values)
+    ]
+    return insert_ignore(session, ForecastRow.__table__, rows)
+
+
+def record_run(session: Session, run: ForecastRun, triggered_by: str) -> None:
+    session.add(ForecastRunRow(
+        as_of=run.as_of, issued_at=run.issued_at, status=run.status, model_name=run.model_name,
+        model_version=run.model_version, rows_written=run.rows_written, message=run.message,
+        triggered_by=triggered_by, created_at=datetime.now(UTC)))
+
+
+def list_runs(session: Session) -> list[ForecastRun]:
+    rows = session.scalars(select(ForecastRunRow).order_by(ForecastRunRow.id)).all()
+    return [ForecastRun(r.as_of, r.issued_at, r.status, r.model_name, r.model_version,
+                        r.rows_written, r.message) for r in rows]
+
+
+VIEWS = ("latest_forecast", "forecast_skill")
+_TIMES = ("issued_at", "target_time", "created_at")
+
+
+def read_view(session: Session, view: str, since: datetime | None = None) -> pd.DataFrame:
+    """A forecast view as a frame (times naive UTC), optionally only issues since `since`."""
+    if view not in VIEWS:
+        raise ValueError(f"unknown forecast view {view!r}; choose from {VIEWS}")
+    where = "WHERE issued_at >= :since" if since is not None else ""
+    query = text(f"SELECT * FROM {view} {where} ORDER BY issued_at, target_time")
+    if since is not None:
+        query = query.bindparams(bindparam("since", since, type_=UTCDateTime()))
+    times = _TIMES if view == "latest_forecast" else _TIMES[:2]
+    result = session.execute(query.columns(**{name: UTCDateTime() for name in times}))
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    for name in _TIMES:
+        if name in frame:
+            frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_localize(None)
+    return frame

@@ -1,0 +1,184 @@
+"""The forecast flow under the real Prefect engine, a real SQLite file and real TensorFlow:
+the SQL contract, idempotence, persistence fallback, refusals and no leakage."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from forecasting.simulate import simulate_station
+from registry.forecasts import list_runs
+from registry.versions import champion, list_events
+from tests.conftest import NAME, retrain_small, small_settings, station
+
+AT = datetime(2021, 2, 20, 12, 0, tzinfo=UTC)  # well inside the simulated 60 days
+
+
+def sql(data, query: str) -> list[tuple]:
+    """Plain SQL on the database file, as a user would with the sqlite3 command line."""
+    with sqlite3.connect(data / "sensorcast.db") as connection:
+        return connection.execute(query).fetchall()
+
+
+def run_forecast(data, **kwargs):
+    from flows.forecast import forecast
+
+    with small_settings():
+        return forecast(data_dir=str(data), return_state=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def with_champion(prefect_harness, tmp_path_factory):
+    """60 simulated days and a briefly trained GRU promoted to champion (2-day lookback)."""
+    data = tmp_path_factory.mktemp("forecast")
+    store = station(data, simulate_station("2021-01-01", 60, seed=4))
+    store.close()
+    retrain_small(data_dir=str(data), families=["gru"], epochs=2)
+    return data
+
+
+def test_no_champion_writes_24_labelled_persistence_rows_once(prefect_harness, tmp_path):
+    station(tmp_path, simulate_station("2021-01-01", 60, seed=1)).close()
+    state = run_forecast(tmp_path, at=AT, days=2)
+    assert state.is_completed(), state.message
+    assert sql(tmp_path, "select count(*) from latest_forecast") == [(24,)]
+    assert sql(tmp_path, "select distinct model_name, model_version from forecasts") == \
+        [("persistence", None)]
+    latest = sql(tmp_path, "select issued_at, horizon_hours, target_time, value "
+                           "from latest_forecast order by horizon_hours")
+    assert latest[0][0] == "2021-02-20 12:00:00"
+    assert [r[1] for r in latest] == list(range(1, 25))
+    assert latest[-1][2] == "2021-02-21 12:00:00"
+    observed = sql(tmp_path, "select t_degc from observations "
+                             "where observed_at = '2021-02-20 12:00:00'")[0][0]
+    assert {r[3] for r in latest} == {observed}
+
+    again = run_forecast(tmp_path, at=AT, days=2)
+    assert again.is_completed()
+    assert sql(tmp_path, "select count(*) from forecasts") == [(72,)]
+    runs = sql(tmp_path, "select status, rows_written from forecast_runs order by id")
+    assert runs == [("issued", 24)] * 3 + [("issued", 0)] * 3
+
+
+def test_forecast_skill_scores_each_forecast_against_what_was_observed(prefect_harness,
+                                                                       tmp_path):
+    station(tmp_path, simulate_station("2021-01-01", 60, seed=1)).close()
+    assert run_forecast(tmp_path, at=AT - timedelta(days=1)).is_completed()
+    rows = sql(tmp_path, """
+        select s.horizon_hours, s.forecast, s.actual, s.error, s.abs_error,
+               s.persistence_abs_error, o.t_degc
+        from forecast_skill s join observations o on o.observed_at = s.target_time
+        order by s.horizon_hours""")
+    assert len(rows) == 24
+    for horizon, forecast, actual, error, abs_error, persistence_error, observed in rows:
+        assert actual == observed
+        assert error == pytest.approx(forecast - actual)
+        assert abs_error == pytest.approx(abs(forecast - actual))
+        assert persistence_error == pytest.approx(abs_error)  # this forecast is persistence
+
+
+def test_forecast_as_of_t_ignores_observations_after_t(with_champion, tmp_path):
+    """Change and delete every observation after t in a copy: the forecast is identical."""
+    altered = tmp_path / "altered"
+    shutil.copytree(with_champion, altered)
+    cut = "2021-02-20 12:00:00"
+    with sqlite3.connect(altered / "sensorcast.db") as connection:
+        connection.execute(f"update observations set t_degc = t_degc + 7, p_mbar = p_mbar - 20 "
+                           f"where observed_at > '{cut}' and observed_at < '2021-02-25'")
+        connection.execute("delete from observations where observed_at >= '2021-02-25'")
+    for data in (with_champion, altered):
+        state = run_forecast(data, at=AT)
+        assert state.is_completed(), state.message
+    query = ("select target_time, value, model_name, model_version from forecasts "
+             f"where issued_at = '{cut}' order by target_time")
+    original, changed = sql(with_champion, query), sql(altered, query)
+    assert len(original) == 24 and original[0][2:] == (NAME, 1)
+    assert changed == original
+    assert sql(with_champion, "select count(*) from forecast_skill where issued_at = "
+                              f"'{cut}'") == [(24,)]
+
+
+def test_champion_forecast_differs_from_persistence(with_champion):
+    assert run_forecast(with_champion, at=AT + timedelta(hours=3)).is_completed()
+    values = [r[0] for r in sql(with_champion, "select value from latest_forecast")]
+    assert len(values) == 24 and np.ptp(values) > 0.1
+
+
+def test_broken_champion_falls_back_to_labelled_persistence_and_records_why(with_champion,
+                                                                            tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(with_champion, broken)
+    with sqlite3.connect(broken / "sensorcast.db") as connection:
+        connection.execute("update model_versions set artifact_path = replace(artifact_path, "
+                           f"'{with_champion}', '{broken}')")
+    model_file = next((broken / "artifacts").rglob("model.keras"))
+    model_file.write_bytes(model_file.read_bytes()[:1000])  # truncated
+    state = run_forecast(broken, at=AT + timedelta(days=1))
+    assert state.is_completed(), state.message
+    assert sql(broken, "select distinct model_name, model_version from latest_forecast") == \
+        [("persistence", None)]
+    from registry.store import open_store
+    from forecasting.schema import JENA
+
+    store = open_store(f"sqlite:///{broken / 'sensorcast.db'}", JENA)
+    with store.sessions() as session:
+        event = list_events(session, NAME)[-1]
+        assert champion(session, NAME) is not None  # the alias is kept; nothing is erased
+    store.close()
+    assert event.decision == "fallback"
+    assert "sha256" in event.reason and "persistence" in event.reason
+
+
+def test_stale_data_is_refused_with_a_clear_message_and_nothing_written(prefect_harness,
+                                                                        tmp_path):
+    store = station(tmp_path, simulate_station("2021-01-01", 60, seed=1))
+    state = run_forecast(tmp_path, at=datetime(2021, 3, 5, tzinfo=UTC))
+    assert state.is_failed()
+    assert "newest observation is 2021-03-01 23:00 UTC" in state.message
+    assert "max_data_age_minutes" in state.message
+    assert sql(tmp_path, "select count(*) from forecasts") == [(0,)]
+    with store.sessions() as session:
+        runs = list_runs(session)
+    store.close()
+    assert [r.status for r in runs] == ["refused"]
+    assert runs[0].message in state.message
+
+    cli = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "forecast",
+                                   "--at", "2021-03-05T00:00"])
+    assert cli.exit_code == 2
+    assert "error: refused 1 of 1 forecast(s)" in cli.output
+    assert "Traceback" not in cli.output
+
+
+def test_input_window_with_a_long_gap_is_refused(prefect_harness, tmp_path):
+    frame = simulate_station("2021-01-01", 60, seed=1)
+    gap = (frame.index > pd.Timestamp("2021-01-25 03:00")) & \
+          (frame.index < pd.Timestamp("2021-01-25 09:00"))
+    station(tmp_path, frame[~gap]).close()
+    state = run_forecast(tmp_path, at=datetime(2021, 1, 26, tzinfo=UTC))
+    assert state.is_failed()
+    assert "misses 5 of 48 samples" in state.message
+    assert sql(tmp_path, "select count(*) from forecasts") == [(0,)]
+
+
+def test_plot_shows_the_latest_forecast_as_a_png(prefect_harness, tmp_path):
+    station(tmp_path, simulate_station("2021-01-01", 60, seed=1)).close()
+    runner = CliRunner()
+    before = runner.invoke(app, ["--data-dir", str(tmp_path), "plot"])
+    assert before.exit_code == 2 and "no forecast" in before.output
+    with small_settings():
+        issued = runner.invoke(app, ["--data-dir", str(tmp_path), "forecast",
+                                     "--at", "2021-01-29T06:00", "--days", "3"])
+    assert issued.exit_code == 0, issued.output
+    assert "issued 2021-01-29 06:00 UTC by persistence" in issued.output
+    out = tmp_path / "out.png"
+    plotted = runner.invoke(app, ["--data-dir", str(tmp_path), "plot", "--out", str(out)])
+    assert plotted.exit_code == 0, plotted.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
