@@ -1,10 +1,11 @@
-# Two entry points: `make run` (demo on the built-in default station) and `make test`.
+# Entry points: `make run` (demo on the built-in default station), `make test`, and
+# `make serve` (local Prefect server + the scheduled deployments).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean
+.PHONY: run test serve install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+serve: $(STAMP)
+	deployments/serve.sh
 
 clean:
 	rm -rf $(VENV) data

@@ -283,7 +283,7 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
 
     settings: Settings = ctx.obj
     _prefect_home(settings)
-    from forecasting.simulate import simulate_station, write_station_csv
+    from forecasting.simulate import simulate_until, write_station_csv
     from flows.forecast import forecast as forecast_flow
     from flows.ingest import ingest as ingest_flow
     from flows.retrain import retrain as retrain_flow
@@ -292,12 +292,10 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
               "station_schema": _str(settings.station_schema)}
     drop = settings.drop_dir / "demo-station.csv"
     if not drop.exists():
-        # The station's history ends now, so the last forecast is today's.
-        now = pd.Timestamp.now(settings.station.timezone).tz_localize(None).floor("10min")
-        start = now.floor("D") - pd.Timedelta(days=days)
-        typer.echo(f"[1/4] simulating {days} days of station data up to {now} -> {drop}")
-        frame = simulate_station(start, days + 1, seed=7)
-        write_station_csv(drop, frame[frame.index <= now], seed=7)
+        frame = simulate_until(pd.Timestamp.now("UTC"), days, seed=7)
+        typer.echo(f"[1/4] simulating {days} days of station data up to {frame.index[-1]} "
+                   f"(station time) -> {drop}")
+        write_station_csv(drop, frame, seed=7)
     typer.echo("[1/4] ingesting the drop folder")
     for row in _run_flow(ingest_flow, **common):
         typer.echo(f"  {row['source']}: {row['status']}, {row['rows_inserted']} inserted, "

@@ -94,6 +94,15 @@ def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0) -> pd.
     return frame
 
 
+def simulate_until(end: pd.Timestamp, days: int, seed: int = 0) -> pd.DataFrame:
+    """`days` of station data whose last row is at `end` (UTC, floored to the cadence), so a
+    demo or test station is current: its newest forecast is today's."""
+    last = pd.Timestamp(end).tz_convert(JENA.timezone).tz_localize(None).floor(
+        f"{JENA.cadence_minutes}min")
+    frame = simulate_station(last.floor("D") - pd.Timedelta(days=days), days + 1, seed)
+    return frame[frame.index <= last]
+
+
 def station_csv(frame: pd.DataFrame, faults: Faults = Faults(), seed: int = 0) -> str:
     """The frame as the station writes it: quoted header, `dd.mm.yyyy HH:MM:SS`, 2 decimals."""
     rng = np.random.default_rng(seed + 1)

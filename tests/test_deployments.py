@@ -1,0 +1,114 @@
+"""The scheduled deployments: prefect.yaml and the serve script name real flows with valid
+parameters, and a real local Prefect API deploys, runs and records all three."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+
+from forecasting.simulate import simulate_until, write_station_csv
+from tests.conftest import SMALL
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
+EXPECTED = {"ingest": "flows/ingest.py:ingest", "retrain": "flows/retrain.py:retrain",
+            "forecast": "flows/forecast.py:forecast"}
+
+
+def serve_module():
+    spec = importlib.util.spec_from_file_location("serve", ROOT / "deployments" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_prefect_yaml_deployment_is_a_real_flow_with_valid_parameters(monkeypatch):
+    monkeypatch.chdir(ROOT)  # entrypoints are root-relative
+    spec = yaml.safe_load(PREFECT_FILE.read_text())
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    assert {name: d["entrypoint"] for name, d in deployments.items()} == EXPECTED
+    for name, d in deployments.items():
+        flow = load_flow_from_entrypoint(d["entrypoint"])
+        assert flow.name == name
+        flow.validate_parameters(d["parameters"])  # raises on an unknown or mistyped one
+        assert d["concurrency_limit"]["limit"] == 1
+        assert d["work_pool"]["name"] == "sensorcast"
+        (schedule,) = d["schedules"]
+        assert schedule["timezone"] == "UTC"
+    assert deployments["ingest"]["schedules"][0]["interval"] == 600
+    retrain_hour = int(deployments["retrain"]["schedules"][0]["cron"].split()[1])
+    forecast_hour = int(deployments["forecast"]["schedules"][0]["cron"].split()[1])
+    assert forecast_hour > retrain_hour  # the daily forecast uses the fresh champion
+
+
+def test_serve_script_builds_the_same_three_deployments(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    served = {d.name: d for d in serve_module().load_deployments()}
+    assert set(served) == set(EXPECTED)
+    for name, deployment in served.items():
+        assert deployment.entrypoint == EXPECTED[name]
+        assert deployment.flow_name == name
+        assert deployment.concurrency_limit == 1
+        assert len(deployment.schedules) == 1
+        assert "sensorcast" in deployment.tags
+    assert served["retrain"].concurrency_options.collision_strategy == "CANCEL_NEW"
+    assert served["retrain"].schedules[0].schedule.cron == "0 2 * * *"
+    assert served["ingest"].schedules[0].schedule.interval.total_seconds() == 600
+
+
+def prefect_cli(*args: str, env: dict) -> str:
+    result = subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=420)
+    assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_deployed_flows_run_through_a_worker_against_a_real_prefect_api(prefect_harness,
+                                                                        tmp_path):
+    """Deploy prefect.yaml to the harness's server, trigger each deployment, let a process
+    worker run it, and find its rows in the product's database."""
+    from prefect.settings import PREFECT_API_URL
+
+    data = tmp_path / "data"
+    write_station_csv(data / "incoming" / "station.csv",
+                      simulate_until(pd.Timestamp.now("UTC"), 20, seed=3))
+    env = {**os.environ, **SMALL, "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "PREFECT_HOME": str(tmp_path / "prefect-cli"), "SENSORCAST_DATA_DIR": str(data),
+           "SENSORCAST_FORECAST__FAMILIES": '["gru"]', "SENSORCAST_FORECAST__EPOCHS": "1",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    prefect_cli("work-pool", "create", "sensorcast", "--type", "process", env=env)
+    prefect_cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all",
+                env=env)
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployed = {d.name: d for d in client.read_deployments()}
+    assert set(deployed) >= set(EXPECTED)
+    for name in EXPECTED:
+        assert deployed[name].entrypoint == EXPECTED[name]
+        assert [s.active for s in deployed[name].schedules] == [True]
+
+    db = data / "sensorcast.db"
+    checks = {
+        "ingest": "select count(*) from observations",
+        "retrain": "select count(*) from model_versions",
+        "forecast": "select count(*) from latest_forecast",
+    }
+    counts = {}
+    for name, query in checks.items():
+        prefect_cli("deployment", "run", f"{name}/{name}", env=env)
+        prefect_cli("worker", "start", "--pool", "sensorcast", "--run-once", env=env)
+        with sqlite3.connect(db) as connection:
+            counts[name] = connection.execute(query).fetchone()[0]
+    assert 20 * 144 <= counts["ingest"] <= 21 * 144
+    assert counts["retrain"] == 1
+    assert counts["forecast"] == 24
