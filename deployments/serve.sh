@@ -10,9 +10,10 @@ export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 mkdir -p "$PREFECT_HOME"
 
-"$BIN/prefect" server start --host 127.0.0.1 --port "$PORT" >"$PREFECT_HOME/server.log" 2>&1 &
+# Its own session, so Ctrl-C reaches the deployments first; the server stops after them.
+setsid "$BIN/prefect" server start --host 127.0.0.1 --port "$PORT" >"$PREFECT_HOME/server.log" 2>&1 &
 server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; echo "stopped"' EXIT
+trap 'kill -- -"$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; echo "stopped"' EXIT
 echo "starting the Prefect server (log: $PREFECT_HOME/server.log)..."
 until "$BIN/python" -c "import urllib.request; urllib.request.urlopen('$PREFECT_API_URL/health', timeout=2)" 2>/dev/null; do
   kill -0 "$server" 2>/dev/null || { tail -20 "$PREFECT_HOME/server.log"; exit 1; }

@@ -45,7 +45,8 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     newest = frame.index[-1]
     if at - newest > pd.Timedelta(minutes=max_data_age_minutes):
         raise StaleData(
-            f"newest observation is {newest:%Y-%m-%d %H:%M} UTC, {at - newest} before the "
+            f"newest observation is {newest:%Y-%m-%d %H:%M} UTC, {(at - newest).floor('min')} "
+            "before the "
             f"forecast time {at:%Y-%m-%d %H:%M} UTC; allowed is {max_data_age_minutes} "
             "minutes (forecast.max_data_age_minutes)")
     features, _ = build_features(frame, station, params)
