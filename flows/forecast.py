@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.settings import settings_from
+from flows.settings import run_name, settings_from
 from forecasting.config import Settings
 from forecasting.forecast import StaleData, forecast_as_of, input_span
 from forecasting.plotting import plot_forecast
@@ -85,7 +85,7 @@ def render_plot(store: Store, path: Path, days: int) -> Path | None:
                          f"{target.source} at {store.station.name}", target.unit)
 
 
-@flow(name="forecast")
+@flow(name="forecast", flow_run_name=run_name("forecast"))
 def forecast(data_dir: str | None = None, database_url: str | None = None,
              station_schema: str | None = None, at: datetime | None = None, days: int = 0,
              triggered_by: str = "forecast flow") -> list[dict] | State:

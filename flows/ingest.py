@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.settings import settings_from
+from flows.settings import run_name, settings_from
 from registry.ingestion import IngestSummary, files_to_ingest, ingest_file
 from registry.store import Store, open_store
 
@@ -21,7 +21,7 @@ def ingest_one(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
     return ingest_file(store, path, chunk_rows)
 
 
-@flow(name="ingest", log_prints=False)
+@flow(name="ingest", flow_run_name=run_name("ingest"))
 def ingest(path: str | None = None, data_dir: str | None = None,
            database_url: str | None = None, station_schema: str | None = None) -> list[dict]:
     """Ingest a CSV file, or every new file of the drop folder (default: data_dir/incoming)."""

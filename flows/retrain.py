@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.settings import settings_from
+from flows.settings import run_name, settings_from
 from forecasting.baselines import Persistence
 from forecasting.config import ForecastParams, Settings
 from forecasting.evaluation import Scores, score
@@ -92,7 +92,7 @@ def register(store: Store, settings: Settings, name: str, trained: Trained, spli
         return add_version(session, new, version, str(path), sha)
 
 
-@flow(name="retrain")
+@flow(name="retrain", flow_run_name=run_name("retrain"))
 def retrain(data_dir: str | None = None, database_url: str | None = None,
             station_schema: str | None = None, families: list[str] | None = None,
             epochs: int | None = None, triggered_by: str = "retrain flow") -> list[dict] | State:

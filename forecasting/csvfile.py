@@ -15,6 +15,7 @@ from forecasting.schema import StationSchema
 
 
 BLOCK_BYTES = 1 << 22
+MAX_LINE_BYTES = 1 << 16  # a station line is ~100 bytes; longer ones are quarantined, cut here
 
 
 class HeaderError(ValueError):
@@ -90,32 +91,58 @@ def read_chunks(
 
 
 def _chunks(handle: BinaryIO, chunk_rows: int) -> Iterator[RawChunk]:
-    """Split the stream into lines in large blocks (C speed); empty lines are skipped."""
+    """Split the stream into lines in large blocks (C speed); empty lines are skipped.
+
+    `\n`, `\r\n` and a lone `\r` all end a line. A line longer than MAX_LINE_BYTES (binary
+    junk, a file of NUL bytes) is passed on cut to MAX_LINE_BYTES + 1 bytes, for validation
+    to quarantine, and the rest of it is skipped without being held in memory.
+    """
     with handle:
         lines: list[bytes] = []
         numbers: list[int] = []
         next_number = 2  # the header is line 1
         tail = b""
+        skipping = False  # inside an over-long line, already passed on
         while block := handle.read(BLOCK_BYTES):
             block = tail + block
-            cut = block.rfind(b"\n") + 1
+            # A final \r may be the first half of \r\n: leave it for the next block.
+            cut = max(block.rfind(b"\n"), block.rfind(b"\r", 0, len(block) - 1)) + 1
             tail = block[cut:]
             if cut:
-                next_number = _collect(block[: cut - 1], next_number, lines, numbers)
+                start = 0
+                if skipping:  # the first break ends the over-long line
+                    start = _after_first_break(block)
+                    next_number += 1
+                    skipping = False
+                end = cut - 2 if block[cut - 2 : cut] == b"\r\n" else cut - 1  # drop last break
+                if start <= end:
+                    next_number = _collect(block[start:end], next_number, lines, numbers)
+            if len(tail) - tail.endswith(b"\r") > MAX_LINE_BYTES:
+                if not skipping:
+                    lines.append(tail[: MAX_LINE_BYTES + 1])
+                    numbers.append(next_number)
+                    skipping = True
+                tail = tail[-1:] if tail.endswith(b"\r") else b""  # maybe half a \r\n
             while len(lines) >= chunk_rows:
                 yield RawChunk(lines[:chunk_rows], numbers[:chunk_rows])
                 del lines[:chunk_rows], numbers[:chunk_rows]
-        if tail:
+        if tail and not skipping:
             _collect(tail, next_number, lines, numbers)
         for at in range(0, len(lines), chunk_rows):
             yield RawChunk(lines[at : at + chunk_rows], numbers[at : at + chunk_rows])
 
 
+def _after_first_break(text: bytes) -> int:
+    """Position just after the first `\n`, `\r\n` or `\r` of `text` (which has one)."""
+    end = min(i for i in (text.find(b"\n"), text.find(b"\r")) if i >= 0)
+    return end + 2 if text[end : end + 2] == b"\r\n" else end + 1
+
+
 def _collect(text: bytes, first_number: int, lines: list[bytes], numbers: list[int]) -> int:
     """Append the non-empty lines of `text` and their numbers; return the next line number."""
-    split = text.split(b"\n")
     if b"\r" in text:
-        split = [line.rstrip(b"\r") for line in split]
+        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    split = text.split(b"\n")
     if b"" in split:
         kept = [(n, line) for n, line in enumerate(split, first_number) if line]
         numbers.extend(n for n, _ in kept)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from forecasting.csvfile import Header, RawChunk, decode
+from forecasting.csvfile import MAX_LINE_BYTES, Header, RawChunk, decode
 from forecasting.schema import StationSchema
 
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -56,13 +56,16 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> V
     n_fields = len(header.names)
     blob = b"\n".join(chunk.lines)
     counts = _field_counts(blob, station.delimiter.encode())
-    shaped = np.flatnonzero(counts == n_fields)
+    too_long = np.fromiter(map(len, chunk.lines), np.int64, len(chunk.lines)) > MAX_LINE_BYTES
+    reasons: dict[int, str] = {
+        int(i): f"line longer than {MAX_LINE_BYTES} bytes (binary or corrupt data)"
+        for i in np.flatnonzero(too_long)
+    }
+    shaped = np.flatnonzero((counts == n_fields) & ~too_long)
     if len(shaped) < len(counts):
         blob = b"\n".join(chunk.lines[i] for i in shaped.tolist())
-    reasons: dict[int, str] = {
-        int(i): f"expected {n_fields} fields, found {counts[i]}"
-        for i in np.flatnonzero(counts != n_fields)
-    }
+    for i in np.flatnonzero(counts != n_fields).tolist():
+        reasons.setdefault(i, f"expected {n_fields} fields, found {counts[i]}")
 
     table = _read_fields(blob, len(shaped), header, station)
     times, time_reasons = _parse_times(table.column(0), station)

@@ -29,7 +29,7 @@ from registry.tables import IngestRun, QuarantinedRow
 class IngestSummary:
     source: str
     sha256: str
-    status: str  # complete | skipped | failed
+    status: str  # complete | skipped | failed (a run record may also end `interrupted`)
     rows_read: int = 0
     rows_inserted: int = 0
     rows_present: int = 0
@@ -86,8 +86,25 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
         raise
     with sessions.begin() as session:
         run = session.get(IngestRun, run_id)
-        run.status, run.finished_at = "complete", _now()
+        # A concurrent ingest of the same file may have marked this run interrupted.
+        run.status, run.finished_at, run.message = "complete", _now(), ""
+        _close_unfinished(session, run)
         return _summary(run, header.extra)
+
+
+def _close_unfinished(session: Session, run: IngestRun) -> None:
+    """Earlier runs of the same content still marked `running` died (killed, power cut):
+    their committed chunks stand, and this run completed the rest. Say so on both."""
+    unfinished = session.scalars(select(IngestRun).where(
+        IngestRun.sha256 == run.sha256, IngestRun.status == "running", IngestRun.id != run.id
+    )).all()
+    for old in unfinished:
+        old.status, old.finished_at = "interrupted", run.finished_at
+        old.message = (f"did not finish ({old.rows_read} rows committed before it stopped); "
+                       f"run {run.id} completed the file")
+    if unfinished:
+        run.message = ("completed the file after interrupted run(s) "
+                       f"{', '.join(str(old.id) for old in unfinished)}")
 
 
 def _validated_ahead(

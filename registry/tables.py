@@ -21,7 +21,7 @@ class IngestRun(Base):
     id: Mapped[int_pk]
     source: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # running | complete | failed
+    status: Mapped[str] = mapped_column(String(16))  # running | complete | failed | interrupted
     rows_read: Mapped[int] = mapped_column(default=0)
     rows_inserted: Mapped[int] = mapped_column(default=0)
     rows_present: Mapped[int] = mapped_column(default=0)
