@@ -21,6 +21,7 @@ from forecasting.schema import StationSchema
 
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 RAW_LIMIT = 2000  # characters of a rejected line kept in quarantine
+EARLIEST, LATEST = np.datetime64("1900-01-01", "s"), np.datetime64("2200-01-01", "s")
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,11 @@ def _parse_times(column: pa.ChunkedArray, station: StationSchema) -> tuple[np.nd
     for j in unparsable:
         bad[j] = True
         messages[j] = f"{station.timestamp_column}: {strings[j]!r} does not match {fmt!r}"
+    years = ~bad & ((local < EARLIEST) | (local >= LATEST))
+    for j in np.flatnonzero(years).tolist():
+        messages[j] = (f"{station.timestamp_column}: {local[j]} is outside the supported "
+                       f"years {EARLIEST.astype(object).year}-{LATEST.astype(object).year - 1}")
+    bad |= years
     seconds = local.astype(np.int64)
     off_grid = ~bad & (seconds % (station.cadence_minutes * 60) != 0)
     for j in np.flatnonzero(off_grid).tolist():

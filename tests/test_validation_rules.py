@@ -30,12 +30,13 @@ TAIL = "996.53,-8.51,264.91,-9.31,93.90,3.21,3.01,0.20,1.88,3.02,1310.24,0.19,0.
          "wv (m/s): -9999 outside the valid range [0, 80] m/s"),
         ("01.01.2009 00:30:00," + TAIL.replace("-8.51", "inf"), "T (degC): 'inf' is not a finite"),
         ("01.01.2009 00:35:00," + TAIL, "is off the 10-minute cadence grid"),
+        ("01.01.0001 00:30:00," + TAIL, "is outside the supported years 1900-2199"),
         ("01.01.2009 00:20:00," + TAIL, "already on line 3 with different values"),
         ("01.01.2009 00:30:00," + TAIL + ",1.0", "expected 15 fields, found 16"),
         ("01.01.2009 00:30:00;" + TAIL.replace(",", ";"), "expected 15 fields, found 1"),
     ],
     ids=["timestamp-format", "impossible-date", "non-numeric", "empty", "sentinel",
-         "infinite", "off-grid", "conflicting-duplicate", "too-many-fields", "wrong-delimiter"],
+         "infinite", "off-grid", "ancient-year", "conflicting-duplicate", "too-many-fields", "wrong-delimiter"],
 )
 def test_bad_row_is_quarantined_with_reason_and_neighbours_kept(store, write_csv, bad_line, reason):
     path = write_csv([JENA_HEADER, GOOD[0], GOOD[1], bad_line, GOOD[2]])
