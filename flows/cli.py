@@ -142,7 +142,8 @@ def promote(ctx: typer.Context, version: int,
     """Make VERSION the champion by hand (refused if its artifact fails verification)."""
     from registry.champions import promote_version
 
-    _move_champion(ctx.obj, lambda s, name: promote_version(s, name, version, reason, "cli"))
+    _move_champion(ctx.obj, lambda s, root, name: promote_version(s, root, name, version, reason,
+                                                                  "cli"))
 
 
 @app.command()
@@ -151,7 +152,7 @@ def rollback(ctx: typer.Context,
     """Give the champion back to the previous champion."""
     from registry.champions import rollback as rollback_champion
 
-    _move_champion(ctx.obj, lambda s, name: rollback_champion(s, name, reason, "cli"))
+    _move_champion(ctx.obj, lambda s, root, name: rollback_champion(s, root, name, reason, "cli"))
 
 
 @app.command()
@@ -247,7 +248,8 @@ def _move_champion(settings: Settings, move) -> None:
     store = _store(settings)
     try:
         with store.sessions.begin() as session:
-            event = move(session, model_name(settings.station, settings.forecast))
+            event = move(session, settings.artifact_dir,
+                         model_name(settings.station, settings.forecast))
     except (ArtifactError, LookupError, ValueError) as exc:
         _fail(str(exc))
     finally:

@@ -28,11 +28,11 @@ PLOT_FILE = "forecast.png"
 
 
 @task(cache_policy=NO_CACHE)
-def load_model(store: Store, name: str,
+def load_model(store: Store, settings: Settings, name: str,
                triggered_by: str) -> tuple[ModelVersion | None, NetworkForecaster | None]:
     """The verified champion, or (None, None) for persistence when none is usable."""
     with store.sessions.begin() as session:
-        loaded = load_champion(session, name, triggered_by)
+        loaded = load_champion(session, settings.artifact_dir, name, triggered_by)
     return loaded or (None, None)
 
 
@@ -98,7 +98,7 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
     name = model_name(settings.station, settings.forecast)
     try:
         end = _utc(at) if at else datetime.now(UTC)
-        version, network = load_model(store, name, triggered_by)
+        version, network = load_model(store, settings, name, triggered_by)
         if version is None:
             logger.warning("No usable champion for %s: writing the persistence forecast, "
                            "labelled model_name='%s'", name, PERSISTENCE)

@@ -57,8 +57,8 @@ def train_candidate(family: str, split: Split, relative: np.ndarray,
 
 
 @task(cache_policy=NO_CACHE)
-def score_champion(store: Store, name: str, split: Split) -> tuple[ModelVersion | None,
-                                                                  Scores | None, str]:
+def score_champion(store: Store, settings: Settings, name: str,
+                   split: Split) -> tuple[ModelVersion | None, Scores | None, str]:
     """Re-score the current champion on this holdout (verified load)."""
     with store.sessions() as session:
         current = champion(session, name)
@@ -66,7 +66,8 @@ def score_champion(store: Store, name: str, split: Split) -> tuple[ModelVersion 
         return None, None, ""
     label = f"{name} v{current.version}"
     try:
-        model = load_verified(current.artifact_path, current.artifact_sha256, label)
+        model = load_verified(current.artifact_path, current.artifact_sha256, label,
+                              settings.artifact_dir)
     except ArtifactError as exc:
         return current, None, str(exc)
     if model.columns != split.holdout.columns:
@@ -113,7 +114,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
         logger.info("Training on %d rows: %d train, %d validation, %d holdout windows",
                     rows, len(split.train), len(split.validation), len(split.holdout))
         baseline = score(Persistence().fit(split.train), split.holdout)
-        current, champion_scores, champion_problem = score_champion(store, name, split)
+        current, champion_scores, champion_problem = score_champion(store, settings, name, split)
         if champion_problem:
             logger.warning("Champion not comparable: %s", champion_problem)
         runner = ThreadPoolTaskRunner(max_workers=params.parallel_candidates)

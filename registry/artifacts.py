@@ -39,9 +39,13 @@ def store_artifact(forecaster: NetworkForecaster, root: Path, model_name: str,
     return target, artifact_digest(target)
 
 
-def verify_artifact(path: Path, sha256: str, label: str) -> None:
-    """Raise ArtifactError unless the files at `path` match the recorded checksum."""
+def verify_artifact(path: Path, sha256: str, label: str, root: Path) -> None:
+    """Raise ArtifactError unless `path` lies inside the artifact store `root` and its files
+    match the recorded checksum."""
     path = Path(path)
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise ArtifactError(f"{label}: artifact path {path} is outside the artifact store "
+                            f"{root}; refusing to load it")
     try:
         actual = artifact_digest(path)
     except OSError as exc:
@@ -52,9 +56,9 @@ def verify_artifact(path: Path, sha256: str, label: str) -> None:
             f"{sha256[:12]}…; refusing a changed file")
 
 
-def load_verified(path: Path, sha256: str, label: str) -> NetworkForecaster:
-    """Load a version only if its files match the recorded checksum (Keras safe mode)."""
-    verify_artifact(path, sha256, label)
+def load_verified(path: Path, sha256: str, label: str, root: Path) -> NetworkForecaster:
+    """Load a version only if it is in the store and matches its checksum (Keras safe mode)."""
+    verify_artifact(path, sha256, label, root)
     try:
         return NetworkForecaster.load(Path(path))
     except Exception as exc:  # a file that matches its checksum but Keras cannot read

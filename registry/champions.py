@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
 from forecasting.training import NetworkForecaster
@@ -10,17 +12,17 @@ from registry.versions import (ModelVersion, PromotionEvent, champion, get_versi
                                previous_champion, record_event)
 
 
-def verify(version: ModelVersion) -> None:
-    """Raise ArtifactError unless the version's files match the recorded sha256."""
+def verify(version: ModelVersion, root: Path) -> None:
+    """Raise ArtifactError unless the version's files are in the store and match its sha256."""
     verify_artifact(version.artifact_path, version.artifact_sha256,
-                    f"{version.model_name} v{version.version}")
+                    f"{version.model_name} v{version.version}", root)
 
 
-def promote_version(session: Session, model_name: str, version: int, reason: str,
+def promote_version(session: Session, root: Path, model_name: str, version: int, reason: str,
                     triggered_by: str) -> PromotionEvent:
     """Make `version` the champion by hand (its artifact must verify)."""
     target = get_version(session, model_name, version)
-    verify(target)
+    verify(target, root)
     current = champion(session, model_name)
     if current is not None and current.id == target.id:
         raise ValueError(f"{model_name} v{version} is already the champion")
@@ -31,19 +33,19 @@ def promote_version(session: Session, model_name: str, version: int, reason: str
                          "baseline_last": target.persistence_last})
 
 
-def rollback(session: Session, model_name: str, reason: str,
+def rollback(session: Session, root: Path, model_name: str, reason: str,
              triggered_by: str) -> PromotionEvent:
     """Give the champion alias back to the version the current champion replaced."""
     previous = previous_champion(session, model_name)
     if previous is None:
         raise LookupError(f"{model_name} has no previous champion to roll back to")
-    verify(previous)
+    verify(previous, root)
     return record_event(session, model_name, "rollback", reason, triggered_by, previous,
                         {"candidate_mean": previous.holdout_mean,
                          "candidate_last": previous.holdout_last})
 
 
-def load_champion(session: Session, model_name: str,
+def load_champion(session: Session, root: Path, model_name: str,
                   triggered_by: str) -> tuple[ModelVersion, NetworkForecaster] | None:
     """The champion's model, verified; if its artifact is refused, fall back to the champion
     before it (moving the alias and recording why). None when no usable champion is left."""
@@ -51,7 +53,8 @@ def load_champion(session: Session, model_name: str,
     while (current := champion(session, model_name)) is not None:
         try:
             label = f"{model_name} v{current.version}"
-            return current, load_verified(current.artifact_path, current.artifact_sha256, label)
+            return current, load_verified(current.artifact_path, current.artifact_sha256,
+                                          label, root)
         except ArtifactError as refused:
             refused_ids.add(current.id)
             previous = previous_champion(session, model_name)

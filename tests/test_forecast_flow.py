@@ -27,6 +27,14 @@ def sql(data, query: str) -> list[tuple]:
         return connection.execute(query).fetchall()
 
 
+def copy_data_dir(source, target):
+    """A second installation: database and artifacts copied, artifact paths pointing at it."""
+    shutil.copytree(source, target)
+    with sqlite3.connect(target / "sensorcast.db") as connection:
+        connection.execute("update model_versions set artifact_path = replace(artifact_path, "
+                           f"'{source}', '{target}')")
+
+
 def run_forecast(data, **kwargs):
     from flows.forecast import forecast
 
@@ -87,7 +95,7 @@ def test_forecast_skill_scores_each_forecast_against_what_was_observed(prefect_h
 def test_forecast_as_of_t_ignores_observations_after_t(with_champion, tmp_path):
     """Change and delete every observation after t in a copy: the forecast is identical."""
     altered = tmp_path / "altered"
-    shutil.copytree(with_champion, altered)
+    copy_data_dir(with_champion, altered)
     cut = "2021-02-20 12:00:00"
     with sqlite3.connect(altered / "sensorcast.db") as connection:
         connection.execute(f"update observations set t_degc = t_degc + 7, p_mbar = p_mbar - 20 "
@@ -111,29 +119,58 @@ def test_champion_forecast_differs_from_persistence(with_champion):
     assert len(values) == 24 and np.ptp(values) > 0.1
 
 
-def test_broken_champion_falls_back_to_labelled_persistence_and_records_why(with_champion,
-                                                                            tmp_path):
+def truncate(data):
+    model = next((data / "artifacts").rglob("model.keras"))
+    model.write_bytes(model.read_bytes()[:1000])
+
+
+def delete(data):
+    shutil.rmtree(next((data / "artifacts").rglob("v0001")))
+
+
+def alter(data):
+    model = next((data / "artifacts").rglob("model.keras"))
+    content = bytearray(model.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    model.write_bytes(bytes(content))
+
+
+def record_other_checksum(data):
+    with sqlite3.connect(data / "sensorcast.db") as connection:
+        connection.execute("update model_versions set artifact_sha256 = '0' || "
+                           "substr(artifact_sha256, 2)")
+
+
+def point_outside_the_store(data):
+    outside = data.parent / "elsewhere"
+    shutil.copytree(next((data / "artifacts").rglob("v0001")), outside)
+    with sqlite3.connect(data / "sensorcast.db") as connection:
+        connection.execute("update model_versions set artifact_path = ?", (str(outside),))
+
+
+@pytest.mark.parametrize(("spoil", "reason"), [
+    (truncate, "sha256"), (delete, "unreadable"), (alter, "sha256"),
+    (record_other_checksum, "sha256"), (point_outside_the_store, "outside the artifact store"),
+])
+def test_refused_champion_artifact_falls_back_to_labelled_persistence_and_records_why(
+        with_champion, tmp_path, spoil, reason):
+    from forecasting.schema import JENA
+    from registry.store import open_store
+
     broken = tmp_path / "broken"
-    shutil.copytree(with_champion, broken)
-    with sqlite3.connect(broken / "sensorcast.db") as connection:
-        connection.execute("update model_versions set artifact_path = replace(artifact_path, "
-                           f"'{with_champion}', '{broken}')")
-    model_file = next((broken / "artifacts").rglob("model.keras"))
-    model_file.write_bytes(model_file.read_bytes()[:1000])  # truncated
+    copy_data_dir(with_champion, broken)
+    spoil(broken)
     state = run_forecast(broken, at=AT + timedelta(days=1))
     assert state.is_completed(), state.message
     assert sql(broken, "select distinct model_name, model_version from latest_forecast") == \
         [("persistence", None)]
-    from registry.store import open_store
-    from forecasting.schema import JENA
-
     store = open_store(f"sqlite:///{broken / 'sensorcast.db'}", JENA)
     with store.sessions() as session:
         event = list_events(session, NAME)[-1]
         assert champion(session, NAME) is not None  # the alias is kept; nothing is erased
     store.close()
     assert event.decision == "fallback"
-    assert "sha256" in event.reason and "persistence" in event.reason
+    assert reason in event.reason and "forecasting with persistence" in event.reason
 
 
 def test_stale_data_is_refused_with_a_clear_message_and_nothing_written(prefect_harness,

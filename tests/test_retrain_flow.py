@@ -68,13 +68,14 @@ def test_champion_stays_when_the_new_best_is_worse(trained):
 
 
 def test_manual_promotion_and_rollback_are_recorded(trained):
-    _, store, _ = trained
+    data, store, _ = trained
     current, other = champion_and_other(store)
     with store.sessions.begin() as session:
-        promote_version(session, NAME, other.version, "operator prefers it", "test")
+        promote_version(session, data / "artifacts", NAME, other.version,
+                        "operator prefers it", "test")
     with store.sessions.begin() as session:
         assert champion(session, NAME).id == other.id
-        rollback(session, NAME, "operator changed their mind", "test")
+        rollback(session, data / "artifacts", NAME, "operator changed their mind", "test")
     with store.sessions() as session:
         assert champion(session, NAME).id == current.id
         events = list_events(session, NAME)
@@ -85,7 +86,7 @@ def test_manual_promotion_and_rollback_are_recorded(trained):
 
 
 def test_corrupted_artifact_is_refused_and_nothing_changes(trained, tmp_path):
-    _, store, _ = trained
+    data, store, _ = trained
     with store.sessions() as session:
         current = champion(session, NAME)
         victim = next(v for v in list_versions(session, NAME) if v.id != current.id)
@@ -98,17 +99,19 @@ def test_corrupted_artifact_is_refused_and_nothing_changes(trained, tmp_path):
         open(model_file, "wb").write(bytes(corrupted))
         label = f"{NAME} v{victim.version}"
         with pytest.raises(ArtifactError, match=rf"{label}: .*sha256"):
-            load_verified(victim.artifact_path, victim.artifact_sha256, label)
+            load_verified(victim.artifact_path, victim.artifact_sha256, label, data / "artifacts")
         with pytest.raises(ArtifactError, match=rf"{NAME} v{victim.version}"):
             with store.sessions.begin() as session:
-                promote_version(session, NAME, victim.version, "try", "test")
+                promote_version(session, data / "artifacts", NAME, victim.version, "try",
+                                "test")
     finally:
         open(model_file, "wb").write(original)
     with store.sessions() as session:
         assert champion(session, NAME).id == current.id
         assert session.scalar(select(func.count()).select_from(PromotionEventRow)) == \
             events_before
-    restored = load_verified(victim.artifact_path, victim.artifact_sha256, "restored")
+    restored = load_verified(victim.artifact_path, victim.artifact_sha256, "restored",
+                             data / "artifacts")
     assert restored.family == victim.family
 
 
@@ -144,11 +147,12 @@ def test_crippled_candidate_is_rejected_by_the_gate(trained):
     from forecasting.training import split_windows, station_windows
     from registry.observations import read_observations
 
-    _, store, _ = trained
+    data, store, _ = trained
     with store.sessions() as session:
         best = champion(session, NAME)
         frame = read_observations(session, store.observations)
-    model = load_verified(best.artifact_path, best.artifact_sha256, "champion")
+    model = load_verified(best.artifact_path, best.artifact_sha256, "champion",
+                          data / "artifacts")
     windows, _ = station_windows(frame, JENA, model.params)
     split = split_windows(windows, model.params.validation_fraction,
                           model.params.holdout_fraction)
@@ -165,16 +169,17 @@ def test_crippled_candidate_is_rejected_by_the_gate(trained):
 def test_broken_champion_falls_back_to_the_previous_one_and_records_it(trained):
     from registry.champions import load_champion
 
-    _, store, _ = trained
+    data, store, _ = trained
     first, second = champion_and_other(store)
     with store.sessions.begin() as session:
-        promote_version(session, NAME, second.version, "to break it later", "test")
+        promote_version(session, data / "artifacts", NAME, second.version,
+                        "to break it later", "test")
     model_file = f"{second.artifact_path}/model.keras"
     original = open(model_file, "rb").read()
     try:
         open(model_file, "wb").write(original[: len(original) // 2])  # truncated
         with store.sessions.begin() as session:
-            version, model = load_champion(session, NAME, "test")
+            version, model = load_champion(session, data / "artifacts", NAME, "test")
         assert version.id == first.id and model.family == first.family
         with store.sessions() as session:
             assert champion(session, NAME).id == first.id
