@@ -41,9 +41,13 @@ def ingest(
     source = path or settings.drop_dir
     failed = 0
     try:
-        files = files_to_ingest(source)
+        files, refused = files_to_ingest(source)
     except OSError as exc:
         _fail(str(exc))
+    for entry in refused:
+        failed += 1
+        typer.echo(f"{entry}: refused: it points outside the folder ({entry.resolve()})",
+                   err=True)
     store = _store(settings)
     try:
         for file in files:

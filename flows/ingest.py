@@ -32,8 +32,11 @@ def ingest(path: str | None = None, data_dir: str | None = None,
     else:
         source = settings.drop_dir
         source.mkdir(parents=True, exist_ok=True)
-    files = files_to_ingest(source)
+    files, refused = files_to_ingest(source)
     logger.info("Found %d file(s) in %s", len(files), source)
+    for entry in refused:
+        logger.error("Refused %s: it points outside the drop folder (%s)", entry,
+                     entry.resolve())
     store = open_store(settings.db_url, settings.station)
     try:
         summaries = [ingest_one(store, f, settings.chunk_rows) for f in files]

@@ -35,17 +35,22 @@ class Trained:
 
 
 @task(cache_policy=NO_CACHE)
-def load_split(store: Store, params: ForecastParams) -> tuple[Split, np.ndarray, int]:
-    """The most recent `window_days` of observations, split train/validation/holdout."""
+def load_split(store: Store,
+               params: ForecastParams) -> tuple[Split, np.ndarray, int] | NotEnoughData:
+    """The most recent `window_days` of observations, split train/validation/holdout; too
+    little data is returned as the refusal (an expected outcome, not a crash to trace)."""
     with store.sessions() as session:
         newest = newest_time(session, store.observations)
         if newest is None:
-            raise NotEnoughData("no observations stored yet; ingest data before retraining")
+            return NotEnoughData("no observations stored yet; ingest data before retraining")
         frame = read_observations(session, store.observations,
                                   start=newest - timedelta(days=params.window_days))
     windows, relative = station_windows(frame, store.station, params)
-    return split_windows(windows, params.validation_fraction, params.holdout_fraction), \
-        relative, len(frame)
+    try:
+        split = split_windows(windows, params.validation_fraction, params.holdout_fraction)
+    except NotEnoughData as refused:
+        return refused
+    return split, relative, len(frame)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="train {family}", tags=["training"])
@@ -106,11 +111,11 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, params)
     try:
-        try:
-            split, relative, rows = load_split(store, params)
-        except NotEnoughData as refused:
-            logger.error("Not retraining: %s", refused)
-            return Failed(message=f"not retraining: {refused}")
+        loaded = load_split(store, params)
+        if isinstance(loaded, NotEnoughData):
+            logger.error("Not retraining: %s", loaded)
+            return Failed(message=f"not retraining: {loaded}")
+        split, relative, rows = loaded
         logger.info("Training on %d rows: %d train, %d validation, %d holdout windows",
                     rows, len(split.train), len(split.validation), len(split.holdout))
         baseline = score(Persistence().fit(split.train), split.holdout)

@@ -47,14 +47,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def files_to_ingest(path: Path) -> list[Path]:
-    """A file, or the `*.csv` files of a drop folder in name order."""
+def files_to_ingest(path: Path) -> tuple[list[Path], list[Path]]:
+    """(files to ingest, entries refused): a file, or the `*.csv` files of a drop folder in
+    name order. A folder entry that resolves outside the folder (a symlink elsewhere) is
+    refused, so what lands in the drop folder cannot make the job read other files."""
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.glob("*.csv") if p.is_file())
+        inside = path.resolve()
+        entries = sorted(p for p in path.glob("*.csv") if p.is_file())
+        escaping = [p for p in entries if not p.resolve().is_relative_to(inside)]
+        return [p for p in entries if p not in escaping], escaping
     if not path.is_file():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    return [path]
+    return [path], []
 
 
 def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:

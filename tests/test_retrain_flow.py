@@ -12,6 +12,7 @@ from forecasting.schema import JENA
 from forecasting.simulate import simulate_station
 from registry.artifacts import ArtifactError, load_verified
 from registry.champions import promote_version, rollback
+from registry.store import open_store
 from registry.versions import PromotionEventRow, champion, list_events, list_versions
 from tests.conftest import NAME, retrain_small, station
 
@@ -203,3 +204,27 @@ def test_cli_lists_versions_and_refuses_an_unknown_version(trained):
     refused = runner.invoke(app, ["--data-dir", str(data), "promote", "99", "--reason", "x"])
     assert refused.exit_code == 2
     assert "has no version 99" in refused.output
+
+
+def test_retrain_with_less_than_one_window_is_refused_and_writes_nothing(prefect_harness,
+                                                                         tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.settings import PREFECT_API_URL
+
+    station(tmp_path, simulate_station("2019-01-01", 5, seed=1)).close()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "sensorcast"), "--data-dir", str(tmp_path),
+         "retrain", "--epochs", "1"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()})
+    assert result.returncode == 2
+    assert "error: not retraining: no complete window" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    store = open_store(f"sqlite:///{tmp_path / 'sensorcast.db'}", JENA)
+    with store.sessions() as session:
+        assert list_versions(session, NAME) == [] and list_events(session, NAME) == []
+    store.close()
+    assert not (tmp_path / "artifacts").exists()
