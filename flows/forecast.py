@@ -39,9 +39,9 @@ def load_model(store: Store, settings: Settings, name: str,
 @task(cache_policy=NO_CACHE, task_run_name="forecast as of {at:%Y-%m-%d %H:%M}")
 def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion | None,
           network: NetworkForecaster | None, triggered_by: str) -> ForecastRun:
-    """Forecast from observations at or before `at`; a refusal is recorded, not written."""
+    """Forecast from observations at or before `at`; a refusal is recorded, not written.
+    When the champion's input window has holes the rows are persistence, labelled so."""
     params = network.params if network else settings.forecast
-    label = (version.model_name, version.version) if version else (PERSISTENCE, None)
     with store.sessions() as session:
         # Reach back to the newest observation even when it is old, so a refusal can say when.
         newest = newest_time(session, store.observations, until=at) or at
@@ -51,15 +51,19 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
         forecast = forecast_as_of(frame, store.station, params, _naive(at),
                                   settings.forecast.max_data_age_minutes, network)
     except StaleData as refused:
+        label = (version.model_name, version.version) if version else (PERSISTENCE, None)
         run = ForecastRun(at, None, "refused", *label, 0, str(refused))
     else:
+        label = (version.model_name, version.version) if forecast.by_network else \
+            (PERSISTENCE, None)
         issued_at = _aware(forecast.issued_at)
         with store.sessions.begin() as session:
             written = write_forecast(session, issued_at,
                                      [_aware(t) for t in forecast.target_times],
                                      forecast.values.tolist(), *label)
-        run = ForecastRun(at, issued_at, "issued", *label, written,
-                          "" if written else "already in the database")
+        message = "; ".join(m for m in (forecast.note,
+                                        "" if written else "already in the database") if m)
+        run = ForecastRun(at, issued_at, "issued", *label, written, message)
     with store.sessions.begin() as session:
         record_run(session, run, triggered_by)
     return run
@@ -114,9 +118,9 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
             logger.error("Refused the forecast as of %s: %s", f"{run.as_of:%Y-%m-%d %H:%M}",
                          run.message)
         else:
-            logger.info("Forecast issued at %s by %s%s: %d new rows", run.issued_at,
+            logger.info("Forecast issued at %s by %s%s: %d new rows%s", run.issued_at,
                         run.model_name, f" v{run.model_version}" if run.model_version else "",
-                        run.rows_written)
+                        run.rows_written, f" ({run.message})" if run.message else "")
     if not latest.empty:
         create_table_artifact(
             key="forecast", description=f"Latest forecast of {name}; plot: {plot}",

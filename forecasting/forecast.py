@@ -24,6 +24,8 @@ class Forecast:
     issued_at: pd.Timestamp  # naive UTC: the last input sample
     target_times: pd.DatetimeIndex  # naive UTC, whole hours ahead
     values: np.ndarray  # target units
+    by_network: bool  # False: persistence (no network, or its input window had holes)
+    note: str = ""  # why the network was not used, when it was given
 
 
 def input_span(params: ForecastParams) -> pd.Timedelta:
@@ -34,10 +36,12 @@ def input_span(params: ForecastParams) -> pd.Timedelta:
 def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
                    at: pd.Timestamp, max_data_age_minutes: int,
                    network: NetworkForecaster | None = None) -> Forecast:
-    """The target at each whole hour 1..horizon after the newest complete input window.
+    """The target at each whole hour 1..horizon after the newest input sample.
 
     `frame` may hold later rows; they are cut off at `at`, so the result never depends on
-    them. Without a network the forecast is persistence.
+    them. The network needs the whole lookback window without holes (after filling gaps up
+    to `max_gap_minutes`); when one is left, or without a network, the forecast is
+    persistence, which needs only the newest sample. Stale data is refused outright.
     """
     frame = frame[frame.index <= at]
     if frame.empty:
@@ -46,31 +50,36 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     if at - newest > pd.Timedelta(minutes=max_data_age_minutes):
         raise StaleData(
             f"newest observation is {newest:%Y-%m-%d %H:%M} UTC, {(at - newest).floor('min')} "
-            "before the "
-            f"forecast time {at:%Y-%m-%d %H:%M} UTC; allowed is {max_data_age_minutes} "
-            "minutes (forecast.max_data_age_minutes)")
+            f"before the forecast time {at:%Y-%m-%d %H:%M} UTC; allowed is "
+            f"{max_data_age_minutes} minutes (forecast.max_data_age_minutes)")
     features, _ = build_features(frame, station, params)
-    lookback = params.lookback_hours * 60 // params.step_minutes
-    window = latest_input(features, lookback)
-    if window is None:
-        recent = features.iloc[-lookback:]
-        missing = int(recent.isna().any(axis=1).sum()) + lookback - len(recent)
-        raise StaleData(
-            f"the {params.lookback_hours} h input window ending "
-            f"{features.index[-1]:%Y-%m-%d %H:%M} UTC misses {missing} of {lookback} samples "
-            f"after filling gaps up to {params.max_gap_minutes} minutes")
+    issued_at = features.index[-1]
+    target = features.columns.get_loc(station.target_channel.column)
+    if np.isnan(features.iloc[-1, target]):
+        raise StaleData(f"no {station.target} at the newest sample time "
+                        f"{issued_at:%Y-%m-%d %H:%M} UTC (inside a gap)")
     columns = tuple(features.columns)
     if network is not None and network.columns != columns:
         raise ValueError(f"the model was trained on features {network.columns}, "
                          f"the station now gives {columns}")
+    lookback = params.lookback_hours * 60 // params.step_minutes
     horizon = params.horizon_hours * 60 // params.step_minutes
-    predictor = network or Persistence().for_target(
-        columns.index(station.target_channel.column), horizon)
-    path = np.asarray(predictor.predict(window))[0]
+    window = latest_input(features, lookback)
+    note = ""
+    if network is not None and window is None:
+        recent = features.iloc[-lookback:]
+        missing = int(recent.isna().any(axis=1).sum()) + lookback - len(recent)
+        note = (f"the {params.lookback_hours} h input window ending {issued_at:%Y-%m-%d %H:%M} "
+                f"UTC misses {missing} of {lookback} samples after filling gaps up to "
+                f"{params.max_gap_minutes} minutes; persistence instead")
+    if network is not None and window is not None:
+        path = np.asarray(network.predict(window))[0]
+    else:
+        last = features.to_numpy(np.float32)[None, -1:]
+        path = Persistence().for_target(target, horizon).predict(last)[0]
     minutes = params.step_minutes * np.arange(1, horizon + 1)
     hourly = minutes % 60 == 0
-    issued_at = features.index[-1]
     # The shortest decimal of each float32 (1.35, not 1.350000023841858) reads well in SQL.
     values = np.array([float(str(v)) for v in path[hourly].astype(np.float32)])
     return Forecast(issued_at, issued_at + pd.to_timedelta(minutes[hourly], unit="min"),
-                    values)
+                    values, network is not None and window is not None, note)
