@@ -205,23 +205,28 @@ def plot(
     typer.echo(f"wrote {path}")
 
 
-def _echo_latest(settings: Settings) -> None:
+def _view(settings: Settings, name: str):
+    """A forecast view as a frame, with a `model` label column (`t_degc_24h v3`)."""
     import pandas as pd
 
     from registry.forecasts import read_view
 
     store = _store(settings)
     with store.sessions() as session:
-        latest = read_view(session, "latest_forecast")
+        frame = read_view(session, name)
     store.close()
+    frame["model"] = frame.model_name + frame.model_version.map(
+        lambda v: f" v{int(v)}" if pd.notna(v) else "")
+    return frame
+
+
+def _echo_latest(settings: Settings) -> None:
+    latest = _view(settings, "latest_forecast")
     if latest.empty:
         return
     first = latest.iloc[0]
-    model = first.model_name + (f" v{int(first.model_version)}"
-                                if pd.notna(first.model_version) else "")
-    unit = settings.station.target_channel
-    typer.echo(f"\nlatest forecast of {unit.source}, issued {first.issued_at:%Y-%m-%d %H:%M} "
-               f"UTC by {model}:")
+    typer.echo(f"\nlatest forecast of {settings.station.target}, issued "
+               f"{first.issued_at:%Y-%m-%d %H:%M} UTC by {first.model}:")
     for row in latest.itertuples():
         typer.echo(f"  +{row.horizon_hours:>2} h  {row.target_time:%Y-%m-%d %H:%M}  "
                    f"{row.value:7.2f}")
@@ -344,19 +349,10 @@ def _newest_observation(settings: Settings):
 
 
 def _echo_skill(settings: Settings) -> None:
-    import pandas as pd
-
-    from registry.forecasts import read_view
-
-    store = _store(settings)
-    with store.sessions() as session:
-        skill = read_view(session, "forecast_skill")
-    store.close()
+    skill = _view(settings, "forecast_skill")
     if skill.empty:
         typer.echo("  no forecast has been verified by observations yet")
         return
-    skill["model"] = skill.model_name + skill.model_version.map(
-        lambda v: f" v{int(v)}" if pd.notna(v) else "")
     typer.echo(f"  {'model':<20}{'issues':>7}{'mean MAE':>10}{'+24 h':>8}"
                f"{'persist.':>10}{'+24 h':>8}")
     for model, rows in skill.groupby("model"):
