@@ -106,8 +106,11 @@ def window_dataset(windows: Windows, batch_size: int, shuffle: bool = False,
         return (tf.gather(data, origins[:, None] + input_offsets),
                 tf.gather(target, origins[:, None] + target_offsets))
 
+    # Shuffled (training) batches all have the same shape, so XLA compiles the step once
+    # rather than again for each epoch's short last batch; the dropped windows differ by epoch.
+    drop = shuffle and len(windows.origins) >= batch_size
     # One gather per batch is ~0.1 ms; parallel map threads would only compete with training.
-    return dataset.batch(batch_size).map(gather) \
+    return dataset.batch(batch_size, drop_remainder=drop).map(gather) \
         .prefetch(tf.data.AUTOTUNE)
 
 
