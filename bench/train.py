@@ -2,7 +2,7 @@
 
 (a) time to build one batch of 128 windows (10-day lookback sampled hourly, 14+ channels):
     the seeds' per-sample Python generator vs our vectorized gather (NumPy and tf.data);
-(b) training samples/s of GRU(32) (median of 3 timed fits, the two pipelines in turns), and
+(b) training samples/s of GRU(32) (median of 5 timed fits, the two pipelines in turns), and
     validation MAE (degC, +24 h) after the same number
     of training samples: the seeds' style (`model.fit` on a Python generator of float64
     batches of 128, absolute normalised target) vs our pipeline (tf.data float32 gather,
@@ -44,7 +44,7 @@ def per_batch(fn, repeats: int) -> float:
 
 
 def interleaved_rates(runs: list[tuple[keras.Model, object, int, int]],
-                      rounds: int = 3) -> list[list[float]]:
+                      rounds: int = 5) -> list[list[float]]:
     """Samples/s of each (model, data, steps, batch) over `rounds` timed `fit` calls, taken
     in turns (A B A B ...) after a warm-up of each.
 
@@ -107,7 +107,7 @@ def main() -> None:
           f"ours tf.data {tfdata_s * 1e3:.3f} ms ({seeds_s / tfdata_s:.0f}x)")
 
     # (b) training throughput and validation MAE after the same number of samples
-    steps = args.samples // BATCH // 3
+    steps = args.samples // BATCH // 5
     keras.utils.set_random_seed(0)
     seeds_model = keras.Sequential([keras.Input((None, data.shape[-1])),
                                     keras.layers.GRU(32), keras.layers.Dense(1)])
@@ -121,7 +121,7 @@ def main() -> None:
                                  ours_train.horizon, norm, units=32)
     ours_model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="mae",
                        jit_compile=params.jit_compile)
-    ours_steps = args.samples // params.batch_size // 3
+    ours_steps = args.samples // params.batch_size // 5
     train_data = window_dataset(ours_train, params.batch_size, shuffle=True).repeat()
     seeds_rates, ours_rates = interleaved_rates([
         (seeds_model, train_gen, steps, BATCH),
@@ -134,9 +134,9 @@ def main() -> None:
     naive_mae = float(np.abs(ours_val.inputs()[:, -1, ours_val.target_index]
                              - ours_val.targets()[:, -1]).mean())
 
-    print(f"(b) GRU(32) training after {3 * steps * BATCH:,} samples each "
+    print(f"(b) GRU(32) training after {5 * steps * BATCH:,} samples each "
           f"({tf.config.threading.get_intra_op_parallelism_threads() or 'default'} threads), "
-          "median of 3 timed fits taken in turns after a warm-up (each fit in brackets):")
+          "median of 5 timed fits taken in turns after a warm-up (each fit in brackets):")
     print(f"    seeds' style: {seeds_rate:,.0f} samples/s {_rounded(seeds_rates)}, validation "
           f"MAE +24 h {seeds_mae:.2f} degC")
     print(f"    ours (batch {params.batch_size}, XLA {params.jit_compile}): "
