@@ -1,5 +1,6 @@
 """Flow `forecast`: the champion's next 24 hours into `forecasts` (persistence, labelled,
-when there is no usable champion); optionally backfilled for the days before."""
+when there is no usable champion or its input window has holes); optionally backfilled for
+the days before."""
 
 from __future__ import annotations
 
