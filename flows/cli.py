@@ -309,6 +309,9 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
         write_station_csv(drop, frame, seed=7)
     typer.echo("[1/4] ingesting the drop folder")
     for row in _run_flow(ingest_flow, **common):
+        if row["status"] == "skipped":
+            typer.echo(f"  {row['source']}: skipped ({row['message']})")
+            continue
         typer.echo(f"  {row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
                    f"{row['rows_present']} already present, {row['rows_quarantined']} "
                    f"quarantined; newest {row['newest_observation']}")
