@@ -33,6 +33,9 @@ class ForecastParams(BaseModel):
     max_gap_minutes: int = Field(
         60, ge=0, description="Gaps up to this long are filled by linear interpolation."
     )
+    max_input_gap_minutes: int = Field(
+        360, ge=0, description="Inputs only: longer gaps, up to this, are interpolated too; "
+        "targets (training and scoring) never use values filled beyond max_gap_minutes.")
     max_data_age_minutes: int = Field(
         180, gt=0, description="A forecast is refused when the newest observation is older.")
     time_features: bool = Field(True, description="Time of day/year as sin/cos.")

@@ -43,15 +43,24 @@ def sample(frame: pd.DataFrame, step_minutes: int) -> pd.DataFrame:
 
 def build_features(
     frame: pd.DataFrame, station: StationSchema, params: ForecastParams
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Model inputs on the sampled grid, and which of them are taken relative to the last value.
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Model inputs on the sampled grid, which of them are taken relative to the last value,
+    and where the target is missing as a target.
 
     Physical channels are relative (a window is read as changes from its last values);
     the sin/cos clock features are absolute, since the time of day itself matters.
+    Inputs are interpolated over gaps up to `max_input_gap_minutes` (a few hours missing
+    days back hardly matter to a 24-hour forecast); a target counts only where it was
+    observed or filled within `max_gap_minutes`, so no model is trained or scored on
+    invented values.
     """
-    regular = regular_grid(frame[station.columns], station.cadence_minutes,
-                           params.max_gap_minutes)
+    columns = frame[station.columns]
+    input_gap = max(params.max_gap_minutes, params.max_input_gap_minutes)
+    regular = regular_grid(columns, station.cadence_minutes, input_gap)
     features = sample(regular, params.step_minutes).astype(np.float64)
+    target = station.target_channel.column
+    strict = regular_grid(columns[[target]], station.cadence_minutes, params.max_gap_minutes)
+    target_missing = sample(strict, params.step_minutes)[target].isna().to_numpy()
     if params.wind_vector and station.wind_speed and station.wind_direction:
         speed = features.pop(station.channel(station.wind_speed).column)
         direction = np.deg2rad(features.pop(station.channel(station.wind_direction).column))
@@ -65,4 +74,4 @@ def build_features(
                                                 np.sin(year), np.cos(year))):
             features[name] = values
         relative = np.concatenate([relative, np.zeros(len(TIME_FEATURES), bool)])
-    return features.astype(np.float32), relative
+    return features.astype(np.float32), relative, target_missing

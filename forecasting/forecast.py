@@ -40,7 +40,7 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
 
     `frame` may hold later rows; they are cut off at `at`, so the result never depends on
     them. The network needs the whole lookback window without holes (after filling gaps up
-    to `max_gap_minutes`); when one is left, or without a network, the forecast is
+    to `max_input_gap_minutes`); when one is left, or without a network, the forecast is
     persistence, which needs only the newest sample. Stale data is refused outright.
     """
     frame = frame[frame.index <= at]
@@ -52,7 +52,7 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
             f"newest observation is {newest:%Y-%m-%d %H:%M} UTC, {(at - newest).floor('min')} "
             f"before the forecast time {at:%Y-%m-%d %H:%M} UTC; allowed is "
             f"{max_data_age_minutes} minutes (forecast.max_data_age_minutes)")
-    features, _ = build_features(frame, station, params)
+    features, _, _ = build_features(frame, station, params)
     issued_at = features.index[-1]
     target = features.columns.get_loc(station.target_channel.column)
     if np.isnan(features.iloc[-1, target]):
@@ -70,8 +70,9 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
         recent = features.iloc[-lookback:]
         missing = int(recent.isna().any(axis=1).sum()) + lookback - len(recent)
         note = (f"the {params.lookback_hours} h input window ending {issued_at:%Y-%m-%d %H:%M} "
-                f"UTC misses {missing} of {lookback} samples after filling gaps up to "
-                f"{params.max_gap_minutes} minutes; persistence instead")
+                f"UTC misses {missing} of {lookback} samples after filling input gaps up to "
+                f"{max(params.max_gap_minutes, params.max_input_gap_minutes)} minutes; "
+                "persistence instead")
     if network is not None and window is not None:
         path = np.asarray(network.predict(window))[0]
     else:

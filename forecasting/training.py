@@ -47,12 +47,13 @@ def station_windows(frame: pd.DataFrame, station: StationSchema,
         if minutes % params.step_minutes or params.step_minutes % station.cadence_minutes:
             raise ValueError(f"{name} and the station cadence must be whole multiples of "
                              f"step_minutes={params.step_minutes}")
-    features, relative = build_features(frame, station, params)
+    features, relative, target_missing = build_features(frame, station, params)
     windows = make_windows(
         features,
         station.target_channel.column,
         params.lookback_hours * 60 // params.step_minutes,
         params.horizon_hours * 60 // params.step_minutes,
+        target_missing,
     )
     return windows, relative
 

@@ -71,16 +71,24 @@ class Windows:
         return self.select(keep)
 
 
-def make_windows(features: pd.DataFrame, target: str, lookback: int, horizon: int) -> Windows:
-    """Every window whose inputs and targets are all present (no NaN anywhere in it)."""
+def make_windows(features: pd.DataFrame, target: str, lookback: int, horizon: int,
+                 target_missing: np.ndarray | None = None) -> Windows:
+    """Every window whose inputs have no NaN and whose targets are all present.
+
+    Targets are present where `target_missing` is False; without it, a target row counts
+    only when its whole feature row is present.
+    """
     data = features.to_numpy(np.float32)
     target_index = features.columns.get_loc(target)
     values = data[:, target_index]
-    bad = np.isnan(data).any(axis=1) | np.isnan(values)
+    bad = np.isnan(data).any(axis=1)
+    bad_target = bad if target_missing is None else np.asarray(target_missing, bool)
     seen = np.concatenate([[0], np.cumsum(bad)])
+    seen_target = np.concatenate([[0], np.cumsum(bad_target)])
     last = len(values) - horizon - 1  # last origin with a full target path
     origins = np.arange(lookback - 1, max(last + 1, lookback - 1), dtype=np.int64)
-    clean = seen[origins + horizon + 1] - seen[origins - lookback + 1] == 0
+    clean = (seen[origins + 1] - seen[origins - lookback + 1] == 0) & \
+        (seen_target[origins + horizon + 1] - seen_target[origins + 1] == 0)
     return Windows(data, values, features.index, origins[clean], lookback, horizon,
                    target_index, tuple(features.columns))
 

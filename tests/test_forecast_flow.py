@@ -200,20 +200,20 @@ def test_champion_window_with_a_long_gap_gives_labelled_persistence_and_says_why
     copy_data_dir(with_champion, gappy)
     with sqlite3.connect(gappy / "sensorcast.db") as connection:
         connection.execute("delete from observations where observed_at > '2021-02-19 02:00:00' "
-                           "and observed_at < '2021-02-19 08:00:00'")
+                           "and observed_at < '2021-02-19 12:00:00'")  # longer than 6 h
     state = run_forecast(gappy, at=AT + timedelta(hours=1))
     assert state.is_completed(), state.message
     assert sql(gappy, "select distinct model_name, model_version from forecasts "
                       "where issued_at = '2021-02-20 13:00:00'") == [("persistence", None)]
     (message,) = sql(gappy, "select message from forecast_runs")[-1]
-    assert "misses 5 of 48 samples after filling gaps up to 60 minutes" in message
+    assert "misses 9 of 48 samples after filling input gaps up to 360 minutes" in message
     assert "persistence instead" in message
 
 
 def test_gap_at_the_newest_sample_is_refused(prefect_harness, tmp_path):
     frame = simulate_station("2021-01-01", 60, seed=1)
-    gap = (frame.index > pd.Timestamp("2021-01-26 05:00")) & \
-          (frame.index < pd.Timestamp("2021-01-26 07:30"))
+    gap = (frame.index > pd.Timestamp("2021-01-26 00:00")) & \
+          (frame.index < pd.Timestamp("2021-01-26 07:30"))  # 7 h, longer than the input fill
     station(tmp_path, frame[~gap]).close()
     state = run_forecast(tmp_path, at=datetime(2021, 1, 26, 6, 30, tzinfo=UTC))
     assert state.is_failed()

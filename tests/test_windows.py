@@ -60,6 +60,21 @@ def test_sixty_minute_station_uses_every_row():
     np.testing.assert_allclose(windows.targets(), y_ref)
 
 
+@pytest.mark.parametrize("missing", [[], [9], [20, 21], [3, 30, 44]])
+def test_targets_are_taken_only_where_present_inputs_wherever_filled(missing):
+    """`target_missing` marks targets that must not be used though the (filled) inputs are."""
+    features = frame(50, "1h")
+    target_missing = np.zeros(50, bool)
+    target_missing[missing] = True
+    windows = make_windows(features, "temp", lookback=6, horizon=4,
+                           target_missing=target_missing)
+    data = features.to_numpy(np.float32)
+    ends = [end for end in range(5, 50 - 4) if not target_missing[end + 1 : end + 5].any()]
+    np.testing.assert_array_equal(windows.origins, ends)
+    np.testing.assert_allclose(windows.inputs(), [data[e - 5 : e + 1] for e in ends])
+    np.testing.assert_allclose(windows.targets(), [data[e + 1 : e + 5, 1] for e in ends])
+
+
 def test_short_gaps_are_interpolated_long_gaps_stay_missing():
     raw = frame(200, "10min")
     short = raw.index[20:23]  # 30 minutes missing
@@ -80,3 +95,20 @@ def test_between_keeps_targets_inside_the_period():
     after = windows.between(cut, None)
     assert windows.times[before.origins + 3].max() < cut
     assert windows.times[after.origins].min() >= cut
+
+
+def test_input_gaps_of_hours_are_filled_but_never_used_as_targets():
+    from forecasting.config import ForecastParams
+    from forecasting.features import build_features
+    from forecasting.schema import JENA
+    from forecasting.simulate import simulated_observations
+
+    observed = simulated_observations("2021-01-01", 5, seed=1)
+    gap = observed.index[300:318]  # three hours missing
+    features, _, target_missing = build_features(observed.drop(index=gap), JENA,
+                                                 ForecastParams())
+    assert not features.isna().any().any()
+    assert list(features.index[target_missing]) == [t for t in gap if t.minute == 0]
+    longer = observed.index[300:348]  # eight hours: more than max_input_gap_minutes
+    features, _, _ = build_features(observed.drop(index=longer), JENA, ForecastParams())
+    assert features.isna().any(axis=1).sum() == 8
