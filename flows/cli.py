@@ -206,17 +206,12 @@ def plot(
 
 
 def _view(settings: Settings, name: str):
-    """A forecast view as a frame, with a `model` label column (`t_degc_24h v3`)."""
-    import pandas as pd
-
     from registry.forecasts import read_view
 
     store = _store(settings)
     with store.sessions() as session:
         frame = read_view(session, name)
     store.close()
-    frame["model"] = frame.model_name + frame.model_version.map(
-        lambda v: f" v{int(v)}" if pd.notna(v) else "")
     return frame
 
 

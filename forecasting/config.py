@@ -56,6 +56,11 @@ class ForecastParams(BaseModel):
     parallel_candidates: int = Field(
         1, gt=0, description="Candidates trained at once (1 keeps runs repeatable).")
 
+    @property
+    def input_gap_minutes(self) -> int:
+        """Longest gap interpolated in inputs (never shorter than the target fill)."""
+        return max(self.max_gap_minutes, self.max_input_gap_minutes)
+
 
 class Settings(BaseSettings):
     """Paths and parameters of one sensorcast installation.

@@ -55,8 +55,7 @@ def build_features(
     invented values.
     """
     columns = frame[station.columns]
-    input_gap = max(params.max_gap_minutes, params.max_input_gap_minutes)
-    regular = regular_grid(columns, station.cadence_minutes, input_gap)
+    regular = regular_grid(columns, station.cadence_minutes, params.input_gap_minutes)
     features = sample(regular, params.step_minutes).astype(np.float64)
     target = station.target_channel.column
     strict = regular_grid(columns[[target]], station.cadence_minutes, params.max_gap_minutes)

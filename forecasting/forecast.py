@@ -16,7 +16,7 @@ from forecasting.windows import latest_input
 
 
 class StaleData(ValueError):
-    """The newest observation is too old, or the input window has holes: no forecast."""
+    """The newest observation is too old, or the newest sample falls in a gap: no forecast."""
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,15 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     lookback = params.lookback_hours * 60 // params.step_minutes
     horizon = params.horizon_hours * 60 // params.step_minutes
     window = latest_input(features, lookback)
+    by_network = network is not None and window is not None
     note = ""
     if network is not None and window is None:
         recent = features.iloc[-lookback:]
         missing = int(recent.isna().any(axis=1).sum()) + lookback - len(recent)
         note = (f"the {params.lookback_hours} h input window ending {issued_at:%Y-%m-%d %H:%M} "
                 f"UTC misses {missing} of {lookback} samples after filling input gaps up to "
-                f"{max(params.max_gap_minutes, params.max_input_gap_minutes)} minutes; "
-                "persistence instead")
-    if network is not None and window is not None:
+                f"{params.input_gap_minutes} minutes; persistence instead")
+    if by_network:
         path = np.asarray(network.predict(window))[0]
     else:
         last = features.to_numpy(np.float32)[None, -1:]
@@ -83,4 +83,4 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     # The shortest decimal of each float32 (1.35, not 1.350000023841858) reads well in SQL.
     values = np.array([float(str(v)) for v in path[hourly].astype(np.float32)])
     return Forecast(issued_at, issued_at + pd.to_timedelta(minutes[hourly], unit="min"),
-                    values, network is not None and window is not None, note)
+                    values, by_network, note)

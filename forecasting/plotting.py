@@ -27,11 +27,8 @@ def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame
                  label=None if i else "past forecasts")
     top.plot(observed.index, observed.to_numpy(), color="black", lw=1.2, label="observed")
     issued = latest.issued_at.iloc[0]
-    label = latest.model_name.iloc[0]
-    if pd.notna(latest.model_version.iloc[0]):
-        label += f" v{int(latest.model_version.iloc[0])}"
     top.plot(latest.target_time, latest.value, color="tab:red", lw=2, marker="o", ms=3,
-             label=f"latest forecast ({label})")
+             label=f"latest forecast ({latest.model.iloc[0]})")
     if issued in observed.index:
         top.hlines(observed[issued], issued, latest.target_time.iloc[-1], colors="grey",
                    linestyles="--", label="persistence")

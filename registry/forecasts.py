@@ -14,9 +14,9 @@ import pandas as pd
 from sqlalchemy import Engine, Index, String, Text, bindparam, func, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from forecasting.baselines import Persistence
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import Base, UTCDateTime, int_pk, utc_time
-from forecasting.baselines import Persistence
 from registry.observations import insert_ignore
 
 PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_version is NULL
@@ -129,21 +129,22 @@ def list_runs(session: Session) -> list[ForecastRun]:
 
 
 VIEWS = ("latest_forecast", "forecast_skill")
-_TIMES = ("issued_at", "target_time", "created_at")
 
 
 def read_view(session: Session, view: str, since: datetime | None = None) -> pd.DataFrame:
-    """A forecast view as a frame (times naive UTC), optionally only issues since `since`."""
+    """A forecast view as a frame, optionally only issues since `since`: times naive UTC,
+    plus a `model` label (`t_degc_24h v3`, or `persistence`)."""
     if view not in VIEWS:
         raise ValueError(f"unknown forecast view {view!r}; choose from {VIEWS}")
     where = "WHERE issued_at >= :since" if since is not None else ""
     query = text(f"SELECT * FROM {view} {where} ORDER BY issued_at, target_time")
     if since is not None:
         query = query.bindparams(bindparam("since", since, type_=UTCDateTime()))
-    times = _TIMES if view == "latest_forecast" else _TIMES[:2]
-    result = session.execute(query.columns(**{name: UTCDateTime() for name in times}))
+    result = session.execute(query)
     frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-    for name in _TIMES:
+    for name in ("issued_at", "target_time", "created_at"):  # stored as UTC
         if name in frame:
             frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_localize(None)
+    frame["model"] = frame.model_name + frame.model_version.map(
+        lambda v: f" v{int(v)}" if pd.notna(v) else "")
     return frame
