@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import Engine, Index, String, Text, bindparam, func, inspect, select, text
+from sqlalchemy import Connection, Index, String, Text, bindparam, func, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from forecasting.baselines import Persistence
@@ -70,7 +70,7 @@ class ForecastRun:
     message: str
 
 
-def create_forecast_views(engine: Engine, station: StationSchema) -> None:
+def create_forecast_views(connection: Connection, station: StationSchema) -> None:
     """Create `latest_forecast` and `forecast_skill` if missing (portable SQL, no dialect
     extensions: COALESCE makes the NULL persistence version comparable)."""
     target = station.target_channel.column
@@ -95,11 +95,10 @@ def create_forecast_views(engine: Engine, station: StationSchema) -> None:
             JOIN observations o ON o.{ts} = f.target_time
             LEFT JOIN observations p ON p.{ts} = f.issued_at""",
     }
-    existing = set(inspect(engine).get_view_names())
-    with engine.begin() as connection:
-        for name, body in views.items():
-            if name not in existing:
-                connection.execute(text(f"CREATE VIEW {name} AS {body}"))
+    existing = set(inspect(connection).get_view_names())
+    for name, body in views.items():
+        if name not in existing:
+            connection.execute(text(f"CREATE VIEW {name} AS {body}"))
 
 
 def write_forecast(session: Session, issued_at: datetime, target_times: list[datetime],

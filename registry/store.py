@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 from forecasting.schema import StationSchema
 from registry import versions  # noqa: F401  (registers the registry tables)
-from registry.db import make_engine, make_sessionmaker
+from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views
 from registry.tables import create_tables
 
@@ -29,8 +29,9 @@ def open_store(database_url: str, station: StationSchema) -> Store:
     """Connect and create any missing tables (idempotent)."""
     engine = make_engine(database_url)
     try:
-        observations = create_tables(engine, station)
-        create_forecast_views(engine, station)
+        with schema_transaction(engine) as connection:
+            observations = create_tables(connection, station)
+            create_forecast_views(connection, station)
     except Exception:
         engine.dispose()
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Column, Engine, Float, ForeignKey, MetaData, String, Table, Text
+from sqlalchemy import Column, Connection, Float, ForeignKey, MetaData, String, Table, Text
 from sqlalchemy import UniqueConstraint, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -62,11 +62,11 @@ def observation_table(station: StationSchema) -> Table:
     )
 
 
-def create_tables(engine: Engine, station: StationSchema) -> Table:
+def create_tables(connection: Connection, station: StationSchema) -> Table:
     """Create missing tables; refuse a database whose observations belong to another station."""
-    Base.metadata.create_all(engine)
+    Base.metadata.create_all(connection)
     table = observation_table(station)
-    inspector = inspect(engine)
+    inspector = inspect(connection)
     if inspector.has_table("observations"):
         found = [c["name"] for c in inspector.get_columns("observations")]
         expected = [c.name for c in table.columns]
@@ -75,5 +75,5 @@ def create_tables(engine: Engine, station: StationSchema) -> Table:
                 f"database observations table has columns {found}, but station "
                 f"{station.name!r} expects {expected}; use another database_url"
             )
-    table.metadata.create_all(engine)
+    table.metadata.create_all(connection)
     return table

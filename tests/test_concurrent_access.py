@@ -94,3 +94,25 @@ def test_overlapping_ingests_and_a_reader_lose_nothing(tmp_path):
     assert [r[0] for r in stored] == [str(t) for t in expected.index]
     np.testing.assert_array_equal(np.array([r[1:] for r in stored]), expected.to_numpy())
     assert forecasts[0] == 24 * forecasts[1]  # re-issued forecasts were never duplicated
+
+
+OPEN = """
+import sys
+from forecasting.schema import JENA
+from registry.store import open_store
+open_store(sys.argv[1], JENA).close()
+"""
+
+
+def test_processes_opening_a_new_database_at_once_all_create_the_schema(tmp_path):
+    """Without the schema lock, one process created a table between another's check and its
+    CREATE ("table ... already exists"), or upgraded a read to a write too late ("locked")."""
+    for round_ in range(5):
+        url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
+        processes = [subprocess.Popen([sys.executable, "-c", OPEN, url], stderr=subprocess.PIPE,
+                                      text=True) for _ in range(8)]
+        errors = [p.communicate(timeout=120)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0] * 8, "\n".join(errors)
+        with sqlite3.connect(tmp_path / f"new-{round_}.db") as connection:
+            names = {r[0] for r in connection.execute("select name from sqlite_master")}
+        assert {"observations", "forecasts", "latest_forecast", "forecast_skill"} <= names
