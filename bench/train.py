@@ -6,7 +6,8 @@
     validation MAE (degC, +24 h) after the same number
     of training samples: the seeds' style (`model.fit` on a Python generator of float64
     batches of 128, absolute normalised target) vs our pipeline (tf.data float32 gather,
-    XLA, relative-to-last GRU predicting the 24-hour path).
+    XLA, relative-to-last GRU predicting the 24-hour path). Both run with the product's
+    `tensorflow_threads` (1 thread per op); `--threads 0` gives TensorFlow's default to both.
 
     .venv/bin/python bench/train.py [--csv jena_climate_2009_2016.csv] [--samples 38400]
 """
@@ -23,11 +24,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from forecasting.config import ForecastParams
+from forecasting.config import ForecastParams, Settings
 from forecasting.models import BUILDERS, Normalization
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
-from forecasting.training import station_windows, window_dataset
+from forecasting.training import set_tensorflow_threads, station_windows, window_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from seeds import load_jena_csv, seeds_generator
@@ -74,7 +75,10 @@ def main() -> None:
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--samples", type=int, default=38_400, help="training samples each")
+    parser.add_argument("--threads", type=int, default=Settings().tensorflow_threads,
+                        help="threads per TensorFlow op (0: TensorFlow's default)")
     args = parser.parse_args()
+    set_tensorflow_threads(args.threads)
     frame = load(args.csv, args.days)
     target_col = JENA.columns.index(JENA.target_channel.column)
 
@@ -113,7 +117,6 @@ def main() -> None:
                                     keras.layers.GRU(32), keras.layers.Dense(1)])
     seeds_model.compile(optimizer=keras.optimizers.RMSprop(), loss="mae")
 
-
     keras.utils.set_random_seed(0)
     train_rows = ours_train.data[: int(ours_train.origins.max()) + ours_train.horizon + 1]
     norm = Normalization.fit(train_rows, relative, ours_train.target_index)
@@ -134,8 +137,9 @@ def main() -> None:
     naive_mae = float(np.abs(ours_val.inputs()[:, -1, ours_val.target_index]
                              - ours_val.targets()[:, -1]).mean())
 
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
     print(f"(b) GRU(32) training after {5 * steps * BATCH:,} samples each "
-          f"({tf.config.threading.get_intra_op_parallelism_threads() or 'default'} threads), "
+          f"({threads} threads per op), "
           "median of 5 timed fits taken in turns after a warm-up (each fit in brackets):")
     print(f"    seeds' style: {seeds_rate:,.0f} samples/s {_rounded(seeds_rates)}, validation "
           f"MAE +24 h {seeds_mae:.2f} degC")

@@ -19,7 +19,7 @@ from forecasting.config import ForecastParams, Settings
 from forecasting.evaluation import Scores, score
 from forecasting.promotion import decide_promotion
 from forecasting.training import (NetworkForecaster, Split, library_versions, model_name,
-                                  split_windows, station_windows)
+                                  set_tensorflow_threads, split_windows, station_windows)
 from forecasting.windows import NotEnoughData
 from registry.artifacts import ArtifactError, load_verified, store_artifact
 from registry.observations import newest_time, read_observations
@@ -108,6 +108,10 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     settings = settings_from(data_dir, database_url, station_schema)
     overrides = {k: v for k, v in {"families": families, "epochs": epochs}.items() if v}
     params = ForecastParams(**{**settings.forecast.model_dump(), **overrides})
+    if not set_tensorflow_threads(settings.tensorflow_threads):
+        logger.warning("TensorFlow already runs in this process with another thread setting; "
+                       "tensorflow_threads=%d applies from the next process",
+                       settings.tensorflow_threads)
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, params)
     try:

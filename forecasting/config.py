@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         None, description="TOML station description; default: the built-in Jena station."
     )
     chunk_rows: int = Field(50_000, gt=0, description="Rows per ingest transaction.")
+    tensorflow_threads: int = Field(
+        1, ge=0, description="Threads per TensorFlow op in training (0: TensorFlow's own "
+        "choice, one per core); see forecasting.training.set_tensorflow_threads.")
     forecast: ForecastParams = ForecastParams()
 
     @classmethod

@@ -31,6 +31,24 @@ def library_versions() -> dict[str, str]:
             "numpy": np.__version__, "pandas": pd.__version__}
 
 
+def set_tensorflow_threads(threads: int) -> bool:
+    """Run each TensorFlow op on `threads` threads in this process (0: leave TensorFlow's
+    default); True when in effect.
+
+    A GRU step multiplies matrices too small to share out: on 2 cores, a second thread per op
+    made GRU(32) training no faster at best and half as fast in random stretches, and a whole
+    retrain of the four families took 43-45 s on one thread against 47-53 s on two. TensorFlow
+    fixes the number at its first op, so this must run before; afterwards it changes nothing.
+    """
+    if threads == 0:  # TensorFlow's own choice, whatever it was started with
+        return True
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow is already running with another setting
+        return False
+    return True
+
+
 def recent(frame: pd.DataFrame, days: float, end: pd.Timestamp | None = None) -> pd.DataFrame:
     """The last `days` of observations up to `end` (default: the newest row)."""
     if frame.empty:

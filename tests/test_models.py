@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -58,3 +61,19 @@ def test_too_little_data_is_a_clear_error():
                                  ForecastParams())
     with pytest.raises(NotEnoughData, match="no complete window: need 264"):
         split_windows(windows, 0.15, 0.15)
+
+
+THREADS = """
+import tensorflow as tf
+from forecasting.training import set_tensorflow_threads
+before = set_tensorflow_threads(1)
+tf.reduce_sum(tf.ones(3))  # TensorFlow starts here
+print(before, set_tensorflow_threads(2), set_tensorflow_threads(1), set_tensorflow_threads(0),
+      tf.config.threading.get_intra_op_parallelism_threads())
+"""
+
+
+def test_thread_setting_holds_from_the_first_op_and_cannot_change_after():
+    result = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["True", "False", "True", "True", "1"]
