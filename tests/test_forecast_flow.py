@@ -137,7 +137,8 @@ def alter(data):
 
 def record_other_checksum(data):
     with sqlite3.connect(data / "sensorcast.db") as connection:
-        connection.execute("update model_versions set artifact_sha256 = '0' || "
+        connection.execute("update model_versions set artifact_sha256 = case when "
+                           "artifact_sha256 like '0%' then '1' else '0' end || "
                            "substr(artifact_sha256, 2)")
 
 
