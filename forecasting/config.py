@@ -57,6 +57,16 @@ class ForecastParams(BaseModel):
         1, gt=0, description="Candidates trained at once (1 keeps runs repeatable).")
 
     @property
+    def lookback_steps(self) -> int:
+        """Input samples per window."""
+        return self.lookback_hours * 60 // self.step_minutes
+
+    @property
+    def horizon_steps(self) -> int:
+        """Target samples per forecast path."""
+        return self.horizon_hours * 60 // self.step_minutes
+
+    @property
     def input_gap_minutes(self) -> int:
         """Longest gap interpolated in inputs (never shorter than the target fill)."""
         return max(self.max_gap_minutes, self.max_input_gap_minutes)

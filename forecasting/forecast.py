@@ -62,8 +62,7 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     if network is not None and network.columns != columns:
         raise ValueError(f"the model was trained on features {network.columns}, "
                          f"the station now gives {columns}")
-    lookback = params.lookback_hours * 60 // params.step_minutes
-    horizon = params.horizon_hours * 60 // params.step_minutes
+    lookback, horizon = params.lookback_steps, params.horizon_steps
     window = latest_input(features, lookback)
     by_network = network is not None and window is not None
     note = ""

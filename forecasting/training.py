@@ -69,8 +69,8 @@ def station_windows(frame: pd.DataFrame, station: StationSchema,
     windows = make_windows(
         features,
         station.target_channel.column,
-        params.lookback_hours * 60 // params.step_minutes,
-        params.horizon_hours * 60 // params.step_minutes,
+        params.lookback_steps,
+        params.horizon_steps,
         target_missing,
     )
     return windows, relative
