@@ -42,15 +42,16 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
           network: NetworkForecaster | None, triggered_by: str) -> ForecastRun:
     """Forecast from observations at or before `at`; a refusal is recorded, not written.
     When the champion's input window has holes the rows are persistence, labelled so."""
-    params = network.params if network else settings.forecast
+    # The champion's windows and features, under today's limit on the age of the data.
+    params = (network.params if network else settings.forecast).model_copy(
+        update={"max_data_age_minutes": settings.forecast.max_data_age_minutes})
     with store.sessions() as session:
         # Reach back to the newest observation even when it is old, so a refusal can say when.
         newest = newest_time(session, store.observations, until=at) or at
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
     try:
-        forecast = forecast_as_of(frame, store.station, params, _naive(at),
-                                  settings.forecast.max_data_age_minutes, network)
+        forecast = forecast_as_of(frame, store.station, params, _naive(at), network)
     except StaleData as refused:
         label = (version.model_name, version.version) if version else (PERSISTENCE, None)
         run = ForecastRun(at, None, "refused", *label, 0, str(refused))

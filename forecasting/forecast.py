@@ -34,8 +34,7 @@ def input_span(params: ForecastParams) -> pd.Timedelta:
 
 
 def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
-                   at: pd.Timestamp, max_data_age_minutes: int,
-                   network: NetworkForecaster | None = None) -> Forecast:
+                   at: pd.Timestamp, network: NetworkForecaster | None = None) -> Forecast:
     """The target at each whole hour 1..horizon after the newest input sample.
 
     `frame` may hold later rows; they are cut off at `at`, so the result never depends on
@@ -47,11 +46,11 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     if frame.empty:
         raise StaleData(f"no observations at or before {at:%Y-%m-%d %H:%M} UTC")
     newest = frame.index[-1]
-    if at - newest > pd.Timedelta(minutes=max_data_age_minutes):
+    if at - newest > pd.Timedelta(minutes=params.max_data_age_minutes):
         raise StaleData(
             f"newest observation is {newest:%Y-%m-%d %H:%M} UTC, {(at - newest).floor('min')} "
             f"before the forecast time {at:%Y-%m-%d %H:%M} UTC; allowed is "
-            f"{max_data_age_minutes} minutes (forecast.max_data_age_minutes)")
+            f"{params.max_data_age_minutes} minutes (forecast.max_data_age_minutes)")
     features, _, _ = build_features(frame, station, params)
     issued_at = features.index[-1]
     target = features.columns.get_loc(station.target_channel.column)

@@ -43,7 +43,7 @@ for _ in range(40):
         continue
     at = pd.Timestamp(newest.replace(tzinfo=None))
     try:
-        forecast = forecast_as_of(frame, JENA, params, at, 180)
+        forecast = forecast_as_of(frame, JENA, params, at)
     except StaleData:
         refused += 1
         continue

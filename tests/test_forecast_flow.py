@@ -195,6 +195,18 @@ def test_stale_data_is_refused_with_a_clear_message_and_nothing_written(prefect_
     assert "Traceback" not in cli.output
 
 
+def test_a_raised_data_age_limit_still_reads_the_champions_whole_input_window(
+        with_champion, tmp_path, monkeypatch):
+    """The champion was trained under the 180-minute default; today's setting allows 10 h,
+    and data 6 h old must be read far enough back for the whole window."""
+    copy_data_dir(with_champion, tmp_path / "data")
+    monkeypatch.setenv("SENSORCAST_FORECAST__MAX_DATA_AGE_MINUTES", "600")
+    state = run_forecast(tmp_path / "data", at=datetime(2021, 3, 2, 5, 0, tzinfo=UTC))
+    assert state.is_completed(), state.message
+    assert sql(tmp_path / "data", "select distinct model_name, model_version, issued_at "
+               "from latest_forecast") == [(NAME, 1, "2021-03-01 23:00:00")]
+
+
 def test_champion_window_with_a_long_gap_gives_labelled_persistence_and_says_why(
         with_champion, tmp_path):
     gappy = tmp_path / "gappy"
