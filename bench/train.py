@@ -49,9 +49,9 @@ def interleaved_rates(runs: list[tuple[keras.Model, object, int, int]],
     """Samples/s of each (model, data, steps, batch) over `rounds` timed `fit` calls, taken
     in turns (A B A B ...) after a warm-up of each.
 
-    This machine runs fast for a few seconds and then slower under sustained load, so
-    timing one pipeline after the other favours whichever goes first; taking turns gives
-    both the same conditions. The first round also pays one-off tracing (XLA compiling).
+    A shared machine's speed drifts between fits, so timing one pipeline after the other
+    can favour whichever goes first; taking turns gives both the same conditions. The
+    warm-up pays the one-off tracing (XLA compiling), outside the timed fits.
     """
     for model, data, _, _ in runs:
         model.fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
