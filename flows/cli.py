@@ -108,11 +108,7 @@ def retrain(
                      database_url=settings.database_url,
                      station_schema=_str(settings.station_schema),
                      families=family or None, epochs=epochs, triggered_by="cli")
-    for row in rows:
-        typer.echo(f"{row['family']:<18} v{row['version']:<4} mean MAE {row['mean_mae']:.3f} "
-                   f"(persistence {row['persistence_mean_mae']:.3f})  +24 h "
-                   f"{row['last_mae']:.3f} ({row['persistence_last_mae']:.3f})  "
-                   f"{row['decision']}: {row['reason']}")
+    _echo_leaderboard(rows)
 
 
 @app.command()
@@ -132,9 +128,12 @@ def models(ctx: typer.Context) -> None:
     typer.echo(f"model {name}: {len(versions)} version(s)")
     for v in versions:
         mark = "*" if current and current.id == v.id else " "
+        naive = (f"best naive {v.best_naive_mean:.3f}, " if v.best_naive_mean is not None
+                 else "")
         typer.echo(f"{mark} v{v.version:<4} {v.family:<18} mean MAE {v.holdout_mean:.3f} "
-                   f"(persistence {v.persistence_mean:.3f})  +24 h {v.holdout_last:.3f} "
-                   f"({v.persistence_last:.3f})  trained to {v.train_end:%Y-%m-%d %H:%M}")
+                   f"({naive}persistence {v.persistence_mean:.3f})  +24 h "
+                   f"{v.holdout_last:.3f} ({v.persistence_last:.3f})  trained to "
+                   f"{v.train_end:%Y-%m-%d %H:%M}")
     for e in events[-10:]:
         typer.echo(f"  {e.created_at:%Y-%m-%d %H:%M} {e.decision:<9} v{e.candidate_version} "
                    f"(was v{e.previous_champion_version}) by {e.triggered_by}: {e.reason}")
@@ -310,14 +309,10 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
         typer.echo(f"  {row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
                    f"{row['rows_present']} already present, {row['rows_quarantined']} "
                    f"quarantined; newest {row['newest_observation']}")
-    typer.echo(f"[2/4] retraining the candidates ({epochs} epochs each)")
+    typer.echo(f"[2/4] retraining the candidates on a rolling backtest (networks: at most "
+               f"{epochs} epochs)")
     board = _run_flow(retrain_flow, **common, epochs=epochs, triggered_by="demo")
-    typer.echo(f"\n{'family':<18}{'version':>8}{'mean MAE':>10}{'+24 h':>8}"
-               f"{'persist.':>10}{'+24 h':>8}  decision")
-    for row in board:
-        typer.echo(f"{row['family']:<18}{row['version']:>8}{row['mean_mae']:>10.3f}"
-                   f"{row['last_mae']:>8.3f}{row['persistence_mean_mae']:>10.3f}"
-                   f"{row['persistence_last_mae']:>8.3f}  {row['decision']}: {row['reason']}")
+    _echo_leaderboard(board)
     newest = _newest_observation(settings)
     typer.echo(f"\n[3/4] forecasting as of the newest observation ({newest:%Y-%m-%d %H:%M} "
                f"UTC), backfilling the {backfill} days before")
@@ -336,6 +331,22 @@ query it (more in the README):
 """)
 
 
+def _echo_leaderboard(rows: list[dict]) -> None:
+    """MAE ratios against the best naive forecast (below 1 wins): mean, each 6-hour group."""
+    groups = [k for k in rows[0] if k.startswith("group_")] if rows else []
+    hours = [f"{6 * i + 1}-{6 * i + 6}h" for i in range(len(groups))]
+    typer.echo(f"\n{'family':<18}{'version':>8}{'MAE':>7}{'best naive':>11}{'ratio':>7}"
+               + "".join(f"{h:>7}" for h in hours) + f"{'+24 h':>7}{'persist.':>9}  decision")
+    for row in rows:
+        typer.echo(f"{row['family']:<18}{row['version']:>8}{row['mean_mae']:>7.3f}"
+                   f"{row['best_naive_mean_mae']:>11.3f}{row['vs_best_naive']:>7.3f}"
+                   + "".join(f"{row[g]:>7.3f}" for g in groups)
+                   + f"{row['last_mae']:>7.3f}{row['persistence_last_mae']:>9.3f}  "
+                   f"{row['decision']}: {row['reason']}")
+    typer.echo("(ratio: MAE / best naive MAE on the same backtest windows; below 1 is better; "
+               "+24 h: MAE at +24 h against persistence's)")
+
+
 def _newest_observation(settings: Settings):
     from registry.observations import newest_time
 
@@ -352,12 +363,13 @@ def _echo_skill(settings: Settings) -> None:
         typer.echo("  no forecast has been verified by observations yet")
         return
     typer.echo(f"  {'model':<20}{'issues':>7}{'mean MAE':>10}{'+24 h':>8}"
-               f"{'persist.':>10}{'+24 h':>8}")
+               f"{'persist.':>10}{'+24 h':>8}{'seasonal':>10}")
     for model, rows in skill.groupby("model"):
         last = rows[rows.horizon_hours == rows.horizon_hours.max()]
         typer.echo(f"  {model:<20}{rows.issued_at.nunique():>7}{rows.abs_error.mean():>10.3f}"
                    f"{last.abs_error.mean():>8.3f}{rows.persistence_abs_error.mean():>10.3f}"
-                   f"{last.persistence_abs_error.mean():>8.3f}")
+                   f"{last.persistence_abs_error.mean():>8.3f}"
+                   f"{rows.seasonal_persistence_abs_error.mean():>10.3f}")
 
 
 def _str(path: Path | None) -> str | None:

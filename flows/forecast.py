@@ -1,6 +1,6 @@
-"""Flow `forecast`: the champion's next 24 hours into `forecasts` (persistence, labelled,
-when there is no usable champion or its input window has holes); optionally backfilled for
-the days before."""
+"""Flow `forecast`: the champion's next 24 hours into `forecasts` (the best naive forecast,
+labelled, when there is no usable champion or its input window has holes); optionally
+backfilled for the days before."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from flows.settings import run_name, settings_from
 from forecasting.config import Settings
 from forecasting.forecast import StaleData, forecast_as_of, input_span
 from forecasting.plotting import plot_forecast
-from forecasting.training import NetworkForecaster, model_name
+from forecasting.evaluation import Forecaster
+from forecasting.training import model_name
 from registry.champions import load_champion
-from registry.forecasts import PERSISTENCE, ForecastRun, read_view, record_run, write_forecast
+from registry.forecasts import BEST_NAIVE, ForecastRun, read_view, record_run, write_forecast
 from registry.observations import newest_time, read_observations
 from registry.store import Store, open_store
 from registry.versions import ModelVersion
@@ -30,8 +31,8 @@ PLOT_FILE = "forecast.png"
 
 @task(cache_policy=NO_CACHE)
 def load_model(store: Store, settings: Settings, name: str,
-               triggered_by: str) -> tuple[ModelVersion | None, NetworkForecaster | None]:
-    """The verified champion, or (None, None) for persistence when none is usable."""
+               triggered_by: str) -> tuple[ModelVersion | None, Forecaster | None]:
+    """The verified champion, or (None, None) for the naive forecast when none is usable."""
     with store.sessions.begin() as session:
         loaded = load_champion(session, settings.artifact_dir, name, triggered_by)
     return loaded or (None, None)
@@ -39,9 +40,9 @@ def load_model(store: Store, settings: Settings, name: str,
 
 @task(cache_policy=NO_CACHE, task_run_name="forecast as of {at:%Y-%m-%d %H:%M}")
 def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion | None,
-          network: NetworkForecaster | None, triggered_by: str) -> ForecastRun:
+          network: Forecaster | None, triggered_by: str) -> ForecastRun:
     """Forecast from observations at or before `at`; a refusal is recorded, not written.
-    When the champion's input window has holes the rows are persistence, labelled so."""
+    When the champion's input window has holes the rows are the naive forecast, labelled so."""
     # The champion's windows and features, under today's limit on the age of the data.
     params = (network.params if network else settings.forecast).model_copy(
         update={"max_data_age_minutes": settings.forecast.max_data_age_minutes})
@@ -53,11 +54,11 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
     try:
         forecast = forecast_as_of(frame, store.station, params, _naive(at), network)
     except StaleData as refused:
-        label = (version.model_name, version.version) if version else (PERSISTENCE, None)
+        label = (version.model_name, version.version) if version else (BEST_NAIVE, None)
         run = ForecastRun(at, None, "refused", *label, 0, str(refused))
     else:
-        label = (version.model_name, version.version) if forecast.by_network else \
-            (PERSISTENCE, None)
+        label = (version.model_name, version.version) if forecast.by_model else \
+            (forecast.naive, None)
         issued_at = _aware(forecast.issued_at)
         with store.sessions.begin() as session:
             written = write_forecast(session, issued_at,
@@ -106,8 +107,8 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
         end = _utc(at) if at else datetime.now(UTC)
         version, network = load_model(store, settings, name, triggered_by)
         if version is None:
-            logger.warning("No usable champion for %s: writing the persistence forecast, "
-                           "labelled model_name='%s'", name, PERSISTENCE)
+            logger.warning("No usable champion for %s: writing the best naive forecast, "
+                           "labelled model_name='%s'", name, BEST_NAIVE)
         runs = [issue(store, settings, end - timedelta(days=k), version, network, triggered_by)
                 for k in range(days, -1, -1)]
         plot = draw(store, settings)

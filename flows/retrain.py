@@ -1,10 +1,10 @@
-"""Flow `retrain`: train every candidate family on the rolling window, register each,
-promote the best only if it beats persistence and the champion on the same holdout."""
+"""Flow `retrain`: fit every candidate family at each cut-off of a rolling backtest, register
+the newest fold's models, and promote the best only if it beats the best naive forecast (on
+the mean, at +24 h and in every 6-hour group) and the champion, on the same windows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -14,57 +14,53 @@ from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.settings import run_name, settings_from
-from forecasting.baselines import Persistence
+from forecasting.candidates import ENSEMBLE, fit_candidates
 from forecasting.config import ForecastParams, Settings
-from forecasting.evaluation import Scores, score
+from forecasting.evaluation import Backtest, Forecaster, FoldSplit, Scores, rolling_folds
 from forecasting.promotion import decide_promotion
-from forecasting.training import (NetworkForecaster, Split, library_versions, model_name,
-                                  set_tensorflow_threads, split_windows, station_windows)
-from forecasting.windows import NotEnoughData
-from registry.artifacts import ArtifactError, load_verified, store_artifact
+from forecasting.training import library_versions, model_name, set_tensorflow_threads, \
+    station_windows
+from forecasting.windows import NotEnoughData, Windows
+from registry.artifacts import ArtifactError, load_verified, member_reference, store_artifact
 from registry.observations import newest_time, read_observations
 from registry.store import Store, open_store
 from registry.versions import (ModelVersion, NewVersion, add_version, champion, next_version,
                                record_event)
 
-
-@dataclass(frozen=True)
-class Trained:
-    forecaster: NetworkForecaster
-    scores: Scores
+RIVALS = ("best_naive", "persistence", "seasonal_persistence")
 
 
-@task(cache_policy=NO_CACHE)
-def load_split(store: Store,
-               params: ForecastParams) -> tuple[Split, np.ndarray, int] | NotEnoughData:
-    """The most recent `window_days` of observations, split train/validation/holdout; too
+@task(cache_policy=NO_CACHE, task_run_name="load windows")
+def load_folds(store: Store, params: ForecastParams
+               ) -> tuple[Windows, list[FoldSplit], np.ndarray, int] | NotEnoughData:
+    """The last `history_days` of observations as windows and the backtest's folds; too
     little data is returned as the refusal (an expected outcome, not a crash to trace)."""
     with store.sessions() as session:
         newest = newest_time(session, store.observations)
         if newest is None:
             return NotEnoughData("no observations stored yet; ingest data before retraining")
         frame = read_observations(session, store.observations,
-                                  start=newest - timedelta(days=params.window_days))
+                                  start=newest - timedelta(days=params.history_days))
     windows, relative = station_windows(frame, store.station, params)
     try:
-        split = split_windows(windows, params.validation_fraction, params.holdout_fraction)
+        folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days)
     except NotEnoughData as refused:
         return refused
-    return split, relative, len(frame)
+    return windows, folds, relative, len(frame)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="train {family}", tags=["training"])
-def train_candidate(family: str, split: Split, relative: np.ndarray,
-                    params: ForecastParams) -> Trained:
-    """Fit one family with early stopping and score it on the holdout."""
-    forecaster = NetworkForecaster(family, params, relative).fit(split.train, split.validation)
-    return Trained(forecaster, score(forecaster, split.holdout))
+@task(cache_policy=NO_CACHE, task_run_name="fit fold {number} (cut-off {fold.cutoff:%Y-%m-%d})",
+      tags=["training"])
+def fit_fold(fold: FoldSplit, number: int, params: ForecastParams,
+             relative: np.ndarray) -> dict[str, Forecaster]:
+    """Every candidate and naive forecast fitted on the data before this fold's cut-off."""
+    return fit_candidates(fold, params, relative)
 
 
 @task(cache_policy=NO_CACHE)
-def score_champion(store: Store, settings: Settings, name: str,
-                   split: Split) -> tuple[ModelVersion | None, Scores | None, str]:
-    """Re-score the current champion on this holdout (verified load)."""
+def score_champion(store: Store, settings: Settings, name: str, backtest: Backtest,
+                   windows: Windows) -> tuple[ModelVersion | None, Scores | None, str]:
+    """Re-score the current champion on the backtest's test windows (verified load)."""
     with store.sessions() as session:
         current = champion(session, name)
     if current is None:
@@ -75,26 +71,40 @@ def score_champion(store: Store, settings: Settings, name: str,
                               settings.artifact_dir)
     except ArtifactError as exc:
         return current, None, str(exc)
-    if model.columns != split.holdout.columns:
+    if model.columns != windows.columns:
         return current, None, f"{label} was trained on other features {model.columns}"
-    return current, score(model, split.holdout), ""
+    shape = (model.params.lookback_steps, model.params.horizon_steps)
+    if shape != (windows.lookback, windows.horizon):
+        return current, None, (f"{label} reads {shape[0]} samples and forecasts {shape[1]}; "
+                               f"the settings now give {windows.lookback} and "
+                               f"{windows.horizon}")
+    return current, backtest.score_fixed(model), ""
 
 
-@task(cache_policy=NO_CACHE, task_run_name="register {trained.forecaster.family}")
-def register(store: Store, settings: Settings, name: str, trained: Trained, split: Split,
-             baseline: Scores, rows: int) -> ModelVersion:
-    """Save the artifact in a fresh version directory and record the version."""
-    holdout = split.holdout
+@task(cache_policy=NO_CACHE, task_run_name="register {family}")
+def register(store: Store, settings: Settings, name: str, family: str, backtest: Backtest,
+             rows: int, members: dict[str, ModelVersion]) -> ModelVersion:
+    """Save the newest fold's model in a fresh version directory and record the version,
+    with its backtest scores and the naive forecasts' on the same windows. An ensemble
+    references its members' versions, which are registered first."""
+    model = backtest.models[family]
+    if family == ENSEMBLE:
+        model.references = [member_reference(name, v.version, v.artifact_path,
+                                             v.artifact_sha256, settings.artifact_dir)
+                            for v in (members[m.family] for m in model.members)]
+    last = backtest.folds[-1]
     new = NewVersion(
-        model_name=name, family=trained.forecaster.family,
-        params=trained.forecaster.params.model_dump(mode="json"),
-        train_start=split.train.times[0].to_pydatetime().replace(tzinfo=UTC),
-        train_end=holdout.times[-1].to_pydatetime().replace(tzinfo=UTC),
-        rows=rows, holdout_windows=len(holdout), holdout_mae=trained.scores.mae,
-        persistence_mae=baseline.mae, library_versions=library_versions())
+        model_name=name, family=family, params=model.params.model_dump(mode="json"),
+        train_start=_aware(last.train.origin_times()[0]), train_end=_aware(last.cutoff),
+        rows=rows, holdout_windows=backtest.scores(family).windows,
+        holdout_mae=backtest.scores(family).mae,
+        persistence_mae=backtest.scores("persistence").mae,
+        best_naive_mae=backtest.scores("best_naive").mae,
+        seasonal_mae=backtest.scores("seasonal_persistence").mae,
+        library_versions=library_versions())
     with store.sessions.begin() as session:
         version = next_version(session, name)
-        path, sha = store_artifact(trained.forecaster, settings.artifact_dir, name, version)
+        path, sha = store_artifact(model, settings.artifact_dir, name, version)
         return add_version(session, new, version, str(path), sha)
 
 
@@ -102,7 +112,7 @@ def register(store: Store, settings: Settings, name: str, trained: Trained, spli
 def retrain(data_dir: str | None = None, database_url: str | None = None,
             station_schema: str | None = None, families: list[str] | None = None,
             epochs: int | None = None, triggered_by: str = "retrain flow") -> list[dict] | State:
-    """Train, register and gate the candidates; returns the leaderboard rows. Too little
+    """Backtest, register and gate the candidates; returns the leaderboard rows. Too little
     data ends the run Failed with the reason, before anything is written."""
     logger = get_run_logger()
     settings = settings_from(data_dir, database_url, station_schema)
@@ -115,80 +125,96 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, params)
     try:
-        loaded = load_split(store, params)
+        loaded = load_folds(store, params)
         if isinstance(loaded, NotEnoughData):
             logger.error("Not retraining: %s", loaded)
             return Failed(message=f"not retraining: {loaded}")
-        split, relative, rows = loaded
-        logger.info("Training on %d rows: %d train, %d validation, %d holdout windows",
-                    rows, len(split.train), len(split.validation), len(split.holdout))
-        baseline = score(Persistence().fit(split.train), split.holdout)
-        current, champion_scores, champion_problem = score_champion(store, settings, name, split)
+        windows, folds, relative, rows = loaded
+        logger.info("Backtesting on %d rows: %d folds of %g days from %s, %d test windows",
+                    rows, len(folds), params.fold_days, f"{folds[0].cutoff:%Y-%m-%d %H:%M}",
+                    sum(len(f.test) for f in folds))
+        with ThreadPoolTaskRunner(max_workers=params.parallel_candidates) as runner:
+            futures = [runner.submit(fit_fold, {"fold": fold, "number": i + 1,
+                                                "params": params, "relative": relative})
+                       for i, fold in enumerate(folds)]
+            backtest = Backtest.assemble(folds, [f.result() for f in futures])
+        current, champion_scores, champion_problem = score_champion(
+            store, settings, name, backtest, windows)
         if champion_problem:
             logger.warning("Champion not comparable: %s", champion_problem)
-        runner = ThreadPoolTaskRunner(max_workers=params.parallel_candidates)
-        with runner:
-            futures = [runner.submit(train_candidate, {"family": f, "split": split,
-                                                       "relative": relative,
-                                                       "params": params})
-                       for f in params.families]
-            trained = [f.result() for f in futures]
-        versions = [register(store, settings, name, t, split, baseline, rows) for t in trained]
-        leaderboard = decide(store, name, versions, trained, baseline, current,
-                             champion_scores, champion_problem, params, triggered_by)
+        versions: dict[str, ModelVersion] = {}
+        for family in params.families:  # the ensemble comes last, after its members
+            versions[family] = register(store, settings, name, family, backtest, rows,
+                                        versions)
+        leaderboard = decide(store, name, versions, backtest, current, champion_scores,
+                             champion_problem, params, triggered_by)
     finally:
         store.close()
     for row in leaderboard:
-        logger.info("%s v%s: mean MAE %.3f (persistence %.3f) -> %s", row["family"],
-                    row["version"], row["mean_mae"], row["persistence_mean_mae"],
-                    row["decision"])
+        logger.info("%s v%s: mean MAE %.3f (%.2f x best naive %.3f) -> %s: %s",
+                    row["family"], row["version"], row["mean_mae"], row["vs_best_naive"],
+                    row["best_naive_mean_mae"], row["decision"], row["reason"])
     create_table_artifact(key="retrain-leaderboard", table=leaderboard,
-                          description=f"Candidates for {name} on {len(split.holdout)} "
-                                      "holdout windows")
+                          description=f"Candidates for {name} on {len(folds)} backtest folds "
+                                      f"({backtest.scores('best_naive').windows} windows)")
     return leaderboard
 
 
 @task(cache_policy=NO_CACHE)
-def decide(store: Store, name: str, versions: list[ModelVersion], trained: list[Trained],
-           baseline: Scores, current: ModelVersion | None, champion_scores: Scores | None,
-           champion_problem: str, params: ForecastParams, triggered_by: str) -> list[dict]:
+def decide(store: Store, name: str, versions: dict[str, ModelVersion], backtest: Backtest,
+           current: ModelVersion | None, champion_scores: Scores | None, champion_problem: str,
+           params: ForecastParams, triggered_by: str) -> list[dict]:
     """Gate every candidate; promote the lowest mean MAE among those that pass."""
-    order = sorted(range(len(trained)), key=lambda i: trained[i].scores.mean)
-    gates = {i: decide_promotion(trained[i].scores, baseline, champion_scores,
-                                 params.min_improvement) for i in order}
-    winner = next((i for i in order if gates[i].promote), None)
+    naive = backtest.scores("best_naive")
+    scores = {f: backtest.scores(f) for f in versions}
+    order = sorted(versions, key=lambda f: scores[f].mean)
+    gates = {f: decide_promotion(scores[f], naive, champion_scores, params.min_improvement,
+                                 params.group_steps, params.step_minutes / 60) for f in order}
+    winner = next((f for f in order if gates[f].promote), None)
     rows = []
     with store.sessions.begin() as session:
-        for i in order:
-            scores, version = trained[i].scores, versions[i]
-            reason = gates[i].reason + (f"; {champion_problem}" if champion_problem else "")
-            decision = "promoted" if i == winner else "rejected"
-            if gates[i].promote and i != winner:
-                reason = (f"passed the gate, but {versions[winner].family} has the lower "
-                          f"mean MAE ({trained[winner].scores.mean:.3f} vs {scores.mean:.3f})")
+        for family in order:
+            version, mine = versions[family], scores[family]
+            reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
+            decision = "promoted" if family == winner else "rejected"
+            if gates[family].promote and family != winner:
+                reason = (f"passed the gate, but {winner} has the lower mean MAE "
+                          f"({scores[winner].mean:.3f} vs {mine.mean:.3f})")
+            groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
+            groups["candidate"] = list(mine.groups(params.group_steps))
+            groups["champion"] = (list(champion_scores.groups(params.group_steps))
+                                  if champion_scores else None)
             record_event(session, name, decision, reason, triggered_by, version, {
-                "candidate_mean": scores.mean, "candidate_last": scores.last,
+                "candidate_mean": mine.mean, "candidate_last": mine.last,
                 "champion_mean": champion_scores.mean if champion_scores else None,
                 "champion_last": champion_scores.last if champion_scores else None,
-                "baseline_mean": baseline.mean, "baseline_last": baseline.last})
-            rows.append(leaderboard_row(version, scores, baseline, champion_scores,
-                                        decision, reason))
+                "baseline_mean": backtest.scores("persistence").mean,
+                "baseline_last": backtest.scores("persistence").last,
+                "best_naive_mean": naive.mean, "best_naive_last": naive.last}, groups)
+            rows.append(leaderboard_row(version, mine, backtest, champion_scores, decision,
+                                        reason, params.group_steps))
     return rows
 
 
-def leaderboard_row(version: ModelVersion, scores: Scores, baseline: Scores,
-                    champion_scores: Scores | None, decision: str, reason: str) -> dict:
-    mae = np.asarray(scores.mae)
-    thirds = np.array_split(mae, 3)
-    return {
-        "family": version.family, "version": version.version,
-        "mae_first_third": round(float(thirds[0].mean()), 3),
-        "mae_middle_third": round(float(thirds[1].mean()), 3),
-        "mae_last_third": round(float(thirds[2].mean()), 3),
+def leaderboard_row(version: ModelVersion, scores: Scores, backtest: Backtest,
+                    champion_scores: Scores | None, decision: str, reason: str,
+                    group_steps: int) -> dict:
+    """Decision first, then the skill against the best naive forecast (ratios < 1 win)."""
+    naive, persistence = backtest.scores("best_naive"), backtest.scores("persistence")
+    row = {"family": version.family, "version": version.version, "decision": decision,
+           "vs_best_naive": round(scores.mean / naive.mean, 3)}
+    for i, (mine, theirs) in enumerate(zip(scores.groups(group_steps),
+                                           naive.groups(group_steps))):
+        row[f"group_{i + 1}_vs_best_naive"] = round(mine / theirs, 3)
+    row.update({
         "mean_mae": round(scores.mean, 3), "last_mae": round(scores.last, 3),
-        "persistence_mean_mae": round(baseline.mean, 3),
-        "persistence_last_mae": round(baseline.last, 3),
+        "best_naive_mean_mae": round(naive.mean, 3),
+        "persistence_mean_mae": round(persistence.mean, 3),
+        "persistence_last_mae": round(persistence.last, 3),
         "champion_mean_mae": round(champion_scores.mean, 3) if champion_scores else None,
-        "decision": decision, "reason": reason,
-    }
+        "reason": reason})
+    return row
 
+
+def _aware(moment) -> datetime:
+    return moment.to_pydatetime().replace(tzinfo=UTC)

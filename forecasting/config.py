@@ -18,8 +18,10 @@ from pydantic_settings import (
 from forecasting.schema import JENA, StationSchema, load_station
 
 
-Family = Literal["gru", "gru_dropout", "stacked_gru", "bidirectional_gru"]
-FAMILIES: tuple[str, ...] = ("gru", "gru_dropout", "stacked_gru", "bidirectional_gru")
+Family = Literal["blend", "ridge", "gru", "gru_dropout", "stacked_gru", "bidirectional_gru",
+                 "ensemble"]
+NETWORKS: tuple[str, ...] = ("gru", "gru_dropout", "stacked_gru", "bidirectional_gru")
+FAMILIES: tuple[str, ...] = ("blend", "ridge", *NETWORKS, "ensemble")
 
 
 class ForecastParams(BaseModel):
@@ -40,12 +42,21 @@ class ForecastParams(BaseModel):
         180, gt=0, description="A forecast is refused when the newest observation is older.")
     time_features: bool = Field(True, description="Time of day/year as sin/cos.")
     wind_vector: bool = Field(True, description="Wind speed+direction as a (u, v) vector.")
-    window_days: int = Field(120, gt=0, description="Rolling training window.")
-    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
-    holdout_fraction: float = Field(0.15, gt=0, lt=0.5)
+    window_days: int = Field(120, gt=0, description="Rolling training window of the networks.")
+    history_days: int = Field(
+        1095, gt=0, description="Training history of the linear models and the networks' "
+        "base (3 years): they need a year to learn the seasons, the networks do not.")
+    validation_days: float = Field(
+        14, gt=0, description="Days before each cut-off for early stopping and the ridge "
+        "penalty.")
+    folds: int = Field(3, gt=0, description="Rolling-origin folds the gate scores on.")
+    fold_days: float = Field(7, gt=0, description="Days of forecasts scored in each fold.")
     families: tuple[Family, ...] = FAMILIES
+    network_base: Literal["blend", "ridge"] = Field(
+        "ridge", description="The linear forecast the networks learn to correct.")
     units: int = Field(32, gt=0)
-    batch_size: int = Field(256, gt=0, description="256 trains ~25% faster than 128 on CPU.")
+    batch_size: int = Field(64, gt=0, description="Small enough for ~30 updates an epoch on "
+                            "120 days of hourly windows.")
     epochs: int = Field(20, gt=0)
     patience: int = Field(3, gt=0, description="Early-stopping patience (epochs).")
     learning_rate: float = Field(1e-3, gt=0)
@@ -53,6 +64,8 @@ class ForecastParams(BaseModel):
     seed: int = 0
     min_improvement: float = Field(
         0.0, ge=0, lt=1, description="Relative MAE gain a candidate needs over each rival.")
+    group_hours: int = Field(6, gt=0, description="The gate must win in every group of "
+                             "this many horizons (1-6 h, 7-12 h, ...).")
     parallel_candidates: int = Field(
         1, gt=0, description="Candidates trained at once (1 keeps runs repeatable).")
 
@@ -65,6 +78,15 @@ class ForecastParams(BaseModel):
     def horizon_steps(self) -> int:
         """Target samples per forecast path."""
         return self.horizon_hours * 60 // self.step_minutes
+
+    @property
+    def samples_per_day(self) -> int:
+        return 24 * 60 // self.step_minutes
+
+    @property
+    def group_steps(self) -> int:
+        """Horizon steps in one group of the gate."""
+        return max(1, self.group_hours * 60 // self.step_minutes)
 
     @property
     def input_gap_minutes(self) -> int:

@@ -1,9 +1,10 @@
-"""Scoring any predictor (baseline or network) on the same windows, in target units."""
+"""Scoring any predictor (baseline or network) on the same windows, in target units, and the
+one rolling-origin backtest that the gate, the benchmarks and the tests all use."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -38,49 +39,97 @@ class Scores:
         """MAE at the final horizon (+24 h by default): the seeds' headline number."""
         return self.mae[-1]
 
+    def groups(self, steps: int) -> tuple[float, ...]:
+        """Mean MAE of each consecutive group of `steps` horizons (1-6 h, 7-12 h, ...)."""
+        mae = np.asarray(self.mae)
+        return tuple(float(mae[i:i + steps].mean()) for i in range(0, len(mae), steps))
 
-def mean_absolute_error(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """MAE per column (horizon step)."""
-    return np.abs(predicted.astype(np.float64) - actual).mean(axis=0)
+    @classmethod
+    def combine(cls, parts: list[Scores]) -> Scores:
+        """The scores of the union of disjoint window sets (weighted by their windows)."""
+        total = sum(p.windows for p in parts)
+        mae = sum(np.asarray(p.mae) * p.windows for p in parts) / total
+        return cls(tuple(float(v) for v in mae), total)
 
 
 def score(predictor: Forecaster, windows: Windows) -> Scores:
     if not len(windows):
         raise NotEnoughData("no windows to score")
     total = np.zeros(windows.horizon)
-    for start in range(0, len(windows), PREDICT_ROWS):
-        rows = slice(start, start + PREDICT_ROWS)
-        predicted = predictor.predict(windows.inputs(rows))
-        total += np.abs(predicted.astype(np.float64) - windows.targets(rows)).sum(axis=0)
+    for inputs, targets in windows.batches(PREDICT_ROWS):
+        total += np.abs(predictor.predict(inputs).astype(np.float64) - targets).sum(axis=0)
     return Scores(tuple(float(v) for v in total / len(windows)), len(windows))
 
 
 @dataclass(frozen=True)
-class Fold:
+class FoldSplit:
+    """One rolling origin: fit on `train` (early stopping on `validation`), score on `test`."""
+
     cutoff: pd.Timestamp
-    scores: Scores
+    train: Windows
+    validation: Windows
+    test: Windows
 
 
-def backtest(windows: Windows, make: Callable[[], Forecaster], folds: int = 3,
-             test_days: float = 14, validation_days: float = 14) -> list[Fold]:
-    """Rolling-origin evaluation: for each cut-off, fit on everything before it, test after.
-
-    The last `folds` blocks of `test_days` are the test periods; each model is fitted on
-    windows whose targets end before its cut-off minus `validation_days`, with those
-    days as its validation set.
-    """
-    end = windows.times[-1]
-    results = []
+def rolling_folds(windows: Windows, folds: int, test_days: float,
+                  validation_days: float) -> list[FoldSplit]:
+    """The last `folds` blocks of `test_days` before the newest target, oldest first. Each
+    fold's models see only windows whose targets end before its cut-off; the
+    `validation_days` before the cut-off are their validation set."""
+    if not len(windows):
+        raise NotEnoughData(
+            f"no complete window: need {windows.lookback + windows.horizon} consecutive "
+            f"samples without long gaps, have {len(windows.times)} samples")
+    end = windows.times[windows.origins[-1] + windows.horizon] + pd.Timedelta(seconds=1)
+    splits = []
     for k in range(folds, 0, -1):
         cutoff = end - pd.Timedelta(days=test_days * k)
         validation_start = cutoff - pd.Timedelta(days=validation_days)
-        train = windows.between(None, validation_start)
-        validation = windows.between(validation_start, cutoff)
-        test = windows.between(cutoff, cutoff + pd.Timedelta(days=test_days))
-        if not (len(train) and len(validation) and len(test)):
+        split = FoldSplit(cutoff, windows.between(None, validation_start),
+                          windows.between(validation_start, cutoff),
+                          windows.between(cutoff, cutoff + pd.Timedelta(days=test_days)))
+        counts = {k: len(getattr(split, k)) for k in ("train", "validation", "test")}
+        if min(counts.values()) == 0:
             raise NotEnoughData(
-                f"cut-off {cutoff}: {len(train)} train, {len(validation)} validation and "
-                f"{len(test)} test windows; every part needs at least one"
-            )
-        results.append(Fold(cutoff, score(make().fit(train, validation), test)))
-    return results
+                f"too little data for {folds} folds of {test_days:g} days after "
+                f"{validation_days:g} validation days: the fold from {cutoff:%Y-%m-%d %H:%M} "
+                f"has {counts} windows, from {len(windows)} complete windows "
+                f"({windows.origin_times()[0]:%Y-%m-%d} .. {end:%Y-%m-%d})")
+        splits.append(split)
+    return splits
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Every model's scores on every fold's test windows, and the newest fold's models."""
+
+    folds: list[FoldSplit]
+    fold_scores: dict[str, list[Scores]] = field(default_factory=dict)
+    models: dict[str, Forecaster] = field(default_factory=dict)
+
+    def scores(self, name: str) -> Scores:
+        return Scores.combine(self.fold_scores[name])
+
+    def score_fixed(self, model: Forecaster) -> Scores:
+        """A model that is not refitted (a champion), scored on the same test windows."""
+        return Scores.combine([score(model, fold.test) for fold in self.folds])
+
+
+    @classmethod
+    def assemble(cls, folds: list[FoldSplit],
+                 fitted: list[dict[str, Forecaster]]) -> Backtest:
+        """Score the models fitted at each fold (in fold order) on that fold's test windows."""
+        result = cls(folds)
+        for fold, models in zip(folds, fitted, strict=True):
+            for name, model in models.items():
+                result.fold_scores.setdefault(name, []).append(score(model, fold.test))
+        result.models.update(fitted[-1])
+        return result
+
+
+def backtest(windows: Windows, fit_fold: Callable[[FoldSplit], dict[str, Forecaster]],
+             folds: int = 3, test_days: float = 7, validation_days: float = 14) -> Backtest:
+    """Rolling-origin evaluation: at each cut-off, `fit_fold` fits every model on what came
+    before it only, and each is scored on the following `test_days`."""
+    splits = rolling_folds(windows, folds, test_days, validation_days)
+    return Backtest.assemble(splits, [fit_fold(fold) for fold in splits])

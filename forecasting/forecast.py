@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.baselines import Persistence
+from forecasting.baselines import BestNaive, Persistence
 from forecasting.config import ForecastParams
+from forecasting.evaluation import Forecaster
 from forecasting.features import build_features
 from forecasting.schema import StationSchema
-from forecasting.training import NetworkForecaster
-from forecasting.windows import latest_input
+from forecasting.windows import latest_input, make_windows
+
+NAIVE_FIT_DAYS = 14  # days of windows on which the naive fallback picks its forecast per hour
 
 
 class StaleData(ValueError):
@@ -24,23 +26,28 @@ class Forecast:
     issued_at: pd.Timestamp  # naive UTC: the last input sample
     target_times: pd.DatetimeIndex  # naive UTC, whole hours ahead
     values: np.ndarray  # target units
-    by_network: bool  # False: persistence (no network, or its input window had holes)
-    note: str = ""  # why the network was not used, when it was given
+    by_model: bool  # False: a naive forecast (no model, or its input window had holes)
+    naive: str = ""  # which naive forecast, when not by the model
+    note: str = ""  # why the model was not used, when it was given
 
 
 def input_span(params: ForecastParams) -> pd.Timedelta:
-    """How far before the forecast time the observations must reach."""
-    return pd.Timedelta(hours=params.lookback_hours, minutes=params.max_data_age_minutes)
+    """How far before the forecast time the observations must reach (the model's window, and
+    enough days for the naive fallback to choose between its two forecasts)."""
+    return pd.Timedelta(hours=max(params.lookback_hours, (NAIVE_FIT_DAYS + 2) * 24),
+                        minutes=params.max_data_age_minutes)
 
 
 def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
-                   at: pd.Timestamp, network: NetworkForecaster | None = None) -> Forecast:
+                   at: pd.Timestamp, network: Forecaster | None = None) -> Forecast:
     """The target at each whole hour 1..horizon after the newest input sample.
 
     `frame` may hold later rows; they are cut off at `at`, so the result never depends on
-    them. The network needs the whole lookback window without holes (after filling gaps up
-    to `max_input_gap_minutes`); when one is left, or without a network, the forecast is
-    persistence, which needs only the newest sample. Stale data is refused outright.
+    them. The model needs the whole lookback window without holes (after filling gaps up
+    to `max_input_gap_minutes`); when one is left, or without a model, the forecast is the
+    best naive one: per hour ahead, persistence or the value a day before, whichever did
+    better over the last `NAIVE_FIT_DAYS` (persistence alone when those days have too many
+    holes to tell). Stale data is refused outright.
     """
     frame = frame[frame.index <= at]
     if frame.empty:
@@ -70,15 +77,29 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
         missing = int(recent.isna().any(axis=1).sum()) + lookback - len(recent)
         note = (f"the {params.lookback_hours} h input window ending {issued_at:%Y-%m-%d %H:%M} "
                 f"UTC misses {missing} of {lookback} samples after filling input gaps up to "
-                f"{params.input_gap_minutes} minutes; persistence instead")
+                f"{params.input_gap_minutes} minutes; a naive forecast instead")
+    naive = ""
     if by_network:
         path = np.asarray(network.predict(window))[0]
     else:
-        last = features.to_numpy(np.float32)[None, -1:]
-        path = Persistence().for_target(target, horizon).predict(last)[0]
+        naive, path = naive_forecast(features, station.target_channel.column, params)
     minutes = params.step_minutes * np.arange(1, horizon + 1)
     hourly = minutes % 60 == 0
     # The shortest decimal of each float32 (1.35, not 1.350000023841858) reads well in SQL.
     values = np.array([float(str(v)) for v in path[hourly].astype(np.float32)])
     return Forecast(issued_at, issued_at + pd.to_timedelta(minutes[hourly], unit="min"),
-                    values, by_network, note)
+                    values, by_network, naive, note)
+
+
+def naive_forecast(features: pd.DataFrame, target: str,
+                   params: ForecastParams) -> tuple[str, np.ndarray]:
+    """(name, path) of the best naive forecast from the newest sample, chosen per hour on
+    the last `NAIVE_FIT_DAYS`; persistence when those hold no complete day-long window."""
+    day, horizon = params.samples_per_day, params.horizon_steps
+    recent = features[features.index > features.index[-1] - pd.Timedelta(days=NAIVE_FIT_DAYS)]
+    windows = make_windows(recent[[target]], target, day, horizon)
+    data = features[[target]].to_numpy(np.float32)
+    if len(windows) and len(data) >= day and horizon <= day \
+            and not np.isnan(data[-day:]).any():
+        return BestNaive.name, BestNaive(day).fit(windows).predict(data[None, -day:])[0]
+    return Persistence.name, Persistence().for_target(0, horizon).predict(data[None, -1:])[0]

@@ -1,10 +1,12 @@
 """Candidate networks: one small functional builder per family.
 
-Every family reads each window relative to its own last values and predicts the change of
-the target from its last observed value (reversible instance normalisation). The output
-layer starts at zero, so an untrained network *is* persistence, and training can only move
-it away from persistence where that lowers the validation error. This is what keeps a
-network trained on a short rolling window honest when the season moves under it.
+Every family reads each window relative to its own last values (reversible instance
+normalisation) and learns a correction to a strong statistical base forecast (the linear
+blend or the ridge model of `forecasting.linear`), which it takes as its second input. The
+correction layer starts at zero, so an untrained network *is* that base, and training can
+only move it away where that lowers the validation error. This keeps a network trained on
+a short rolling window honest when the season moves under it, and leaves the daily cycle,
+which a few months of data teach a network poorly, to the base.
 """
 
 from __future__ import annotations
@@ -57,8 +59,24 @@ class RelativeToLast(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="sensorcast")
-class AddToLast(layers.Layer):
-    """(delta, window) -> last observed target + delta * target_scale, in target units."""
+class AddCorrection(layers.Layer):
+    """(correction, base path) -> base + correction * target_scale, in target units."""
+
+    def __init__(self, target_scale, **kwargs):
+        super().__init__(**kwargs)
+        self.target_scale = float(target_scale)
+
+    def call(self, inputs):
+        correction, base = inputs
+        return base + correction * self.target_scale
+
+    def get_config(self):
+        return {**super().get_config(), "target_scale": self.target_scale}
+
+
+@keras.saving.register_keras_serializable(package="sensorcast")
+class BaseChange(layers.Layer):
+    """(base path, window) -> the base's change from the last target value, scaled."""
 
     def __init__(self, target_index, target_scale, **kwargs):
         super().__init__(**kwargs)
@@ -66,8 +84,8 @@ class AddToLast(layers.Layer):
         self.target_scale = float(target_scale)
 
     def call(self, inputs):
-        delta, window = inputs
-        return window[:, -1, self.target_index][:, None] + delta * self.target_scale
+        base, window = inputs
+        return (base - window[:, -1, self.target_index][:, None]) / self.target_scale
 
     def get_config(self):
         return {**super().get_config(), "target_index": self.target_index,
@@ -76,12 +94,16 @@ class AddToLast(layers.Layer):
 
 def _forecaster(name: str, input_shape: tuple[int, int], horizon: int, norm: Normalization,
                 core: Callable) -> keras.Model:
-    """Shared frame: relative inputs -> core -> zero-initialised delta -> absolute path."""
+    """Shared frame: relative inputs -> core, beside the base's own change ->
+    zero-initialised correction -> base + correction."""
     window = keras.Input(shape=input_shape, name="window")
+    base = keras.Input(shape=(horizon,), name="base")
     x = RelativeToLast(norm.scale, norm.relative, name="relative_to_last")(window)
-    delta = layers.Dense(horizon, kernel_initializer="zeros", name="delta")(core(x))
-    path = AddToLast(norm.target_index, norm.target_scale, name="forecast")([delta, window])
-    return keras.Model(window, path, name=name)
+    change = BaseChange(norm.target_index, norm.target_scale, name="base_change")([base, window])
+    features = layers.Concatenate(name="features")([core(x), change])
+    correction = layers.Dense(horizon, kernel_initializer="zeros", name="correction")(features)
+    path = AddCorrection(norm.target_scale, name="forecast")([correction, base])
+    return keras.Model([window, base], path, name=name)
 
 
 def _gru(units: int, **kwargs) -> layers.GRU:

@@ -8,16 +8,16 @@ import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from forecasting.baselines import Persistence
+from forecasting.baselines import BestNaive, Persistence
 
 
 def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame,
                   path: Path, title: str, quantity: str) -> Path:
     """Top: recent observations, past forecasts and the latest forecast with its persistence
-    line. Bottom: MAE by horizon of the verified forecasts against persistence (UTC times).
-    Past forecasts labelled persistence are left out when a model's forecasts exist, since
-    the persistence line and curve already show them."""
-    models = skill[skill.model_name != Persistence.name]
+    line. Bottom: MAE by horizon of the verified forecasts against persistence and seasonal
+    persistence (UTC times). Past naive forecasts are left out when a model's forecasts
+    exist, since the naive curves already show them."""
+    models = skill[~skill.model_name.isin([Persistence.name, BestNaive.name])]
     skill = models if not models.empty else skill
     figure = Figure(figsize=(11, 7), layout="constrained")
     top, bottom = figure.subplots(2, 1, height_ratios=[2, 1])
@@ -45,13 +45,16 @@ def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame
                     ha="center", va="center", transform=bottom.transAxes)
         bottom.set_axis_off()
     else:
-        by_horizon = skill.groupby("horizon_hours")[["abs_error", "persistence_abs_error"]]
+        by_horizon = skill.groupby("horizon_hours")[
+            ["abs_error", "persistence_abs_error", "seasonal_persistence_abs_error"]]
         mae = by_horizon.mean()
         issues = skill.issued_at.nunique()
         bottom.plot(mae.index, mae.abs_error, marker="o", color="tab:red",
                     label=" + ".join(sorted(skill.model_name.unique())))
         bottom.plot(mae.index, mae.persistence_abs_error, marker="s", color="grey",
                     linestyle="--", label="persistence")
+        bottom.plot(mae.index, mae.seasonal_persistence_abs_error, marker="^", color="tab:green",
+                    linestyle=":", label="seasonal persistence (24 h before)")
         bottom.set_title(f"Mean absolute error by horizon over {issues} verified issue(s)")
         bottom.set_xlabel("hours ahead")
         bottom.set_ylabel(f"MAE, {quantity}")

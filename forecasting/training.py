@@ -1,9 +1,8 @@
-"""Training a candidate on a rolling window: split, fit with early stopping, save, load."""
+"""Training a network candidate: windows, batches, fit with early stopping, save, load."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -13,12 +12,13 @@ import tensorflow as tf
 
 from forecasting.config import ForecastParams
 from forecasting.features import build_features
+from forecasting.linear import LINEAR, META_FILE, LinearForecaster, load_linear
 from forecasting.models import BUILDERS, Normalization
 from forecasting.schema import StationSchema
-from forecasting.windows import NotEnoughData, Windows, make_windows
+from forecasting.windows import Windows, make_windows
 
 MODEL_FILE = "model.keras"
-META_FILE = "model.json"
+BASE_DIR = "base"
 
 
 def model_name(station: StationSchema, params: ForecastParams) -> str:
@@ -76,53 +76,20 @@ def station_windows(frame: pd.DataFrame, station: StationSchema,
     return windows, relative
 
 
-@dataclass(frozen=True)
-class Split:
-    train: Windows
-    validation: Windows
-    holdout: Windows
-
-
-def split_windows(windows: Windows, validation_fraction: float,
-                  holdout_fraction: float) -> Split:
-    """Chronological train / validation / holdout; no target crosses into a later part."""
-    if not len(windows):
-        raise NotEnoughData(
-            f"no complete window: need {windows.lookback + windows.horizon} consecutive "
-            f"samples without long gaps, have {len(windows.times)} samples"
-        )
-    first = windows.origin_times()[0]
-    last = windows.times[windows.origins[-1] + windows.horizon]
-    span = last - first
-    holdout_start = last - span * holdout_fraction
-    validation_start = holdout_start - span * validation_fraction
-    split = Split(
-        windows.between(None, validation_start),
-        windows.between(validation_start, holdout_start),
-        windows.between(holdout_start, None),
-    )
-    counts = {k: len(getattr(split, k)) for k in ("train", "validation", "holdout")}
-    if min(counts.values()) == 0:
-        raise NotEnoughData(
-            f"too little data for a train/validation/holdout split: {counts} windows "
-            f"from {len(windows)} complete windows ({first} .. {last})"
-        )
-    return split
-
-
-def window_dataset(windows: Windows, batch_size: int, shuffle: bool = False,
+def window_dataset(windows: Windows, base: np.ndarray, batch_size: int, shuffle: bool = False,
                    seed: int = 0) -> tf.data.Dataset:
-    """Batches gathered by index from one in-memory copy of the series (no per-sample loop)."""
+    """((window, base path), target) batches gathered by index from one in-memory copy of
+    the series (no per-sample loop); `base` holds the base forecast of each window."""
     data = tf.constant(windows.data)
     target = tf.constant(windows.target)
     input_offsets = tf.constant(windows.input_offsets, tf.int64)
     target_offsets = tf.constant(windows.target_offsets, tf.int64)
-    dataset = tf.data.Dataset.from_tensor_slices(windows.origins)
+    dataset = tf.data.Dataset.from_tensor_slices((windows.origins, base.astype(np.float32)))
     if shuffle:
         dataset = dataset.shuffle(len(windows.origins), seed=seed, reshuffle_each_iteration=True)
 
-    def gather(origins):
-        return (tf.gather(data, origins[:, None] + input_offsets),
+    def gather(origins, base_rows):
+        return ((tf.gather(data, origins[:, None] + input_offsets), base_rows),
                 tf.gather(target, origins[:, None] + target_offsets))
 
     # Shuffled (training) batches all have the same shape, so XLA compiles the step once
@@ -133,22 +100,33 @@ def window_dataset(windows: Windows, batch_size: int, shuffle: bool = False,
         .prefetch(tf.data.AUTOTUNE)
 
 
-class NetworkForecaster:
-    """A candidate family trained with early stopping; never worse on validation than
-    the persistence it starts from."""
+def predict_windows(model, windows: Windows) -> np.ndarray:
+    """(n, horizon) predictions of any forecaster for every window, in batches."""
+    return np.concatenate([model.predict(inputs) for inputs, _ in windows.batches()]) \
+        if len(windows) else np.zeros((0, windows.horizon), np.float32)
 
-    def __init__(self, family: str, params: ForecastParams, relative: np.ndarray) -> None:
+
+class NetworkForecaster:
+    """A candidate family that learns, with early stopping, a correction to a linear base
+    forecast; never worse on validation than the base it starts from."""
+
+    def __init__(self, family: str, params: ForecastParams, relative: np.ndarray,
+                 base: LinearForecaster | None = None) -> None:
         if family not in BUILDERS:
             raise ValueError(f"unknown family {family!r}; choose from {sorted(BUILDERS)}")
         self.name = self.family = family
         self.params = params
         self.relative = np.asarray(relative, bool)
+        self.base = base
         self.model: keras.Model | None = None
         self.epochs_run = 0
         self.columns: tuple[str, ...] = ()
 
     def fit(self, train: Windows, validation: Windows) -> NetworkForecaster:
+        """Train on `train` (its base, unless given, is fitted on the same windows)."""
         p = self.params
+        if self.base is None:
+            self.base = LINEAR[p.network_base](p).fit(train, validation)
         keras.utils.set_random_seed(p.seed)
         train_rows = train.data[: int(train.origins.max()) + train.horizon + 1]
         norm = Normalization.fit(train_rows, self.relative, train.target_index)
@@ -156,11 +134,13 @@ class NetworkForecaster:
             (train.lookback, train.data.shape[1]), train.horizon, norm, units=p.units)
         self.model.compile(optimizer=keras.optimizers.Adam(p.learning_rate), loss="mae",
                            jit_compile=p.jit_compile)
-        val_data = window_dataset(validation, p.batch_size)
+        val_data = window_dataset(validation, predict_windows(self.base, validation),
+                                  p.batch_size)
         start_weights = self.model.get_weights()
         start_loss = self.model.evaluate(val_data, verbose=0)
         history = self.model.fit(
-            window_dataset(train, p.batch_size, shuffle=True, seed=p.seed),
+            window_dataset(train, predict_windows(self.base, train), p.batch_size,
+                           shuffle=True, seed=p.seed),
             validation_data=val_data,
             epochs=p.epochs,
             callbacks=[keras.callbacks.EarlyStopping(
@@ -170,22 +150,26 @@ class NetworkForecaster:
         )
         self.epochs_run = len(history.history["loss"])
         if min(history.history["val_loss"]) >= start_loss:
-            self.model.set_weights(start_weights)  # training never beat persistence
+            self.model.set_weights(start_weights)  # training never beat the base
         self.columns = train.columns
         return self
 
     def predict(self, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Batches through one traced function (`model.predict` retraces on every call)."""
         inputs = np.asarray(inputs, np.float32)
-        return np.concatenate([self.model.predict_on_batch(inputs[i:i + batch_size])
-                               for i in range(0, len(inputs), batch_size)])
+        base = np.asarray(self.base.predict(inputs), np.float32)
+        return np.concatenate([
+            self.model.predict_on_batch([inputs[i:i + batch_size], base[i:i + batch_size]])
+            for i in range(0, len(inputs), batch_size)])
 
     def save(self, directory: Path) -> Path:
-        """`model.keras` plus `model.json` (family, parameters, feature names, normalization)."""
+        """`model.keras`, `model.json` (family, parameters, feature names, normalization)
+        and the base model's plain arrays in `base/`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / MODEL_FILE
         self.model.save(path)
+        self.base.save(directory / BASE_DIR)
         norm = {"scale": self.model.get_layer("relative_to_last").scale,
                 "relative": self.relative.tolist()}
         meta = {"family": self.family, "params": self.params.model_dump(mode="json"),
@@ -200,7 +184,8 @@ class NetworkForecaster:
         directory = Path(directory)
         meta = json.loads((directory / META_FILE).read_text())
         forecaster = cls(meta["family"], ForecastParams(**meta["params"]),
-                         np.array(meta["normalization"]["relative"], bool))
+                         np.array(meta["normalization"]["relative"], bool),
+                         load_linear(directory / BASE_DIR))
         forecaster.model = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True)
         forecaster.columns = tuple(meta["columns"])
         forecaster.epochs_run = meta["epochs_run"]

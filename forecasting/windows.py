@@ -53,6 +53,12 @@ class Windows:
         view = np.lib.stride_tricks.sliding_window_view(self.target, self.horizon)
         return view[self.origins[rows] + 1]
 
+    def batches(self, size: int = 4096):
+        """(inputs, targets) for consecutive blocks of `size` windows, to bound memory."""
+        for start in range(0, len(self), size):
+            rows = slice(start, start + size)
+            yield self.inputs(rows), self.targets(rows)
+
     def origin_times(self) -> pd.DatetimeIndex:
         return self.times[self.origins]
 

@@ -1,12 +1,18 @@
-"""The artifact store: one directory per model version, verified by sha256 before loading."""
+"""The artifact store: one directory per model version, verified by sha256 before loading.
+
+Networks are `.keras` files loaded in safe mode, linear models plain arrays (npz) and JSON,
+an ensemble a JSON list of its members' versions and checksums; never pickles.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
-from forecasting.training import META_FILE, MODEL_FILE, NetworkForecaster
+from forecasting.candidates import ENSEMBLE, Ensemble, load_candidate
+from forecasting.linear import META_FILE
 
 
 class ArtifactError(RuntimeError):
@@ -14,11 +20,15 @@ class ArtifactError(RuntimeError):
 
 
 def artifact_digest(directory: Path) -> str:
-    """sha256 over the model file and its metadata, in a fixed order."""
+    """sha256 over every file of a version directory (names and contents, in name order),
+    so an added, removed or changed file changes it."""
+    directory = Path(directory)
+    if not (directory / META_FILE).is_file():
+        raise FileNotFoundError(f"no {META_FILE} in {directory}")
     digest = hashlib.sha256()
-    for name in (MODEL_FILE, META_FILE):
-        digest.update(name.encode())
-        digest.update(hashlib.sha256((Path(directory) / name).read_bytes()).digest())
+    for path in sorted(p for p in directory.rglob("*") if not p.is_dir()):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -26,7 +36,7 @@ def version_dir(root: Path, model_name: str, version: int) -> Path:
     return Path(root) / model_name / f"v{version:04d}"
 
 
-def store_artifact(forecaster: NetworkForecaster, root: Path, model_name: str,
+def store_artifact(forecaster, root: Path, model_name: str,
                    version: int) -> tuple[Path, str]:
     """Save into a fresh version directory (never reused) and return (path, sha256)."""
     target = version_dir(root, model_name, version)
@@ -56,10 +66,24 @@ def verify_artifact(path: Path, sha256: str, label: str, root: Path) -> None:
             f"{sha256[:12]}…; refusing a changed file")
 
 
-def load_verified(path: Path, sha256: str, label: str, root: Path) -> NetworkForecaster:
-    """Load a version only if it is in the store and matches its checksum (Keras safe mode)."""
+def load_verified(path: Path, sha256: str, label: str, root: Path):
+    """Load a version only if it is in the store and matches its checksum (Keras safe mode
+    for networks); an ensemble only if every member it references does too."""
     verify_artifact(path, sha256, label, root)
     try:
-        return NetworkForecaster.load(Path(path))
-    except Exception as exc:  # a file that matches its checksum but Keras cannot read
+        meta = json.loads((Path(path) / META_FILE).read_text())
+        if meta.get("family") != ENSEMBLE:
+            return load_candidate(Path(path))
+    except Exception as exc:  # a file that matches its checksum but cannot be read
         raise ArtifactError(f"{label}: artifact at {path} cannot be loaded: {exc}") from exc
+    members = [load_verified(Path(root) / ref["path"], ref["sha256"],
+                             f"{label} member {ref['model_name']} v{ref['version']}", root)
+               for ref in meta["members"]]
+    return Ensemble.from_meta(meta, members)
+
+
+def member_reference(model_name: str, version: int, path: str, sha256: str,
+                     root: Path) -> dict:
+    """How an ensemble names one member: version, path inside the store, checksum."""
+    relative = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    return {"model_name": model_name, "version": version, "path": relative, "sha256": sha256}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from forecasting.training import NetworkForecaster
+from forecasting.evaluation import Forecaster
 from registry.artifacts import ArtifactError, load_verified, verify_artifact
 from registry.versions import (ModelVersion, PromotionEvent, champion, get_version,
                                previous_champion, record_event)
@@ -46,7 +46,7 @@ def rollback(session: Session, root: Path, model_name: str, reason: str,
 
 
 def load_champion(session: Session, root: Path, model_name: str,
-                  triggered_by: str) -> tuple[ModelVersion, NetworkForecaster] | None:
+                  triggered_by: str) -> tuple[ModelVersion, Forecaster] | None:
     """The champion's model, verified; if its artifact is refused, fall back to the champion
     before it (moving the alias and recording why). None when no usable champion is left."""
     refused_ids: set[int] = set()

@@ -14,12 +14,21 @@ import pandas as pd
 from sqlalchemy import Connection, Index, String, Text, bindparam, func, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from forecasting.baselines import Persistence
+from forecasting.baselines import BestNaive, Persistence
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import Base, UTCDateTime, int_pk, utc_time
 from registry.observations import insert_ignore
 
 PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_version is NULL
+BEST_NAIVE = BestNaive.name  # the naive forecast written when there is no usable champion
+VIEW_COLUMNS = {
+    "latest_forecast": ["issued_at", "target_time", "horizon_hours", "value", "model_name",
+                        "model_version", "created_at"],
+    "forecast_skill": ["issued_at", "target_time", "horizon_hours", "model_name",
+                       "model_version", "forecast", "actual", "error", "abs_error",
+                       "persistence_forecast", "persistence_abs_error",
+                       "seasonal_persistence_forecast", "seasonal_persistence_abs_error"],
+}
 
 
 class ForecastRow(Base):
@@ -71,10 +80,13 @@ class ForecastRun:
 
 
 def create_forecast_views(connection: Connection, station: StationSchema) -> None:
-    """Create `latest_forecast` and `forecast_skill` if missing (portable SQL, no dialect
-    extensions: COALESCE makes the NULL persistence version comparable)."""
+    """Create `latest_forecast` and `forecast_skill`, or recreate one whose columns are not
+    the current ones (views hold no data). Portable SQL but for the one-day shift: COALESCE
+    makes the NULL naive version comparable."""
     target = station.target_channel.column
     ts = TIMESTAMP_SQL_COLUMN
+    day_before = ("datetime(f.target_time, '-1 day')" if connection.dialect.name == "sqlite"
+                  else "f.target_time - INTERVAL '1 day'")
     views = {
         "latest_forecast": f"""
             SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
@@ -90,15 +102,23 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
                    f.model_version, f.value AS forecast, o.{target} AS actual,
                    f.value - o.{target} AS error, ABS(f.value - o.{target}) AS abs_error,
                    p.{target} AS persistence_forecast,
-                   ABS(p.{target} - o.{target}) AS persistence_abs_error
+                   ABS(p.{target} - o.{target}) AS persistence_abs_error,
+                   s.{target} AS seasonal_persistence_forecast,
+                   ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error
             FROM forecasts f
             JOIN observations o ON o.{ts} = f.target_time
-            LEFT JOIN observations p ON p.{ts} = f.issued_at""",
+            LEFT JOIN observations p ON p.{ts} = f.issued_at
+            LEFT JOIN observations s ON s.{ts} = {day_before}""",
     }
-    existing = set(inspect(connection).get_view_names())
+    inspector = inspect(connection)
+    existing = set(inspector.get_view_names())
     for name, body in views.items():
-        if name not in existing:
-            connection.execute(text(f"CREATE VIEW {name} AS {body}"))
+        if name in existing:
+            found = [c["name"] for c in inspector.get_columns(name)]
+            if found == VIEW_COLUMNS[name]:
+                continue
+            connection.execute(text(f"DROP VIEW {name}"))
+        connection.execute(text(f"CREATE VIEW {name} AS {body}"))
 
 
 def write_forecast(session: Session, issued_at: datetime, target_times: list[datetime],
@@ -127,7 +147,7 @@ def list_runs(session: Session) -> list[ForecastRun]:
                         r.rows_written, r.message) for r in rows]
 
 
-VIEWS = ("latest_forecast", "forecast_skill")
+VIEWS = tuple(VIEW_COLUMNS)
 
 
 def read_view(session: Session, view: str, since: datetime | None = None) -> pd.DataFrame:

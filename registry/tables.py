@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import Base, UTCDateTime, int_pk, utc_time
+from registry.migrations import add_missing_columns
 
 
 class IngestRun(Base):
@@ -63,8 +64,10 @@ def observation_table(station: StationSchema) -> Table:
 
 
 def create_tables(connection: Connection, station: StationSchema) -> Table:
-    """Create missing tables; refuse a database whose observations belong to another station."""
+    """Create missing tables and columns; refuse a database whose observations belong to
+    another station."""
     Base.metadata.create_all(connection)
+    add_missing_columns(connection, Base.metadata)
     table = observation_table(station)
     inspector = inspect(connection)
     if inspector.has_table("observations"):

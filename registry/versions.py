@@ -38,6 +38,11 @@ class ModelVersionRow(Base):
     persistence_mae: Mapped[str] = mapped_column(Text)
     persistence_mean: Mapped[float]
     persistence_last: Mapped[float]
+    # Added with the best-naive gate; NULL on versions registered before it.
+    best_naive_mae: Mapped[str | None] = mapped_column(Text)  # JSON list, per horizon
+    best_naive_mean: Mapped[float | None]
+    best_naive_last: Mapped[float | None]
+    seasonal_mae: Mapped[str | None] = mapped_column(Text)  # seasonal persistence, per horizon
     artifact_path: Mapped[str] = mapped_column(Text)
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     library_versions: Mapped[str] = mapped_column(Text)  # JSON
@@ -64,8 +69,11 @@ class PromotionEventRow(Base):
     candidate_last: Mapped[float | None]
     champion_mean: Mapped[float | None]
     champion_last: Mapped[float | None]
-    baseline_mean: Mapped[float | None]
+    baseline_mean: Mapped[float | None]  # persistence
     baseline_last: Mapped[float | None]
+    best_naive_mean: Mapped[float | None]
+    best_naive_last: Mapped[float | None]
+    groups: Mapped[str | None] = mapped_column(Text)  # JSON: MAE per horizon group, each rival
     decision: Mapped[str] = mapped_column(String(20))  # rejected or one of ALIAS_MOVES
     reason: Mapped[str] = mapped_column(Text)
     triggered_by: Mapped[str] = mapped_column(String(100))
@@ -88,6 +96,8 @@ class ModelVersion:
     holdout_last: float
     persistence_mean: float
     persistence_last: float
+    best_naive_mean: float | None
+    best_naive_last: float | None
     artifact_path: str
     artifact_sha256: str
     created_at: datetime
@@ -105,6 +115,8 @@ class PromotionEvent:
     candidate_mean: float | None
     champion_mean: float | None
     baseline_mean: float | None
+    best_naive_mean: float | None
+    groups: dict | None
     created_at: datetime
 
 
@@ -121,6 +133,8 @@ class NewVersion:
     holdout_windows: int
     holdout_mae: tuple[float, ...]
     persistence_mae: tuple[float, ...]
+    best_naive_mae: tuple[float, ...]
+    seasonal_mae: tuple[float, ...]
     library_versions: dict
 
 
@@ -133,13 +147,16 @@ def next_version(session: Session, model_name: str) -> int:
 def add_version(session: Session, new: NewVersion, version: int, artifact_path: str,
                 artifact_sha256: str) -> ModelVersion:
     mae, naive = list(new.holdout_mae), list(new.persistence_mae)
+    best = list(new.best_naive_mae)
     row = ModelVersionRow(
         model_name=new.model_name, version=version, family=new.family,
         params=json.dumps(new.params, sort_keys=True), train_start=new.train_start,
         train_end=new.train_end, rows=new.rows, holdout_windows=new.holdout_windows,
         holdout_mae=json.dumps(mae), holdout_mean=sum(mae) / len(mae), holdout_last=mae[-1],
         persistence_mae=json.dumps(naive), persistence_mean=sum(naive) / len(naive),
-        persistence_last=naive[-1], artifact_path=artifact_path,
+        persistence_last=naive[-1], best_naive_mae=json.dumps(best),
+        best_naive_mean=sum(best) / len(best), best_naive_last=best[-1],
+        seasonal_mae=json.dumps(list(new.seasonal_mae)), artifact_path=artifact_path,
         artifact_sha256=artifact_sha256,
         library_versions=json.dumps(new.library_versions, sort_keys=True), created_at=_now())
     session.add(row)
@@ -168,7 +185,8 @@ def champion(session: Session, model_name: str) -> ModelVersion | None:
 
 def record_event(session: Session, model_name: str, decision: str, reason: str,
                  triggered_by: str, candidate: ModelVersion | None = None,
-                 scores: dict[str, float | None] | None = None) -> PromotionEvent:
+                 scores: dict[str, float | None] | None = None,
+                 groups: dict | None = None) -> PromotionEvent:
     """Append a decision; when it is a promotion, rollback or manual promotion, also move
     the `champion` alias to the candidate (same transaction as the caller's)."""
     previous = champion(session, model_name)
@@ -179,7 +197,10 @@ def record_event(session: Session, model_name: str, decision: str, reason: str,
         candidate_mean=scores.get("candidate_mean"), candidate_last=scores.get("candidate_last"),
         champion_mean=scores.get("champion_mean"), champion_last=scores.get("champion_last"),
         baseline_mean=scores.get("baseline_mean"), baseline_last=scores.get("baseline_last"),
-        decision=decision, reason=reason, triggered_by=triggered_by, created_at=_now())
+        best_naive_mean=scores.get("best_naive_mean"),
+        best_naive_last=scores.get("best_naive_last"),
+        groups=json.dumps(groups) if groups is not None else None, decision=decision,
+        reason=reason, triggered_by=triggered_by, created_at=_now())
     session.add(row)
     if decision in ALIAS_MOVES and candidate is not None:
         alias = session.get(ModelAliasRow, (model_name, CHAMPION))
@@ -220,7 +241,8 @@ def _version(row: ModelVersionRow) -> ModelVersion:
         rows=row.rows, holdout_windows=row.holdout_windows,
         holdout_mae=tuple(json.loads(row.holdout_mae)), holdout_mean=row.holdout_mean,
         holdout_last=row.holdout_last, persistence_mean=row.persistence_mean,
-        persistence_last=row.persistence_last, artifact_path=row.artifact_path,
+        persistence_last=row.persistence_last, best_naive_mean=row.best_naive_mean,
+        best_naive_last=row.best_naive_last, artifact_path=row.artifact_path,
         artifact_sha256=row.artifact_sha256, created_at=row.created_at)
 
 
@@ -234,7 +256,8 @@ def _event(session: Session, row: PromotionEventRow) -> PromotionEvent:
         previous_champion_version=number(row.previous_champion_id), decision=row.decision,
         reason=row.reason, triggered_by=row.triggered_by, candidate_mean=row.candidate_mean,
         champion_mean=row.champion_mean, baseline_mean=row.baseline_mean,
-        created_at=row.created_at)
+        best_naive_mean=row.best_naive_mean,
+        groups=json.loads(row.groups) if row.groups else None, created_at=row.created_at)
 
 
 def _now() -> datetime:

@@ -1,0 +1,102 @@
+"""The candidate families, fitted together at one cut-off: linear models on the long history,
+networks correcting the linear base on their rolling window, and the ensemble of them all.
+Also the naive yardsticks fitted on the same data, so every comparison is like for like."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
+from forecasting.config import NETWORKS, ForecastParams
+from forecasting.evaluation import Forecaster, FoldSplit
+from forecasting.linear import LINEAR, META_FILE, load_linear
+from forecasting.training import NetworkForecaster
+from forecasting.windows import Windows
+
+ENSEMBLE = "ensemble"
+NAIVE = ("persistence", "seasonal_persistence", "best_naive")
+
+
+class Ensemble:
+    """The mean of its members' forecasts. Its artifact references the members' registered
+    versions and checksums; the registry verifies every member before building it."""
+
+    name = family = ENSEMBLE
+
+    def __init__(self, params: ForecastParams, members: list) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.params, self.members = params, list(members)
+        self.columns = members[0].columns
+        self.references: list[dict] = []
+
+    def fit(self, train: Windows, validation: Windows | None = None) -> Ensemble:
+        return self  # the members are fitted already
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        return np.mean([np.asarray(m.predict(inputs), np.float64) for m in self.members],
+                       axis=0)
+
+    def save(self, directory: Path) -> Path:
+        """`model.json` with the members' references (set by the registry beforehand)."""
+        if len(self.references) != len(self.members):
+            raise ValueError("an ensemble is saved with a reference to every member")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"family": self.family, "params": self.params.model_dump(mode="json"),
+                "columns": list(self.columns), "members": self.references}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+        return directory / META_FILE
+
+    @classmethod
+    def from_meta(cls, meta: dict, members: list) -> Ensemble:
+        ensemble = cls(ForecastParams(**meta["params"]), members)
+        ensemble.references = meta["members"]
+        return ensemble
+
+
+def naive_baselines(train: Windows, params: ForecastParams) -> dict[str, Forecaster]:
+    """Persistence, seasonal persistence and the per-horizon best of them, fitted on `train`."""
+    period = params.samples_per_day
+    return {"persistence": Persistence().fit(train),
+            "seasonal_persistence": SeasonalPersistence(period).fit(train),
+            "best_naive": BestNaive(period).fit(train)}
+
+
+def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray,
+                   families: tuple[str, ...] | None = None) -> dict[str, Forecaster]:
+    """Every requested family fitted on the fold's training windows (plus the naive
+    baselines). Linear models use all of it (up to `history_days`); networks the last
+    `window_days`, on top of the `network_base` linear model fitted on all of it."""
+    families = tuple(families or params.families)
+    start = fold.cutoff - pd.Timedelta(days=params.validation_days)
+    train = fold.train.between(start - pd.Timedelta(days=params.history_days), None)
+    models: dict[str, Forecaster] = naive_baselines(train, params)
+    linear = [f for f in LINEAR if f in families or
+              (f == params.network_base and any(n in families for n in NETWORKS))]
+    fitted = {f: LINEAR[f](params).fit(train, fold.validation) for f in linear}
+    recent = train.between(start - pd.Timedelta(days=params.window_days), None)
+    for family in (f for f in families if f in NETWORKS):
+        fitted[family] = NetworkForecaster(family, params, relative,
+                                           fitted[params.network_base]).fit(
+            recent, fold.validation)
+    candidates = {f: fitted[f] for f in families if f in fitted}
+    if ENSEMBLE in families:
+        if not candidates:
+            raise ValueError("the ensemble needs other families to average")
+        candidates[ENSEMBLE] = Ensemble(params, list(candidates.values()))
+    return {**models, **candidates}
+
+
+def load_candidate(directory: Path):
+    """A saved linear model or network (not an ensemble: its members come from the registry)."""
+    family = json.loads((Path(directory) / META_FILE).read_text())["family"]
+    if family in LINEAR:
+        return load_linear(directory)
+    if family in NETWORKS:
+        return NetworkForecaster.load(directory)
+    raise ValueError(f"{directory}: family {family!r} is not loaded from files alone")
