@@ -60,7 +60,7 @@ def load_champion(session: Session, root: Path, model_name: str,
             previous = previous_champion(session, model_name)
             if previous is None or previous.id in refused_ids:
                 record_event(session, model_name, "fallback", f"{refused}; no previous "
-                             "champion, forecasting with persistence", triggered_by)
+                             "champion, forecasting with the best naive forecast", triggered_by)
                 return None
             record_event(session, model_name, "fallback", f"{refused}; falling back to "
                          f"v{previous.version}", triggered_by, previous)

@@ -1,4 +1,4 @@
-"""Naive forecasts and the MAE, checked against hand computation."""
+"""Naive forecasts, the linear blend and the MAE, checked against hand computation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.baselines import Persistence, SeasonalPersistence
+from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
+from forecasting.config import ForecastParams
 from forecasting.evaluation import score
+from forecasting.linear import LinearBlend
 from forecasting.windows import make_windows
 
 
@@ -40,3 +42,46 @@ def test_seasonal_persistence_needs_a_day_of_lookback():
     windows = make_windows(series(range(60)), "temp", lookback=12, horizon=6)
     with pytest.raises(ValueError, match="lookback >= 24"):
         SeasonalPersistence(samples_per_day=24).fit(windows)
+
+
+def test_best_naive_takes_per_horizon_the_naive_forecast_that_did_better_on_training():
+    """A daily cycle plus a random walk: seasonal wins at mid-horizons, persistence at +1 h."""
+    hours = np.arange(24 * 8)
+    walk = np.cumsum(np.random.default_rng(1).normal(0, 0.5, len(hours)))
+    values = 5 * np.sin(2 * np.pi * hours / 24) + walk
+    windows = make_windows(series(values), "temp", lookback=24, horizon=24)
+    model = BestNaive(samples_per_day=24).fit(windows)
+    inputs, targets = windows.inputs(), windows.targets()
+    persistence = np.abs(Persistence().fit(windows).predict(inputs) - targets).mean(axis=0)
+    seasonal = np.abs(SeasonalPersistence(24).fit(windows).predict(inputs) - targets).mean(0)
+    expected = np.where(seasonal < persistence, "seasonal_persistence", "persistence")
+    assert model.choice() == expected.tolist()
+    assert model.choice()[0] == "persistence" and model.choice()[11] == "seasonal_persistence"
+    best = np.where(seasonal < persistence, seasonal, persistence)
+    np.testing.assert_allclose(score(model, windows).mae, best, rtol=1e-6)
+
+
+def test_linear_blend_is_the_least_squares_fit_per_horizon_computed_by_hand():
+    rng = np.random.default_rng(0)
+    hours = np.arange(24 * 20)
+    index = pd.date_range("2022-03-01", periods=len(hours), freq="h")
+    temp = 10 + 4 * np.sin(2 * np.pi * hours / 24) + np.cumsum(rng.normal(0, 0.3, len(hours)))
+    seconds = index.as_unit("s").asi8
+    frame = pd.DataFrame({"temp": temp, "day_sin": np.sin(2 * np.pi * seconds / 86400),
+                          "day_cos": np.cos(2 * np.pi * seconds / 86400)}, index=index)
+    params = ForecastParams(lookback_hours=24, horizon_hours=3)
+    windows = make_windows(frame, "temp", lookback=24, horizon=3)
+    blend = LinearBlend(params).fit(windows)
+    inputs = windows.inputs()
+    t = inputs[:, :, 0].astype(float)
+    last, mean = t[:, -1], t.mean(axis=1)
+    # by hand: least squares of (target - last) on (value a day before - last, mean - last,
+    # day_sin, day_cos), separately for each horizon
+    for h in range(3):
+        day_before = t[:, h]  # the value 24 h before the target sits at position h
+        x = np.column_stack([day_before - last, mean - last, inputs[:, -1, 1],
+                             inputs[:, -1, 2]])
+        y = windows.targets()[:, h] - last
+        weights, *_ = np.linalg.lstsq(x, y, rcond=None)
+        np.testing.assert_allclose(blend.arrays["coef"][h], weights, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(blend.predict(inputs)[:, h], last + x @ weights, atol=1e-4)

@@ -1,5 +1,5 @@
 """The forecast flow under the real Prefect engine, a real SQLite file and real TensorFlow:
-the SQL contract, idempotence, persistence fallback, refusals and no leakage."""
+the SQL contract, idempotence, the best-naive fallback, refusals and no leakage."""
 
 from __future__ import annotations
 
@@ -44,29 +44,40 @@ def run_forecast(data, **kwargs):
 
 @pytest.fixture(scope="module")
 def with_champion(prefect_harness, tmp_path_factory):
-    """60 simulated days and a briefly trained GRU promoted to champion (2-day lookback)."""
+    """60 simulated days and a briefly trained GRU as champion (2-day lookback), promoted by
+    hand if the gate finds 60 days too few for it to beat the best naive forecast."""
+    from registry.champions import promote_version
+
     data = tmp_path_factory.mktemp("forecast")
     store = station(data, simulate_station("2021-01-01", 60, seed=4))
-    store.close()
     retrain_small(data_dir=str(data), families=["gru"], epochs=2)
+    with store.sessions.begin() as session:
+        if champion(session, NAME) is None:
+            promote_version(session, data / "artifacts", NAME, 1, "a champion to test", "test")
+    store.close()
     return data
 
 
-def test_no_champion_writes_24_labelled_persistence_rows_once(prefect_harness, tmp_path):
+def test_no_champion_writes_24_labelled_best_naive_rows_once(prefect_harness, tmp_path):
     station(tmp_path, simulate_station("2021-01-01", 60, seed=1)).close()
     state = run_forecast(tmp_path, at=AT, days=2)
     assert state.is_completed(), state.message
     assert sql(tmp_path, "select count(*) from latest_forecast") == [(24,)]
     assert sql(tmp_path, "select distinct model_name, model_version from forecasts") == \
-        [("persistence", None)]
+        [("best_naive", None)]
     latest = sql(tmp_path, "select issued_at, horizon_hours, target_time, value "
                            "from latest_forecast order by horizon_hours")
     assert latest[0][0] == "2021-02-20 12:00:00"
     assert [r[1] for r in latest] == list(range(1, 25))
     assert latest[-1][2] == "2021-02-21 12:00:00"
-    observed = sql(tmp_path, "select t_degc from observations "
-                             "where observed_at = '2021-02-20 12:00:00'")[0][0]
-    assert {r[3] for r in latest} == {observed}
+    observed = dict(sql(tmp_path, "select observed_at, t_degc from observations "
+                                  "where observed_at between '2021-02-19' and '2021-02-21'"))
+    now = observed["2021-02-20 12:00:00"]
+    seasonal = [observed[(pd.Timestamp(r[2]) - pd.Timedelta(days=1)).strftime(
+        "%Y-%m-%d %H:%M:%S")] for r in latest]
+    assert all(r[3] in (now, day_before) for r, day_before in zip(latest, seasonal))
+    assert latest[0][3] == now  # an hour ahead, persistence is the better naive forecast
+    assert latest[11][3] == seasonal[11] != now  # 12 h ahead, the daily cycle wins
 
     again = run_forecast(tmp_path, at=AT, days=2)
     assert again.is_completed()
@@ -81,15 +92,21 @@ def test_forecast_skill_scores_each_forecast_against_what_was_observed(prefect_h
     assert run_forecast(tmp_path, at=AT - timedelta(days=1)).is_completed()
     rows = sql(tmp_path, """
         select s.horizon_hours, s.forecast, s.actual, s.error, s.abs_error,
-               s.persistence_abs_error, o.t_degc
+               s.persistence_abs_error, s.seasonal_persistence_forecast,
+               s.seasonal_persistence_abs_error, o.t_degc, d.t_degc
         from forecast_skill s join observations o on o.observed_at = s.target_time
+        join observations d on d.observed_at = datetime(s.target_time, '-1 day')
         order by s.horizon_hours""")
     assert len(rows) == 24
-    for horizon, forecast, actual, error, abs_error, persistence_error, observed in rows:
+    for (horizon, forecast, actual, error, abs_error, persistence_error, seasonal,
+         seasonal_error, observed, day_before) in rows:
         assert actual == observed
         assert error == pytest.approx(forecast - actual)
         assert abs_error == pytest.approx(abs(forecast - actual))
-        assert persistence_error == pytest.approx(abs_error)  # this forecast is persistence
+        assert seasonal == day_before
+        assert seasonal_error == pytest.approx(abs(day_before - actual))
+        # this forecast is the best naive one: one of the two naive forecasts at each hour
+        assert abs_error in (pytest.approx(persistence_error), pytest.approx(seasonal_error))
 
 
 def test_forecast_as_of_t_ignores_observations_after_t(with_champion, tmp_path):
@@ -153,7 +170,7 @@ def point_outside_the_store(data):
     (truncate, "sha256"), (delete, "unreadable"), (alter, "sha256"),
     (record_other_checksum, "sha256"), (point_outside_the_store, "outside the artifact store"),
 ])
-def test_refused_champion_artifact_falls_back_to_labelled_persistence_and_records_why(
+def test_refused_champion_artifact_falls_back_to_labelled_best_naive_and_records_why(
         with_champion, tmp_path, spoil, reason):
     from forecasting.schema import JENA
     from registry.store import open_store
@@ -164,14 +181,14 @@ def test_refused_champion_artifact_falls_back_to_labelled_persistence_and_record
     state = run_forecast(broken, at=AT + timedelta(days=1))
     assert state.is_completed(), state.message
     assert sql(broken, "select distinct model_name, model_version from latest_forecast") == \
-        [("persistence", None)]
+        [("best_naive", None)]
     store = open_store(f"sqlite:///{broken / 'sensorcast.db'}", JENA)
     with store.sessions() as session:
         event = list_events(session, NAME)[-1]
         assert champion(session, NAME) is not None  # the alias is kept; nothing is erased
     store.close()
     assert event.decision == "fallback"
-    assert reason in event.reason and "forecasting with persistence" in event.reason
+    assert reason in event.reason and "forecasting with the best naive" in event.reason
 
 
 def test_stale_data_is_refused_with_a_clear_message_and_nothing_written(prefect_harness,
@@ -207,7 +224,7 @@ def test_a_raised_data_age_limit_still_reads_the_champions_whole_input_window(
                "from latest_forecast") == [(NAME, 1, "2021-03-01 23:00:00")]
 
 
-def test_champion_window_with_a_long_gap_gives_labelled_persistence_and_says_why(
+def test_champion_window_with_a_long_gap_gives_labelled_best_naive_and_says_why(
         with_champion, tmp_path):
     gappy = tmp_path / "gappy"
     copy_data_dir(with_champion, gappy)
@@ -217,10 +234,10 @@ def test_champion_window_with_a_long_gap_gives_labelled_persistence_and_says_why
     state = run_forecast(gappy, at=AT + timedelta(hours=1))
     assert state.is_completed(), state.message
     assert sql(gappy, "select distinct model_name, model_version from forecasts "
-                      "where issued_at = '2021-02-20 13:00:00'") == [("persistence", None)]
+                      "where issued_at = '2021-02-20 13:00:00'") == [("best_naive", None)]
     (message,) = sql(gappy, "select message from forecast_runs")[-1]
     assert "misses 9 of 48 samples after filling input gaps up to 360 minutes" in message
-    assert "persistence instead" in message
+    assert "a naive forecast instead" in message
 
 
 def test_gap_at_the_newest_sample_is_refused(prefect_harness, tmp_path):
@@ -243,7 +260,7 @@ def test_plot_shows_the_latest_forecast_as_a_png(prefect_harness, tmp_path):
         issued = runner.invoke(app, ["--data-dir", str(tmp_path), "forecast",
                                      "--at", "2021-01-29T06:00", "--days", "3"])
     assert issued.exit_code == 0, issued.output
-    assert "issued 2021-01-29 06:00 UTC by persistence" in issued.output
+    assert "issued 2021-01-29 06:00 UTC by best_naive" in issued.output
     out = tmp_path / "out.png"
     plotted = runner.invoke(app, ["--data-dir", str(tmp_path), "plot", "--out", str(out)])
     assert plotted.exit_code == 0, plotted.output

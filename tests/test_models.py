@@ -1,4 +1,5 @@
-"""Every candidate family trains, saves, reloads and predicts identically."""
+"""Every candidate family trains, saves, reloads (safe mode, plain arrays) and predicts
+identically; an untrained network is exactly its linear base."""
 
 from __future__ import annotations
 
@@ -8,70 +9,111 @@ import sys
 import numpy as np
 import pytest
 
-from forecasting.baselines import Persistence
-from forecasting.config import FAMILIES, ForecastParams
+from forecasting.candidates import fit_candidates, load_candidate
+from forecasting.config import FAMILIES, NETWORKS, ForecastParams
+from forecasting.evaluation import rolling_folds
+from forecasting.linear import LINEAR, ARRAYS_FILE
 from forecasting.models import BUILDERS, Normalization
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
-from forecasting.training import NetworkForecaster, split_windows, station_windows
+from forecasting.training import NetworkForecaster, station_windows
 from forecasting.windows import NotEnoughData
+from registry.artifacts import (ArtifactError, load_verified, member_reference, store_artifact,
+                                version_dir)
 
-TINY = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4, batch_size=64)
+TINY = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4, batch_size=64,
+                      validation_days=3)
+SINGLE = [f for f in FAMILIES if f != "ensemble"]
 
 
 @pytest.fixture(scope="module")
-def tiny_split():
+def tiny():
     windows, relative = station_windows(simulated_observations("2021-02-01", 20, seed=4), JENA,
                                         TINY)
-    return split_windows(windows, 0.2, 0.2), relative
+    fold = rolling_folds(windows, 1, 3, 3)[0]
+    return fold, relative, fit_candidates(fold, TINY, relative)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_family_trains_saves_and_reloads_identically(family, tiny_split, tmp_path):
-    split, relative = tiny_split
-    model = NetworkForecaster(family, TINY, relative).fit(split.train, split.validation)
-    # One epoch on tiny data rarely beats persistence, and then the output layer stays zero:
-    # give it weights so that the predictions depend on every saved layer.
-    delta = model.model.get_layer("delta")
-    kernel, bias = delta.get_weights()
-    delta.set_weights([np.random.default_rng(0).normal(0, 0.5, kernel.shape), bias])
-    inputs = split.holdout.inputs()
+def _with_weights(model):
+    """One epoch on tiny data rarely beats the base, and then the correction stays zero:
+    give it weights so that the predictions depend on every saved layer."""
+    if isinstance(model, NetworkForecaster):
+        layer = model.model.get_layer("correction")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([np.random.default_rng(0).normal(0, 0.5, kernel.shape), bias])
+    return model
+
+
+@pytest.mark.parametrize("family", SINGLE)
+def test_family_trains_saves_and_reloads_identically(family, tiny, tmp_path):
+    fold, _, models = tiny
+    model = _with_weights(models[family])
+    inputs = fold.test.inputs()
     before = model.predict(inputs)
-    assert np.ptp(before, axis=1).max() > 0.01  # not the flat persistence path
-    assert before.shape == (len(split.holdout), 6)
+    assert before.shape == (len(fold.test), 6)
+    assert np.ptp(before, axis=1).max() > 0.01  # not a flat persistence path
     model.save(tmp_path / family)
-    after = NetworkForecaster.load(tmp_path / family).predict(inputs)
-    np.testing.assert_array_equal(before, after)
+    if family in LINEAR:
+        assert (tmp_path / family / ARRAYS_FILE).exists()  # plain arrays, no pickle
+    np.testing.assert_array_equal(load_candidate(tmp_path / family).predict(inputs), before)
+
+
+def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_verifies(
+        tiny, tmp_path):
+    fold, _, models = tiny
+    ensemble = models["ensemble"]
+    inputs = fold.test.inputs()
+    members = [_with_weights(m) for m in ensemble.members]
+    assert [m.family for m in members] == SINGLE
+    np.testing.assert_allclose(ensemble.predict(inputs),
+                               np.mean([m.predict(inputs) for m in members], axis=0))
+    root = tmp_path / "artifacts"
+    for version, member in enumerate(members, start=1):
+        path, sha = store_artifact(member, root, "t", version)
+        ensemble.references.append(member_reference("t", version, str(path), sha, root))
+    path, sha = store_artifact(ensemble, root, "t", len(members) + 1)
+    reloaded = load_verified(path, sha, "t v8", root)
+    np.testing.assert_allclose(reloaded.predict(inputs), ensemble.predict(inputs), rtol=1e-6)
+
+    arrays = version_dir(root, "t", 2) / ARRAYS_FILE  # the ridge member
+    data = bytearray(arrays.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    arrays.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="t v8 member t v2: .*refusing a changed file"):
+        load_verified(path, sha, "t v8", root)
+
+
+@pytest.mark.parametrize("family", NETWORKS)
+def test_untrained_network_is_exactly_its_linear_base(family, tiny):
+    fold, relative, models = tiny
+    base = models[TINY.network_base]
+    train = fold.train
+    norm = Normalization.fit(train.data, relative, train.target_index)
+    model = BUILDERS[family]((train.lookback, train.data.shape[1]), train.horizon, norm, units=4)
+    inputs = fold.test.inputs()
+    np.testing.assert_allclose(model.predict([inputs, base.predict(inputs)], verbose=0),
+                               base.predict(inputs), atol=1e-4)
 
 
 def test_training_is_repeatable_for_a_seed_and_differs_for_another():
     """Dropout included: the same seed gives the same trained network, bit for bit."""
     params = ForecastParams(lookback_hours=24, horizon_hours=24, epochs=3, units=8,
-                            batch_size=64, learning_rate=1e-2)
+                            batch_size=64, learning_rate=1e-2, network_base="blend",
+                            validation_days=5)
     windows, relative = station_windows(simulated_observations("2021-02-01", 30, seed=4), JENA,
                                         params)
-    split = split_windows(windows, 0.2, 0.2)
+    fold = rolling_folds(windows, 1, 5, 5)[0]
+    base = LINEAR["blend"](params).fit(fold.train)
 
     def trained(seed: int) -> np.ndarray:
         forecaster = NetworkForecaster("gru_dropout", params.model_copy(update={"seed": seed}),
-                                       relative).fit(split.train, split.validation)
-        return forecaster.predict(split.holdout.inputs())
+                                       relative, base).fit(fold.train, fold.validation)
+        return forecaster.predict(fold.test.inputs())
 
     first = trained(0)
-    assert np.ptp(first, axis=1).max() > 0.1  # trained away from persistence (flat paths)
+    assert np.abs(first - base.predict(fold.test.inputs())).max() > 0.05  # moved off the base
     np.testing.assert_array_equal(trained(0), first)
     assert np.abs(trained(1) - first).max() > 1e-3
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_untrained_network_is_exactly_persistence(family, tiny_split):
-    split, relative = tiny_split
-    train = split.train
-    norm = Normalization.fit(train.data, relative, train.target_index)
-    model = BUILDERS[family]((train.lookback, train.data.shape[1]), train.horizon, norm, units=4)
-    inputs = split.holdout.inputs()
-    np.testing.assert_allclose(model.predict(inputs, verbose=0),
-                               Persistence().fit(train).predict(inputs), atol=1e-4)
 
 
 def test_normalization_uses_training_rows_only():
@@ -85,7 +127,11 @@ def test_too_little_data_is_a_clear_error():
     windows, _ = station_windows(simulated_observations("2021-02-01", 2, seed=1), JENA,
                                  ForecastParams())
     with pytest.raises(NotEnoughData, match="no complete window: need 264"):
-        split_windows(windows, 0.15, 0.15)
+        rolling_folds(windows, 3, 7, 14)
+    windows, _ = station_windows(simulated_observations("2021-02-01", 25, seed=1), JENA,
+                                 ForecastParams())
+    with pytest.raises(NotEnoughData, match="too little data for 3 folds of 7 days"):
+        rolling_folds(windows, 3, 7, 14)
 
 
 THREADS = """

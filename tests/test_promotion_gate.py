@@ -1,4 +1,5 @@
-"""The promotion gate: beat persistence and the champion, on mean and +24 h MAE."""
+"""The promotion gate: beat the best naive forecast on the mean, at +24 h and in every 6-hour
+horizon group, and beat the champion; every failed comparison is named."""
 
 from __future__ import annotations
 
@@ -7,36 +8,55 @@ import pytest
 from forecasting.evaluation import Scores
 from forecasting.promotion import decide_promotion
 
+NAIVE = Scores((1.0,) * 6 + (2.0,) * 6 + (2.0,) * 6 + (2.0,) * 6, 100)
 
-def s(mean_part: float, last: float, windows: int = 100) -> Scores:
-    return Scores((mean_part, last), windows)
+
+def groups(a: float, b: float, c: float, d: float, windows: int = 100) -> Scores:
+    """Scores with the given MAE in each 6-hour group."""
+    return Scores((a,) * 6 + (b,) * 6 + (c,) * 6 + (d,) * 6, windows)
+
+
+def test_a_candidate_that_loses_to_seasonal_persistence_in_one_group_is_rejected():
+    # far better than naive on the mean (1.55 < 1.75) and at +24 h, but not at 7-12 h
+    candidate = groups(0.5, 2.1, 1.8, 1.8)
+    decision = decide_promotion(candidate, NAIVE, None)
+    assert not decision.promote
+    assert decision.reason == "7-12 h MAE 2.100 >= best naive 2.000"
 
 
 @pytest.mark.parametrize(
     ("candidate", "champion", "promote", "phrase"),
     [
-        (s(1.0, 1.5), None, True, "no champion yet"),
-        (s(2.5, 1.5), None, False, "mean MAE 2.000 >= persistence"),   # mean worse
-        (s(1.0, 2.5), None, False, "+24 h MAE 2.500 >= persistence"),  # +24 h worse
-        (s(2.0, 2.0), None, False, ">= persistence"),                  # a tie is not a win
-        (s(1.0, 1.5), s(0.9, 1.4), False, ">= champion"),               # champion stays
-        (s(0.8, 1.3), s(0.9, 1.4), True, "< champion"),
+        (groups(0.9, 1.8, 1.8, 1.8), None, True, "no champion yet"),
+        (groups(0.9, 1.9, 1.9, 1.9), groups(0.9, 1.8, 1.8, 1.8), False,
+         "mean MAE 1.650 >= champion 1.575"),
+        (groups(0.8, 1.7, 1.7, 1.7), groups(0.9, 1.8, 1.8, 1.8), True, "< champion"),
+        (groups(1.0, 1.8, 1.8, 1.8), None, False, "1-6 h MAE 1.000 >= best naive 1.000"),
+        (Scores((0.5,) * 23 + (2.5,), 100), None, False, "+24 h MAE 2.500 >= best naive 2.000"),
+        (groups(1.5, 2.5, 2.5, 2.5), None, False, "mean MAE 2.250 >= best naive 1.750"),
     ],
-    ids=["beats-persistence", "mean-worse", "last-worse", "tie", "champion-better",
-         "beats-both"],
+    ids=["beats-everything", "champion-better", "beats-both", "tie-is-no-win", "last-worse",
+         "mean-worse"],
 )
 def test_gate(candidate, champion, promote, phrase):
-    decision = decide_promotion(candidate, s(2.0, 2.0), champion)
+    decision = decide_promotion(candidate, NAIVE, champion)
     assert decision.promote is promote
     assert phrase in decision.reason
 
 
+def test_every_failed_group_is_named():
+    decision = decide_promotion(groups(1.2, 2.1, 1.0, 2.2), NAIVE, None)
+    assert "1-6 h MAE" in decision.reason and "7-12 h MAE" in decision.reason
+    assert "19-24 h MAE" in decision.reason and "13-18 h" not in decision.reason
+
+
 def test_minimum_improvement_is_required_against_each_rival():
-    assert decide_promotion(s(1.9, 1.9), s(2.0, 2.0), None).promote
-    assert not decide_promotion(s(1.9, 1.9), s(2.0, 2.0), None, min_improvement=0.1).promote
-    assert decide_promotion(s(1.7, 1.7), s(2.0, 2.0), None, min_improvement=0.1).promote
+    close = groups(0.95, 1.9, 1.9, 1.9)
+    assert decide_promotion(close, NAIVE, None).promote
+    assert not decide_promotion(close, NAIVE, None, min_improvement=0.1).promote
+    assert decide_promotion(groups(0.8, 1.7, 1.7, 1.7), NAIVE, None, min_improvement=0.1).promote
 
 
 def test_scores_from_different_windows_are_refused():
     with pytest.raises(ValueError, match="same holdout windows"):
-        decide_promotion(s(1.0, 1.0, windows=10), s(2.0, 2.0, windows=11), None)
+        decide_promotion(groups(1, 1, 1, 1, windows=10), NAIVE, None)

@@ -34,7 +34,15 @@ def trained(prefect_harness, tmp_path_factory):
     store.close()
 
 
-def test_retrain_registers_every_candidate_and_promotes_the_best_if_it_beats_persistence(
+def passes_gate(event) -> bool:
+    """What the event recorded: the candidate beat best naive on the mean, at +24 h and in
+    every 6-hour group."""
+    groups = event.groups
+    return (event.candidate_mean < event.best_naive_mean
+            and all(c < n for c, n in zip(groups["candidate"], groups["best_naive"])))
+
+
+def test_retrain_registers_every_candidate_and_promotes_the_best_that_beats_best_naive(
         trained):
     data, store, board = trained
     with store.sessions() as session:
@@ -43,17 +51,21 @@ def test_retrain_registers_every_candidate_and_promotes_the_best_if_it_beats_per
         current = champion(session, NAME)
     assert sorted(v.family for v in versions) == sorted(FAMILIES)
     assert len(events) == len(FAMILIES)
-    passing = [v for v in versions if v.holdout_mean < v.persistence_mean
-               and v.holdout_last < v.persistence_last]
-    assert passing, "a briefly trained network should beat persistence on this feed"
-    best = min(passing, key=lambda v: v.holdout_mean)
-    assert current is not None and current.id == best.id
     assert [e.decision for e in events].count("promoted") == 1
+    promoted = next(e for e in events if e.decision == "promoted")
+    assert current is not None and current.version == promoted.candidate_version
+    assert passes_gate(promoted) and "every horizon group beats best naive" in promoted.reason
+    for event in events:  # a better mean was rejected only for a named failed comparison
+        if event.candidate_mean < promoted.candidate_mean:
+            assert event.decision == "rejected" and ">= best naive" in event.reason
     assert {row["decision"] for row in board} == {"promoted", "rejected"}
-    best = min(versions, key=lambda v: v.holdout_mean)
-    for v in versions:  # every version's metrics are against the same holdout windows
-        assert v.holdout_windows == best.holdout_windows
-        assert v.persistence_mean == pytest.approx(best.persistence_mean)
+    assert list(board[0])[:4] == ["family", "version", "decision", "vs_best_naive"]
+    first = versions[0]
+    for v in versions:  # every version's metrics are against the same backtest windows
+        assert v.holdout_windows == first.holdout_windows
+        assert v.persistence_mean == pytest.approx(first.persistence_mean)
+        assert v.best_naive_mean == pytest.approx(first.best_naive_mean)
+        assert v.best_naive_mean < v.persistence_mean  # the daily cycle: seasonal helps
 
 
 def test_champion_stays_when_the_new_best_is_worse(trained):
@@ -116,7 +128,7 @@ def test_corrupted_artifact_is_refused_and_nothing_changes(trained, tmp_path):
     assert restored.family == victim.family
 
 
-def test_no_candidate_worse_than_persistence_is_promoted_on_a_drifting_series(
+def test_no_candidate_worse_than_best_naive_is_promoted_on_a_drifting_series(
         prefect_harness, tmp_path):
     """A slow random walk: persistence is the best possible forecast of it."""
     frame = simulate_station("2019-01-01", 90, seed=2)
@@ -124,47 +136,45 @@ def test_no_candidate_worse_than_persistence_is_promoted_on_a_drifting_series(
     frame["T (degC)"] = np.round(walk, 2)
     frame["Tpot (K)"] = np.round(walk + 274.15, 2)
     store = station(tmp_path, frame)
-    retrain_small(data_dir=str(tmp_path), families=["gru", "gru_dropout"], epochs=3)
+    retrain_small(data_dir=str(tmp_path), families=["ridge", "gru"], epochs=3)
     with store.sessions() as session:
         events = list_events(session, NAME)
-        versions = {v.version: v for v in list_versions(session, NAME)}
         current = champion(session, NAME)
     store.close()
     assert len(events) == 2
     for event in events:
-        v = versions[event.candidate_version]
-        worse = v.holdout_mean >= v.persistence_mean or v.holdout_last >= v.persistence_last
-        assert event.decision == ("rejected" if worse else "promoted")
+        assert event.decision == ("promoted" if passes_gate(event) and event.candidate_mean
+                                  == min(e.candidate_mean for e in events if passes_gate(e))
+                                  else "rejected")
     if current is not None:
-        assert current.holdout_mean < current.persistence_mean
-        assert current.holdout_last < current.persistence_last
+        assert current.holdout_mean < current.best_naive_mean
+        assert current.holdout_last < current.best_naive_last
 
 
 def test_crippled_candidate_is_rejected_by_the_gate(trained):
-    """Spoil a trained network's output layer: it must lose to persistence and be refused."""
-    from forecasting.baselines import Persistence
-    from forecasting.evaluation import score
+    """Spoil a trained network's correction layer: it must lose to best naive and be refused,
+    with the failed comparisons named."""
+    from forecasting.candidates import naive_baselines
+    from forecasting.evaluation import rolling_folds, score
     from forecasting.promotion import decide_promotion
-    from forecasting.training import split_windows, station_windows
+    from forecasting.training import station_windows
     from registry.observations import read_observations
 
     data, store, _ = trained
     with store.sessions() as session:
-        best = champion(session, NAME)
+        gru = next(v for v in list_versions(session, NAME) if v.family == "gru")
         frame = read_observations(session, store.observations)
-    model = load_verified(best.artifact_path, best.artifact_sha256, "champion",
-                          data / "artifacts")
+    model = load_verified(gru.artifact_path, gru.artifact_sha256, "gru", data / "artifacts")
     windows, _ = station_windows(frame, JENA, model.params)
-    split = split_windows(windows, model.params.validation_fraction,
-                          model.params.holdout_fraction)
-    kernel, bias = model.model.get_layer("delta").get_weights()
-    model.model.get_layer("delta").set_weights([kernel, bias + 1.5])  # a constant +1.5 sd
-    crippled = score(model, split.holdout)
-    naive = score(Persistence().fit(split.train), split.holdout)
+    fold = rolling_folds(windows, 1, 7, 14)[0]
+    kernel, bias = model.model.get_layer("correction").get_weights()
+    model.model.get_layer("correction").set_weights([kernel, bias + 1.5])  # +1.5 sd
+    crippled = score(model, fold.test)
+    naive = score(naive_baselines(fold.train, model.params)["best_naive"], fold.test)
     assert crippled.mean > naive.mean
     decision = decide_promotion(crippled, naive, None)
     assert not decision.promote
-    assert ">= persistence" in decision.reason
+    assert "mean MAE" in decision.reason and ">= best naive" in decision.reason
 
 
 def test_broken_champion_falls_back_to_the_previous_one_and_records_it(trained):

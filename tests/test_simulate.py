@@ -61,3 +61,21 @@ def test_injected_faults_are_all_caught(store, tmp_path):
     assert summary.rows_read == (
         summary.rows_inserted + summary.rows_present + summary.rows_quarantined
     )
+
+
+def test_simulator_does_to_the_naive_forecasts_what_real_weather_does():
+    """Real mid-latitude stations: persistence MAE at +12 h is 4.5-6 degC, seasonal persistence
+    2.6-2.7 at every horizon; the daily range is about 6 degC in winter, 11-13 in summer."""
+    f = simulate_station("2020-01-01", 366, seed=2)["T (degC)"]
+    hourly = f[f.index.minute == 0]
+    persistence_12 = (hourly.shift(-12) - hourly).abs().mean()
+    seasonal_12 = (hourly.shift(-12) - hourly.shift(12)).abs().mean()
+    assert 3.5 < persistence_12 < 7 and 1.8 < seasonal_12 < 3.2
+    assert persistence_12 > 1.6 * seasonal_12
+    persistence_1 = (hourly.shift(-1) - hourly).abs().mean()
+    seasonal_1 = (hourly.shift(-1) - hourly.shift(23)).abs().mean()
+    assert persistence_1 < 0.5 * seasonal_1  # an hour ahead, persistence wins
+    daily = f.groupby(f.index.date).agg(lambda day: day.max() - day.min())
+    month = pd.to_datetime(daily.index).month
+    winter, summer = daily[month.isin([12, 1, 2])].mean(), daily[month.isin([6, 7, 8])].mean()
+    assert 5 < winter < 8.5 and 10.5 < summer < 14

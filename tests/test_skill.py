@@ -1,64 +1,82 @@
-"""Skill on the simulated feed: networks learn a correction to persistence, and only that.
-
-Modest sizes (3-day lookback, a few epochs) keep these under a minute each; they can fail.
-"""
+"""Skill on the simulated feed, out of sample: train on the months before a cut-off, score the
+month after it against the best naive forecast. Modest sizes (3-day lookback, a few epochs)
+keep these under a minute each; they can fail."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from forecasting.baselines import Persistence
-from forecasting.config import FAMILIES, ForecastParams
-from forecasting.evaluation import backtest, score
+from forecasting.baselines import BestNaive
+from forecasting.candidates import fit_candidates
+from forecasting.config import NETWORKS, ForecastParams
+from forecasting.evaluation import FoldSplit, backtest, score
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
-from forecasting.training import NetworkForecaster, split_windows, station_windows
+from forecasting.training import station_windows
 
-QUICK = ForecastParams(lookback_hours=72, epochs=8, patience=2, batch_size=128)
-
-
-def test_gru_beats_persistence_at_24h_on_the_holdout():
-    windows, relative = station_windows(simulated_observations("2019-01-01", 240, seed=11),
-                                        JENA, QUICK)
-    split = split_windows(windows, 0.15, 0.15)
-    gru = score(NetworkForecaster("gru", QUICK, relative).fit(split.train, split.validation),
-                split.holdout)
-    naive = score(Persistence().fit(split.train), split.holdout)
-    assert gru.last < 0.97 * naive.last
-    assert gru.mean < naive.mean
+QUICK = ForecastParams(lookback_hours=72, epochs=4, patience=2, batch_size=128)
 
 
 @pytest.fixture(scope="module")
 def spring_after_winter():
-    """120 days from January for training, the following month for testing."""
+    """120 days from January for training, the following month for testing; every family
+    and the naive forecasts fitted on the same training windows."""
     frame = simulated_observations("2018-01-01", 150, seed=21)
     windows, relative = station_windows(frame, JENA, QUICK)
     cutoff = windows.times[0] + pd.Timedelta(days=120)
-    train_all = windows.between(None, cutoff)
-    split = split_windows(train_all, 0.15, 0.01)
-    return split, windows.between(cutoff, None), relative
+    before = windows.between(None, cutoff)
+    validation_start = cutoff - pd.Timedelta(days=QUICK.validation_days)
+    fold = FoldSplit(cutoff, before.between(None, validation_start),
+                     before.between(validation_start, cutoff), windows.between(cutoff, None))
+    return fold, fit_candidates(fold, QUICK, relative)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_candidate_is_not_worse_than_persistence_when_the_season_moves(
+def test_ridge_and_ensemble_beat_the_best_naive_forecast_in_every_6_hour_group(
+        spring_after_winter):
+    fold, models = spring_after_winter
+    naive = score(models["best_naive"], fold.test)
+    for family in ("ridge", "ensemble"):
+        mine = score(models[family], fold.test)
+        assert mine.mean < 0.9 * naive.mean, family
+        assert all(m < n for m, n in zip(mine.groups(6), naive.groups(6))), family
+        assert mine.last < score(models["persistence"], fold.test).last, family
+
+
+@pytest.mark.parametrize("family", ["blend", *NETWORKS])
+def test_candidate_is_not_worse_than_best_naive_when_the_season_moves(
         family, spring_after_winter):
-    split, following_month, relative = spring_after_winter
-    model = NetworkForecaster(family, QUICK, relative).fit(split.train, split.validation)
-    network = score(model, following_month)
-    naive = score(Persistence().fit(split.train), following_month)
-    assert network.last <= 1.05 * naive.last
-    assert network.mean <= 1.05 * naive.mean
+    fold, models = spring_after_winter
+    mine = score(models[family], fold.test)
+    naive = score(models["best_naive"], fold.test)
+    assert mine.mean <= 1.02 * naive.mean
+    assert mine.last <= 1.05 * score(models["persistence"], fold.test).last
 
 
-def test_backtest_scores_baseline_and_network_on_the_same_folds():
+def test_best_naive_is_seasonal_at_midday_horizons_and_persistence_at_the_first():
+    windows, _ = station_windows(simulated_observations("2018-01-01", 60, seed=21), JENA, QUICK)
+    choice = BestNaive(QUICK.samples_per_day).fit(windows).choice()
+    assert choice[0] == "persistence"
+    assert set(choice[6:18]) == {"seasonal_persistence"}
+
+
+def test_backtest_scores_every_model_on_the_same_folds_with_data_before_each_cutoff():
+    params = QUICK.model_copy(update={"families": ("blend", "ridge")})
     windows, relative = station_windows(simulated_observations("2019-03-01", 100, seed=5),
-                                        JENA, ForecastParams(lookback_hours=48, epochs=1,
-                                                             units=4))
-    naive = backtest(windows, Persistence, folds=3, test_days=7, validation_days=7)
-    network = backtest(windows, lambda: NetworkForecaster("gru", ForecastParams(
-        lookback_hours=48, epochs=1, units=4), relative), folds=3, test_days=7,
-        validation_days=7)
-    assert [f.cutoff for f in naive] == [f.cutoff for f in network]
-    assert [f.scores.windows for f in naive] == [f.scores.windows for f in network]
-    assert all(f.scores.windows > 100 for f in naive)
+                                        JENA, params)
+    seen = []
+
+    def fit(fold):
+        assert fold.train.times[fold.train.origins[-1] + fold.train.horizon] < fold.cutoff
+        assert fold.test.origin_times()[0] >= fold.cutoff
+        seen.append(fold.cutoff)
+        return fit_candidates(fold, params, relative)
+
+    result = backtest(windows, fit, folds=3, test_days=7, validation_days=7)
+    assert seen == [f.cutoff for f in result.folds] and len(seen) == 3
+    assert seen[1] - seen[0] == pd.Timedelta(days=7)
+    counts = {name: [s.windows for s in scores] for name, scores in result.fold_scores.items()}
+    assert set(counts) == {"persistence", "seasonal_persistence", "best_naive", "blend",
+                           "ridge"}
+    assert len({tuple(c) for c in counts.values()}) == 1  # the same windows for everyone
+    assert all(n > 100 for n in counts["ridge"])
