@@ -17,7 +17,7 @@ from flows.settings import run_name, settings_from
 from forecasting.candidates import ENSEMBLE, fit_candidates
 from forecasting.config import ForecastParams, Settings
 from forecasting.evaluation import Backtest, Forecaster, FoldSplit, Scores, rolling_folds
-from forecasting.promotion import decide_promotion
+from forecasting.promotion import choose_champion
 from forecasting.training import library_versions, model_name, set_tensorflow_threads, \
     station_windows
 from forecasting.windows import NotEnoughData, Windows
@@ -167,13 +167,11 @@ def decide(store: Store, name: str, versions: dict[str, ModelVersion], backtest:
     """Gate every candidate; promote the lowest mean MAE among those that pass."""
     naive = backtest.scores("best_naive")
     scores = {f: backtest.scores(f) for f in versions}
-    order = sorted(versions, key=lambda f: scores[f].mean)
-    gates = {f: decide_promotion(scores[f], naive, champion_scores, params.min_improvement,
-                                 params.group_steps, params.step_minutes / 60) for f in order}
-    winner = next((f for f in order if gates[f].promote), None)
+    winner, gates = choose_champion(scores, naive, champion_scores, params.min_improvement,
+                                    params.group_steps, params.step_minutes / 60)
     rows = []
     with store.sessions.begin() as session:
-        for family in order:
+        for family in gates:
             version, mine = versions[family], scores[family]
             reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
             decision = "promoted" if family == winner else "rejected"

@@ -50,3 +50,14 @@ def decide_promotion(candidate: Scores, naive: Scores, champion: Scores | None,
     reasons.append(f"mean MAE < champion {champion.mean:.3f}, +24 h < {champion.last:.3f}"
                    if champion is not None else "no champion yet")
     return Decision(True, tuple(reasons))
+
+
+def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scores | None,
+                    min_improvement: float = 0.0, group_steps: int = 6,
+                    step_hours: float = 1.0) -> tuple[str | None, dict[str, Decision]]:
+    """Gate every candidate; the winner is the lowest mean MAE among those that pass (None
+    when none does). Decisions are returned in order of mean MAE, best first."""
+    order = sorted(candidates, key=lambda name: candidates[name].mean)
+    decisions = {name: decide_promotion(candidates[name], naive, champion, min_improvement,
+                                        group_steps, step_hours) for name in order}
+    return next((name for name in order if decisions[name].promote), None), decisions

@@ -183,10 +183,11 @@ class NetworkForecaster:
         """Load with Keras safe mode (no arbitrary code from the file)."""
         directory = Path(directory)
         meta = json.loads((directory / META_FILE).read_text())
+        model = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True)
         forecaster = cls(meta["family"], ForecastParams(**meta["params"]),
                          np.array(meta["normalization"]["relative"], bool),
                          load_linear(directory / BASE_DIR))
-        forecaster.model = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True)
+        forecaster.model = model
         forecaster.columns = tuple(meta["columns"])
         forecaster.epochs_run = meta["epochs_run"]
         return forecaster

@@ -1,0 +1,177 @@
+"""Benchmark: is the forecast better than the best naive forecast, out of sample, on a station?
+
+Rolling origin over several cut-offs across the seasons. At each cut-off, exactly what the
+scheduled retrain does on the data before it (a backtest of `folds` folds, fitting every
+family at each, then the gate), and then every method scored on forecasts issued every
+`--issue-every` hours over the following `--test-days` days, which nothing saw. The reference
+is the best naive forecast per horizon (persistence or the value 24 h before the target
+hour, whichever did better on the training data).
+
+    .venv/bin/python bench/skill.py [--quick]                 # a simulated two-year station
+    .venv/bin/python bench/skill.py --csv jena_climate_2009_2016.csv [--station-schema S.toml]
+        [--cutoffs 6 --test-days 30 --history-days 120 --families ridge ensemble ...]
+
+The file is read through the product's own ingestion (validation, quarantine, UTC) into a
+temporary SQLite database. Ratios below 1 beat the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from forecasting.candidates import NAIVE, fit_candidates, naive_baselines  # noqa: E402
+from forecasting.config import FAMILIES, ForecastParams, Settings  # noqa: E402
+from forecasting.evaluation import Scores, backtest, score  # noqa: E402
+from forecasting.promotion import choose_champion  # noqa: E402
+from forecasting.schema import JENA, load_station  # noqa: E402
+from forecasting.simulate import simulate_station, write_station_csv  # noqa: E402
+from forecasting.training import set_tensorflow_threads, station_windows  # noqa: E402
+
+GATE = "gate's choice"
+
+
+def load_frame(csv: Path | None, schema: Path | None, work: Path):
+    """Observations as the product stores them (ingested through its validation)."""
+    from registry.ingestion import ingest_file
+    from registry.observations import read_observations
+    from registry.store import open_store
+
+    station = load_station(schema) if schema else JENA
+    if csv is None:
+        csv = write_station_csv(work / "simulated.csv",
+                                simulate_station("2016-01-01", 730, seed=17), seed=17)
+    store = open_store(f"sqlite:///{work / 'bench.db'}", station)
+    try:
+        summary = ingest_file(store, csv, 50_000)
+        print(f"{csv}: {summary.rows_inserted} rows stored, {summary.rows_quarantined} "
+              "quarantined", file=sys.stderr)
+        with store.sessions() as session:
+            return read_observations(session, store.observations), station
+    finally:
+        store.close()
+
+
+def default_cutoffs(times: pd.DatetimeIndex, count: int, test_days: float,
+                    history_days: float) -> list[pd.Timestamp]:
+    """`count` cut-offs evenly spread over the data that has a year (or the history) before
+    it and the test period after it, so that they fall in different seasons."""
+    first = times[0] + pd.Timedelta(days=min(365, history_days) + 30)
+    last = times[-1] - pd.Timedelta(days=test_days)
+    if last <= first:
+        raise SystemExit(f"the data ({times[0]:%Y-%m-%d} .. {times[-1]:%Y-%m-%d}) is too short "
+                         f"for {test_days:g} test days after enough history")
+    return [t.floor("D") for t in pd.date_range(first, last, periods=count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, help="station file (default: simulated)")
+    parser.add_argument("--station-schema", type=Path, help="station TOML (default: Jena)")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 cut-offs, 14 test days, at most 3 epochs")
+    parser.add_argument("--cutoffs", type=int, default=4)
+    parser.add_argument("--test-days", type=float, default=30)
+    parser.add_argument("--issue-every", type=int, default=3, help="hours between issues")
+    parser.add_argument("--families", nargs="+", choices=FAMILIES)
+    parser.add_argument("--history-days", type=int, help="linear models' history")
+    parser.add_argument("--window-days", type=int, help="networks' window")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--network-base", choices=("blend", "ridge"))
+    args = parser.parse_args()
+    if args.quick:
+        args.cutoffs, args.test_days = 2, 14
+        args.epochs = args.epochs or 3
+
+    settings = Settings()
+    set_tensorflow_threads(settings.tensorflow_threads)
+    overrides = {k: v for k, v in {
+        "families": tuple(args.families) if args.families else None,
+        "history_days": args.history_days, "window_days": args.window_days,
+        "epochs": args.epochs, "network_base": args.network_base}.items() if v}
+    params = ForecastParams(**{**settings.forecast.model_dump(), **overrides})
+    with tempfile.TemporaryDirectory(prefix="sensorcast-skill-") as work:
+        frame, station = load_frame(args.csv, args.station_schema, Path(work))
+    windows, relative = station_windows(frame, station, params)
+    cutoffs = default_cutoffs(windows.times, args.cutoffs, args.test_days, params.history_days)
+    names = [*NAIVE, *params.families, GATE]
+    results: dict[str, list[Scores]] = {name: [] for name in names}
+    seconds, chosen = [], []
+    for i, cutoff in enumerate(cutoffs, start=1):
+        print(f"[{i}/{len(cutoffs)}] cut-off {cutoff:%Y-%m-%d}: retraining as the schedule "
+              f"would ({params.folds} folds x {len(params.families)} families) ...",
+              file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        before = windows.between(None, cutoff)
+        retrained = backtest(before, lambda fold: fit_candidates(fold, params, relative),
+                             params.folds, params.fold_days, params.validation_days)
+        candidates = {f: retrained.scores(f) for f in params.families}
+        winner, _ = choose_champion(candidates, retrained.scores("best_naive"), None,
+                                    params.min_improvement, params.group_steps,
+                                    params.step_minutes / 60)
+        seconds.append(time.perf_counter() - started)
+        test = windows.between(cutoff, cutoff + pd.Timedelta(days=args.test_days))
+        issue_hours = test.origin_times().hour
+        test = test.select(issue_hours % args.issue_every == 0)
+        # The naive forecasts are refitted at the cut-off itself, as the forecast flow's
+        # fallback would be; the candidates are the models the retrain registered.
+        models = {**retrained.models, **naive_baselines(before, params)}
+        for name in names[:-1]:
+            results[name].append(score(models[name], test))
+        results[GATE].append(results[winner or "best_naive"][-1])
+        chosen.append(winner or "best_naive (no candidate passed)")
+        print(f"    {seconds[-1]:.0f} s; gate promoted {chosen[-1]}; {len(test)} issues",
+              file=sys.stderr, flush=True)
+    report(names, results, cutoffs, chosen, seconds, params, args)
+
+
+def report(names, results, cutoffs, chosen, seconds, params: ForecastParams, args) -> None:
+    steps = params.group_steps
+    hours = [f"{g * params.group_hours + 1}-{(g + 1) * params.group_hours}h"
+             for g in range(params.horizon_steps // steps)]
+    total = {name: Scores.combine(parts) for name, parts in results.items()}
+    naive, persistence = total["best_naive"], total["persistence"]
+    print(f"\nMAE in target units over {len(cutoffs)} cut-offs x {args.test_days:g} days, "
+          f"issued every {args.issue_every} h ({total['best_naive'].windows} issues); "
+          f"history {params.history_days} d (linear), {params.window_days} d (networks)")
+    header = (f"{'method':<22}" + "".join(f"{h:>7}" for h in hours)
+              + f"{'mean':>7}{'+24h':>7}{'/pers.':>8}{'/best':>7}{'worst':>7}{'wins':>6}")
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        s = total[name]
+        groups = np.array(s.groups(steps)) / np.array(naive.groups(steps))
+        wins = sum(all(m < min(p, q) for m, p, q in zip(
+            results[name][k].groups(steps), results["persistence"][k].groups(steps),
+            results["seasonal_persistence"][k].groups(steps))) for k in range(len(cutoffs)))
+        print(f"{name:<22}" + "".join(f"{g:>7.3f}" for g in s.groups(steps))
+              + f"{s.mean:>7.3f}{s.last:>7.3f}{s.mean / persistence.mean:>8.3f}"
+              f"{s.mean / naive.mean:>7.3f}{groups.max():>7.3f}{wins:>4}/{len(cutoffs)}")
+    print("\n/pers., /best: mean MAE against persistence and against best naive; worst: the "
+          "worst 6-hour group against best naive; wins: cut-offs at which it beat both naive "
+          "forecasts in every group.")
+    print(f"+24 h against persistence: {total[GATE].last / persistence.last:.3f} "
+          f"(gate's choice), per cut-off below.")
+    for k, cutoff in enumerate(cutoffs):
+        gate, best = results[GATE][k], results["best_naive"][k]
+        ratios = np.array(gate.groups(steps)) / np.array(best.groups(steps))
+        print(f"  {cutoff:%Y-%m-%d}: gate promoted {chosen[k]}; mean {gate.mean / best.mean:.3f} "
+              f"x best naive, worst group {ratios.max():.3f}, +24 h "
+              f"{gate.last / results['persistence'][k].last:.3f} x persistence")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"retrain: {np.mean(seconds):.0f} s per cut-off (min {min(seconds):.0f}, max "
+          f"{max(seconds):.0f}); peak memory {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
