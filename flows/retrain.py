@@ -133,7 +133,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
         logger.info("Backtesting on %d rows: %d folds of %g days from %s, %d test windows",
                     rows, len(folds), params.fold_days, f"{folds[0].cutoff:%Y-%m-%d %H:%M}",
                     sum(len(f.test) for f in folds))
-        with ThreadPoolTaskRunner(max_workers=params.parallel_candidates) as runner:
+        with ThreadPoolTaskRunner(max_workers=params.parallel_folds) as runner:
             futures = [runner.submit(fit_fold, {"fold": fold, "number": i + 1,
                                                 "params": params, "relative": relative})
                        for i, fold in enumerate(folds)]

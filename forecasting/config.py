@@ -66,8 +66,9 @@ class ForecastParams(BaseModel):
         0.0, ge=0, lt=1, description="Relative MAE gain a candidate needs over each rival.")
     group_hours: int = Field(6, gt=0, description="The gate must win in every group of "
                              "this many horizons (1-6 h, 7-12 h, ...).")
-    parallel_candidates: int = Field(
-        1, gt=0, description="Candidates trained at once (1 keeps runs repeatable).")
+    parallel_folds: int = Field(
+        1, gt=0, description="Backtest folds fitted at once, one thread each (1 keeps runs "
+        "repeatable to the bit).")
 
     @property
     def lookback_steps(self) -> int:
