@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from forecasting.config import Settings
+from forecasting.config import Settings, invalid_settings
 from forecasting.csvfile import HeaderError
 
 app = typer.Typer(help="Scheduled 24-hour forecasting for weather-station data.",
@@ -25,7 +26,10 @@ def main(
     """Settings come from defaults, sensorcast.toml, SENSORCAST_* variables, then these flags."""
     flags = {"data_dir": data_dir, "database_url": database_url,
              "station_schema": station_schema}
-    ctx.obj = Settings(**{k: v for k, v in flags.items() if v is not None})
+    try:
+        ctx.obj = Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as invalid:
+        _fail(f"invalid settings: {invalid_settings(invalid)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +69,14 @@ class ForecastParams(BaseModel):
     parallel_folds: int = Field(
         1, gt=0, description="Backtest folds fitted at once, one thread each (1 keeps runs "
         "repeatable to the bit).")
+
+    @field_validator("families")
+    @classmethod
+    def _ensemble_has_members(cls, families: tuple[str, ...]) -> tuple[str, ...]:
+        if "ensemble" in families and not set(families) - {"ensemble"}:
+            raise ValueError("the ensemble averages the other families, so it needs at "
+                             "least one of them beside it")
+        return families
 
     @property
     def lookback_steps(self) -> int:
@@ -153,3 +161,9 @@ class Settings(BaseSettings):
     @cached_property
     def station(self) -> StationSchema:
         return load_station(self.station_schema) if self.station_schema else JENA
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """A settings error in one line: each field that broke a rule, with the rule."""
+    return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+                     for e in error.errors())

@@ -44,3 +44,12 @@ def test_drop_folder_is_the_default_source(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(data), "ingest"])
     assert result.exit_code == 0, result.output
     assert "19 inserted" in result.output
+
+
+def test_an_invalid_setting_is_one_line_naming_the_field_not_a_traceback(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("SENSORCAST_FORECAST__FOLDS", "0")
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "models"])
+    assert result.exit_code == 2
+    assert result.output == "error: invalid settings: forecast.folds: Input should be " \
+                            "greater than 0\n"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forecasting.config import Settings
+import pytest
+from pydantic import ValidationError
+
+from forecasting.config import ForecastParams, Settings, invalid_settings
 
 
 def test_each_source_overrides_the_previous(tmp_path, monkeypatch):
@@ -25,3 +28,12 @@ def test_station_defaults_to_jena(tmp_path, monkeypatch):
     assert station.name == "jena"
     assert station.target == "T (degC)"
     assert len(station.channels) == 14
+
+
+def test_an_ensemble_without_other_families_is_refused_naming_the_field():
+    with pytest.raises(ValidationError) as refused:
+        ForecastParams(families=("ensemble",))
+    assert invalid_settings(refused.value) == (
+        "families: Value error, the ensemble averages the other families, so it needs at "
+        "least one of them beside it")
+    assert ForecastParams(families=("ridge", "ensemble")).families == ("ridge", "ensemble")

@@ -245,3 +245,13 @@ def test_retrain_with_less_than_one_window_is_refused_and_writes_nothing(prefect
         assert list_versions(session, NAME) == [] and list_events(session, NAME) == []
     store.close()
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_retrain_with_invalid_families_ends_failed_with_the_reason(prefect_harness, tmp_path):
+    from flows.retrain import retrain
+
+    state = retrain(data_dir=str(tmp_path), families=["ensemble"], return_state=True)
+    assert state.is_failed()
+    assert state.message == ("not retraining: families: Value error, the ensemble averages "
+                             "the other families, so it needs at least one of them beside it")
+    assert not (tmp_path / "artifacts").exists()
