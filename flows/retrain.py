@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from pydantic import ValidationError
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -15,7 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.settings import run_name, settings_from
 from forecasting.candidates import ENSEMBLE, fit_candidates
-from forecasting.config import ForecastParams, Settings
+from forecasting.config import ForecastParams, Settings, invalid_settings
 from forecasting.evaluation import Backtest, Forecaster, FoldSplit, Scores, rolling_folds
 from forecasting.promotion import choose_champion
 from forecasting.training import library_versions, model_name, set_tensorflow_threads, \
@@ -87,7 +88,7 @@ def register(store: Store, settings: Settings, name: str, family: str, backtest:
     """Save the newest fold's model in a fresh version directory and record the version,
     with its backtest scores and the naive forecasts' on the same windows. An ensemble
     references its members' versions, which are registered first."""
-    model = backtest.models[family]
+    model, scores = backtest.models[family], backtest.scores(family)
     if family == ENSEMBLE:
         model.references = [member_reference(name, v.version, v.artifact_path,
                                              v.artifact_sha256, settings.artifact_dir)
@@ -96,8 +97,7 @@ def register(store: Store, settings: Settings, name: str, family: str, backtest:
     new = NewVersion(
         model_name=name, family=family, params=model.params.model_dump(mode="json"),
         train_start=_aware(last.train.origin_times()[0]), train_end=_aware(last.cutoff),
-        rows=rows, holdout_windows=backtest.scores(family).windows,
-        holdout_mae=backtest.scores(family).mae,
+        rows=rows, holdout_windows=scores.windows, holdout_mae=scores.mae,
         persistence_mae=backtest.scores("persistence").mae,
         best_naive_mae=backtest.scores("best_naive").mae,
         seasonal_mae=backtest.scores("seasonal_persistence").mae,
@@ -117,7 +117,11 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     logger = get_run_logger()
     settings = settings_from(data_dir, database_url, station_schema)
     overrides = {k: v for k, v in {"families": families, "epochs": epochs}.items() if v}
-    params = ForecastParams(**{**settings.forecast.model_dump(), **overrides})
+    try:
+        params = ForecastParams(**{**settings.forecast.model_dump(), **overrides})
+    except ValidationError as invalid:
+        logger.error("Not retraining: %s", invalid_settings(invalid))
+        return Failed(message=f"not retraining: {invalid_settings(invalid)}")
     if not set_tensorflow_threads(settings.tensorflow_threads):
         logger.warning("TensorFlow already runs in this process with another thread setting; "
                        "tensorflow_threads=%d applies from the next process",

@@ -67,12 +67,12 @@ def naive_baselines(train: Windows, params: ForecastParams) -> dict[str, Forecas
             "best_naive": BestNaive(period).fit(train)}
 
 
-def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray,
-                   families: tuple[str, ...] | None = None) -> dict[str, Forecaster]:
-    """Every requested family fitted on the fold's training windows (plus the naive
+def fit_candidates(fold: FoldSplit, params: ForecastParams,
+                   relative: np.ndarray) -> dict[str, Forecaster]:
+    """Every family of `params` fitted on the fold's training windows (plus the naive
     baselines). Linear models use all of it (up to `history_days`); networks the last
     `window_days`, on top of the `network_base` linear model fitted on all of it."""
-    families = tuple(families or params.families)
+    families = params.families
     start = fold.cutoff - pd.Timedelta(days=params.validation_days)
     train = fold.train.between(start - pd.Timedelta(days=params.history_days), None)
     models: dict[str, Forecaster] = naive_baselines(train, params)
@@ -85,9 +85,7 @@ def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray
                                            fitted[params.network_base]).fit(
             recent, fold.validation)
     candidates = {f: fitted[f] for f in families if f in fitted}
-    if ENSEMBLE in families:
-        if not candidates:
-            raise ValueError("the ensemble needs other families to average")
+    if ENSEMBLE in families:  # ForecastParams makes sure it has members
         candidates[ENSEMBLE] = Ensemble(params, list(candidates.values()))
     return {**models, **candidates}
 

@@ -114,7 +114,6 @@ class Backtest:
         """A model that is not refitted (a champion), scored on the same test windows."""
         return Scores.combine([score(model, fold.test) for fold in self.folds])
 
-
     @classmethod
     def assemble(cls, folds: list[FoldSplit],
                  fitted: list[dict[str, Forecaster]]) -> Backtest:

@@ -36,7 +36,7 @@ class LinearForecaster:
     def __init__(self, params: ForecastParams) -> None:
         self.name = self.family
         self.params = params
-        self.period = 24 * 60 // params.step_minutes  # samples per day
+        self.period = params.samples_per_day
         self.columns: tuple[str, ...] = ()
         self.target_index = -1
         self.arrays: dict[str, np.ndarray] = {}
