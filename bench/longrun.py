@@ -7,7 +7,7 @@ Every day at 06:00 UTC the `forecast` flow issues the forecast as of that moment
 under Prefect (a temporary local API); the ingests call the same `ingest_file` the ingest
 flow's task wraps, since 8,640 flow runs would measure Prefect rather than sensorcast.
 
-    .venv/bin/python bench/longrun.py [--days 60 --history 30 --out bench/out]
+    .venv/bin/python bench/longrun.py [--days 60 --history 45 --out bench/out]
 
 Reports rows produced vs stored (they must match), quarantined rows, promotions and
 refusals, forecasts issued and refused, database size and peak memory.
@@ -33,7 +33,9 @@ from forecasting.simulate import Faults, simulate_station, station_csv
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=60, help="days of operation")
-    parser.add_argument("--history", type=int, default=30, help="days stored beforehand")
+    parser.add_argument("--history", type=int, default=45,
+                        help="days stored beforehand (the retrain's backtest needs 3 folds "
+                        "of 7 days after 14 validation days)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
 
