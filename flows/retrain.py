@@ -147,7 +147,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
         if champion_problem:
             logger.warning("Champion not comparable: %s", champion_problem)
         versions: dict[str, ModelVersion] = {}
-        for family in params.families:  # the ensemble comes last, after its members
+        for family in sorted(params.families, key=lambda f: f == ENSEMBLE):  # members first
             versions[family] = register(store, settings, name, family, backtest, rows,
                                         versions)
         leaderboard = decide(store, name, versions, backtest, current, champion_scores,

@@ -73,6 +73,8 @@ class ForecastParams(BaseModel):
     @field_validator("families")
     @classmethod
     def _ensemble_has_members(cls, families: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(families)) < len(families):
+            raise ValueError(f"each family once, please: {', '.join(families)}")
         if "ensemble" in families and not set(families) - {"ensemble"}:
             raise ValueError("the ensemble averages the other families, so it needs at "
                              "least one of them beside it")

@@ -37,3 +37,5 @@ def test_an_ensemble_without_other_families_is_refused_naming_the_field():
         "families: Value error, the ensemble averages the other families, so it needs at "
         "least one of them beside it")
     assert ForecastParams(families=("ridge", "ensemble")).families == ("ridge", "ensemble")
+    with pytest.raises(ValidationError, match="each family once, please: ridge, ridge"):
+        ForecastParams(families=("ridge", "ridge"))
