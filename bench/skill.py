@@ -36,7 +36,7 @@ from forecasting.evaluation import Scores, backtest, score  # noqa: E402
 from forecasting.promotion import choose_champion  # noqa: E402
 from forecasting.schema import JENA, load_station  # noqa: E402
 from forecasting.simulate import simulate_station, write_station_csv  # noqa: E402
-from forecasting.training import set_tensorflow_threads, station_windows  # noqa: E402
+from forecasting.features import station_windows  # noqa: E402
 
 GATE = "gate's choice"
 
@@ -94,7 +94,6 @@ def main() -> None:
         args.epochs = args.epochs or 3
 
     settings = Settings()
-    set_tensorflow_threads(settings.tensorflow_threads)
     overrides = {k: v for k, v in {
         "families": tuple(args.families) if args.families else None,
         "history_days": args.history_days, "window_days": args.window_days,
@@ -102,6 +101,10 @@ def main() -> None:
     params = ForecastParams(**{**settings.forecast.model_dump(), **overrides})
     with tempfile.TemporaryDirectory(prefix="sensorcast-skill-") as work:
         frame, station = load_frame(args.csv, args.station_schema, Path(work))
+        run(frame, station, params, settings, args, Path(work))
+
+
+def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
     windows, relative = station_windows(frame, station, params)
     cutoffs = default_cutoffs(windows.times, args.cutoffs, args.test_days, params.history_days)
     names = [*NAIVE, *params.families, GATE]
@@ -113,8 +116,10 @@ def main() -> None:
               file=sys.stderr, flush=True)
         started = time.perf_counter()
         before = windows.between(None, cutoff)
-        retrained = backtest(before, lambda fold: fit_candidates(fold, params, relative),
-                             params.folds, params.fold_days, params.validation_days)
+        retrained = backtest(
+            before, lambda fold: fit_candidates(fold, params, relative, work / f"cut{i}",
+                                                settings.tensorflow_threads),
+            params.folds, params.fold_days, params.validation_days)
         candidates = {f: retrained.scores(f) for f in params.families}
         winner, _ = choose_champion(candidates, retrained.scores("best_naive"), None,
                                     params.min_improvement, params.group_steps,
@@ -168,9 +173,12 @@ def report(names, results, cutoffs, chosen, seconds, params: ForecastParams, arg
         print(f"  {cutoff:%Y-%m-%d}: gate promoted {chosen[k]}; mean {gate.mean / best.mean:.3f} "
               f"x best naive, worst group {ratios.max():.3f}, +24 h "
               f"{gate.last / results['persistence'][k].last:.3f} x persistence")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak, fits = (resource.getrusage(who).ru_maxrss / 1024
+                  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     print(f"retrain: {np.mean(seconds):.0f} s per cut-off (min {min(seconds):.0f}, max "
-          f"{max(seconds):.0f}); peak memory {peak:.0f} MiB")
+          f"{max(seconds):.0f}); peak memory {fits:.0f} MiB in the largest network-fitting "
+          f"process, {peak:.0f} MiB in this one (which also loads the networks to score "
+          "them on the test month)")
 
 
 if __name__ == "__main__":

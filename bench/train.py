@@ -25,12 +25,13 @@ import pandas as pd
 import tensorflow as tf
 
 from forecasting.config import ForecastParams, Settings
+from forecasting.evaluation import predict_windows
+from forecasting.features import station_windows
 from forecasting.linear import LINEAR
 from forecasting.models import BUILDERS, Normalization
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
-from forecasting.training import (predict_windows, set_tensorflow_threads, station_windows,
-                                  window_dataset)
+from forecasting.training import set_tensorflow_threads, window_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from seeds import load_jena_csv, seeds_generator

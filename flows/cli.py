@@ -118,7 +118,7 @@ def retrain(
 @app.command()
 def models(ctx: typer.Context) -> None:
     """Registered versions with their holdout metrics; * marks the champion."""
-    from forecasting.training import model_name
+    from forecasting.config import model_name
     from registry.versions import champion, list_events, list_versions
 
     settings: Settings = ctx.obj
@@ -249,7 +249,7 @@ def _timestamp(text: str):
 
 
 def _move_champion(settings: Settings, move) -> None:
-    from forecasting.training import model_name
+    from forecasting.config import model_name
     from registry.artifacts import ArtifactError
 
     store = _store(settings)

@@ -19,7 +19,7 @@ from forecasting.config import Settings
 from forecasting.forecast import StaleData, forecast_as_of, input_span
 from forecasting.plotting import plot_forecast
 from forecasting.evaluation import Forecaster
-from forecasting.training import model_name
+from forecasting.config import model_name
 from registry.champions import load_champion
 from registry.forecasts import BEST_NAIVE, ForecastRun, read_view, record_run, write_forecast
 from registry.observations import newest_time, read_observations

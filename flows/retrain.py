@@ -4,25 +4,29 @@ the mean, at +24 h and in every 6-hour group) and the champion, on the same wind
 
 from __future__ import annotations
 
+import json
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import ValidationError
 
 from flows.settings import run_name, settings_from
-from forecasting.candidates import ENSEMBLE, fit_candidates
-from forecasting.config import ForecastParams, Settings, invalid_settings
-from forecasting.evaluation import Backtest, Forecaster, FoldSplit, Scores, rolling_folds
+from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
+from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
+from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
+from forecasting.features import station_windows
+from forecasting.isolated import JobFailed, predict_saved
+from forecasting.linear import META_FILE
 from forecasting.promotion import choose_champion
-from forecasting.training import library_versions, model_name, set_tensorflow_threads, \
-    station_windows
 from forecasting.windows import NotEnoughData, Windows
-from registry.artifacts import ArtifactError, load_verified, member_reference, store_artifact
+from registry.artifacts import ArtifactError, member_reference, store_artifact, verified_copy
 from registry.observations import newest_time, read_observations
 from registry.store import Store, open_store
 from registry.versions import (ModelVersion, NewVersion, add_version, champion, next_version,
@@ -52,34 +56,47 @@ def load_folds(store: Store, params: ForecastParams
 
 @task(cache_policy=NO_CACHE, task_run_name="fit fold {number} (cut-off {fold.cutoff:%Y-%m-%d})",
       tags=["training"])
-def fit_fold(fold: FoldSplit, number: int, params: ForecastParams,
-             relative: np.ndarray) -> dict[str, Forecaster]:
-    """Every candidate and naive forecast fitted on the data before this fold's cut-off."""
-    return fit_candidates(fold, params, relative)
+def fit_fold(fold: FoldSplit, number: int, params: ForecastParams, relative: np.ndarray,
+             workdir: Path, threads: int) -> FoldFit:
+    """Every candidate and naive forecast fitted on the data before this fold's cut-off
+    (each network in its own process, saved under `workdir`)."""
+    return fit_candidates(fold, params, relative, workdir / f"fold{number}", threads)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="score champion")
 def score_champion(store: Store, settings: Settings, name: str, backtest: Backtest,
-                   windows: Windows) -> tuple[ModelVersion | None, Scores | None, str]:
-    """Re-score the current champion on the backtest's test windows (verified load)."""
+                   windows: Windows, workdir: Path
+                   ) -> tuple[ModelVersion | None, Scores | None, str]:
+    """Re-score the current champion on the backtest's test windows, from a verified private
+    copy of its files, in a process of its own (it may be a network)."""
     with store.sessions() as session:
         current = champion(session, name)
     if current is None:
         return None, None, ""
     label = f"{name} v{current.version}"
+    copy = workdir / "champion"
     try:
-        model = load_verified(current.artifact_path, current.artifact_sha256, label,
-                              settings.artifact_dir)
+        models = verified_copy(current.artifact_path, current.artifact_sha256, label,
+                               settings.artifact_dir, copy)
+        meta = json.loads((copy / META_FILE).read_text())
+        params = ForecastParams(**meta["params"])
     except ArtifactError as exc:
         return current, None, str(exc)
-    if model.columns != windows.columns:
-        return current, None, f"{label} was trained on other features {model.columns}"
-    shape = (model.params.lookback_steps, model.params.horizon_steps)
+    except (ValueError, KeyError) as exc:
+        return current, None, f"{label} has settings this version cannot read: {exc}"
+    if tuple(meta["columns"]) != windows.columns:
+        return current, None, f"{label} was trained on other features {tuple(meta['columns'])}"
+    shape = (params.lookback_steps, params.horizon_steps)
     if shape != (windows.lookback, windows.horizon):
         return current, None, (f"{label} reads {shape[0]} samples and forecasts {shape[1]}; "
                                f"the settings now give {windows.lookback} and "
                                f"{windows.horizon}")
-    return current, backtest.score_fixed(model), ""
+    try:
+        predictions = predict_saved(workdir / "champion-predictions", models,
+                                    backtest.test_sets(), settings.tensorflow_threads)
+    except JobFailed as exc:
+        return current, None, f"{label} cannot be loaded: {exc}"
+    return current, backtest.score_fixed(predictions), ""
 
 
 @task(cache_policy=NO_CACHE, task_run_name="register {family}")
@@ -122,10 +139,6 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     except ValidationError as invalid:
         logger.error("Not retraining: %s", invalid_settings(invalid))
         return Failed(message=f"not retraining: {invalid_settings(invalid)}")
-    if not set_tensorflow_threads(settings.tensorflow_threads):
-        logger.warning("TensorFlow already runs in this process with another thread setting; "
-                       "tensorflow_threads=%d applies from the next process",
-                       settings.tensorflow_threads)
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, params)
     try:
@@ -137,19 +150,21 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
         logger.info("Backtesting on %d rows: %d folds of %g days from %s, %d test windows",
                     rows, len(folds), params.fold_days, f"{folds[0].cutoff:%Y-%m-%d %H:%M}",
                     sum(len(f.test) for f in folds))
-        with ThreadPoolTaskRunner(max_workers=params.parallel_folds) as runner:
-            futures = [runner.submit(fit_fold, {"fold": fold, "number": i + 1,
-                                                "params": params, "relative": relative})
-                       for i, fold in enumerate(folds)]
+        with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
+                ThreadPoolTaskRunner(max_workers=params.parallel_folds) as runner:
+            futures = [runner.submit(fit_fold, {
+                "fold": fold, "number": i + 1, "params": params, "relative": relative,
+                "workdir": Path(work), "threads": settings.tensorflow_threads})
+                for i, fold in enumerate(folds)]
             backtest = Backtest.assemble(folds, [f.result() for f in futures])
-        current, champion_scores, champion_problem = score_champion(
-            store, settings, name, backtest, windows)
-        if champion_problem:
-            logger.warning("Champion not comparable: %s", champion_problem)
-        versions: dict[str, ModelVersion] = {}
-        for family in sorted(params.families, key=lambda f: f == ENSEMBLE):  # members first
-            versions[family] = register(store, settings, name, family, backtest, rows,
-                                        versions)
+            current, champion_scores, champion_problem = score_champion(
+                store, settings, name, backtest, windows, Path(work))
+            if champion_problem:
+                logger.warning("Champion not comparable: %s", champion_problem)
+            versions: dict[str, ModelVersion] = {}
+            for family in sorted(params.families, key=lambda f: f == ENSEMBLE):  # members 1st
+                versions[family] = register(store, settings, name, family, backtest, rows,
+                                            versions)
         leaderboard = decide(store, name, versions, backtest, current, champion_scores,
                              champion_problem, params, triggered_by)
     finally:

@@ -5,6 +5,7 @@ Also the naive yardsticks fitted on the same data, so every comparison is like f
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,9 @@ import pandas as pd
 
 from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
 from forecasting.config import NETWORKS, ForecastParams
-from forecasting.evaluation import Forecaster, FoldSplit
+from forecasting.evaluation import FoldFit, Forecaster, FoldSplit, predict_windows
+from forecasting.isolated import fit_network
 from forecasting.linear import LINEAR, META_FILE, load_linear
-from forecasting.training import NetworkForecaster
 from forecasting.windows import Windows
 
 ENSEMBLE = "ensemble"
@@ -67,27 +68,34 @@ def naive_baselines(train: Windows, params: ForecastParams) -> dict[str, Forecas
             "best_naive": BestNaive(period).fit(train)}
 
 
-def fit_candidates(fold: FoldSplit, params: ForecastParams,
-                   relative: np.ndarray) -> dict[str, Forecaster]:
+def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray,
+                   workdir: Path, threads: int = 1) -> FoldFit:
     """Every family of `params` fitted on the fold's training windows (plus the naive
-    baselines). Linear models use all of it (up to `history_days`); networks the last
-    `window_days`, on top of the `network_base` linear model fitted on all of it."""
+    baselines), with their predictions for the fold's test windows. Linear models use all
+    of it (up to `history_days`); networks the last `window_days`, on top of the
+    `network_base` linear model fitted on all of it, each in its own process whose files
+    go under `workdir` (which must outlive the returned networks)."""
     families = params.families
     start = fold.cutoff - pd.Timedelta(days=params.validation_days)
     train = fold.train.between(start - pd.Timedelta(days=params.history_days), None)
     models: dict[str, Forecaster] = naive_baselines(train, params)
     linear = [f for f in LINEAR if f in families or
               (f == params.network_base and any(n in families for n in NETWORKS))]
-    fitted = {f: LINEAR[f](params).fit(train, fold.validation) for f in linear}
+    models.update({f: LINEAR[f](params).fit(train, fold.validation) for f in linear})
+    predictions = {name: predict_windows(model, fold.test) for name, model in models.items()}
     recent = train.between(start - pd.Timedelta(days=params.window_days), None)
     for family in (f for f in families if f in NETWORKS):
-        fitted[family] = NetworkForecaster(family, params, relative,
-                                           fitted[params.network_base]).fit(
-            recent, fold.validation)
-    candidates = {f: fitted[f] for f in families if f in fitted}
+        models[family], predictions[family] = fit_network(
+            Path(workdir) / f"{fold.cutoff:%Y%m%dT%H%M}-{family}", family, params, relative,
+            models[params.network_base], recent, fold.validation, fold.test, threads)
     if ENSEMBLE in families:  # ForecastParams makes sure it has members
-        candidates[ENSEMBLE] = Ensemble(params, list(candidates.values()))
-    return {**models, **candidates}
+        members = [f for f in families if f != ENSEMBLE]
+        models[ENSEMBLE] = Ensemble(params, [models[f] for f in members])
+        predictions[ENSEMBLE] = np.mean([predictions[f].astype(np.float64) for f in members],
+                                        axis=0)
+    keep = {*NAIVE, *families}  # a base fitted only for the networks is not a candidate
+    return FoldFit({n: m for n, m in models.items() if n in keep},
+                   {n: p for n, p in predictions.items() if n in keep})
 
 
 def load_candidate(directory: Path):
@@ -96,5 +104,12 @@ def load_candidate(directory: Path):
     if family in LINEAR:
         return load_linear(directory)
     if family in NETWORKS:
+        from forecasting.training import NetworkForecaster  # TensorFlow only where needed
         return NetworkForecaster.load(directory)
     raise ValueError(f"{directory}: family {family!r} is not loaded from files alone")
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a saved candidate was made with (read without importing TensorFlow)."""
+    return {"keras": version("keras"), "tensorflow": version("tensorflow-cpu"),
+            "numpy": np.__version__, "pandas": pd.__version__}

@@ -51,14 +51,24 @@ class Scores:
         mae = sum(np.asarray(p.mae) * p.windows for p in parts) / total
         return cls(tuple(float(v) for v in mae), total)
 
+    @classmethod
+    def of(cls, predictions: np.ndarray, windows: Windows) -> Scores:
+        """MAE of `predictions` (n, horizon) against the windows' targets."""
+        if not len(windows):
+            raise NotEnoughData("no windows to score")
+        errors = np.abs(np.asarray(predictions, np.float64) - windows.targets())
+        return cls(tuple(float(v) for v in errors.mean(axis=0)), len(windows))
+
+
+def predict_windows(model: Forecaster, windows: Windows) -> np.ndarray:
+    """(n, horizon) predictions of any forecaster for every window, in batches."""
+    if not len(windows):
+        return np.zeros((0, windows.horizon), np.float32)
+    return np.concatenate([model.predict(inputs) for inputs, _ in windows.batches(PREDICT_ROWS)])
+
 
 def score(predictor: Forecaster, windows: Windows) -> Scores:
-    if not len(windows):
-        raise NotEnoughData("no windows to score")
-    total = np.zeros(windows.horizon)
-    for inputs, targets in windows.batches(PREDICT_ROWS):
-        total += np.abs(predictor.predict(inputs).astype(np.float64) - targets).sum(axis=0)
-    return Scores(tuple(float(v) for v in total / len(windows)), len(windows))
+    return Scores.of(predict_windows(predictor, windows), windows)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,15 @@ def rolling_folds(windows: Windows, folds: int, test_days: float,
 
 
 @dataclass(frozen=True)
+class FoldFit:
+    """What fitting at one cut-off gives: the models, and their predictions for the fold's
+    test windows (made where each model was fitted, so no network is loaded to score it)."""
+
+    models: dict[str, Forecaster]
+    predictions: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
 class Backtest:
     """Every model's scores on every fold's test windows, and the newest fold's models."""
 
@@ -110,23 +129,27 @@ class Backtest:
     def scores(self, name: str) -> Scores:
         return Scores.combine(self.fold_scores[name])
 
-    def score_fixed(self, model: Forecaster) -> Scores:
-        """A model that is not refitted (a champion), scored on the same test windows."""
-        return Scores.combine([score(model, fold.test) for fold in self.folds])
+    def test_sets(self) -> dict[str, Windows]:
+        """The folds' test windows by name, for a model scored elsewhere (a champion)."""
+        return {f"fold{k}": fold.test for k, fold in enumerate(self.folds)}
+
+    def score_fixed(self, predictions: dict[str, np.ndarray]) -> Scores:
+        """A model that is not refitted (a champion), from its predictions for `test_sets`."""
+        return Scores.combine([Scores.of(predictions[name], windows)
+                               for name, windows in self.test_sets().items()])
 
     @classmethod
-    def assemble(cls, folds: list[FoldSplit],
-                 fitted: list[dict[str, Forecaster]]) -> Backtest:
+    def assemble(cls, folds: list[FoldSplit], fits: list[FoldFit]) -> Backtest:
         """Score the models fitted at each fold (in fold order) on that fold's test windows."""
         result = cls(folds)
-        for fold, models in zip(folds, fitted, strict=True):
-            for name, model in models.items():
-                result.fold_scores.setdefault(name, []).append(score(model, fold.test))
-        result.models.update(fitted[-1])
+        for fold, fit in zip(folds, fits, strict=True):
+            for name, predictions in fit.predictions.items():
+                result.fold_scores.setdefault(name, []).append(Scores.of(predictions, fold.test))
+        result.models.update(fits[-1].models)
         return result
 
 
-def backtest(windows: Windows, fit_fold: Callable[[FoldSplit], dict[str, Forecaster]],
+def backtest(windows: Windows, fit_fold: Callable[[FoldSplit], FoldFit],
              folds: int = 3, test_days: float = 7, validation_days: float = 14) -> Backtest:
     """Rolling-origin evaluation: at each cut-off, `fit_fold` fits every model on what came
     before it only, and each is scored on the following `test_days`."""

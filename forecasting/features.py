@@ -7,6 +7,7 @@ import pandas as pd
 
 from forecasting.config import ForecastParams
 from forecasting.schema import StationSchema
+from forecasting.windows import Windows, make_windows
 
 DAY_SECONDS = 86_400
 YEAR_SECONDS = 365.2425 * DAY_SECONDS
@@ -74,3 +75,22 @@ def build_features(
             features[name] = values
         relative = np.concatenate([relative, np.zeros(len(TIME_FEATURES), bool)])
     return features.astype(np.float32), relative, target_missing
+
+
+def station_windows(frame: pd.DataFrame, station: StationSchema,
+                    params: ForecastParams) -> tuple[Windows, np.ndarray]:
+    """Features and every complete window of a frame of observations."""
+    for name, minutes in (("lookback_hours", params.lookback_hours * 60),
+                          ("horizon_hours", params.horizon_hours * 60)):
+        if minutes % params.step_minutes or params.step_minutes % station.cadence_minutes:
+            raise ValueError(f"{name} and the station cadence must be whole multiples of "
+                             f"step_minutes={params.step_minutes}")
+    features, relative, target_missing = build_features(frame, station, params)
+    windows = make_windows(
+        features,
+        station.target_channel.column,
+        params.lookback_steps,
+        params.horizon_steps,
+        target_missing,
+    )
+    return windows, relative

@@ -7,28 +7,16 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from forecasting.config import ForecastParams
-from forecasting.features import build_features
+from forecasting.evaluation import predict_windows
 from forecasting.linear import LINEAR, META_FILE, LinearForecaster, load_linear
 from forecasting.models import BUILDERS, Normalization
-from forecasting.schema import StationSchema
-from forecasting.windows import Windows, make_windows
+from forecasting.windows import Windows
 
 MODEL_FILE = "model.keras"
 BASE_DIR = "base"
-
-
-def model_name(station: StationSchema, params: ForecastParams) -> str:
-    """Registry name of the forecast: target column and horizon, e.g. `t_degc_24h`."""
-    return f"{station.target_channel.column}_{params.horizon_hours}h"
-
-
-def library_versions() -> dict[str, str]:
-    return {"keras": keras.__version__, "tensorflow": tf.__version__,
-            "numpy": np.__version__, "pandas": pd.__version__}
 
 
 def set_tensorflow_threads(threads: int) -> bool:
@@ -47,33 +35,6 @@ def set_tensorflow_threads(threads: int) -> bool:
     except RuntimeError:  # TensorFlow is already running with another setting
         return False
     return True
-
-
-def recent(frame: pd.DataFrame, days: float, end: pd.Timestamp | None = None) -> pd.DataFrame:
-    """The last `days` of observations up to `end` (default: the newest row)."""
-    if frame.empty:
-        return frame
-    end = frame.index[-1] if end is None else end
-    return frame[(frame.index > end - pd.Timedelta(days=days)) & (frame.index <= end)]
-
-
-def station_windows(frame: pd.DataFrame, station: StationSchema,
-                    params: ForecastParams) -> tuple[Windows, np.ndarray]:
-    """Features and every complete window of a frame of observations."""
-    for name, minutes in (("lookback_hours", params.lookback_hours * 60),
-                          ("horizon_hours", params.horizon_hours * 60)):
-        if minutes % params.step_minutes or params.step_minutes % station.cadence_minutes:
-            raise ValueError(f"{name} and the station cadence must be whole multiples of "
-                             f"step_minutes={params.step_minutes}")
-    features, relative, target_missing = build_features(frame, station, params)
-    windows = make_windows(
-        features,
-        station.target_channel.column,
-        params.lookback_steps,
-        params.horizon_steps,
-        target_missing,
-    )
-    return windows, relative
 
 
 def window_dataset(windows: Windows, base: np.ndarray, batch_size: int, shuffle: bool = False,
@@ -98,12 +59,6 @@ def window_dataset(windows: Windows, base: np.ndarray, batch_size: int, shuffle:
     # One gather per batch is ~0.1 ms; parallel map threads would only compete with training.
     return dataset.batch(batch_size, drop_remainder=drop).map(gather) \
         .prefetch(tf.data.AUTOTUNE)
-
-
-def predict_windows(model, windows: Windows) -> np.ndarray:
-    """(n, horizon) predictions of any forecaster for every window, in batches."""
-    return np.concatenate([model.predict(inputs) for inputs, _ in windows.batches()]) \
-        if len(windows) else np.zeros((0, windows.horizon), np.float32)
 
 
 class NetworkForecaster:

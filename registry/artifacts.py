@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 from forecasting.candidates import ENSEMBLE, Ensemble, load_candidate
@@ -19,17 +22,44 @@ class ArtifactError(RuntimeError):
     """A version's files are missing or differ from what the registry recorded."""
 
 
-def artifact_digest(directory: Path) -> str:
-    """sha256 over every file of a version directory (names and contents, in name order),
-    so an added, removed or changed file changes it."""
-    directory = Path(directory)
-    if not (directory / META_FILE).is_file():
+def read_artifact(directory: Path, label: str) -> dict[str, bytes]:
+    """Every file of a version directory by relative name, each read exactly once: what is
+    hashed is what is loaded. Regular files only: a symbolic link, FIFO or device is refused
+    (opened non-blocking, so a FIFO cannot hang the reader)."""
+    files: dict[str, bytes] = {}
+
+    def walk(folder: Path, prefix: str) -> None:
+        for entry in os.scandir(folder):
+            name = prefix + entry.name
+            if entry.is_symlink():
+                raise ArtifactError(f"{label}: {name} is a symbolic link; refusing it")
+            if entry.is_dir(follow_symlinks=False):
+                walk(Path(entry.path), name + "/")
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise ArtifactError(f"{label}: {name} is not a regular file; refusing it")
+                files[name] = handle.read()
+
+    walk(Path(directory), "")
+    if META_FILE not in files:
         raise FileNotFoundError(f"no {META_FILE} in {directory}")
+    return files
+
+
+def files_digest(files: dict[str, bytes]) -> str:
+    """sha256 over names and contents in path order, so an added, removed or changed file
+    changes it."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if not p.is_dir()):
-        digest.update(path.relative_to(directory).as_posix().encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name in sorted(files, key=lambda n: n.split("/")):
+        digest.update(name.encode())
+        digest.update(hashlib.sha256(files[name]).digest())
     return digest.hexdigest()
+
+
+def artifact_digest(directory: Path) -> str:
+    return files_digest(read_artifact(directory, str(directory)))
 
 
 def version_dir(root: Path, model_name: str, version: int) -> Path:
@@ -49,37 +79,54 @@ def store_artifact(forecaster, root: Path, model_name: str,
     return target, artifact_digest(target)
 
 
-def verify_artifact(path: Path, sha256: str, label: str, root: Path) -> None:
-    """Raise ArtifactError unless `path` lies inside the artifact store `root` and its files
-    match the recorded checksum."""
+def verified_files(path: Path, sha256: str, label: str, root: Path) -> dict[str, bytes]:
+    """A version's files, read once, if `path` lies inside the artifact store `root` and they
+    match the recorded checksum; ArtifactError otherwise."""
     path = Path(path)
     if not path.resolve().is_relative_to(Path(root).resolve()):
         raise ArtifactError(f"{label}: artifact path {path} is outside the artifact store "
                             f"{root}; refusing to load it")
     try:
-        actual = artifact_digest(path)
+        files = read_artifact(path, label)
     except OSError as exc:
         raise ArtifactError(f"{label}: artifact unreadable at {path}: {exc}") from exc
+    actual = files_digest(files)
     if actual != sha256:
         raise ArtifactError(
             f"{label}: artifact at {path} has sha256 {actual[:12]}…, the registry recorded "
             f"{sha256[:12]}…; refusing a changed file")
+    return files
+
+
+def verified_copy(path: Path, sha256: str, label: str, root: Path, dest: Path) -> list[Path]:
+    """Write the verified bytes of a version into a private `dest` and return the model
+    directories to load from there: itself, or for an ensemble its verified members (whose
+    mean it forecasts). Nothing is ever loaded from the store itself."""
+    files = verified_files(path, sha256, label, root)
+    for name, content in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(content)
+    meta = json.loads(files[META_FILE])
+    if meta.get("family") != ENSEMBLE:
+        return [dest]
+    return [member for k, ref in enumerate(meta["members"])
+            for member in verified_copy(Path(root) / ref["path"], ref["sha256"],
+                                        f"{label} member {ref['model_name']} v{ref['version']}",
+                                        root, dest / f"member{k}")]
 
 
 def load_verified(path: Path, sha256: str, label: str, root: Path):
     """Load a version only if it is in the store and matches its checksum (Keras safe mode
     for networks); an ensemble only if every member it references does too."""
-    verify_artifact(path, sha256, label, root)
-    try:
-        meta = json.loads((Path(path) / META_FILE).read_text())
-        if meta.get("family") != ENSEMBLE:
-            return load_candidate(Path(path))
-    except Exception as exc:  # a file that matches its checksum but cannot be read
-        raise ArtifactError(f"{label}: artifact at {path} cannot be loaded: {exc}") from exc
-    members = [load_verified(Path(root) / ref["path"], ref["sha256"],
-                             f"{label} member {ref['model_name']} v{ref['version']}", root)
-               for ref in meta["members"]]
-    return Ensemble.from_meta(meta, members)
+    with tempfile.TemporaryDirectory(prefix="sensorcast-load-") as private:
+        copy = Path(private) / "model"
+        directories = verified_copy(path, sha256, label, root, copy)
+        try:
+            meta = json.loads((copy / META_FILE).read_text())
+            models = [load_candidate(d) for d in directories]
+        except Exception as exc:  # files that match their checksum but cannot be read
+            raise ArtifactError(f"{label}: artifact at {path} cannot be loaded: {exc}") from exc
+    return Ensemble.from_meta(meta, models) if meta.get("family") == ENSEMBLE else models[0]
 
 
 def member_reference(model_name: str, version: int, path: str, sha256: str,

@@ -7,15 +7,15 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from forecasting.evaluation import Forecaster
-from registry.artifacts import ArtifactError, load_verified, verify_artifact
+from registry.artifacts import ArtifactError, load_verified, verified_files
 from registry.versions import (ModelVersion, PromotionEvent, champion, get_version,
                                previous_champion, record_event)
 
 
 def verify(version: ModelVersion, root: Path) -> None:
     """Raise ArtifactError unless the version's files are in the store and match its sha256."""
-    verify_artifact(version.artifact_path, version.artifact_sha256,
-                    f"{version.model_name} v{version.version}", root)
+    verified_files(version.artifact_path, version.artifact_sha256,
+                   f"{version.model_name} v{version.version}", root)
 
 
 def promote_version(session: Session, root: Path, model_name: str, version: int, reason: str,

@@ -9,14 +9,16 @@ import sys
 import numpy as np
 import pytest
 
-from forecasting.candidates import fit_candidates, load_candidate
+from forecasting.candidates import Ensemble, fit_candidates, load_candidate
 from forecasting.config import FAMILIES, NETWORKS, ForecastParams
 from forecasting.evaluation import rolling_folds
 from forecasting.linear import LINEAR, ARRAYS_FILE
 from forecasting.models import BUILDERS, Normalization
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
-from forecasting.training import NetworkForecaster, station_windows
+from forecasting.features import station_windows
+from forecasting.isolated import JobFailed, SavedNetwork, fit_network
+from forecasting.training import NetworkForecaster
 from forecasting.windows import NotEnoughData
 from registry.artifacts import (ArtifactError, load_verified, member_reference, store_artifact,
                                 version_dir)
@@ -27,11 +29,70 @@ SINGLE = [f for f in FAMILIES if f != "ensemble"]
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_fit(tmp_path_factory):
     windows, relative = station_windows(simulated_observations("2021-02-01", 20, seed=4), JENA,
                                         TINY)
     fold = rolling_folds(windows, 1, 3, 3)[0]
-    return fold, relative, fit_candidates(fold, TINY, relative)
+    return fold, relative, fit_candidates(fold, TINY, relative, tmp_path_factory.mktemp("fit"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_fit):
+    """The fitted candidates as live models in this process (networks loaded from the files
+    their fitting process saved)."""
+    fold, relative, fit = tiny_fit
+    models = {name: load_candidate(m.directory) if isinstance(m, SavedNetwork) else m
+              for name, m in fit.models.items()}
+    models["ensemble"] = Ensemble(TINY, [models[f] for f in SINGLE])
+    return fold, relative, models
+
+
+def test_networks_are_fitted_in_their_own_process_which_predicted_as_the_saved_model(
+        tiny_fit, tiny):
+    fold, _, fit = tiny_fit
+    models = tiny[2]
+    for family in NETWORKS:
+        assert isinstance(fit.models[family], SavedNetwork)
+        np.testing.assert_allclose(fit.predictions[family],
+                                   models[family].predict(fold.test.inputs()), atol=1e-5)
+    np.testing.assert_allclose(
+        fit.predictions["ensemble"], np.mean([fit.predictions[f] for f in SINGLE], axis=0))
+
+
+NO_TENSORFLOW = """
+import sys, tempfile
+from forecasting.candidates import fit_candidates
+from forecasting.config import ForecastParams
+from forecasting.evaluation import rolling_folds
+from forecasting.features import station_windows
+from forecasting.isolated import JobFailed, SavedNetwork, fit_network
+from forecasting.schema import JENA
+from forecasting.simulate import simulated_observations
+params = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4,
+                        validation_days=3, families=("ridge", "gru", "ensemble"))
+windows, relative = station_windows(simulated_observations("2021-02-01", 12, seed=4), JENA,
+                                    params)
+with tempfile.TemporaryDirectory() as work:
+    fit = fit_candidates(rolling_folds(windows, 1, 2, 3)[0], params, relative, work)
+print(sorted(fit.predictions), "tensorflow" in sys.modules)
+"""
+
+
+def test_fitting_a_network_never_loads_tensorflow_into_the_calling_process():
+    """TensorFlow's 0.5 GB and each fit's compiled code go back with the fitting process,
+    so a retrain's memory does not grow with the networks it trains."""
+    result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split("] ")[-1].strip() == "False"
+    assert "'gru'" in result.stdout and "'ensemble'" in result.stdout
+
+
+def test_a_failing_fit_process_reports_its_error(tiny_fit, tmp_path):
+    fold, relative, fit = tiny_fit
+    broken = np.ones(len(relative) + 3, bool)  # does not match the features
+    with pytest.raises(JobFailed, match="fit job .* ended with exit code 1:\n(.|\n)*Error"):
+        fit_network(tmp_path / "job", "gru", TINY, broken, fit.models["ridge"], fold.train,
+                    fold.validation, fold.test, threads=1)
 
 
 def _with_weights(model):

@@ -166,7 +166,7 @@ def test_crippled_candidate_is_rejected_by_the_gate(trained):
     from forecasting.candidates import naive_baselines
     from forecasting.evaluation import rolling_folds, score
     from forecasting.promotion import decide_promotion
-    from forecasting.training import station_windows
+    from forecasting.features import station_windows
     from registry.observations import read_observations
 
     data, store, _ = trained

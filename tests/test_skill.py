@@ -13,13 +13,13 @@ from forecasting.config import NETWORKS, ForecastParams
 from forecasting.evaluation import FoldSplit, backtest, score
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
-from forecasting.training import station_windows
+from forecasting.features import station_windows
 
 QUICK = ForecastParams(lookback_hours=72, epochs=4, patience=2, batch_size=128)
 
 
 @pytest.fixture(scope="module")
-def spring_after_winter():
+def spring_after_winter(tmp_path_factory):
     """120 days from January for training, the following month for testing; every family
     and the naive forecasts fitted on the same training windows."""
     frame = simulated_observations("2018-01-01", 150, seed=21)
@@ -29,7 +29,7 @@ def spring_after_winter():
     validation_start = cutoff - pd.Timedelta(days=QUICK.validation_days)
     fold = FoldSplit(cutoff, before.between(None, validation_start),
                      before.between(validation_start, cutoff), windows.between(cutoff, None))
-    return fold, fit_candidates(fold, QUICK, relative)
+    return fold, fit_candidates(fold, QUICK, relative, tmp_path_factory.mktemp("fit")).models
 
 
 def test_ridge_and_ensemble_beat_the_best_naive_forecast_in_every_6_hour_group(
@@ -60,7 +60,7 @@ def test_best_naive_is_seasonal_at_midday_horizons_and_persistence_at_the_first(
     assert set(choice[6:18]) == {"seasonal_persistence"}
 
 
-def test_backtest_scores_every_model_on_the_same_folds_with_data_before_each_cutoff():
+def test_backtest_scores_every_model_on_the_same_folds_with_data_before_each_cutoff(tmp_path):
     params = QUICK.model_copy(update={"families": ("blend", "ridge")})
     windows, relative = station_windows(simulated_observations("2019-03-01", 100, seed=5),
                                         JENA, params)
@@ -70,7 +70,7 @@ def test_backtest_scores_every_model_on_the_same_folds_with_data_before_each_cut
         assert fold.train.times[fold.train.origins[-1] + fold.train.horizon] < fold.cutoff
         assert fold.test.origin_times()[0] >= fold.cutoff
         seen.append(fold.cutoff)
-        return fit_candidates(fold, params, relative)
+        return fit_candidates(fold, params, relative, tmp_path)
 
     result = backtest(windows, fit, folds=3, test_days=7, validation_days=7)
     assert seen == [f.cutoff for f in result.folds] and len(seen) == 3

@@ -1,0 +1,150 @@
+"""Network work (fit, predict) in a fresh Python process, one process per job.
+
+TensorFlow takes about 0.5 GB once imported and each fit adds compiled code it never gives
+back, so a process that trains twelve networks ends at several GB. Here each job runs in
+`python -m forecasting.isolated JOB_DIR`, which exits when done: the memory goes back to the
+system, the calling process never loads TensorFlow, and jobs are independent of each other
+(each seeds itself), so running them side by side changes no result. Only files cross: the
+windows as plain arrays, the model directories, and the predictions; never pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.config import ForecastParams
+from forecasting.evaluation import predict_windows
+from forecasting.linear import LinearForecaster
+from forecasting.windows import Windows
+
+JOB_FILE = "job.json"
+WINDOWS_FILE = "windows.npz"
+PREDICTIONS_FILE = "predictions.npz"
+MODEL_DIR = "model"
+
+
+class JobFailed(RuntimeError):
+    """The job's process ended with an error; carries the end of what it wrote to stderr."""
+
+
+def save_windows(path: Path, sets: dict[str, Windows]) -> None:
+    """Several window sets over the same series: the series once, the origins of each."""
+    first = next(iter(sets.values()))
+    if any(w.data is not first.data for w in sets.values()):
+        raise ValueError("the window sets of one job must share one series")
+    np.savez(path, data=first.data, target=first.target,
+             times=first.times.asi8, lookback=first.lookback, horizon=first.horizon,
+             target_index=first.target_index, columns=np.array(first.columns),
+             **{f"origins_{name}": w.origins for name, w in sets.items()})
+
+
+def load_windows(path: Path) -> dict[str, Windows]:
+    with np.load(path, allow_pickle=False) as arrays:
+        times = pd.DatetimeIndex(pd.to_datetime(arrays["times"], utc=True))
+        shared = dict(data=arrays["data"], target=arrays["target"], times=times,
+                      lookback=int(arrays["lookback"]), horizon=int(arrays["horizon"]),
+                      target_index=int(arrays["target_index"]),
+                      columns=tuple(str(c) for c in arrays["columns"]))
+        return {key.removeprefix("origins_"): Windows(origins=arrays[key], **shared)
+                for key in arrays.files if key.startswith("origins_")}
+
+
+@dataclass
+class SavedNetwork:
+    """A network fitted and saved by a job process: its files, not a live model. Saving
+    copies the files; predicting loads the network into this process (and TensorFlow)."""
+
+    family: str
+    params: ForecastParams
+    columns: tuple[str, ...]
+    directory: Path
+    epochs_run: int
+    _loaded: object = field(default=None, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.family
+
+    def save(self, directory: Path) -> Path:
+        shutil.copytree(self.directory, directory)
+        return Path(directory)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        from forecasting.training import NetworkForecaster  # TensorFlow only when asked
+        if self._loaded is None:
+            self._loaded = NetworkForecaster.load(self.directory)
+        return self._loaded.predict(inputs)
+
+
+def run_job(job_dir: Path, job: dict) -> None:
+    """Run one job in a child process; JobFailed with its stderr when it fails."""
+    (job_dir / JOB_FILE).write_text(json.dumps(job))
+    done = subprocess.run([sys.executable, "-m", "forecasting.isolated", str(job_dir)],
+                          capture_output=True, text=True, errors="replace")
+    if done.returncode:
+        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+        raise JobFailed(f"{job['kind']} job in {job_dir} ended with exit code "
+                        f"{done.returncode}:\n{tail}")
+
+
+def fit_network(job_dir: Path, family: str, params: ForecastParams, relative: np.ndarray,
+                base: LinearForecaster, train: Windows, validation: Windows, test: Windows,
+                threads: int) -> tuple[SavedNetwork, np.ndarray]:
+    """Fit one network family on `train` (correcting `base`), save it under `job_dir`, and
+    return it with its predictions for `test`."""
+    job_dir.mkdir(parents=True)
+    base.save(job_dir / "base")
+    save_windows(job_dir / WINDOWS_FILE, {"train": train, "validation": validation,
+                                          "test": test})
+    run_job(job_dir, {"kind": "fit", "family": family, "threads": threads,
+                      "params": params.model_dump(mode="json"),
+                      "relative": np.asarray(relative, bool).tolist()})
+    meta = json.loads((job_dir / MODEL_DIR / "model.json").read_text())
+    with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
+        test_predictions = predictions["test"]
+    return (SavedNetwork(family, params, tuple(meta["columns"]), job_dir / MODEL_DIR,
+                         meta["epochs_run"]), test_predictions)
+
+
+def predict_saved(job_dir: Path, models: list[Path], sets: dict[str, Windows],
+                  threads: int) -> dict[str, np.ndarray]:
+    """The mean forecast of saved models (one, or an ensemble's members) for each window set."""
+    job_dir.mkdir(parents=True)
+    save_windows(job_dir / WINDOWS_FILE, sets)
+    run_job(job_dir, {"kind": "predict", "models": [str(m) for m in models],
+                      "threads": threads})
+    with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
+        return {name: predictions[name] for name in sets}
+
+
+def _main(job_dir: Path) -> None:
+    from forecasting.candidates import load_candidate
+    from forecasting.linear import load_linear
+    from forecasting.training import NetworkForecaster, set_tensorflow_threads
+
+    job = json.loads((job_dir / JOB_FILE).read_text())
+    set_tensorflow_threads(job["threads"])
+    sets = load_windows(job_dir / WINDOWS_FILE)
+    if job["kind"] == "fit":
+        network = NetworkForecaster(job["family"], ForecastParams(**job["params"]),
+                                    np.array(job["relative"], bool),
+                                    load_linear(job_dir / "base"))
+        network.fit(sets["train"], sets["validation"]).save(job_dir / MODEL_DIR)
+        np.savez(job_dir / PREDICTIONS_FILE, test=predict_windows(network, sets["test"]))
+    else:
+        models = [load_candidate(Path(m)) for m in job["models"]]
+        np.savez(job_dir / PREDICTIONS_FILE, **{
+            name: np.mean([predict_windows(m, w).astype(np.float64) for m in models], axis=0)
+            for name, w in sets.items()})
+
+
+if __name__ == "__main__":
+    _main(Path(sys.argv[1]))
