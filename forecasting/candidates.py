@@ -14,7 +14,7 @@ import pandas as pd
 from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
 from forecasting.config import NETWORKS, ForecastParams
 from forecasting.evaluation import FoldFit, Forecaster, FoldSplit, predict_windows
-from forecasting.isolated import fit_network
+from forecasting.isolated import fit_networks
 from forecasting.linear import LINEAR, META_FILE, load_linear
 from forecasting.windows import Windows
 
@@ -73,7 +73,7 @@ def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray
     """Every family of `params` fitted on the fold's training windows (plus the naive
     baselines), with their predictions for the fold's test windows. Linear models use all
     of it (up to `history_days`); networks the last `window_days`, on top of the
-    `network_base` linear model fitted on all of it, each in its own process whose files
+    `network_base` linear model fitted on all of it, in a process of their own whose files
     go under `workdir` (which must outlive the returned networks)."""
     families = params.families
     start = fold.cutoff - pd.Timedelta(days=params.validation_days)
@@ -84,10 +84,13 @@ def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray
     models.update({f: LINEAR[f](params).fit(train, fold.validation) for f in linear})
     predictions = {name: predict_windows(model, fold.test) for name, model in models.items()}
     recent = train.between(start - pd.Timedelta(days=params.window_days), None)
-    for family in (f for f in families if f in NETWORKS):
-        models[family], predictions[family] = fit_network(
-            Path(workdir) / f"{fold.cutoff:%Y%m%dT%H%M}-{family}", family, params, relative,
-            models[params.network_base], recent, fold.validation, fold.test, threads)
+    networks = [f for f in families if f in NETWORKS]
+    if networks:
+        fitted = fit_networks(Path(workdir) / f"{fold.cutoff:%Y%m%dT%H%M}", networks, params,
+                              relative, models[params.network_base], recent, fold.validation,
+                              fold.test, threads)
+        for family, (network, network_predictions) in fitted.items():
+            models[family], predictions[family] = network, network_predictions
     if ENSEMBLE in families:  # ForecastParams makes sure it has members
         members = [f for f in families if f != ENSEMBLE]
         models[ENSEMBLE] = Ensemble(params, [models[f] for f in members])

@@ -67,8 +67,8 @@ class ForecastParams(BaseModel):
     group_hours: int = Field(6, gt=0, description="The gate must win in every group of "
                              "this many horizons (1-6 h, 7-12 h, ...).")
     parallel_folds: int = Field(
-        1, gt=0, description="Backtest folds fitted at once; each network fit is a process of "
-        "its own with one core and about 0.9 GB, so 2 on 2 cores nearly halves the time.")
+        1, gt=0, description="Backtest folds fitted at once; each fold's networks train in a "
+        "process of their own (one core, about 1.4 GB), so 2 on 2 cores nearly halves the time.")
 
     @field_validator("families")
     @classmethod

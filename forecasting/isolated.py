@@ -1,7 +1,7 @@
 """Network work (fit, predict) in a fresh Python process, one process per job.
 
-TensorFlow takes about 0.5 GB once imported and each fit adds compiled code it never gives
-back, so a process that trains twelve networks ends at several GB. Here each job runs in
+TensorFlow takes about 0.65 GB once imported and each fit adds compiled code it never gives
+back, so a process that retrains day after day grows by GBs. Here each job runs in
 `python -m forecasting.isolated JOB_DIR`, which exits when done: the memory goes back to the
 system, the calling process never loads TensorFlow, and jobs are independent of each other
 (each seeds itself), so running them side by side changes no result. Only files cross: the
@@ -28,7 +28,6 @@ from forecasting.windows import Windows
 JOB_FILE = "job.json"
 WINDOWS_FILE = "windows.npz"
 PREDICTIONS_FILE = "predictions.npz"
-MODEL_DIR = "model"
 
 
 class JobFailed(RuntimeError):
@@ -95,23 +94,27 @@ def run_job(job_dir: Path, job: dict) -> None:
                         f"{done.returncode}:\n{tail}")
 
 
-def fit_network(job_dir: Path, family: str, params: ForecastParams, relative: np.ndarray,
-                base: LinearForecaster, train: Windows, validation: Windows, test: Windows,
-                threads: int) -> tuple[SavedNetwork, np.ndarray]:
-    """Fit one network family on `train` (correcting `base`), save it under `job_dir`, and
-    return it with its predictions for `test`."""
+def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
+                 relative: np.ndarray, base: LinearForecaster, train: Windows,
+                 validation: Windows, test: Windows, threads: int
+                 ) -> dict[str, tuple[SavedNetwork, np.ndarray]]:
+    """Fit each network family on `train` (correcting `base`) in one process, save them under
+    `job_dir`, and return each with its predictions for `test`."""
     job_dir.mkdir(parents=True)
     base.save(job_dir / "base")
     save_windows(job_dir / WINDOWS_FILE, {"train": train, "validation": validation,
                                           "test": test})
-    run_job(job_dir, {"kind": "fit", "family": family, "threads": threads,
+    run_job(job_dir, {"kind": "fit", "families": families, "threads": threads,
                       "params": params.model_dump(mode="json"),
                       "relative": np.asarray(relative, bool).tolist()})
-    meta = json.loads((job_dir / MODEL_DIR / "model.json").read_text())
+    fitted = {}
     with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
-        test_predictions = predictions["test"]
-    return (SavedNetwork(family, params, tuple(meta["columns"]), job_dir / MODEL_DIR,
-                         meta["epochs_run"]), test_predictions)
+        for family in families:
+            directory = job_dir / family
+            meta = json.loads((directory / "model.json").read_text())
+            fitted[family] = (SavedNetwork(family, params, tuple(meta["columns"]), directory,
+                                           meta["epochs_run"]), predictions[family])
+    return fitted
 
 
 def predict_saved(job_dir: Path, models: list[Path], sets: dict[str, Windows],
@@ -134,11 +137,13 @@ def _main(job_dir: Path) -> None:
     set_tensorflow_threads(job["threads"])
     sets = load_windows(job_dir / WINDOWS_FILE)
     if job["kind"] == "fit":
-        network = NetworkForecaster(job["family"], ForecastParams(**job["params"]),
-                                    np.array(job["relative"], bool),
-                                    load_linear(job_dir / "base"))
-        network.fit(sets["train"], sets["validation"]).save(job_dir / MODEL_DIR)
-        np.savez(job_dir / PREDICTIONS_FILE, test=predict_windows(network, sets["test"]))
+        base, predictions = load_linear(job_dir / "base"), {}
+        for family in job["families"]:
+            network = NetworkForecaster(family, ForecastParams(**job["params"]),
+                                        np.array(job["relative"], bool), base)
+            network.fit(sets["train"], sets["validation"]).save(job_dir / family)
+            predictions[family] = predict_windows(network, sets["test"])
+        np.savez(job_dir / PREDICTIONS_FILE, **predictions)
     else:
         models = [load_candidate(Path(m)) for m in job["models"]]
         np.savez(job_dir / PREDICTIONS_FILE, **{

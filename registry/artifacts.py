@@ -68,7 +68,8 @@ def version_dir(root: Path, model_name: str, version: int) -> Path:
 
 def store_artifact(forecaster, root: Path, model_name: str,
                    version: int) -> tuple[Path, str]:
-    """Save into a fresh version directory (never reused) and return (path, sha256)."""
+    """Save into a fresh version directory (never reused) and return its path inside the
+    store (what the registry records, so a moved data directory keeps working) and sha256."""
     target = version_dir(root, model_name, version)
     if target.exists():
         raise ArtifactError(f"{target} already exists; versions never share a directory")
@@ -76,13 +77,14 @@ def store_artifact(forecaster, root: Path, model_name: str,
     shutil.rmtree(staging, ignore_errors=True)
     forecaster.save(staging)
     staging.rename(target)
-    return target, artifact_digest(target)
+    return target.relative_to(root), artifact_digest(target)
 
 
 def verified_files(path: Path, sha256: str, label: str, root: Path) -> dict[str, bytes]:
     """A version's files, read once, if `path` lies inside the artifact store `root` and they
-    match the recorded checksum; ArtifactError otherwise."""
-    path = Path(path)
+    match the recorded checksum; ArtifactError otherwise. `path` is inside the store (older
+    versions recorded it absolute)."""
+    path = Path(root) / path
     if not path.resolve().is_relative_to(Path(root).resolve()):
         raise ArtifactError(f"{label}: artifact path {path} is outside the artifact store "
                             f"{root}; refusing to load it")
@@ -132,5 +134,5 @@ def load_verified(path: Path, sha256: str, label: str, root: Path):
 def member_reference(model_name: str, version: int, path: str, sha256: str,
                      root: Path) -> dict:
     """How an ensemble names one member: version, path inside the store, checksum."""
-    relative = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    relative = (Path(root) / path).resolve().relative_to(Path(root).resolve()).as_posix()
     return {"model_name": model_name, "version": version, "path": relative, "sha256": sha256}

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from forecasting.evaluation import Forecaster
 from registry.artifacts import ArtifactError, load_verified, verified_files
 from registry.versions import (ModelVersion, PromotionEvent, champion, get_version,
-                               previous_champion, record_event)
+                               previous_champion, record_event, replaced_by)
 
 
 def verify(version: ModelVersion, root: Path) -> None:
@@ -47,21 +47,26 @@ def rollback(session: Session, root: Path, model_name: str, reason: str,
 
 def load_champion(session: Session, root: Path, model_name: str,
                   triggered_by: str) -> tuple[ModelVersion, Forecaster] | None:
-    """The champion's model, verified; if its artifact is refused, fall back to the champion
-    before it (moving the alias and recording why). None when no usable champion is left."""
-    refused_ids: set[int] = set()
-    while (current := champion(session, model_name)) is not None:
+    """The champion's model, verified. If its artifact is refused, this run uses the
+    champion it replaced (and so on back), recording why in a `fallback` event; the alias
+    stays where it is, so a repaired artifact is used again next run. None when no usable
+    champion is left."""
+    current, refusals, tried = champion(session, model_name), [], set()
+    while current is not None and current.id not in tried:
+        tried.add(current.id)
         try:
-            label = f"{model_name} v{current.version}"
-            return current, load_verified(current.artifact_path, current.artifact_sha256,
-                                          label, root)
+            model = load_verified(current.artifact_path, current.artifact_sha256,
+                                  f"{model_name} v{current.version}", root)
         except ArtifactError as refused:
-            refused_ids.add(current.id)
-            previous = previous_champion(session, model_name)
-            if previous is None or previous.id in refused_ids:
-                record_event(session, model_name, "fallback", f"{refused}; no previous "
-                             "champion, forecasting with the best naive forecast", triggered_by)
-                return None
-            record_event(session, model_name, "fallback", f"{refused}; falling back to "
-                         f"v{previous.version}", triggered_by, previous)
+            refusals.append(str(refused))
+            current = replaced_by(session, current)
+            continue
+        if refusals:
+            record_event(session, model_name, "fallback", f"{'; '.join(refusals)}; this run "
+                         f"forecasts with v{current.version}", triggered_by, current)
+        return current, model
+    if refusals:
+        record_event(session, model_name, "fallback", f"{'; '.join(refusals)}; no usable "
+                     "champion before it, forecasting with the best naive forecast",
+                     triggered_by)
     return None

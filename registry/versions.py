@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from registry.db import Base, UTCDateTime, int_pk, utc_time
 
 CHAMPION = "champion"
-ALIAS_MOVES = ("promoted", "manual", "rollback", "fallback")  # decisions that move the alias
+ALIAS_MOVES = ("promoted", "manual", "rollback")  # decisions that move the alias
 
 
 class ModelVersionRow(Base):
@@ -222,11 +222,14 @@ def list_events(session: Session, model_name: str) -> list[PromotionEvent]:
 def previous_champion(session: Session, model_name: str) -> ModelVersion | None:
     """The champion that the current champion replaced (None when there was none)."""
     current = champion(session, model_name)
-    if current is None:
-        return None
+    return None if current is None else replaced_by(session, current)
+
+
+def replaced_by(session: Session, version: ModelVersion) -> ModelVersion | None:
+    """The champion that `version` replaced when it was last made champion."""
     made = session.scalars(select(PromotionEventRow).where(
-        PromotionEventRow.model_name == model_name,
-        PromotionEventRow.candidate_version_id == current.id,
+        PromotionEventRow.model_name == version.model_name,
+        PromotionEventRow.candidate_version_id == version.id,
         PromotionEventRow.decision.in_(ALIAS_MOVES),
     ).order_by(PromotionEventRow.id.desc())).first()
     if made is None or made.previous_champion_id is None:

@@ -28,11 +28,9 @@ def sql(data, query: str) -> list[tuple]:
 
 
 def copy_data_dir(source, target):
-    """A second installation: database and artifacts copied, artifact paths pointing at it."""
+    """A second installation: the data directory copied (moved) as it is; the registry
+    records artifact paths inside the store, so they hold in the copy."""
     shutil.copytree(source, target)
-    with sqlite3.connect(target / "sensorcast.db") as connection:
-        connection.execute("update model_versions set artifact_path = replace(artifact_path, "
-                           f"'{source}', '{target}')")
 
 
 def run_forecast(data, **kwargs):

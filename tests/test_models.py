@@ -17,7 +17,7 @@ from forecasting.models import BUILDERS, Normalization
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
 from forecasting.features import station_windows
-from forecasting.isolated import JobFailed, SavedNetwork, fit_network
+from forecasting.isolated import JobFailed, SavedNetwork, fit_networks
 from forecasting.training import NetworkForecaster
 from forecasting.windows import NotEnoughData
 from registry.artifacts import (ArtifactError, load_verified, member_reference, store_artifact,
@@ -47,7 +47,7 @@ def tiny(tiny_fit):
     return fold, relative, models
 
 
-def test_networks_are_fitted_in_their_own_process_which_predicted_as_the_saved_model(
+def test_networks_are_fitted_in_a_process_of_their_own_which_predicted_as_saved(
         tiny_fit, tiny):
     fold, _, fit = tiny_fit
     models = tiny[2]
@@ -65,7 +65,6 @@ from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
 from forecasting.evaluation import rolling_folds
 from forecasting.features import station_windows
-from forecasting.isolated import JobFailed, SavedNetwork, fit_network
 from forecasting.schema import JENA
 from forecasting.simulate import simulated_observations
 params = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4,
@@ -79,7 +78,7 @@ print(sorted(fit.predictions), "tensorflow" in sys.modules)
 
 
 def test_fitting_a_network_never_loads_tensorflow_into_the_calling_process():
-    """TensorFlow's 0.5 GB and each fit's compiled code go back with the fitting process,
+    """TensorFlow's 0.65 GB and each fit's compiled code go back with the fitting process,
     so a retrain's memory does not grow with the networks it trains."""
     result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW], capture_output=True,
                             text=True, check=True)
@@ -91,8 +90,8 @@ def test_a_failing_fit_process_reports_its_error(tiny_fit, tmp_path):
     fold, relative, fit = tiny_fit
     broken = np.ones(len(relative) + 3, bool)  # does not match the features
     with pytest.raises(JobFailed, match="fit job .* ended with exit code 1:\n(.|\n)*Error"):
-        fit_network(tmp_path / "job", "gru", TINY, broken, fit.models["ridge"], fold.train,
-                    fold.validation, fold.test, threads=1)
+        fit_networks(tmp_path / "job", ["gru"], TINY, broken, fit.models["ridge"], fold.train,
+                     fold.validation, fold.test, threads=1)
 
 
 def _with_weights(model):

@@ -4,15 +4,22 @@ bound parameters, models load in Keras safe mode, and no user file is unpickled.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
 
 import keras
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from forecasting.config import ForecastParams
+from forecasting.linear import LinearBlend
+from forecasting.windows import Windows
+import registry.artifacts as artifacts
 from registry.artifacts import ArtifactError, artifact_digest, load_verified
 from tests.conftest import JENA_HEADER, JENA_SAMPLE
 
@@ -72,3 +79,55 @@ def test_no_code_path_unpickles_or_evaluates_data():
     offending = [f"{p.relative_to(ROOT)}: {m.group()}" for p in sources
                  for m in pattern.finditer(p.read_text())]
     assert offending == []
+
+
+def _linear_version(root: Path) -> Path:
+    """A stored blend model (no TensorFlow needed) in version folder v0001."""
+    params = ForecastParams(lookback_hours=48, horizon_hours=3, step_minutes=60)
+    hours = 24 * 20
+    series = np.sin(np.arange(hours) * 2 * np.pi / 24).astype(np.float32)
+    windows = Windows(series[:, None], series, pd.date_range("2021-01-01", periods=hours,
+                                                             freq="h", tz="UTC"),
+                      np.arange(47, hours - 4), 48, 3, 0, ("t_degc",))
+    version = root / "t" / "v0001"
+    LinearBlend(params).fit(windows).save(version)
+    return version
+
+
+def test_an_artifact_file_that_is_a_symlink_or_a_fifo_is_refused_without_hanging(tmp_path):
+    root = tmp_path / "artifacts"
+    version = _linear_version(root)
+    sha = artifact_digest(version)
+    assert load_verified(version, sha, "t v1", root).predict is not None
+    arrays = version / "model.npz"
+    outside = tmp_path / "elsewhere.npz"
+    arrays.rename(outside)
+    arrays.symlink_to(outside)  # same bytes, but from outside the store
+    with pytest.raises(ArtifactError, match="t v1: model.npz is a symbolic link"):
+        load_verified(version, sha, "t v1", root)
+    arrays.unlink()
+    os.mkfifo(arrays)  # no writer: opening it blocking would hang for ever
+    with pytest.raises(ArtifactError, match="t v1: model.npz is not a regular file"):
+        load_verified(version, sha, "t v1", root)
+
+
+def test_the_bytes_loaded_are_the_bytes_hashed(tmp_path, monkeypatch):
+    """Each file is read once; the model is built from a private copy of those bytes, so a
+    file that changes between the check and the load cannot be loaded."""
+    root = tmp_path / "artifacts"
+    version = _linear_version(root)
+    sha = artifact_digest(version)
+    good = (version / "model.json").read_text()
+    reads = []
+    real_read = artifacts.read_artifact
+
+    def read_then_swap(directory, label):
+        files = real_read(directory, label)
+        reads.append(directory)
+        (version / "model.json").write_text(good.replace('"horizon_hours": 3',
+                                                         '"horizon_hours": 9'))
+        return files
+
+    monkeypatch.setattr(artifacts, "read_artifact", read_then_swap)
+    model = load_verified(version, sha, "t v1", root)
+    assert reads == [version] and model.params.horizon_hours == 3

@@ -112,7 +112,7 @@ def test_corrupted_artifact_is_refused_and_nothing_changes(trained, tmp_path):
         current = champion(session, NAME)
         victim = next(v for v in list_versions(session, NAME) if v.id != current.id)
         events_before = session.scalar(select(func.count()).select_from(PromotionEventRow))
-    model_file = largest_file(victim.artifact_path)
+    model_file = largest_file(data / "artifacts" / victim.artifact_path)
     original = open(model_file, "rb").read()
     try:
         corrupted = bytearray(original)
@@ -186,7 +186,7 @@ def test_crippled_candidate_is_rejected_by_the_gate(trained):
     assert "mean MAE" in decision.reason and ">= best naive" in decision.reason
 
 
-def test_broken_champion_falls_back_to_the_previous_one_and_records_it(trained):
+def test_broken_champion_falls_back_for_the_run_only_and_records_it(trained):
     from registry.champions import load_champion
 
     data, store, _ = trained
@@ -194,20 +194,23 @@ def test_broken_champion_falls_back_to_the_previous_one_and_records_it(trained):
     with store.sessions.begin() as session:
         promote_version(session, data / "artifacts", NAME, second.version,
                         "to break it later", "test")
-    model_file = largest_file(second.artifact_path)
+    model_file = largest_file(data / "artifacts" / second.artifact_path)
     original = open(model_file, "rb").read()
     try:
         open(model_file, "wb").write(original[: len(original) // 2])  # truncated
-        with store.sessions.begin() as session:
-            version, model = load_champion(session, data / "artifacts", NAME, "test")
-        assert version.id == first.id and model.family == first.family
-        with store.sessions() as session:
-            assert champion(session, NAME).id == first.id
-            event = list_events(session, NAME)[-1]
-        assert event.decision == "fallback"
-        assert f"v{second.version}" in event.reason and f"v{first.version}" in event.reason
+        for _ in range(2):  # the alias does not flip between runs
+            with store.sessions.begin() as session:
+                version, model = load_champion(session, data / "artifacts", NAME, "test")
+            assert version.id == first.id and model.family == first.family
+            with store.sessions() as session:
+                assert champion(session, NAME).id == second.id
+                event = list_events(session, NAME)[-1]
+            assert event.decision == "fallback" and event.candidate_version == first.version
+            assert f"v{second.version}" in event.reason and f"v{first.version}" in event.reason
     finally:
         open(model_file, "wb").write(original)
+    with store.sessions.begin() as session:  # repaired: the champion is used again
+        assert load_champion(session, data / "artifacts", NAME, "test")[0].id == second.id
 
 
 def test_cli_lists_versions_and_refuses_an_unknown_version(trained):
