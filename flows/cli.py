@@ -10,7 +10,8 @@ import typer
 from pydantic import ValidationError
 
 from forecasting.config import Settings, invalid_settings
-from forecasting.csvfile import HeaderError
+
+LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"  # the server `make serve` starts
 
 app = typer.Typer(help="Scheduled 24-hour forecasting for weather-station data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -55,18 +56,16 @@ def ingest(
     store = _store(settings)
     try:
         for file in files:
-            try:
-                s = ingest_file(store, file, settings.chunk_rows)
-            except (HeaderError, OSError) as exc:
-                failed += 1
-                typer.echo(f"{file}: refused: {exc}", err=True)
-                continue
+            s = ingest_file(store, file, settings.chunk_rows)
             extra = f"; ignored columns: {', '.join(s.extra_columns)}" if s.extra_columns else ""
-            if s.status == "skipped":
-                typer.echo(f"{file}: skipped ({s.message})")
+            if s.status == "refused":
+                failed += 1
+                typer.echo(f"{s.source}: refused: {s.message}", err=True)
+            elif s.status == "skipped":
+                typer.echo(f"{s.source}: skipped ({s.message})")
             else:
                 typer.echo(
-                    f"{file}: {s.rows_read} read, {s.rows_inserted} inserted, "
+                    f"{s.source}: {s.rows_read} read, {s.rows_inserted} inserted, "
                     f"{s.rows_present} already present, {s.rows_quarantined} quarantined; "
                     f"newest {s.newest_observation}{extra}"
                 )
@@ -168,7 +167,7 @@ def forecast(
     at: Annotated[str | None, typer.Option(
         help="Issue as of this time (ISO, UTC unless an offset is given); default now.")] = None,
     days: Annotated[int, typer.Option(
-        min=0, help="Also backfill one forecast a day for the N days before.")] = 0,
+        min=0, max=36_500, help="Also backfill one forecast a day for the N days before.")] = 0,
 ) -> None:
     """Forecast the next 24 hours with the champion (persistence if there is none), using
     only observations at or before the forecast time."""
@@ -275,10 +274,26 @@ def _store(settings: Settings):
 
 
 def _prefect_home(settings: Settings) -> None:
-    """Keep Prefect's own state under the data directory unless the user set it."""
+    """Keep Prefect's own state under the data directory unless the user set it. Runs go to
+    the local server of `make serve` when one is up (they show in its UI, and no server is
+    started per command); otherwise to an ephemeral server, given minutes rather than
+    Prefect's 20 s to start on a loaded machine (set the variable to change it)."""
     (settings.data_dir / "prefect").mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    if "PREFECT_API_URL" not in os.environ and _healthy(LOCAL_PREFECT_API):
+        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT_API
+
+
+def _healthy(api_url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 @app.command()

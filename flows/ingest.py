@@ -17,7 +17,9 @@ from registry.store import Store, open_store
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
       task_run_name="ingest {path.name}")
 def ingest_one(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
-    """Validate and store one file; bad rows go to quarantine."""
+    """Validate and store one file; bad rows go to quarantine, a file that is not the
+    station's CSV is refused on its own (the others go on); retried only for database
+    errors."""
     return ingest_file(store, path, chunk_rows)
 
 
@@ -43,6 +45,12 @@ def ingest(path: str | None = None, data_dir: str | None = None,
     finally:
         store.close()
     for s in summaries:
+        if s.status == "refused":
+            logger.error("%s: refused: %s", s.source, s.message)
+            continue
+        if s.status == "skipped":
+            logger.info("%s: skipped: %s", s.source, s.message)
+            continue
         logger.info(
             "%s: %s, %d read, %d inserted, %d already present, %d quarantined%s",
             s.source, s.status, s.rows_read, s.rows_inserted, s.rows_present,

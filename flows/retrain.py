@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from flows.settings import run_name, settings_from
 from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
@@ -26,11 +27,11 @@ from forecasting.isolated import JobFailed, predict_saved
 from forecasting.linear import META_FILE
 from forecasting.promotion import choose_champion
 from forecasting.windows import NotEnoughData, Windows
-from registry.artifacts import ArtifactError, member_reference, store_artifact, verified_copy
+from registry.artifacts import ArtifactError, member_reference, verified_copy
 from registry.observations import newest_time, read_observations
+from registry.registration import lock_model, move_orphans_aside, register_version
 from registry.store import Store, open_store
-from registry.versions import (ModelVersion, NewVersion, add_version, champion, next_version,
-                               record_event)
+from registry.versions import ModelVersion, NewVersion, champion, record_event
 
 RIVALS = ("best_naive", "persistence", "seasonal_persistence")
 
@@ -38,14 +39,17 @@ RIVALS = ("best_naive", "persistence", "seasonal_persistence")
 @task(cache_policy=NO_CACHE, task_run_name="load windows")
 def load_folds(store: Store, params: ForecastParams
                ) -> tuple[Windows, list[FoldSplit], np.ndarray, int] | NotEnoughData:
-    """The last `history_days` of observations as windows and the backtest's folds; too
-    little data is returned as the refusal (an expected outcome, not a crash to trace)."""
+    """The last `history_days` of observations up to now as windows and the backtest's
+    folds; too little data is returned as the refusal (an expected outcome, not a crash to
+    trace)."""
+    now = datetime.now(UTC)  # rows stamped later (a wrong clock) never anchor the window
     with store.sessions() as session:
-        newest = newest_time(session, store.observations)
+        newest = newest_time(session, store.observations, until=now)
         if newest is None:
-            return NotEnoughData("no observations stored yet; ingest data before retraining")
+            return NotEnoughData("no observations stored up to now; ingest data before "
+                                 "retraining")
         frame = read_observations(session, store.observations,
-                                  start=newest - timedelta(days=params.history_days))
+                                  start=newest - timedelta(days=params.history_days), end=now)
     windows, relative = station_windows(frame, store.station, params)
     try:
         folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days)
@@ -99,19 +103,11 @@ def score_champion(store: Store, settings: Settings, name: str, backtest: Backte
     return current, backtest.score_fixed(predictions), ""
 
 
-@task(cache_policy=NO_CACHE, task_run_name="register {family}")
-def register(store: Store, settings: Settings, name: str, family: str, backtest: Backtest,
-             rows: int, members: dict[str, ModelVersion]) -> ModelVersion:
-    """Save the newest fold's model in a fresh version directory and record the version,
-    with its backtest scores and the naive forecasts' on the same windows. An ensemble
-    references its members' versions, which are registered first."""
-    model, scores = backtest.models[family], backtest.scores(family)
-    if family == ENSEMBLE:
-        model.references = [member_reference(name, v.version, v.artifact_path,
-                                             v.artifact_sha256, settings.artifact_dir)
-                            for v in (members[m.family] for m in model.members)]
-    last = backtest.folds[-1]
-    new = NewVersion(
+def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVersion:
+    """The newest fold's model of `family` as a registry entry, with its backtest scores
+    and the naive forecasts' on the same windows."""
+    model, scores, last = backtest.models[family], backtest.scores(family), backtest.folds[-1]
+    return NewVersion(
         model_name=name, family=family, params=model.params.model_dump(mode="json"),
         train_start=_aware(last.train.origin_times()[0]), train_end=_aware(last.cutoff),
         rows=rows, holdout_windows=scores.windows, holdout_mae=scores.mae,
@@ -119,10 +115,38 @@ def register(store: Store, settings: Settings, name: str, family: str, backtest:
         best_naive_mae=backtest.scores("best_naive").mae,
         seasonal_mae=backtest.scores("seasonal_persistence").mae,
         library_versions=library_versions())
+
+
+@task(cache_policy=NO_CACHE, task_run_name="register and gate")
+def register_and_gate(store: Store, settings: Settings, name: str, backtest: Backtest,
+                      rows: int, current: ModelVersion | None, champion_scores: Scores | None,
+                      champion_problem: str, params: ForecastParams, triggered_by: str
+                      ) -> tuple[list[dict], list]:
+    """In one transaction under the model's lock: move aside what a crashed retrain left,
+    register every candidate (an ensemble after the members it references), and record the
+    gate's decision on each. A crash registers nothing; two retrains take turns."""
+    root = settings.artifact_dir
     with store.sessions.begin() as session:
-        version = next_version(session, name)
-        path, sha = store_artifact(model, settings.artifact_dir, name, version)
-        return add_version(session, new, version, str(path), sha)
+        lock_model(session, name)
+        orphans = move_orphans_aside(session, root, name)
+        now = champion(session, name)
+        changed = (now and now.id) != (current and current.id)
+        if changed:
+            champion_scores = None
+            champion_problem = (f"the champion became {name} v{now.version if now else None} "
+                                "during this retrain, after the candidates were compared; not "
+                                "promoting, the next retrain compares with it")
+        versions: dict[str, ModelVersion] = {}
+        for family in sorted(params.families, key=lambda f: f == ENSEMBLE):  # members first
+            model = backtest.models[family]
+            if family == ENSEMBLE:
+                model.references = [member_reference(name, v.version, v.artifact_path,
+                                                     v.artifact_sha256, root)
+                                    for v in (versions[m.family] for m in model.members)]
+            versions[family] = register_version(session, root,
+                                                new_version(name, family, backtest, rows), model)
+        return decide(session, name, versions, backtest, champion_scores, champion_problem,
+                      changed, params, triggered_by), orphans
 
 
 @flow(name="retrain", flow_run_name=run_name("retrain"))
@@ -161,12 +185,12 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
                 store, settings, name, backtest, windows, Path(work))
             if champion_problem:
                 logger.warning("Champion not comparable: %s", champion_problem)
-            versions: dict[str, ModelVersion] = {}
-            for family in sorted(params.families, key=lambda f: f == ENSEMBLE):  # members 1st
-                versions[family] = register(store, settings, name, family, backtest, rows,
-                                            versions)
-        leaderboard = decide(store, name, versions, backtest, current, champion_scores,
-                             champion_problem, params, triggered_by)
+            leaderboard, orphans = register_and_gate(
+                store, settings, name, backtest, rows, current, champion_scores,
+                champion_problem, params, triggered_by)
+        for orphan in orphans:
+            logger.warning("Moved aside %s, left by an interrupted retrain (no version row)",
+                           orphan)
     finally:
         store.close()
     for row in leaderboard:
@@ -179,37 +203,37 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     return leaderboard
 
 
-@task(cache_policy=NO_CACHE)
-def decide(store: Store, name: str, versions: dict[str, ModelVersion], backtest: Backtest,
-           current: ModelVersion | None, champion_scores: Scores | None, champion_problem: str,
-           params: ForecastParams, triggered_by: str) -> list[dict]:
-    """Gate every candidate; promote the lowest mean MAE among those that pass."""
+def decide(session: Session, name: str, versions: dict[str, ModelVersion],
+           backtest: Backtest, champion_scores: Scores | None, champion_problem: str,
+           champion_changed: bool, params: ForecastParams, triggered_by: str) -> list[dict]:
+    """Gate every candidate; promote the lowest mean MAE among those that pass (none when
+    the champion changed since the comparison)."""
     naive = backtest.scores("best_naive")
     scores = {f: backtest.scores(f) for f in versions}
     winner, gates = choose_champion(scores, naive, champion_scores, params.min_improvement,
                                     params.group_steps, params.step_minutes / 60)
+    winner = None if champion_changed else winner
     rows = []
-    with store.sessions.begin() as session:
-        for family in gates:
-            version, mine = versions[family], scores[family]
-            reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
-            decision = "promoted" if family == winner else "rejected"
-            if gates[family].promote and family != winner:
-                reason = (f"passed the gate, but {winner} has the lower mean MAE "
-                          f"({scores[winner].mean:.3f} vs {mine.mean:.3f})")
-            groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
-            groups["candidate"] = list(mine.groups(params.group_steps))
-            groups["champion"] = (list(champion_scores.groups(params.group_steps))
-                                  if champion_scores else None)
-            record_event(session, name, decision, reason, triggered_by, version, {
-                "candidate_mean": mine.mean, "candidate_last": mine.last,
-                "champion_mean": champion_scores.mean if champion_scores else None,
-                "champion_last": champion_scores.last if champion_scores else None,
-                "baseline_mean": backtest.scores("persistence").mean,
-                "baseline_last": backtest.scores("persistence").last,
-                "best_naive_mean": naive.mean, "best_naive_last": naive.last}, groups)
-            rows.append(leaderboard_row(version, mine, backtest, champion_scores, decision,
-                                        reason, params.group_steps))
+    for family in gates:
+        version, mine = versions[family], scores[family]
+        reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
+        decision = "promoted" if family == winner else "rejected"
+        if gates[family].promote and winner not in (None, family):
+            reason = (f"passed the gate, but {winner} has the lower mean MAE "
+                      f"({scores[winner].mean:.3f} vs {mine.mean:.3f})")
+        groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
+        groups["candidate"] = list(mine.groups(params.group_steps))
+        groups["champion"] = (list(champion_scores.groups(params.group_steps))
+                              if champion_scores else None)
+        record_event(session, name, decision, reason, triggered_by, version, {
+            "candidate_mean": mine.mean, "candidate_last": mine.last,
+            "champion_mean": champion_scores.mean if champion_scores else None,
+            "champion_last": champion_scores.last if champion_scores else None,
+            "baseline_mean": backtest.scores("persistence").mean,
+            "baseline_last": backtest.scores("persistence").last,
+            "best_naive_mean": naive.mean, "best_naive_last": naive.last}, groups)
+        rows.append(leaderboard_row(version, mine, backtest, champion_scores, decision,
+                                    reason, params.group_steps))
     return rows
 
 

@@ -54,7 +54,11 @@ def decode(data: bytes) -> tuple[str, str]:
 def parse_header(line: bytes, station: StationSchema) -> Header:
     """Map header names to positions; missing columns refuse the file, extra ones are noted."""
     text, encoding = decode(line.rstrip(b"\r\n"))
-    names = tuple(n.strip() for n in next(csv.reader([text], delimiter=station.delimiter), []))
+    try:
+        names = tuple(n.strip()
+                      for n in next(csv.reader([text], delimiter=station.delimiter), []))
+    except csv.Error as exc:
+        raise HeaderError(f"header is not a line of CSV column names: {exc}") from exc
     needed = [station.timestamp_column, *station.sources]
     missing = [n for n in needed if n not in names]
     if missing:
@@ -77,31 +81,55 @@ def parse_header(line: bytes, station: StationSchema) -> Header:
 def read_chunks(
     path: Path, station: StationSchema, chunk_rows: int
 ) -> tuple[Header, Iterator[RawChunk]]:
-    """Check the header now (so a bad file fails before anything is stored), stream the rest."""
+    """Check the header now (so a bad file fails before anything is stored), stream the rest.
+
+    The header is the text up to the first `\n`, `\r\n` or lone `\r`, at most
+    MAX_LINE_BYTES: a longer first line (binary data, a file without line breaks, millions of
+    columns) is refused without reading further.
+    """
     handle = open(path, "rb")
     try:
-        first = handle.readline()
-        if not first.strip(b"\r\n\t \xef\xbb\xbf"):
+        start = handle.read(MAX_LINE_BYTES + 2)
+        _refuse_non_text(start, path)
+        breaks = [i for i in (start.find(b"\n"), start.find(b"\r")) if i >= 0]
+        if not breaks and len(start) > MAX_LINE_BYTES:
+            raise HeaderError(f"{path}: the first line is longer than {MAX_LINE_BYTES // 1024} "
+                              "KiB; a header is one line of column names (not a station file?)")
+        end = min(breaks) if breaks else len(start)
+        first = start[:end]
+        rest = start[end + (2 if start[end:end + 2] == b"\r\n" else 1):] if breaks else b""
+        if not first.strip(b"\t \xef\xbb\xbf"):
             raise HeaderError(f"{path}: file is empty or its first line is blank (no header)")
         header = parse_header(first, station)
     except BaseException:
         handle.close()
         raise
-    return header, _chunks(handle, chunk_rows)
+    return header, _chunks(handle, chunk_rows, rest)
 
 
-def _chunks(handle: BinaryIO, chunk_rows: int) -> Iterator[RawChunk]:
+def _refuse_non_text(start: bytes, path: Path) -> None:
+    """Compressed or UTF-16 files, named `.csv` all the same, get a message that says so."""
+    if start.startswith(b"\x1f\x8b"):
+        raise HeaderError(f"{path}: the file is gzip-compressed; decompress it (gunzip) first")
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or start[:200].count(b"\x00") > 20:
+        raise HeaderError(f"{path}: the file is UTF-16 (or binary); save it as UTF-8 text")
+    if start.startswith(b"PK\x03\x04"):
+        raise HeaderError(f"{path}: the file is a ZIP archive; extract the CSV first")
+
+
+def _chunks(handle: BinaryIO, chunk_rows: int, start: bytes = b"") -> Iterator[RawChunk]:
     """Split the stream into lines in large blocks (C speed); empty lines are skipped.
 
     `\n`, `\r\n` and a lone `\r` all end a line. A line longer than MAX_LINE_BYTES (binary
     junk, a file of NUL bytes) is passed on cut to MAX_LINE_BYTES + 1 bytes, for validation
-    to quarantine, and the rest of it is skipped without being held in memory.
+    to quarantine, and the rest of it is skipped without being held in memory. `start` is
+    what was read past the header.
     """
     with handle:
         lines: list[bytes] = []
         numbers: list[int] = []
         next_number = 2  # the header is line 1
-        tail = b""
+        tail = start
         skipping = False  # inside an over-long line, already passed on
         while block := handle.read(BLOCK_BYTES):
             block = tail + block

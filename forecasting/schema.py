@@ -62,6 +62,15 @@ class StationSchema:
         for c in self.channels:
             if not c.minimum < c.maximum:
                 raise ValueError(f"station {self.name!r}: channel {c.source!r} has an empty range")
+        if len(self.delimiter) != 1 or self.delimiter in '"\r\n':
+            raise ValueError(f"station {self.name!r}: delimiter {self.delimiter!r} must be one "
+                             "character other than a quote or a line break")
+        if re.search(r"%[zZ]", self.timestamp_format):
+            raise ValueError(
+                f"station {self.name!r}: timestamp_format {self.timestamp_format!r} has a UTC "
+                "offset or zone name (%z, %Z), which is not supported: timestamps are read as "
+                "local time in `timezone`; set timezone (e.g. \"UTC\" or \"Etc/GMT-2\") "
+                "and drop the offset from the format")
 
     @property
     def sources(self) -> list[str]:

@@ -22,6 +22,7 @@ from forecasting.schema import StationSchema
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 RAW_LIMIT = 2000  # characters of a rejected line kept in quarantine
 EARLIEST, LATEST = np.datetime64("1900-01-01", "s"), np.datetime64("2200-01-01", "s")
+FUTURE_TOLERANCE = pd.Timedelta(hours=1)  # station clocks drift, and files arrive as written
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,11 @@ class ValidChunk:
         return Rejected(self.chunk.numbers[i], _raw(self.chunk.lines[i]), reason)
 
 
-def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> ValidChunk:
-    """Apply every row rule; the first rule a row breaks is its quarantine reason."""
+def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema,
+                   not_after: np.datetime64) -> ValidChunk:
+    """Apply every row rule; the first rule a row breaks is its quarantine reason. Rows
+    stamped after `not_after` (UTC: the ingest time plus FUTURE_TOLERANCE) are in the
+    future: a wrong clock, which would otherwise hold the training window hostage."""
     n_fields = len(header.names)
     blob = b"\n".join(chunk.lines)
     counts = _field_counts(blob, station.delimiter.encode())
@@ -69,7 +73,7 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema) -> V
         reasons.setdefault(i, f"expected {n_fields} fields, found {counts[i]}")
 
     table = _read_fields(blob, len(shaped), header, station)
-    times, time_reasons = _parse_times(table.column(0), station)
+    times, time_reasons = _parse_times(table.column(0), station, not_after)
     values = np.empty((len(shaped), len(station.channels)), np.float64)
     cell_reasons: list[tuple[np.ndarray, list[str]]] = [time_reasons]
     for k, channel in enumerate(station.channels):
@@ -139,7 +143,8 @@ def _read_fields(blob: bytes, rows: int, header: Header, station: StationSchema)
     ).select(wanted)
 
 
-def _parse_times(column: pa.ChunkedArray, station: StationSchema) -> tuple[np.ndarray, tuple]:
+def _parse_times(column: pa.ChunkedArray, station: StationSchema,
+                 not_after: np.datetime64) -> tuple[np.ndarray, tuple]:
     """Local timestamps -> UTC datetime64[s]; strict format, on the cadence grid, real local time."""
     fmt = station.timestamp_format
     text = pc.utf8_trim(column, characters=' "')
@@ -184,6 +189,12 @@ def _parse_times(column: pa.ChunkedArray, station: StationSchema) -> tuple[np.nd
             f"{station.timezone} (daylight-saving change)"
         )
     bad |= clock
+    future = ~bad & (utc > not_after)
+    for j in np.flatnonzero(future).tolist():
+        messages[j] = (f"{station.timestamp_column}: {local[j]} ({_iso(utc[j])} UTC) is in the "
+                       f"future: later than the ingest time plus "
+                       f"{FUTURE_TOLERANCE.total_seconds() / 3600:g} h (a clock error?)")
+    bad |= future
     rows = np.flatnonzero(bad)
     return utc, (rows, [messages[j] for j in rows.tolist()])
 
@@ -245,7 +256,7 @@ def _parse_numbers(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]
             messages.append(f"{channel.source}: {raw!r} is not a finite number")
         else:
             messages.append(
-                f"{channel.source}: {values[j]:g} outside the valid range "
+                f"{channel.source}: {raw.strip(chr(34))} outside the valid range "
                 f"[{channel.minimum:g}, {channel.maximum:g}] {channel.unit}"
             )
     return values, (rows, messages)

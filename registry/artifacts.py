@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -64,20 +63,6 @@ def artifact_digest(directory: Path) -> str:
 
 def version_dir(root: Path, model_name: str, version: int) -> Path:
     return Path(root) / model_name / f"v{version:04d}"
-
-
-def store_artifact(forecaster, root: Path, model_name: str,
-                   version: int) -> tuple[Path, str]:
-    """Save into a fresh version directory (never reused) and return its path inside the
-    store (what the registry records, so a moved data directory keeps working) and sha256."""
-    target = version_dir(root, model_name, version)
-    if target.exists():
-        raise ArtifactError(f"{target} already exists; versions never share a directory")
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    forecaster.save(staging)
-    staging.rename(target)
-    return target.relative_to(root), artifact_digest(target)
 
 
 def verified_files(path: Path, sha256: str, label: str, root: Path) -> dict[str, bytes]:

@@ -88,7 +88,7 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
     day_before = ("datetime(f.target_time, '-1 day')" if connection.dialect.name == "sqlite"
                   else "f.target_time - INTERVAL '1 day'")
     views = {
-        "latest_forecast": f"""
+        "latest_forecast": """
             SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
                    f.model_version, f.created_at
             FROM forecasts f

@@ -7,6 +7,8 @@ the chunk in flight (its transaction rolls back); re-running the file completes 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,19 +19,21 @@ import numpy as np
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from forecasting.csvfile import Header, RawChunk, read_chunks
+from forecasting.csvfile import Header, HeaderError, RawChunk, read_chunks
 from forecasting.schema import StationSchema
-from forecasting.validation import ValidChunk, validate_chunk
+from forecasting.validation import FUTURE_TOLERANCE, ValidChunk, validate_chunk
 from registry.observations import insert_ignore, insert_observations, stored_between
 from registry.store import Store
 from registry.tables import IngestRun, QuarantinedRow
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
 class IngestSummary:
     source: str
     sha256: str
-    status: str  # complete | skipped | failed (a run record may also end `interrupted`)
+    status: str  # complete | skipped | refused | failed (a run may also end `interrupted`)
     rows_read: int = 0
     rows_inserted: int = 0
     rows_present: int = 0
@@ -62,18 +66,30 @@ def files_to_ingest(path: Path) -> tuple[list[Path], list[Path]]:
     return [path], []
 
 
+def printable(path: Path) -> str:
+    """A file name as text that stores and prints safely: bytes that are not UTF-8 as `\\xNN`,
+    control characters (a newline could forge a line of a report) as escapes."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
 def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
-    """Ingest one CSV; a file whose content was already fully ingested is skipped."""
+    """Ingest one CSV; a file whose content was already fully ingested is skipped. A file that
+    cannot be read as the station's CSV is refused on its own (status `refused`, with the
+    reason, recorded once per content); database errors propagate."""
     sessions, table, station = store.sessions, store.observations, store.station
-    path = Path(path)
-    sha = file_sha256(path)
+    path, source = Path(path), printable(path)
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        return IngestSummary(source, "", "refused", message=f"cannot read it: {exc.strerror}")
     with sessions.begin() as session:
         done = session.scalars(
             select(IngestRun.id).where(IngestRun.sha256 == sha, IngestRun.status == "complete")
         ).first()
         if done is not None:
-            return IngestSummary(str(path), sha, "skipped", message=f"same content as run {done}")
-        run = IngestRun(source=str(path), sha256=sha, status="running", started_at=_now())
+            return IngestSummary(source, sha, "skipped", message=f"same content as run {done}")
+        run = IngestRun(source=source, sha256=sha, status="running", started_at=_now())
         session.add(run)
         session.flush()
         run_id = run.id
@@ -83,7 +99,10 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
             session.get(IngestRun, run_id).extra_columns = ", ".join(header.extra)
         for valid in _validated_ahead(chunks, header, station):
             with sessions.begin() as session:
-                _store_chunk(session, table, run_id, str(path), sha, valid)
+                _store_chunk(session, table, run_id, source, sha, valid)
+    except (HeaderError, OSError) as refused:
+        message = str(refused).replace(str(path), source)
+        return _refuse(sessions, run_id, sha, message)
     except Exception as exc:
         with sessions.begin() as session:
             run = session.get(IngestRun, run_id)
@@ -95,6 +114,22 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
         run.status, run.finished_at, run.message = "complete", _now(), ""
         _close_unfinished(session, run)
         return _summary(run, header.extra)
+
+
+def _refuse(sessions, run_id: int, sha: str, message: str) -> IngestSummary:
+    """Record the refusal; the same content refused for the same reason before keeps that
+    record instead (a bad file in the drop folder is not recorded again every run)."""
+    with sessions.begin() as session:
+        run = session.get(IngestRun, run_id)
+        before = session.scalars(select(IngestRun.id).where(
+            IngestRun.sha256 == sha, IngestRun.status == "refused",
+            IngestRun.message == message)).first()
+        if before is not None:
+            session.delete(run)
+            return IngestSummary(run.source, sha, "refused", message=f"{message} (as in run "
+                                 f"{before})")
+        run.status, run.message, run.finished_at = "refused", message, _now()
+        return _summary(run, ())
 
 
 def _close_unfinished(session: Session, run: IngestRun) -> None:
@@ -122,7 +157,11 @@ def _validated_ahead(
 
     def next_valid() -> ValidChunk | None:
         raw = next(chunks, None)
-        return None if raw is None else validate_chunk(raw, header, station)
+        if raw is None:
+            return None
+        not_after = (np.datetime64(_now().replace(tzinfo=None), "s")
+                     + FUTURE_TOLERANCE.to_timedelta64())
+        return validate_chunk(raw, header, station, not_after)
 
     with ThreadPoolExecutor(max_workers=1) as worker:
         ahead = worker.submit(next_valid)

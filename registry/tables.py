@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+import sqlite3
+from contextlib import closing
 from functools import lru_cache
 
 from sqlalchemy import Column, Connection, Float, ForeignKey, MetaData, String, Table, Text
 from sqlalchemy import UniqueConstraint, inspect
+from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as POSTGRESQL_RESERVED
 from sqlalchemy.orm import Mapped, mapped_column
 
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
@@ -22,7 +25,7 @@ class IngestRun(Base):
     id: Mapped[int_pk]
     source: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # running | complete | failed | interrupted
+    status: Mapped[str] = mapped_column(String(16))  # running|complete|refused|failed|interrupted
     rows_read: Mapped[int] = mapped_column(default=0)
     rows_inserted: Mapped[int] = mapped_column(default=0)
     rows_present: Mapped[int] = mapped_column(default=0)
@@ -49,9 +52,29 @@ class QuarantinedRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+def keyword_problem(name: str) -> str | None:
+    """Why plain SQL could not use `name` unquoted as a column, or None. Probed on a real
+    in-memory SQLite; PostgreSQL's reserved words come from its SQLAlchemy dialect."""
+    if name in POSTGRESQL_RESERVED:
+        return "a reserved word in PostgreSQL"
+    try:
+        with closing(sqlite3.connect(":memory:")) as probe:  # name is [a-z_][a-z0-9_]*
+            probe.execute(f"create table probe ({name} real)")
+            probe.execute(f"select {name} from probe where {name} > 0 order by {name}")
+    except sqlite3.Error:
+        return "an SQL keyword in SQLite"
+    return None
+
+
 @lru_cache(maxsize=None)
 def observation_table(station: StationSchema) -> Table:
-    """`observations`: one row per UTC timestamp, one REAL column per channel of the station."""
+    """`observations`: one row per UTC timestamp, one REAL column per channel of the station;
+    a channel whose column plain SQL could not name is refused before any table exists."""
+    for c in station.channels:
+        if problem := keyword_problem(c.column):
+            raise ValueError(
+                f"station {station.name!r}: channel {c.source!r} would be column {c.column!r}, "
+                f"{problem}; give it another `column = \"...\"` in the station TOML")
     return Table(
         "observations",
         MetaData(),
@@ -61,6 +84,18 @@ def observation_table(station: StationSchema) -> Table:
             for c in station.channels
         ),
     )
+
+
+def _column_difference(found: list[str], expected: list[str]) -> str:
+    """The difference in words, so two long lists need not be compared by eye."""
+    if sorted(found) == sorted(expected):
+        at = next(i for i, (f, e) in enumerate(zip(found, expected)) if f != e)
+        return (f"the same columns in another order (column {at + 1} is {found[at]!r}, the "
+                f"station has {expected[at]!r} there)")
+    parts = [f"{label} {names}" for label, names in (
+        ("it lacks", [n for n in expected if n not in found]),
+        ("it has extra", [n for n in found if n not in expected])) if names]
+    return ", ".join(parts)
 
 
 def create_tables(connection: Connection, station: StationSchema) -> Table:
@@ -74,9 +109,8 @@ def create_tables(connection: Connection, station: StationSchema) -> Table:
         found = [c["name"] for c in inspector.get_columns("observations")]
         expected = [c.name for c in table.columns]
         if found != expected:
-            raise ValueError(
-                f"database observations table has columns {found}, but station "
-                f"{station.name!r} expects {expected}; use another database_url"
-            )
+            raise ValueError(f"database observations table does not fit station "
+                             f"{station.name!r}: {_column_difference(found, expected)}; use "
+                             "another database_url")
     table.metadata.create_all(connection)
     return table

@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from registry.db import Base, UTCDateTime, int_pk, utc_time
+from registry.db import Base, int_pk, utc_time
 
 CHAMPION = "champion"
 ALIAS_MOVES = ("promoted", "manual", "rollback")  # decisions that move the alias
@@ -47,6 +47,17 @@ class ModelVersionRow(Base):
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     library_versions: Mapped[str] = mapped_column(Text)  # JSON
     created_at: Mapped[utc_time]
+
+
+class ModelLockRow(Base):
+    """One row per model name, updated first thing by every transaction that writes the
+    model's versions: writers of one model take turns (SQLite's write lock, PostgreSQL's row
+    lock), so two retrains can never take the same version number."""
+
+    __tablename__ = "model_locks"
+
+    model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    taken_at: Mapped[utc_time]
 
 
 class ModelAliasRow(Base):
@@ -136,12 +147,6 @@ class NewVersion:
     best_naive_mae: tuple[float, ...]
     seasonal_mae: tuple[float, ...]
     library_versions: dict
-
-
-def next_version(session: Session, model_name: str) -> int:
-    current = session.scalar(select(func.max(ModelVersionRow.version))
-                             .where(ModelVersionRow.model_name == model_name))
-    return (current or 0) + 1
 
 
 def add_version(session: Session, new: NewVersion, version: int, artifact_path: str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -53,3 +55,42 @@ def test_an_invalid_setting_is_one_line_naming_the_field_not_a_traceback(tmp_pat
     assert result.exit_code == 2
     assert result.output == "error: invalid settings: forecast.folds: Input should be " \
                             "greater than 0\n"
+
+
+def test_a_file_name_that_is_not_utf8_or_holds_a_newline_is_stored_and_printed_escaped(
+        tmp_path):
+    import os
+
+    drop = tmp_path / "d" / "incoming"
+    drop.mkdir(parents=True)
+    rows = JENA_SAMPLE.read_bytes().split(b"\n")[1:3]
+    for name, row in zip((b"caf\xe9.csv", b"forged\n2 read, 2 inserted.csv"), rows):
+        with open(os.path.join(os.fsencode(drop), name), "wb") as handle:
+            handle.write(JENA_HEADER.encode() + b"\n" + row + b"\n")
+    result = runner.invoke(app, ["--data-dir", str(tmp_path / "d"), "ingest"])
+    assert result.exit_code == 0, result.output
+    assert f"{drop}/caf\\xe9.csv: 1 read" in result.output
+    assert f"{drop}/forged\\n2 read, 2 inserted.csv: 1 read" in result.output
+    with sqlite3.connect(tmp_path / "d" / "sensorcast.db") as connection:
+        sources = sorted(s for s, in connection.execute("select source from ingest_runs"))
+    assert sources == [f"{drop}/caf\\xe9.csv", f"{drop}/forged\\n2 read, 2 inserted.csv"]
+
+
+def test_flows_run_by_the_cli_give_prefect_minutes_to_start_its_server(tmp_path):
+    """Under load, 4 of 40 CLI runs failed at Prefect's default 20 s."""
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+from pathlib import Path
+from flows.cli import _prefect_home
+from forecasting.config import Settings
+_prefect_home(Settings(data_dir=Path({str(tmp_path)!r})))
+from prefect.settings import get_current_settings
+print(get_current_settings().server.ephemeral.startup_timeout_seconds)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, check=True)
+    assert int(result.stdout) >= 120

@@ -30,3 +30,40 @@ def test_ingest_flow_takes_the_drop_folder_and_skips_it_next_time(prefect_harnes
     with store.sessions() as session:
         assert session.scalar(select(func.count()).select_from(store.observations)) == 451
     store.close()
+
+
+def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_ingested(
+        prefect_harness, tmp_path):
+    """What used to stop the scheduled ingest for ever: each bad file is refused with its
+    reason, the good ones around it are stored, and the run completes."""
+    import gzip
+
+    from flows.ingest import ingest
+
+    data = tmp_path / "data"
+    drop = data / "incoming"
+    write_station_csv(drop / "a-good.csv", simulate_station("2020-01-01", 1, seed=1))
+    header, *rows = JENA_SAMPLE.read_bytes().split(b"\n")
+    (drop / "b-missing-column.csv").write_bytes(
+        header.replace(b',"rh (%)"', b"") + b"\n" + rows[0])
+    (drop / "c-lone-cr.csv").write_bytes(b"\r".join([header, *rows[:5]]))
+    (drop / "d-huge-header.csv").write_bytes(b'"' + b"x" * 200_000 + b'"\n' + rows[0])
+    (drop / "e-gzip.csv").write_bytes(gzip.compress(JENA_SAMPLE.read_bytes()))
+    write_station_csv(drop / "f-good.csv", simulate_station("2020-01-02", 1, seed=2))
+
+    state = ingest(data_dir=str(data), return_state=True)
+    assert state.is_completed()
+    by_file = {r["source"].rsplit("/", 1)[1]: r for r in state.result()}
+    assert {f: r["status"] for f, r in by_file.items()} == {
+        "a-good.csv": "complete", "b-missing-column.csv": "refused",
+        "c-lone-cr.csv": "complete", "d-huge-header.csv": "refused",
+        "e-gzip.csv": "refused", "f-good.csv": "complete"}
+    assert "lacks column(s) ['rh (%)']" in by_file["b-missing-column.csv"]["message"]
+    assert "first line is longer than 64 KiB" in by_file["d-huge-header.csv"]["message"]
+    assert "gzip-compressed" in by_file["e-gzip.csv"]["message"]
+    assert by_file["c-lone-cr.csv"]["rows_inserted"] == 5
+    store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(store.observations)) == \
+            2 * 144 + 5
+    store.close()

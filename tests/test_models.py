@@ -20,7 +20,7 @@ from forecasting.features import station_windows
 from forecasting.isolated import JobFailed, SavedNetwork, fit_networks
 from forecasting.training import NetworkForecaster
 from forecasting.windows import NotEnoughData
-from registry.artifacts import (ArtifactError, load_verified, member_reference, store_artifact,
+from registry.artifacts import (ArtifactError, artifact_digest, load_verified, member_reference,
                                 version_dir)
 
 TINY = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4, batch_size=64,
@@ -94,6 +94,13 @@ def test_a_failing_fit_process_reports_its_error(tiny_fit, tmp_path):
                      fold.validation, fold.test, threads=1)
 
 
+def _stored(model, root, version: int):
+    """Saved as version `version` of model `t` in the store at `root`: (path, sha256)."""
+    path = version_dir(root, "t", version)
+    model.save(path)
+    return path, artifact_digest(path)
+
+
 def _with_weights(model):
     """One epoch on tiny data rarely beats the base, and then the correction stays zero:
     give it weights so that the predictions depend on every saved layer."""
@@ -129,9 +136,9 @@ def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_ve
                                np.mean([m.predict(inputs) for m in members], axis=0))
     root = tmp_path / "artifacts"
     for version, member in enumerate(members, start=1):
-        path, sha = store_artifact(member, root, "t", version)
+        path, sha = _stored(member, root, version)
         ensemble.references.append(member_reference("t", version, str(path), sha, root))
-    path, sha = store_artifact(ensemble, root, "t", len(members) + 1)
+    path, sha = _stored(ensemble, root, len(members) + 1)
     reloaded = load_verified(path, sha, "t v8", root)
     np.testing.assert_allclose(reloaded.predict(inputs), ensemble.predict(inputs), rtol=1e-6)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
 
 from forecasting.schema import load_station
 from registry.ingestion import ingest_file
@@ -100,8 +105,23 @@ def test_database_of_another_station_is_refused(tmp_path):
     open_store(url, load_station(schema_path)).close()
     from forecasting.schema import JENA
 
-    with pytest.raises(ValueError, match="expects"):
+    with pytest.raises(ValueError, match=r"does not fit station 'jena': it lacks \['p_mbar'"):
         open_store(url, JENA)
+
+
+def test_a_database_with_the_channels_in_another_order_says_so(tmp_path):
+    schema_path = tmp_path / "hilltop.toml"
+    schema_path.write_text(HOURLY_TOML)
+    swapped = tmp_path / "swapped.toml"
+    first, second = HOURLY_TOML.split("[[channels]]")[1:]
+    swapped.write_text(HOURLY_TOML.split("[[channels]]")[0] + "[[channels]]" + second
+                       + "[[channels]]" + first)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    open_store(url, load_station(schema_path)).close()
+    with pytest.raises(ValueError) as refused:
+        open_store(url, load_station(swapped))
+    assert ("the same columns in another order (column 2 is 'air_temp', the station has "
+            "'pressure_hpa' there)") in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -111,6 +131,10 @@ def test_database_of_another_station_is_refused(tmp_path):
         (lambda t: t.replace("cadence_minutes = 60", "cadence_minutes = 7"), "must divide a day"),
         (lambda t: t.replace('name = "hilltop"\n', ""), "missing keys ['name']"),
         (lambda t: t.replace("max = 50", "max = -70"), "empty range"),
+        (lambda t: 'delimiter = ""\n' + t, "delimiter '' must be one character"),
+        (lambda t: 'delimiter = ";;"\n' + t, "delimiter ';;' must be one character"),
+        (lambda t: t.replace('"%Y-%m-%d %H:%M"', '"%Y-%m-%d %H:%M%z"'),
+         "has a UTC offset or zone name (%z, %Z), which is not supported"),
     ],
 )
 def test_invalid_station_description_is_explained(tmp_path, edit, message):
@@ -119,3 +143,20 @@ def test_invalid_station_description_is_explained(tmp_path, edit, message):
     with pytest.raises(ValueError) as err:
         load_station(path)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("keyword", ["select", "order", "index"])
+def test_a_channel_named_like_an_sql_keyword_is_refused_before_any_table_exists(
+        tmp_path, keyword):
+    path = tmp_path / "keyword.toml"
+    path.write_text(HOURLY_TOML.replace('column = "pressure_hpa"', f'column = "{keyword}"'))
+    database = tmp_path / "k.db"
+    result = CliRunner().invoke(app, ["--station-schema", str(path), "--data-dir",
+                                      str(tmp_path), "--database-url",
+                                      f"sqlite:///{database}", "models"])
+    assert result.exit_code == 2, result.output
+    assert (f"station 'hilltop': channel 'pressure' would be column '{keyword}'"
+            in result.output)
+    assert "Traceback" not in result.output
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("select name from sqlite_master").fetchall() == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from forecasting.csvfile import HeaderError
 from registry.ingestion import ingest_file
 from registry.observations import read_observations
 from registry.tables import IngestRun, QuarantinedRow
@@ -27,16 +26,21 @@ TAIL = "996.53,-8.51,264.91,-9.31,93.90,3.21,3.01,0.20,1.88,3.02,1310.24,0.19,0.
         ("01.01.2009 00:30:00," + TAIL.replace("-8.51", "warm"), "T (degC): 'warm' is not a number"),
         ("01.01.2009 00:30:00," + TAIL.replace("-8.51", ""), "T (degC): empty value"),
         ("01.01.2009 00:30:00," + TAIL.replace("0.19,0.63", "-9999.00,0.63"),
-         "wv (m/s): -9999 outside the valid range [0, 80] m/s"),
+         "wv (m/s): -9999.00 outside the valid range [0, 80] m/s"),
+        ("01.01.2009 00:30:00," + TAIL.replace("-8.51", "-50.00000000000001"),
+         "T (degC): -50.00000000000001 outside the valid range [-50, 50] degC"),
         ("01.01.2009 00:30:00," + TAIL.replace("-8.51", "inf"), "T (degC): 'inf' is not a finite"),
         ("01.01.2009 00:35:00," + TAIL, "is off the 10-minute cadence grid"),
         ("01.01.0001 00:30:00," + TAIL, "is outside the supported years 1900-2199"),
+        ("01.01.2150 00:30:00," + TAIL,
+         "Date Time: 2150-01-01T00:30:00 (2149-12-31 23:30:00 UTC) is in the future: later "
+         "than the ingest time plus 1 h"),
         ("01.01.2009 00:20:00," + TAIL, "already on line 3 with different values"),
         ("01.01.2009 00:30:00," + TAIL + ",1.0", "expected 15 fields, found 16"),
         ("01.01.2009 00:30:00;" + TAIL.replace(",", ";"), "expected 15 fields, found 1"),
     ],
-    ids=["timestamp-format", "impossible-date", "non-numeric", "empty", "sentinel",
-         "infinite", "off-grid", "ancient-year", "conflicting-duplicate", "too-many-fields", "wrong-delimiter"],
+    ids=["timestamp-format", "impossible-date", "non-numeric", "empty", "sentinel", "just-outside",
+         "infinite", "off-grid", "ancient-year", "future", "conflicting-duplicate", "too-many-fields", "wrong-delimiter"],
 )
 def test_bad_row_is_quarantined_with_reason_and_neighbours_kept(store, write_csv, bad_line, reason):
     path = write_csv([JENA_HEADER, GOOD[0], GOOD[1], bad_line, GOOD[2]])
@@ -73,19 +77,22 @@ def test_missing_header_columns_refuse_the_file_and_name_them(store, write_csv):
     ingest_file(store, write_csv([JENA_HEADER, GOOD[0]]), chunk_rows=100)
     header = JENA_HEADER.replace(',"rh (%)"', "").replace('"wd (deg)"', '"wind dir"')
     path = write_csv([header, GOOD[1]])
-    with pytest.raises(HeaderError, match=r"\['rh \(%\)', 'wd \(deg\)'\]"):
-        ingest_file(store, path, chunk_rows=100)
+    summary = ingest_file(store, path, chunk_rows=100)
+    assert summary.status == "refused"
+    assert "lacks column(s) ['rh (%)', 'wd (deg)']" in summary.message
+    again = ingest_file(store, path, chunk_rows=100)  # the drop folder's next run
     with store.sessions() as session:
         assert session.scalar(select(func.count()).select_from(store.observations)) == 1
-        failed = session.scalars(select(IngestRun).where(IngestRun.status == "failed")).one()
-    assert "rh (%)" in failed.message
+        refused = session.scalars(select(IngestRun).where(IngestRun.status == "refused")).one()
+    assert "rh (%)" in refused.message  # recorded once, not once per run
+    assert again.message == f"{summary.message} (as in run {refused.id})"
 
 
 def test_empty_file_is_refused_with_a_clear_message(store, tmp_path):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
-    with pytest.raises(HeaderError, match="empty"):
-        ingest_file(store, path, chunk_rows=100)
+    summary = ingest_file(store, path, chunk_rows=100)
+    assert summary.status == "refused" and "empty" in summary.message
 
 
 def test_rows_are_accounted_for_across_chunks(store, write_csv):

@@ -1,0 +1,145 @@
+"""Registering versions beside other writers and after crashes: numbers are never shared,
+a crash leaves nothing half-registered, and a champion moved by hand is never overridden by
+a stale comparison. Real processes, a real SQLite file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forecasting.candidates import fit_candidates
+from forecasting.config import ForecastParams, Settings
+from forecasting.evaluation import Scores, backtest
+from forecasting.features import station_windows
+from forecasting.schema import JENA
+from forecasting.simulate import simulated_observations
+from registry.champions import promote_version
+from registry.registration import inconsistencies
+from registry.store import open_store
+from registry.versions import champion, list_events, list_versions
+
+# One registration as the retrain does it: lock, move orphans aside, save, record. With
+# "crash", the process kills itself after the version is saved and recorded but before the
+# transaction commits (a real SIGKILL at the most dangerous moment).
+REGISTER = """
+import os, signal, sys
+from datetime import UTC, datetime
+from pathlib import Path
+import numpy as np
+import pandas as pd
+from forecasting.config import ForecastParams
+from forecasting.linear import LinearBlend
+from forecasting.schema import JENA
+from forecasting.windows import Windows
+from registry.registration import lock_model, move_orphans_aside, register_version
+from registry.store import open_store
+from registry.versions import NewVersion
+
+url, root, crash = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "crash"
+hours = 24 * 10
+series = np.sin(np.arange(hours) * 2 * np.pi / 24).astype(np.float32)
+windows = Windows(series[:, None], series, pd.date_range("2021-01-01", periods=hours,
+                  freq="h", tz="UTC"), np.arange(47, hours - 4), 48, 3, 0, ("t_degc",))
+model = LinearBlend(ForecastParams(lookback_hours=48, horizon_hours=3)).fit(windows)
+now = datetime.now(UTC)
+new = NewVersion(model_name="t", family="blend", params=model.params.model_dump(mode="json"),
+                 train_start=now, train_end=now, rows=1, holdout_windows=1,
+                 holdout_mae=(1.0, 1.0, 1.0), persistence_mae=(2.0, 2.0, 2.0),
+                 best_naive_mae=(2.0, 2.0, 2.0), seasonal_mae=(2.0, 2.0, 2.0),
+                 library_versions={})
+store = open_store(url, JENA)
+with store.sessions.begin() as session:
+    lock_model(session, "t")
+    moved = move_orphans_aside(session, root, "t")
+    version = register_version(session, root, new, model)
+    if crash:
+        os.kill(os.getpid(), signal.SIGKILL)
+print(version.version, len(moved))
+"""
+
+
+def register(tmp_path: Path, crash: bool = False) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", REGISTER, f"sqlite:///{tmp_path / 'r.db'}",
+         str(tmp_path / "artifacts"), "crash" if crash else "ok"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_registering_at_once_never_share_a_version(tmp_path):
+    open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA).close()
+    numbers = []
+    for _ in range(20):
+        pair = [register(tmp_path), register(tmp_path)]
+        for process in pair:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            numbers.append(int(out.split()[0]))
+    assert sorted(numbers) == list(range(1, 41))
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA)
+    with store.sessions() as session:
+        assert [v.version for v in list_versions(session, "t")] == list(range(1, 41))
+        assert inconsistencies(session, tmp_path / "artifacts") == []
+    store.close()
+
+
+def test_a_registration_killed_before_commit_leaves_nothing_registered_and_is_recovered(
+        tmp_path):
+    open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA).close()
+    assert register(tmp_path).wait(timeout=120) == 0
+    killed = register(tmp_path, crash=True)
+    assert killed.wait(timeout=120) == -9
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA)
+    with store.sessions() as session:
+        assert [v.version for v in list_versions(session, "t")] == [1]  # no half version
+        assert inconsistencies(session, tmp_path / "artifacts") == [
+            f"{tmp_path / 'artifacts' / 't' / 'v0002'} has no version row"]
+    recovered = register(tmp_path)
+    out, err = recovered.communicate(timeout=120)
+    assert recovered.returncode == 0, err
+    assert out.split() == ["2", "1"]  # v2 again, one orphan moved aside
+    with store.sessions() as session:
+        assert [v.version for v in list_versions(session, "t")] == [1, 2]
+        assert inconsistencies(session, tmp_path / "artifacts") == []
+    store.close()
+    assert [p.name[:5] for p in (tmp_path / "artifacts" / "t" / ".orphaned").iterdir()] == [
+        "v0002"]
+
+
+@pytest.fixture(scope="module")
+def small_backtest(tmp_path_factory):
+    params = ForecastParams(lookback_hours=48, families=("blend", "ridge"), folds=2,
+                            fold_days=3, validation_days=3)
+    windows, relative = station_windows(simulated_observations("2021-03-01", 40, seed=3), JENA,
+                                        params)
+    work = tmp_path_factory.mktemp("fit")
+    return params, backtest(windows, lambda fold: fit_candidates(fold, params, relative, work),
+                            params.folds, params.fold_days, params.validation_days)
+
+
+def test_a_champion_promoted_by_hand_during_a_retrain_is_not_overridden(small_backtest,
+                                                                          tmp_path):
+    from flows.retrain import register_and_gate
+
+    params, result = small_backtest
+    settings = Settings(data_dir=tmp_path)
+    store = open_store(settings.db_url, JENA)
+    register_and_gate.fn(store, settings, "t", result, 100, None, None, "", params, "test")
+    with store.sessions.begin() as session:
+        scored, other = list_versions(session, "t")
+        promote_version(session, settings.artifact_dir, "t", scored.version, "first", "cli")
+    # A retrain scores v1 as the champion; meanwhile an operator promotes v2.
+    with store.sessions.begin() as session:
+        promote_version(session, settings.artifact_dir, "t", other.version, "by hand", "cli")
+    weak = Scores(tuple(99.0 for _ in range(params.horizon_steps)), 10)  # easy to beat
+    second, _ = register_and_gate.fn(store, settings, "t", result, 100, scored, weak, "",
+                                     params, "test")
+    with store.sessions() as session:
+        assert champion(session, "t").id == other.id
+        events = list_events(session, "t")[-2:]
+    store.close()
+    assert [r["decision"] for r in second] == ["rejected", "rejected"]
+    for event in events:
+        assert f"the champion became t v{other.version} during this retrain" in event.reason
