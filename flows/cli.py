@@ -398,3 +398,17 @@ def _str(path: Path | None) -> str | None:
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+def run() -> None:
+    """The `sensorcast` command: the app, with database refusals (read-only file, full disk,
+    server down) as one line instead of a traceback. Each write is one transaction, so
+    nothing stored is lost or half-written: re-run once the cause is fixed."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        app()
+    except OperationalError as exc:
+        typer.echo(f"error: the database refused: {exc.orig}; nothing stored was lost or "
+                   "half-written, re-run once that is fixed", err=True)
+        raise SystemExit(2) from None

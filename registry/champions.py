@@ -54,9 +54,12 @@ def load_champion(session: Session, root: Path, model_name: str,
     current, refusals, tried = champion(session, model_name), [], set()
     while current is not None and current.id not in tried:
         tried.add(current.id)
+        label = f"{model_name} v{current.version}"
         try:
-            model = load_verified(current.artifact_path, current.artifact_sha256,
-                                  f"{model_name} v{current.version}", root)
+            model = load_verified(current.artifact_path, current.artifact_sha256, label, root)
+            if model.params.model_dump(mode="json") != current.params:
+                raise ArtifactError(f"{label}: the artifact's parameters differ from those "
+                                    "the registry recorded for it")
         except ArtifactError as refused:
             refusals.append(str(refused))
             current = replaced_by(session, current)

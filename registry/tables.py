@@ -1,20 +1,42 @@
-"""Tables of observations, quarantined rows and ingest runs."""
+"""Tables of the station, its observations, quarantined rows and ingest runs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import Column, Connection, Float, ForeignKey, MetaData, String, Table, Text
-from sqlalchemy import UniqueConstraint, inspect
+from sqlalchemy import UniqueConstraint, inspect, select
 from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as POSTGRESQL_RESERVED
 from sqlalchemy.orm import Mapped, mapped_column
 
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import Base, UTCDateTime, int_pk, utc_time
 from registry.migrations import add_missing_columns
+
+
+class StationRow(Base):
+    """The station this database holds: what its rows and forecasts mean. One row."""
+
+    __tablename__ = "station"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    target: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # see station_fingerprint
+    recorded_at: Mapped[utc_time]
+
+
+def station_fingerprint(station: StationSchema) -> str:
+    """sha256 of what gives stored values and forecasts their meaning: channel columns and
+    units, the target, the clock and cadence (not the valid ranges, which may be widened)."""
+    meaning = {"channels": [(c.source, c.column, c.unit) for c in station.channels],
+               "target": station.target, "timezone": station.timezone,
+               "cadence_minutes": station.cadence_minutes}
+    return hashlib.sha256(json.dumps(meaning, sort_keys=True).encode()).hexdigest()
 
 
 class IngestRun(Base):
@@ -113,4 +135,23 @@ def create_tables(connection: Connection, station: StationSchema) -> Table:
                              f"{station.name!r}: {_column_difference(found, expected)}; use "
                              "another database_url")
     table.metadata.create_all(connection)
+    _check_station(connection, station)
     return table
+
+
+def _check_station(connection: Connection, station: StationSchema) -> None:
+    """Record the station on first use; afterwards refuse any other meaning (a schema with
+    the same channels but another target would mix pressure forecasts with temperature)."""
+    rows = StationRow.__table__
+    known = connection.execute(select(rows)).first()
+    mine = station_fingerprint(station)
+    if known is None:
+        connection.execute(rows.insert().values(name=station.name, target=station.target,
+                                                fingerprint=mine, recorded_at=datetime.now(UTC)))
+    elif known.fingerprint != mine:
+        what = ("" if known.target != station.target
+                else " with other channels, units, clock or cadence")
+        raise ValueError(
+            f"this database holds station {known.name!r} forecasting {known.target!r}; the "
+            f"settings describe station {station.name!r} forecasting {station.target!r}{what}; "
+            "use another database_url for it")

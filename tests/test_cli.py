@@ -94,3 +94,32 @@ print(get_current_settings().server.ephemeral.startup_timeout_seconds)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=env, check=True)
     assert int(result.stdout) >= 120
+
+
+def test_a_read_only_database_is_one_line_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sensorcast = str(Path(sys.executable).parent / "sensorcast")
+    data = tmp_path / "d"
+    first = subprocess.run([sensorcast, "--data-dir", str(data), "ingest", str(JENA_SAMPLE)],
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    read_only = f"sqlite:///file:{data / 'sensorcast.db'}?mode=ro&uri=true"
+
+    def sensorcast_ro(*command):
+        return subprocess.run([sensorcast, "--data-dir", str(data), "--database-url",
+                               read_only, *command], capture_output=True, text=True,
+                              env={**os.environ, "PREFECT_HOME": str(tmp_path / "p")})
+
+    listed = sensorcast_ro("models")  # reading needs no write access
+    assert listed.returncode == 0 and "0 version(s)" in listed.stdout, listed.stderr
+    other = tmp_path / "other.csv"
+    other.write_text(JENA_HEADER + "\n" + JENA_SAMPLE.read_text().splitlines()[-1] + "\n")
+    result = sensorcast_ro("ingest", str(other))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: the database refused: attempt to write a "
+                                    "readonly database"), result.stderr
+    assert "Traceback" not in result.stderr

@@ -164,9 +164,23 @@ def point_outside_the_store(data):
         connection.execute("update model_versions set artifact_path = ?", (str(outside),))
 
 
+def record_other_params(data):
+    with sqlite3.connect(data / "sensorcast.db") as connection:
+        connection.execute("update model_versions set params = replace(params, "
+                           "'\"horizon_hours\": 24', '\"horizon_hours\": 12')")
+
+
+def link_a_file_from_outside(data):
+    model = next((data / "artifacts").rglob("model.keras"))
+    outside = data.parent / "elsewhere.keras"
+    model.rename(outside)
+    model.symlink_to(outside)
+
+
 @pytest.mark.parametrize(("spoil", "reason"), [
     (truncate, "sha256"), (delete, "unreadable"), (alter, "sha256"),
     (record_other_checksum, "sha256"), (point_outside_the_store, "outside the artifact store"),
+    (record_other_params, "parameters differ"), (link_a_file_from_outside, "symbolic link"),
 ])
 def test_refused_champion_artifact_falls_back_to_labelled_best_naive_and_records_why(
         with_champion, tmp_path, spoil, reason):

@@ -160,3 +160,22 @@ def test_a_channel_named_like_an_sql_keyword_is_refused_before_any_table_exists(
     assert "Traceback" not in result.output
     with sqlite3.connect(database) as connection:
         assert connection.execute("select name from sqlite_master").fetchall() == []
+
+
+def test_a_schema_with_the_same_channels_but_another_target_is_refused(tmp_path):
+    """It used to drop the temperature forecast as already present and score pressure
+    against temperature."""
+    schema_path = tmp_path / "hilltop.toml"
+    schema_path.write_text(HOURLY_TOML)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    open_store(url, load_station(schema_path)).close()
+    other = tmp_path / "pressure.toml"
+    other.write_text(HOURLY_TOML.replace('target = "air_temp"', 'target = "pressure"'))
+    with pytest.raises(ValueError) as refused:
+        open_store(url, load_station(other))
+    assert str(refused.value) == (
+        "this database holds station 'hilltop' forecasting 'air_temp'; the settings describe "
+        "station 'hilltop' forecasting 'pressure'; use another database_url for it")
+    widened = tmp_path / "widened.toml"  # a wider valid range changes no stored meaning
+    widened.write_text(HOURLY_TOML.replace("max = 50", "max = 60"))
+    open_store(url, load_station(widened)).close()
