@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,12 @@ import typer
 from pydantic import ValidationError
 
 from forecasting.config import Settings, invalid_settings
+
+
+class ModelChoice(str, Enum):
+    as_of = "as-of"
+    current = "current"
+
 
 LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"  # the server `make serve` starts
 
@@ -168,9 +175,13 @@ def forecast(
         help="Issue as of this time (ISO, UTC unless an offset is given); default now.")] = None,
     days: Annotated[int, typer.Option(
         min=0, max=36_500, help="Also backfill one forecast a day for the N days before.")] = 0,
+    model: Annotated[ModelChoice, typer.Option(
+        help="as-of: each forecast by the champion of its time (out of sample); current: "
+             "today's champion, rows inside its training span marked in sample.")
+    ] = ModelChoice.as_of,
 ) -> None:
-    """Forecast the next 24 hours with the champion (persistence if there is none), using
-    only observations at or before the forecast time."""
+    """Forecast the next 24 hours with the champion (the best naive forecast if there is
+    none), using only observations at or before the forecast time."""
     settings: Settings = ctx.obj
     _prefect_home(settings)
     from flows.forecast import forecast as forecast_flow
@@ -178,12 +189,14 @@ def forecast(
     runs = _run_flow(forecast_flow, data_dir=str(settings.data_dir),
                      database_url=settings.database_url,
                      station_schema=_str(settings.station_schema),
-                     at=_timestamp(at) if at else None, days=days, triggered_by="cli")
+                     at=_timestamp(at) if at else None, days=days,
+                     model=model.value.replace("-", "_"), triggered_by="cli")
     for run in runs:
-        model = run["model_name"] + (f" v{run['model_version']}" if run["model_version"] else "")
+        by = run["model_name"] + (f" v{run['model_version']}" if run["model_version"] else "")
         typer.echo(f"as of {run['as_of']:%Y-%m-%d %H:%M}: issued at "
-                   f"{run['issued_at']:%Y-%m-%d %H:%M} UTC by {model}, "
-                   f"{run['rows_written']} new rows")
+                   f"{run['issued_at']:%Y-%m-%d %H:%M} UTC by {by}, "
+                   f"{run['rows_written']} new rows"
+                   + (f" ({run['message']})" if run["message"] else ""))
     _echo_latest(settings)
 
 
@@ -328,16 +341,20 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
         typer.echo(f"  {row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
                    f"{row['rows_present']} already present, {row['rows_quarantined']} "
                    f"quarantined; newest {row['newest_observation']}")
-    typer.echo(f"[2/4] retraining the candidates on a rolling backtest (networks: at most "
-               f"{epochs} epochs)")
-    board = _run_flow(retrain_flow, **common, epochs=epochs, triggered_by="demo")
-    _echo_leaderboard(board)
     newest = _newest_observation(settings)
+    cut = newest - pd.Timedelta(days=backfill)
+    typer.echo(f"[2/4] retraining the candidates on a rolling backtest of the data up to "
+               f"{cut:%Y-%m-%d %H:%M} UTC, as the schedule would have {backfill} days ago "
+               f"(networks: at most {epochs} epochs)")
+    board = _run_flow(retrain_flow, **common, epochs=epochs, until=cut, triggered_by="demo")
+    _echo_leaderboard(board)
     typer.echo(f"\n[3/4] forecasting as of the newest observation ({newest:%Y-%m-%d %H:%M} "
-               f"UTC), backfilling the {backfill} days before")
-    _run_flow(forecast_flow, **common, at=newest, days=backfill, triggered_by="demo")
+               f"UTC), backfilling the {backfill} days before with that champion")
+    _run_flow(forecast_flow, **common, at=newest, days=backfill, model="current",
+              triggered_by="demo")
     _echo_latest(settings)
-    typer.echo("\n[4/4] skill of the backfilled forecasts, MAE in "
+    typer.echo(f"\n[4/4] skill of the backfilled forecasts, all out of sample (the models saw "
+               f"no data after {cut:%Y-%m-%d %H:%M} UTC), MAE in "
                f"{settings.station.target_channel.unit}:")
     _echo_skill(settings)
     db = settings.data_dir / "sensorcast.db"

@@ -4,6 +4,7 @@ backfilled for the days before."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.settings import run_name, settings_from
+from flows.settings import run_name, settings_from, who_started
 from forecasting.config import Settings
 from forecasting.forecast import StaleData, forecast_as_of, input_span
 from forecasting.plotting import plot_forecast
@@ -24,17 +25,18 @@ from registry.champions import load_champion
 from registry.forecasts import BEST_NAIVE, ForecastRun, read_view, record_run, write_forecast
 from registry.observations import newest_time, read_observations
 from registry.store import Store, open_store
-from registry.versions import ModelVersion
+from registry.versions import ModelVersion, champion, champion_at
 
 PLOT_FILE = "forecast.png"
 
 
-@task(cache_policy=NO_CACHE)
-def load_model(store: Store, settings: Settings, name: str,
-               triggered_by: str) -> tuple[ModelVersion | None, Forecaster | None]:
-    """The verified champion, or (None, None) for the naive forecast when none is usable."""
+@task(cache_policy=NO_CACHE, task_run_name="load the champion {which}")
+def load_model(store: Store, settings: Settings, name: str, triggered_by: str,
+               at: datetime | None, which: str) -> tuple[ModelVersion | None, Forecaster | None]:
+    """The verified champion (at `at`, when given), or (None, None) for the naive forecast
+    when none is usable."""
     with store.sessions.begin() as session:
-        loaded = load_champion(session, settings.artifact_dir, name, triggered_by)
+        loaded = load_champion(session, settings.artifact_dir, name, triggered_by, at)
     return loaded or (None, None)
 
 
@@ -60,11 +62,15 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
         label = (version.model_name, version.version) if forecast.by_model else \
             (forecast.naive, None)
         issued_at = _aware(forecast.issued_at)
+        out_of_sample = not forecast.by_model or version.train_end <= issued_at
         with store.sessions.begin() as session:
             written = write_forecast(session, issued_at,
                                      [_aware(t) for t in forecast.target_times],
-                                     forecast.values.tolist(), *label)
-        message = "; ".join(m for m in (forecast.note,
+                                     forecast.values.tolist(), *label, out_of_sample)
+        in_sample = "" if out_of_sample else (
+            f"in sample: v{version.version} was trained on data up to "
+            f"{version.train_end:%Y-%m-%d %H:%M} UTC")
+        message = "; ".join(m for m in (forecast.note, in_sample,
                                         "" if written else "already in the database") if m)
         run = ForecastRun(at, issued_at, "issued", *label, written, message)
     with store.sessions.begin() as session:
@@ -72,7 +78,7 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
     return run
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="draw the plot")
 def draw(store: Store, settings: Settings, days: int = 7) -> Path | None:
     """PNG of the latest forecast against recent observations and past forecasts."""
     return render_plot(store, settings.plot_dir / PLOT_FILE, days)
@@ -95,22 +101,37 @@ def render_plot(store: Store, path: Path, days: int) -> Path | None:
 @flow(name="forecast", flow_run_name=run_name("forecast"))
 def forecast(data_dir: str | None = None, database_url: str | None = None,
              station_schema: str | None = None, at: datetime | None = None, days: int = 0,
-             triggered_by: str = "forecast flow") -> list[dict] | State:
+             model: str = "as_of", triggered_by: str | None = None) -> list[dict] | State:
     """Issue the forecast as of `at` (default: now), and for each of the `days` days before
-    it at the same time of day. The run ends Failed, with the reason and no traceback, when
-    any of them was refused."""
+    it at the same time of day, each with the champion of its time (`model="as_of"`), so a
+    backfill never uses a model that saw what it forecasts; `model="current"` uses today's
+    champion and marks rows inside its training span in sample. The run ends Failed, with
+    the reason and no traceback, when any of them was refused."""
     logger = get_run_logger()
+    triggered_by = who_started(triggered_by)
     settings = settings_from(data_dir, database_url, station_schema)
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, settings.forecast)
     try:
+        if model not in ("as_of", "current"):
+            return Failed(message=f"model must be 'as_of' or 'current', not {model!r}")
         end = _utc(at) if at else datetime.now(UTC)
-        version, network = load_model(store, settings, name, triggered_by)
-        if version is None:
-            logger.warning("No usable champion for %s: writing the best naive forecast, "
-                           "labelled model_name='%s'", name, BEST_NAIVE)
-        runs = [issue(store, settings, end - timedelta(days=k), version, network, triggered_by)
-                for k in range(days, -1, -1)]
+        loaded: dict[int | None, tuple] = {}
+        runs = []
+        for moment in (end - timedelta(days=k) for k in range(days, -1, -1)):
+            with store.sessions() as session:
+                wanted = champion(session, name) if model == "current" else \
+                    champion_at(session, name, moment)
+            key = wanted and wanted.id
+            if key not in loaded:
+                loaded[key] = load_model(
+                    store, settings, name, triggered_by, None if model == "current" else moment,
+                    "now" if model == "current" else f"as of {moment:%Y-%m-%d %H:%M}")
+                if loaded[key][0] is None:
+                    logger.warning("No usable champion for %s as of %s: writing the best "
+                                   "naive forecast, labelled model_name='%s'", name,
+                                   f"{moment:%Y-%m-%d %H:%M}", BEST_NAIVE)
+            runs.append(issue(store, settings, moment, *loaded[key], triggered_by))
         plot = draw(store, settings)
         with store.sessions() as session:
             latest = read_view(session, "latest_forecast")
@@ -130,8 +151,10 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
             table=[{"target_time": f"{r.target_time:%Y-%m-%d %H:%M}", "horizon_hours":
                     r.horizon_hours, "value": round(r.value, 2), "model": r.model_name,
                     "version": r.model_version} for r in latest.itertuples()])
-    if plot:
-        create_markdown_artifact(key="forecast-plot", markdown=f"Forecast plot: `{plot}`")
+    if plot:  # the picture itself, inline, so the Prefect UI shows it without a file server
+        image = base64.b64encode(plot.read_bytes()).decode()
+        create_markdown_artifact(key="forecast-plot", description=f"Saved as {plot}",
+                                 markdown=f"![forecast of {name}](data:image/png;base64,{image})")
     refused = [r for r in runs if r.status == "refused"]
     if refused:
         return Failed(message=f"refused {len(refused)} of {len(runs)} forecast(s); "

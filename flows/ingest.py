@@ -64,8 +64,13 @@ def ingest(path: str | None = None, data_dir: str | None = None,
 
 
 def summary_row(summary: IngestSummary) -> dict:
+    """What matters first (file, outcome, counts, why), the checksum last, so a table in the
+    UI shows it without scrolling."""
     row = asdict(summary)
     row["extra_columns"] = ", ".join(summary.extra_columns)
     newest = summary.newest_observation
     row["newest_observation"] = newest.isoformat() if newest else None
-    return row
+    row["file"] = Path(summary.source).name
+    lead = ["file", "status", "rows_read", "rows_inserted", "rows_present", "rows_quarantined",
+            "message", "newest_observation"]
+    return {k: row[k] for k in [*lead, *(k for k in row if k not in lead)]}

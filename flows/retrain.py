@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from flows.settings import run_name, settings_from
+from flows.settings import run_name, settings_from, who_started
 from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
 from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
 from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
@@ -37,12 +37,12 @@ RIVALS = ("best_naive", "persistence", "seasonal_persistence")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load windows")
-def load_folds(store: Store, params: ForecastParams
+def load_folds(store: Store, params: ForecastParams, until: datetime | None = None
                ) -> tuple[Windows, list[FoldSplit], np.ndarray, int] | NotEnoughData:
-    """The last `history_days` of observations up to now as windows and the backtest's
-    folds; too little data is returned as the refusal (an expected outcome, not a crash to
-    trace)."""
-    now = datetime.now(UTC)  # rows stamped later (a wrong clock) never anchor the window
+    """The last `history_days` of observations up to `until` (default now) as windows and
+    the backtest's folds; too little data is returned as the refusal (an expected outcome,
+    not a crash to trace)."""
+    now = until or datetime.now(UTC)  # rows stamped later (a wrong clock) never anchor it
     with store.sessions() as session:
         newest = newest_time(session, store.observations, until=now)
         if newest is None:
@@ -152,10 +152,13 @@ def register_and_gate(store: Store, settings: Settings, name: str, backtest: Bac
 @flow(name="retrain", flow_run_name=run_name("retrain"))
 def retrain(data_dir: str | None = None, database_url: str | None = None,
             station_schema: str | None = None, families: list[str] | None = None,
-            epochs: int | None = None, triggered_by: str = "retrain flow") -> list[dict] | State:
-    """Backtest, register and gate the candidates; returns the leaderboard rows. Too little
-    data ends the run Failed with the reason, before anything is written."""
+            epochs: int | None = None, until: datetime | None = None,
+            triggered_by: str | None = None) -> list[dict] | State:
+    """Backtest, register and gate the candidates on the data up to `until` (default: now);
+    returns the leaderboard rows. Too little data ends the run Failed with the reason,
+    before anything is written."""
     logger = get_run_logger()
+    triggered_by = who_started(triggered_by)
     settings = settings_from(data_dir, database_url, station_schema)
     overrides = {k: v for k, v in {"families": families, "epochs": epochs}.items() if v}
     try:
@@ -166,7 +169,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, params)
     try:
-        loaded = load_folds(store, params)
+        loaded = load_folds(store, params, _utc(until) if until else None)
         if isinstance(loaded, NotEnoughData):
             logger.error("Not retraining: %s", loaded)
             return Failed(message=f"not retraining: {loaded}")
@@ -243,7 +246,7 @@ def leaderboard_row(version: ModelVersion, scores: Scores, backtest: Backtest,
     """Decision first, then the skill against the best naive forecast (ratios < 1 win)."""
     naive, persistence = backtest.scores("best_naive"), backtest.scores("persistence")
     row = {"family": version.family, "version": version.version, "decision": decision,
-           "vs_best_naive": round(scores.mean / naive.mean, 3)}
+           "reason": reason, "vs_best_naive": round(scores.mean / naive.mean, 3)}
     for i, (mine, theirs) in enumerate(zip(scores.groups(group_steps),
                                            naive.groups(group_steps))):
         row[f"group_{i + 1}_vs_best_naive"] = round(mine / theirs, 3)
@@ -252,9 +255,12 @@ def leaderboard_row(version: ModelVersion, scores: Scores, backtest: Backtest,
         "best_naive_mean_mae": round(naive.mean, 3),
         "persistence_mean_mae": round(persistence.mean, 3),
         "persistence_last_mae": round(persistence.last, 3),
-        "champion_mean_mae": round(champion_scores.mean, 3) if champion_scores else None,
-        "reason": reason})
+        "champion_mean_mae": round(champion_scores.mean, 3) if champion_scores else None})
     return row
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _aware(moment) -> datetime:

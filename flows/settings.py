@@ -21,3 +21,24 @@ def settings_from(data_dir: str | None = None, database_url: str | None = None,
     overrides = {"data_dir": data_dir, "database_url": database_url,
                  "station_schema": station_schema}
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def who_started(given: str | None) -> str:
+    """Who started this run, for the audit trail (`promotion_events`, `forecast_runs`): the
+    caller's word when it gives one (`cli`, `demo`), else what Prefect recorded: the
+    scheduler, a trigger (automation), or a person's run from the UI or API."""
+    if given:
+        return given
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return "python call"
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+    if run.auto_scheduled:
+        return "schedule"
+    if run.created_by and run.created_by.type:
+        kind = run.created_by.type.lower()
+        return f"{kind} {run.created_by.display_value or ''}".strip()
+    return "manual run (UI or API)" if run.deployment_id else "flow called directly"

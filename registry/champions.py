@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from forecasting.evaluation import Forecaster
 from registry.artifacts import ArtifactError, load_verified, verified_files
-from registry.versions import (ModelVersion, PromotionEvent, champion, get_version,
-                               previous_champion, record_event, replaced_by)
+from registry.versions import (ModelVersion, PromotionEvent, champion, champion_at,
+                               get_version, previous_champion, record_event, replaced_by)
 
 
 def verify(version: ModelVersion, root: Path) -> None:
@@ -45,13 +46,15 @@ def rollback(session: Session, root: Path, model_name: str, reason: str,
                          "candidate_last": previous.holdout_last})
 
 
-def load_champion(session: Session, root: Path, model_name: str,
-                  triggered_by: str) -> tuple[ModelVersion, Forecaster] | None:
-    """The champion's model, verified. If its artifact is refused, this run uses the
-    champion it replaced (and so on back), recording why in a `fallback` event; the alias
-    stays where it is, so a repaired artifact is used again next run. None when no usable
-    champion is left."""
-    current, refusals, tried = champion(session, model_name), [], set()
+def load_champion(session: Session, root: Path, model_name: str, triggered_by: str,
+                  at: datetime | None = None) -> tuple[ModelVersion, Forecaster] | None:
+    """The champion's model (the champion at `at`, when given), verified. If its artifact is
+    refused, this run uses the champion it replaced (and so on back), recording why in a
+    `fallback` event; the alias stays where it is, so a repaired artifact is used again next
+    run. None when no usable champion is left (or there was none at `at`)."""
+    current = champion(session, model_name) if at is None else \
+        champion_at(session, model_name, at)
+    refusals, tried = [], set()
     while current is not None and current.id not in tried:
         tried.add(current.id)
         label = f"{model_name} v{current.version}"

@@ -23,11 +23,12 @@ PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_ver
 BEST_NAIVE = BestNaive.name  # the naive forecast written when there is no usable champion
 VIEW_COLUMNS = {
     "latest_forecast": ["issued_at", "target_time", "horizon_hours", "value", "model_name",
-                        "model_version", "created_at"],
+                        "model_version", "created_at", "out_of_sample"],
     "forecast_skill": ["issued_at", "target_time", "horizon_hours", "model_name",
                        "model_version", "forecast", "actual", "error", "abs_error",
                        "persistence_forecast", "persistence_abs_error",
-                       "seasonal_persistence_forecast", "seasonal_persistence_abs_error"],
+                       "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
+                       "out_of_sample"],
 }
 
 
@@ -45,6 +46,9 @@ class ForecastRow(Base):
     model_name: Mapped[str] = mapped_column(String(100))
     model_version: Mapped[int | None]
     created_at: Mapped[utc_time]
+    # True when the model's training and validation data ended at or before issued_at (naive
+    # forecasts always); NULL on rows written before this column existed.
+    out_of_sample: Mapped[bool | None]
 
 
 Index("uq_forecasts_issue", ForecastRow.issued_at, ForecastRow.target_time,
@@ -90,7 +94,7 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
     views = {
         "latest_forecast": """
             SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
-                   f.model_version, f.created_at
+                   f.model_version, f.created_at, f.out_of_sample
             FROM forecasts f
             JOIN (SELECT issued_at, model_name, COALESCE(model_version, 0) AS version
                   FROM forecasts ORDER BY issued_at DESC, created_at DESC, id DESC
@@ -104,7 +108,8 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
                    p.{target} AS persistence_forecast,
                    ABS(p.{target} - o.{target}) AS persistence_abs_error,
                    s.{target} AS seasonal_persistence_forecast,
-                   ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error
+                   ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error,
+                   f.out_of_sample
             FROM forecasts f
             JOIN observations o ON o.{ts} = f.target_time
             LEFT JOIN observations p ON p.{ts} = f.issued_at
@@ -122,12 +127,13 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
 
 
 def write_forecast(session: Session, issued_at: datetime, target_times: list[datetime],
-                   values: list[float], model_name: str, model_version: int | None) -> int:
+                   values: list[float], model_name: str, model_version: int | None,
+                   out_of_sample: bool) -> int:
     """Insert one issue's rows; rows already there are kept. Returns how many were new."""
     now = datetime.now(UTC)
     rows = [
         {"issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
-         "model_version": model_version, "created_at": now,
+         "model_version": model_version, "created_at": now, "out_of_sample": out_of_sample,
          "horizon_hours": round((t - issued_at).total_seconds() / 3600)}
         for t, v in zip(target_times, values)
     ]

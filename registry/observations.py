@@ -19,8 +19,17 @@ def insert_ignore(session: Session, table: Table, rows: list[dict]) -> int:
     """Insert rows, skipping keys already present; returns how many were inserted."""
     if not rows:
         return 0
-    result = session.execute(_insert_ignore_statement(session, table), rows)
-    return result.rowcount
+    return _counted(session.connection(), _insert_ignore_statement(session, table), rows)
+
+
+def _counted(connection, stmt, rows: list[dict]) -> int:
+    """Execute a multi-row insert and count the rows it really inserted. SQLite's rowcount
+    says so; through psycopg 3 a multi-row `INSERT ... ON CONFLICT DO NOTHING` reports -1,
+    so there the inserted rows are returned and counted."""
+    if connection.dialect.name == "sqlite":
+        return connection.execute(stmt, rows).rowcount
+    key = next(iter(stmt.table.primary_key.columns))
+    return len(connection.execute(stmt.returning(key), rows).all())
 
 
 def _insert_ignore_statement(session: Session, table: Table):
@@ -57,7 +66,7 @@ def insert_observations(
         dict(zip(names, (t, *v)))
         for t, v in zip(_aware(times), values.tolist())
     ]
-    return connection.execute(stmt, rows).rowcount
+    return _counted(connection, stmt, rows)
 
 
 def _sqlite_stamps(times: np.ndarray) -> list[str]:

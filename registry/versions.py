@@ -230,6 +230,19 @@ def previous_champion(session: Session, model_name: str) -> ModelVersion | None:
     return None if current is None else replaced_by(session, current)
 
 
+def champion_at(session: Session, model_name: str, moment: datetime) -> ModelVersion | None:
+    """The champion at `moment`, from the append-only event log: the version of the last
+    promotion, manual promotion or rollback recorded at or before it (None before any)."""
+    made = session.scalars(select(PromotionEventRow).where(
+        PromotionEventRow.model_name == model_name,
+        PromotionEventRow.decision.in_(ALIAS_MOVES),
+        PromotionEventRow.candidate_version_id.is_not(None),
+        PromotionEventRow.created_at <= moment,
+    ).order_by(PromotionEventRow.created_at.desc(), PromotionEventRow.id.desc())).first()
+    return None if made is None else _version(session.get(ModelVersionRow,
+                                                          made.candidate_version_id))
+
+
 def replaced_by(session: Session, version: ModelVersion) -> ModelVersion | None:
     """The champion that `version` replaced when it was last made champion."""
     made = session.scalars(select(PromotionEventRow).where(

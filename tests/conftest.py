@@ -80,3 +80,20 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+def tiny_blend():
+    """A fitted linear blend on a clean daily sine (no TensorFlow): a real model to store."""
+    import numpy as np
+    import pandas as pd
+
+    from forecasting.config import ForecastParams
+    from forecasting.linear import LinearBlend
+    from forecasting.windows import Windows
+
+    hours = 24 * 10
+    series = np.sin(np.arange(hours) * 2 * np.pi / 24).astype(np.float32)
+    windows = Windows(series[:, None], series,
+                      pd.date_range("2021-01-01", periods=hours, freq="h", tz="UTC"),
+                      np.arange(47, hours - 4), 48, 3, 0, ("t_degc",))
+    return LinearBlend(ForecastParams(lookback_hours=48, horizon_hours=3)).fit(windows)

@@ -50,7 +50,8 @@ for _ in range(40):
     with store.sessions.begin() as session:
         times = [t.to_pydatetime().replace(tzinfo=newest.tzinfo) for t in forecast.target_times]
         issued_at = forecast.issued_at.to_pydatetime().replace(tzinfo=newest.tzinfo)
-        write_forecast(session, issued_at, times, forecast.values.tolist(), "persistence", None)
+        write_forecast(session, issued_at, times, forecast.values.tolist(), "persistence", None,
+                       True)
         record_run(session, ForecastRun(newest, issued_at, "issued", "persistence", None, 24,
                                         ""), "test")
     issued += 1

@@ -112,3 +112,7 @@ def test_deployed_flows_run_through_a_worker_against_a_real_prefect_api(prefect_
     assert 40 * 144 <= counts["ingest"] <= 41 * 144  # enough for the retrain's 3 folds
     assert counts["retrain"] == 1
     assert counts["forecast"] == 24
+    with sqlite3.connect(db) as connection:  # run by hand, so not recorded as the schedule
+        started = connection.execute("select triggered_by from forecast_runs union "
+                                     "select triggered_by from promotion_events").fetchall()
+    assert started == [("manual run (UI or API)",)]

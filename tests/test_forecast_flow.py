@@ -117,7 +117,7 @@ def test_forecast_as_of_t_ignores_observations_after_t(with_champion, tmp_path):
                            f"where observed_at > '{cut}' and observed_at < '2021-02-25'")
         connection.execute("delete from observations where observed_at >= '2021-02-25'")
     for data in (with_champion, altered):
-        state = run_forecast(data, at=AT)
+        state = run_forecast(data, at=AT, model="current")
         assert state.is_completed(), state.message
     query = ("select target_time, value, model_name, model_version from forecasts "
              f"where issued_at = '{cut}' order by target_time")
@@ -129,7 +129,8 @@ def test_forecast_as_of_t_ignores_observations_after_t(with_champion, tmp_path):
 
 
 def test_champion_forecast_differs_from_persistence(with_champion):
-    assert run_forecast(with_champion, at=AT + timedelta(hours=3)).is_completed()
+    assert run_forecast(with_champion, at=AT + timedelta(hours=3),
+                        model="current").is_completed()
     values = [r[0] for r in sql(with_champion, "select value from latest_forecast")]
     assert len(values) == 24 and np.ptp(values) > 0.1
 
@@ -190,7 +191,7 @@ def test_refused_champion_artifact_falls_back_to_labelled_best_naive_and_records
     broken = tmp_path / "broken"
     copy_data_dir(with_champion, broken)
     spoil(broken)
-    state = run_forecast(broken, at=AT + timedelta(days=1))
+    state = run_forecast(broken, at=AT + timedelta(days=1), model="current")
     assert state.is_completed(), state.message
     assert sql(broken, "select distinct model_name, model_version from latest_forecast") == \
         [("best_naive", None)]
@@ -230,7 +231,8 @@ def test_a_raised_data_age_limit_still_reads_the_champions_whole_input_window(
     and data 6 h old must be read far enough back for the whole window."""
     copy_data_dir(with_champion, tmp_path / "data")
     monkeypatch.setenv("SENSORCAST_FORECAST__MAX_DATA_AGE_MINUTES", "600")
-    state = run_forecast(tmp_path / "data", at=datetime(2021, 3, 2, 5, 0, tzinfo=UTC))
+    state = run_forecast(tmp_path / "data", at=datetime(2021, 3, 2, 5, 0, tzinfo=UTC),
+                         model="current")
     assert state.is_completed(), state.message
     assert sql(tmp_path / "data", "select distinct model_name, model_version, issued_at "
                "from latest_forecast") == [(NAME, 1, "2021-03-01 23:00:00")]
@@ -243,7 +245,7 @@ def test_champion_window_with_a_long_gap_gives_labelled_best_naive_and_says_why(
     with sqlite3.connect(gappy / "sensorcast.db") as connection:
         connection.execute("delete from observations where observed_at > '2021-02-19 02:00:00' "
                            "and observed_at < '2021-02-19 12:00:00'")  # longer than 6 h
-    state = run_forecast(gappy, at=AT + timedelta(hours=1))
+    state = run_forecast(gappy, at=AT + timedelta(hours=1), model="current")
     assert state.is_completed(), state.message
     assert sql(gappy, "select distinct model_name, model_version from forecasts "
                       "where issued_at = '2021-02-20 13:00:00'") == [("best_naive", None)]
@@ -277,3 +279,53 @@ def test_plot_shows_the_latest_forecast_as_a_png(prefect_harness, tmp_path):
     plotted = runner.invoke(app, ["--data-dir", str(tmp_path), "plot", "--out", str(out)])
     assert plotted.exit_code == 0, plotted.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_a_backfill_uses_the_champion_of_each_time_and_marks_what_is_in_sample(
+        with_champion, tmp_path):
+    """The champion was promoted today: as of February 2021 there was none, so the backfill
+    is the best naive forecast (out of sample by nature), never today's model. With
+    `model="current"` today's champion forecasts, and only issues after its training data
+    count as out of sample."""
+    honest = tmp_path / "honest"
+    copy_data_dir(with_champion, honest)
+    assert run_forecast(honest, at=AT + timedelta(days=5), days=5).is_completed()
+    assert sql(honest, "select distinct model_name, model_version, out_of_sample "
+                       "from forecast_skill") == [("best_naive", None, 1)]
+    (train_end,), = sql(honest, "select train_end from model_versions where version = 1")
+
+    current = tmp_path / "current"
+    copy_data_dir(with_champion, current)
+    assert run_forecast(current, at=AT + timedelta(days=5), days=5,
+                        model="current").is_completed()
+    rows = sql(current, "select issued_at, model_name, out_of_sample from forecasts "
+                        "group by issued_at order by issued_at")
+    assert {(name, flag) for _, name, flag in rows} == {(NAME, 0), (NAME, 1)}
+    assert all(flag == (issued >= train_end) for issued, _, flag in rows)
+    (message,) = sql(current, "select message from forecast_runs order by id limit 1")[0]
+    assert message.startswith(f"in sample: v1 was trained on data up to {train_end[:16]}")
+
+
+def test_the_forecast_plot_artifact_carries_the_picture_itself(prefect_harness, tmp_path):
+    """The Prefect UI showed only a path on the worker's disk; now the markdown artifact
+    embeds the PNG, which the UI renders without any file server."""
+    import asyncio
+    import base64
+    import re
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    station(tmp_path, simulate_station("2021-01-01", 60, seed=1)).close()
+    assert run_forecast(tmp_path, at=AT).is_completed()
+
+    async def latest_plot():
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["forecast-plot"])))
+            return max(found, key=lambda a: a.created).data
+
+    markdown = asyncio.run(latest_plot())
+    image = re.fullmatch(r"!\[forecast of t_degc_24h\]\(data:image/png;base64,(.+)\)",
+                         markdown).group(1)
+    assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -123,3 +123,20 @@ def test_two_gigabyte_file_of_nothing_is_read_in_flat_memory(store, tmp_path):
         (raw, reason), = session.execute(text("select raw, reason from quarantined_rows")).all()
     assert reason == f"line longer than {MAX_LINE_BYTES} bytes (binary or corrupt data)"
     assert len(raw) < 2100  # kept short in quarantine
+
+
+def test_a_header_of_ten_million_columns_is_refused_in_flat_memory(store, tmp_path):
+    """It took 1.7 GB and stored 99 MB of column names in `ingest_runs`."""
+    path = tmp_path / "wide.csv"
+    with open(path, "wb") as handle:  # written in pieces, so this test's own peak stays low
+        for start in range(0, 10_000_000, 100_000):
+            handle.write(b"".join(b"c%d," % i for i in range(start, start + 100_000)))
+        handle.write(b"\n")
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    summary = ingest_file(store, path, 50_000)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 64 * 1024
+    assert summary.status == "refused"
+    assert "the first line is longer than 64 KiB" in summary.message
+    with store.sessions() as session:
+        extra = session.execute(text("select extra_columns from ingest_runs")).scalar()
+    assert extra == ""

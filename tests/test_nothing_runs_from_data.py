@@ -10,18 +10,13 @@ import sqlite3
 from pathlib import Path
 
 import keras
-import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from forecasting.config import ForecastParams
-from forecasting.linear import LinearBlend
-from forecasting.windows import Windows
 import registry.artifacts as artifacts
 from registry.artifacts import ArtifactError, artifact_digest, load_verified
-from tests.conftest import JENA_HEADER, JENA_SAMPLE
+from tests.conftest import JENA_HEADER, JENA_SAMPLE, tiny_blend
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = JENA_SAMPLE.read_text().splitlines()[1]
@@ -83,14 +78,8 @@ def test_no_code_path_unpickles_or_evaluates_data():
 
 def _linear_version(root: Path) -> Path:
     """A stored blend model (no TensorFlow needed) in version folder v0001."""
-    params = ForecastParams(lookback_hours=48, horizon_hours=3, step_minutes=60)
-    hours = 24 * 20
-    series = np.sin(np.arange(hours) * 2 * np.pi / 24).astype(np.float32)
-    windows = Windows(series[:, None], series, pd.date_range("2021-01-01", periods=hours,
-                                                             freq="h", tz="UTC"),
-                      np.arange(47, hours - 4), 48, 3, 0, ("t_degc",))
     version = root / "t" / "v0001"
-    LinearBlend(params).fit(windows).save(version)
+    tiny_blend().save(version)
     return version
 
 

@@ -28,22 +28,14 @@ REGISTER = """
 import os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
-import numpy as np
-import pandas as pd
-from forecasting.config import ForecastParams
-from forecasting.linear import LinearBlend
 from forecasting.schema import JENA
-from forecasting.windows import Windows
 from registry.registration import lock_model, move_orphans_aside, register_version
 from registry.store import open_store
 from registry.versions import NewVersion
+from tests.conftest import tiny_blend
 
 url, root, crash = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "crash"
-hours = 24 * 10
-series = np.sin(np.arange(hours) * 2 * np.pi / 24).astype(np.float32)
-windows = Windows(series[:, None], series, pd.date_range("2021-01-01", periods=hours,
-                  freq="h", tz="UTC"), np.arange(47, hours - 4), 48, 3, 0, ("t_degc",))
-model = LinearBlend(ForecastParams(lookback_hours=48, horizon_hours=3)).fit(windows)
+model = tiny_blend()
 now = datetime.now(UTC)
 new = NewVersion(model_name="t", family="blend", params=model.params.model_dump(mode="json"),
                  train_start=now, train_end=now, rows=1, holdout_windows=1,

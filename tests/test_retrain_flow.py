@@ -67,7 +67,7 @@ def test_retrain_registers_every_candidate_and_promotes_the_best_that_beats_best
         if event.candidate_mean < promoted.candidate_mean:
             assert event.decision == "rejected" and ">= best naive" in event.reason
     assert {row["decision"] for row in board} == {"promoted", "rejected"}
-    assert list(board[0])[:4] == ["family", "version", "decision", "vs_best_naive"]
+    assert list(board[0])[:5] == ["family", "version", "decision", "reason", "vs_best_naive"]
     first = versions[0]
     for v in versions:  # every version's metrics are against the same backtest windows
         assert v.holdout_windows == first.holdout_windows
