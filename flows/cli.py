@@ -294,9 +294,28 @@ def _prefect_home(settings: Settings) -> None:
     (settings.data_dir / "prefect").mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _stop_orphaned_servers(os.environ["PREFECT_HOME"])
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if "PREFECT_API_URL" not in os.environ and _healthy(LOCAL_PREFECT_API):
         os.environ["PREFECT_API_URL"] = LOCAL_PREFECT_API
+
+
+def _stop_orphaned_servers(prefect_home: str) -> None:
+    """A CLI killed mid-run (SIGKILL) cannot stop the ephemeral Prefect server it started,
+    which then runs on for ever (about 200 MB). The next CLI call stops those of this
+    PREFECT_HOME whose parent is gone; `make serve`'s server is another command line."""
+    import psutil
+
+    for process in psutil.process_iter(["ppid", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if process.info["ppid"] != 1 or "uvicorn" not in command \
+                or "prefect.server.api.server:create_app" not in command:
+            continue
+        try:
+            if process.environ().get("PREFECT_HOME") == prefect_home:
+                process.terminate()
+        except psutil.Error:
+            continue
 
 
 def _healthy(api_url: str) -> bool:

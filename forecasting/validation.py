@@ -273,5 +273,7 @@ def _iso(t: np.datetime64) -> str:
 
 
 def _raw(line: bytes) -> str:
-    text = decode(line)[0]
+    """The line as text for quarantine, cut at RAW_LIMIT; NUL, which no PostgreSQL text can
+    hold, written as `\\x00`."""
+    text = decode(line)[0].replace("\x00", "\\x00")
     return text if len(text) <= RAW_LIMIT else text[:RAW_LIMIT] + f"… [{len(text)} chars]"

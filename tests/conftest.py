@@ -1,8 +1,13 @@
-"""Shared fixtures: a temp SQLite store, station files, and one Prefect test harness."""
+"""Shared fixtures: a store on SQLite and on a real PostgreSQL server, station files, and one
+Prefect test harness."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,9 +55,57 @@ def station(tmp: Path, frame):
     return store
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL server for the session (Debian's package; `.ci/run` installs it),
+    on a Unix socket in a private folder; skipped, saying why, where it is not installed."""
+    initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob(
+        "*/bin/initdb"))), None)
+    if initdb is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="sensorcast-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, bin_dir = folder / "data", Path(initdb).resolve().parent
+    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "sensorcast", "--auth=trust",
+                    "--no-sync"], check=True, capture_output=True)
+    options = f"-k {folder} -c listen_addresses='' -c fsync=off"
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w",
+                    "-l", str(folder / "server.log"), "start"], check=True, capture_output=True)
+    yield f"postgresql+psycopg://sensorcast@/{{database}}?host={folder}"
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                    "stop"], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(f"sqlite:///{tmp_path / 'sensorcast.db'}", JENA)
+def postgres_url(postgres_server, request):
+    """A fresh, empty database on the session's PostgreSQL server."""
+    from sqlalchemy import create_engine, text
+
+    name = "t" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    admin = create_engine(postgres_server.format(database="postgres"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_server.format(database=name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """The same test on a SQLite file and on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sensorcast.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(database_url):
+    s = open_store(database_url, JENA)
     yield s
     s.close()
 

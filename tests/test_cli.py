@@ -123,3 +123,40 @@ def test_a_read_only_database_is_one_line_not_a_traceback(tmp_path):
     assert result.stderr.startswith("error: the database refused: attempt to write a "
                                     "readonly database"), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_killed_cli_leaves_no_prefect_server_running_after_the_next_call(tmp_path):
+    """SIGKILL gives the CLI no chance to stop the ephemeral server it started; the next
+    call of the CLI stops it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import psutil
+
+    from forecasting.simulate import simulate_station, write_station_csv
+
+    sensorcast = str(Path(sys.executable).parent / "sensorcast")
+    data = tmp_path / "d"
+    write_station_csv(data / "incoming" / "a.csv", simulate_station("2021-01-01", 3, seed=1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    cli = subprocess.Popen([sensorcast, "--data-dir", str(data), "forecast",
+                            "--at", "2021-01-03T12:00"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline, server = time.monotonic() + 120, None
+    while server is None and time.monotonic() < deadline:
+        server = next((c for c in psutil.Process(cli.pid).children(recursive=True)
+                       if "uvicorn" in " ".join(c.cmdline())), None)
+        time.sleep(0.2)
+    assert server is not None, "the CLI started no Prefect server"
+    os.kill(cli.pid, signal.SIGKILL)
+    cli.wait()
+    time.sleep(1)
+    assert server.is_running()  # orphaned
+    subprocess.run([sensorcast, "--data-dir", str(data), "forecast", "--at",
+                    "2021-01-03T12:00"], env=env, capture_output=True, timeout=300)
+    server.wait(timeout=30)
+    assert not server.is_running()

@@ -53,24 +53,23 @@ print(version.version, len(moved))
 """
 
 
-def register(tmp_path: Path, crash: bool = False) -> subprocess.Popen:
+def register(tmp_path: Path, url: str, crash: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", REGISTER, f"sqlite:///{tmp_path / 'r.db'}",
-         str(tmp_path / "artifacts"), "crash" if crash else "ok"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-c", REGISTER, url, str(tmp_path / "artifacts"),
+         "crash" if crash else "ok"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_two_processes_registering_at_once_never_share_a_version(tmp_path):
-    open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA).close()
+def test_two_processes_registering_at_once_never_share_a_version(tmp_path, database_url):
+    open_store(database_url, JENA).close()
     numbers = []
     for _ in range(20):
-        pair = [register(tmp_path), register(tmp_path)]
+        pair = [register(tmp_path, database_url), register(tmp_path, database_url)]
         for process in pair:
             out, err = process.communicate(timeout=120)
             assert process.returncode == 0, err
             numbers.append(int(out.split()[0]))
     assert sorted(numbers) == list(range(1, 41))
-    store = open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA)
+    store = open_store(database_url, JENA)
     with store.sessions() as session:
         assert [v.version for v in list_versions(session, "t")] == list(range(1, 41))
         assert inconsistencies(session, tmp_path / "artifacts") == []
@@ -78,17 +77,17 @@ def test_two_processes_registering_at_once_never_share_a_version(tmp_path):
 
 
 def test_a_registration_killed_before_commit_leaves_nothing_registered_and_is_recovered(
-        tmp_path):
-    open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA).close()
-    assert register(tmp_path).wait(timeout=120) == 0
-    killed = register(tmp_path, crash=True)
+        tmp_path, database_url):
+    open_store(database_url, JENA).close()
+    assert register(tmp_path, database_url).wait(timeout=120) == 0
+    killed = register(tmp_path, database_url, crash=True)
     assert killed.wait(timeout=120) == -9
-    store = open_store(f"sqlite:///{tmp_path / 'r.db'}", JENA)
+    store = open_store(database_url, JENA)
     with store.sessions() as session:
         assert [v.version for v in list_versions(session, "t")] == [1]  # no half version
         assert inconsistencies(session, tmp_path / "artifacts") == [
             f"{tmp_path / 'artifacts' / 't' / 'v0002'} has no version row"]
-    recovered = register(tmp_path)
+    recovered = register(tmp_path, database_url)
     out, err = recovered.communicate(timeout=120)
     assert recovered.returncode == 0, err
     assert out.split() == ["2", "1"]  # v2 again, one orphan moved aside

@@ -1,0 +1,51 @@
+"""The storage cycle a scheduled deployment runs, on SQLite and on a real PostgreSQL server:
+ingest (true counts), re-ingest, forecasts written once, and the SQL views that score them."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+import pandas as pd
+from sqlalchemy import func, select, text
+
+from forecasting.config import ForecastParams
+from forecasting.forecast import forecast_as_of
+from forecasting.simulate import simulate_station, write_station_csv
+from registry.forecasts import read_view, write_forecast
+from registry.ingestion import ingest_file
+from registry.observations import read_observations
+
+
+def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp_path):
+    frame = simulate_station("2021-01-01", 20, seed=2)
+    path = write_station_csv(tmp_path / "feed.csv", frame)
+    first = ingest_file(store, path, 5_000)
+    assert (first.rows_read, first.rows_inserted, first.rows_present) == (20 * 144, 20 * 144, 0)
+    overlap = write_station_csv(tmp_path / "overlap.csv", frame.iloc[-300:])
+    again = ingest_file(store, overlap, 5_000)
+    assert (again.rows_inserted, again.rows_present) == (0, 300)  # not -1
+
+    with store.sessions() as session:
+        observed = read_observations(session, store.observations)
+    params = ForecastParams(lookback_hours=48)
+    issues = [pd.Timestamp("2021-01-15 06:00"), pd.Timestamp("2021-01-16 06:00")]
+    for at in issues:
+        forecast = forecast_as_of(observed, store.station, params, at)
+        times = [t.to_pydatetime().replace(tzinfo=UTC) for t in forecast.target_times]
+        issued = forecast.issued_at.to_pydatetime().replace(tzinfo=UTC)
+        with store.sessions.begin() as session:
+            args = (session, issued, times, forecast.values.tolist(), forecast.naive, None, True)
+            assert write_forecast(*args) == 24
+            assert write_forecast(*args) == 0  # a re-run adds nothing, and says so
+
+    with store.sessions() as session:
+        latest = read_view(session, "latest_forecast")
+        skill = read_view(session, "forecast_skill")
+        count = session.scalar(select(func.count()).select_from(text("forecasts")))
+    assert count == 48 and len(latest) == 24
+    assert latest.issued_at.unique().tolist() == [issues[-1]]
+    assert len(skill) == 48 and skill.out_of_sample.all()
+    row = skill.iloc[30]  # an issue's seasonal persistence is the value 24 h before target
+    day_before = observed.loc[row.target_time - timedelta(days=1), "t_degc"]
+    assert row.seasonal_persistence_forecast == day_before
+    assert abs(row.abs_error - abs(row.forecast - row.actual)) < 1e-9
