@@ -160,3 +160,9 @@ def test_a_killed_cli_leaves_no_prefect_server_running_after_the_next_call(tmp_p
                     "2021-01-03T12:00"], env=env, capture_output=True, timeout=300)
     server.wait(timeout=30)
     assert not server.is_running()
+
+
+def test_an_absurd_backfill_is_refused_by_the_option_not_a_traceback(tmp_path):
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "forecast", "--days", "1000000"])
+    assert result.exit_code == 2
+    assert "less than or equal to 36500" in result.output and "Traceback" not in result.output

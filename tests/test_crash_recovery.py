@@ -63,6 +63,7 @@ def test_ingest_killed_mid_file_recovers_exactly_on_rerun(feed, tmp_path, trial)
     child.send_signal(signal.SIGKILL)
     child.wait()
 
+    assert table_rows(db, "pragma integrity_check") == [("ok",)]
     stored = table_rows(db, "select count(*) from observations")[0][0]
     runs_after_kill = table_rows(db, "select status, rows_read, rows_inserted from ingest_runs")
     # Rows and the run's counters commit together, one whole chunk at a time.
@@ -87,3 +88,47 @@ def test_ingest_killed_mid_file_recovers_exactly_on_rerun(feed, tmp_path, trial)
         assert last[1] == "complete" and f"interrupted run(s) {first_id}" in last[3]
     elif not killed_mid_file:  # the kill came after the file was complete
         assert summary.status == "skipped"
+
+
+def test_a_full_disk_during_ingest_is_one_line_and_a_rerun_is_exact(tmp_path):
+    """The database's file system fills up mid-file: the CLI says so in one line, the
+    database stays intact, and once there is room the same command stores exactly what an
+    uninterrupted ingest stores."""
+    import os
+
+    from forecasting.simulate import simulate_station, write_station_csv
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.strip()}")
+    try:
+        feed = write_station_csv(tmp_path / "feed.csv", simulate_station("2021-01-01", 60,
+                                                                         seed=5))
+        sensorcast = str(Path(sys.executable).parent / "sensorcast")
+        env = {**os.environ, "SENSORCAST_CHUNK_ROWS": "1000"}
+
+        def ingest(data):
+            return subprocess.run([sensorcast, "--data-dir", str(data), "ingest", str(feed)],
+                                  capture_output=True, text=True, env=env)
+
+        full = ingest(small)
+        assert full.returncode == 2, full.stdout + full.stderr
+        assert full.stderr.startswith("error: the database refused: database or disk is full")
+        assert "Traceback" not in full.stderr
+        with sqlite3.connect(small / "sensorcast.db") as connection:
+            assert connection.execute("pragma integrity_check").fetchone() == ("ok",)
+            stored = connection.execute("select count(*) from observations").fetchone()[0]
+        assert 0 < stored < 60 * 144  # the chunks committed before the disk filled up
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)
+        again = ingest(small)
+        assert again.returncode == 0, again.stderr
+        assert ingest(tmp_path / "reference").returncode == 0
+        query = "select * from observations order by observed_at"
+        with sqlite3.connect(small / "sensorcast.db") as resumed, \
+                sqlite3.connect(tmp_path / "reference" / "sensorcast.db") as reference:
+            assert resumed.execute(query).fetchall() == reference.execute(query).fetchall()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)

@@ -7,6 +7,7 @@ import os
 import resource
 import sqlite3
 import tempfile
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -140,3 +141,15 @@ def test_a_header_of_ten_million_columns_is_refused_in_flat_memory(store, tmp_pa
     with store.sessions() as session:
         extra = session.execute(text("select extra_columns from ingest_runs")).scalar()
     assert extra == ""
+
+
+def test_a_utf16_or_zip_file_is_refused_saying_what_it_is(store, tmp_path):
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_bytes(JENA_SAMPLE.read_text().encode("utf-16"))
+    summary = ingest_file(store, utf16, 1000)
+    assert summary.status == "refused" and "is UTF-16 (or binary); save it as UTF-8" in \
+        summary.message
+    with zipfile.ZipFile(tmp_path / "zipped.csv", "w") as archive:
+        archive.write(JENA_SAMPLE, "station.csv")
+    summary = ingest_file(store, tmp_path / "zipped.csv", 1000)
+    assert summary.status == "refused" and "is a ZIP archive" in summary.message

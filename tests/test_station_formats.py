@@ -176,6 +176,11 @@ def test_a_schema_with_the_same_channels_but_another_target_is_refused(tmp_path)
     assert str(refused.value) == (
         "this database holds station 'hilltop' forecasting 'air_temp'; the settings describe "
         "station 'hilltop' forecasting 'pressure'; use another database_url for it")
+    slower = tmp_path / "slower.toml"  # used to end in "have 0 samples" at the retrain
+    slower.write_text(HOURLY_TOML.replace("cadence_minutes = 60", "cadence_minutes = 120"))
+    with pytest.raises(ValueError, match="with other channels, units, clock or cadence; use "
+                                         "another database_url"):
+        open_store(url, load_station(slower))
     widened = tmp_path / "widened.toml"  # a wider valid range changes no stored meaning
     widened.write_text(HOURLY_TOML.replace("max = 50", "max = 60"))
     open_store(url, load_station(widened)).close()
