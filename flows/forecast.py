@@ -66,7 +66,8 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
         with store.sessions.begin() as session:
             written = write_forecast(session, issued_at,
                                      [_aware(t) for t in forecast.target_times],
-                                     forecast.values.tolist(), *label, out_of_sample)
+                                     forecast.values.tolist(), *label, out_of_sample,
+                                     store.station.target_channel.column)
         in_sample = "" if out_of_sample else (
             f"in sample: v{version.version} was trained on data up to "
             f"{version.train_end:%Y-%m-%d %H:%M} UTC")

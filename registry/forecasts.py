@@ -23,12 +23,12 @@ PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_ver
 BEST_NAIVE = BestNaive.name  # the naive forecast written when there is no usable champion
 VIEW_COLUMNS = {
     "latest_forecast": ["issued_at", "target_time", "horizon_hours", "value", "model_name",
-                        "model_version", "created_at", "out_of_sample"],
+                        "model_version", "created_at", "out_of_sample", "target"],
     "forecast_skill": ["issued_at", "target_time", "horizon_hours", "model_name",
                        "model_version", "forecast", "actual", "error", "abs_error",
                        "persistence_forecast", "persistence_abs_error",
                        "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
-                       "out_of_sample"],
+                       "out_of_sample", "target"],
 }
 
 
@@ -49,6 +49,8 @@ class ForecastRow(Base):
     # True when the model's training and validation data ended at or before issued_at (naive
     # forecasts always); NULL on rows written before this column existed.
     out_of_sample: Mapped[bool | None]
+    # The station's target column (`t_degc`); NULL on rows written before it was recorded.
+    target: Mapped[str | None] = mapped_column(String(100))
 
 
 Index("uq_forecasts_issue", ForecastRow.issued_at, ForecastRow.target_time,
@@ -91,16 +93,21 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
     ts = TIMESTAMP_SQL_COLUMN
     day_before = ("datetime(f.target_time, '-1 day')" if connection.dialect.name == "sqlite"
                   else "f.target_time - INTERVAL '1 day'")
+    # Only this station's target is scored against its observations; `target` is a
+    # validated SQL name, so it can stand in the view's text.
+    mine = f"(target = '{target}' OR target IS NULL)"
+    mine_f = f"(f.target = '{target}' OR f.target IS NULL)"
     views = {
-        "latest_forecast": """
+        "latest_forecast": f"""
             SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
-                   f.model_version, f.created_at, f.out_of_sample
+                   f.model_version, f.created_at, f.out_of_sample, f.target
             FROM forecasts f
             JOIN (SELECT issued_at, model_name, COALESCE(model_version, 0) AS version
-                  FROM forecasts ORDER BY issued_at DESC, created_at DESC, id DESC
-                  LIMIT 1) newest
+                  FROM forecasts WHERE {mine}
+                  ORDER BY issued_at DESC, created_at DESC, id DESC LIMIT 1) newest
               ON f.issued_at = newest.issued_at AND f.model_name = newest.model_name
-             AND COALESCE(f.model_version, 0) = newest.version""",
+             AND COALESCE(f.model_version, 0) = newest.version
+            WHERE {mine_f}""",
         "forecast_skill": f"""
             SELECT f.issued_at, f.target_time, f.horizon_hours, f.model_name,
                    f.model_version, f.value AS forecast, o.{target} AS actual,
@@ -109,11 +116,12 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
                    ABS(p.{target} - o.{target}) AS persistence_abs_error,
                    s.{target} AS seasonal_persistence_forecast,
                    ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error,
-                   f.out_of_sample
+                   f.out_of_sample, f.target
             FROM forecasts f
             JOIN observations o ON o.{ts} = f.target_time
             LEFT JOIN observations p ON p.{ts} = f.issued_at
-            LEFT JOIN observations s ON s.{ts} = {day_before}""",
+            LEFT JOIN observations s ON s.{ts} = {day_before}
+            WHERE {mine_f}""",
     }
     inspector = inspect(connection)
     existing = set(inspector.get_view_names())
@@ -128,12 +136,13 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
 
 def write_forecast(session: Session, issued_at: datetime, target_times: list[datetime],
                    values: list[float], model_name: str, model_version: int | None,
-                   out_of_sample: bool) -> int:
+                   out_of_sample: bool, target: str) -> int:
     """Insert one issue's rows; rows already there are kept. Returns how many were new."""
     now = datetime.now(UTC)
     rows = [
         {"issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
          "model_version": model_version, "created_at": now, "out_of_sample": out_of_sample,
+         "target": target,
          "horizon_hours": round((t - issued_at).total_seconds() / 3600)}
         for t, v in zip(target_times, values)
     ]

@@ -34,8 +34,10 @@ from registry.observations import newest_time, read_observations
 from registry.store import open_store
 store = open_store(sys.argv[1], JENA)
 params = ForecastParams(lookback_hours=48)
+import time
 issued = refused = 0
-for _ in range(40):
+deadline = time.monotonic() + 120  # until 20 issues, however slow the ingests start
+while issued < 20 and time.monotonic() < deadline:
     with store.sessions() as session:
         newest = newest_time(session, store.observations)
         frame = read_observations(session, store.observations) if newest else None
@@ -51,7 +53,7 @@ for _ in range(40):
         times = [t.to_pydatetime().replace(tzinfo=newest.tzinfo) for t in forecast.target_times]
         issued_at = forecast.issued_at.to_pydatetime().replace(tzinfo=newest.tzinfo)
         write_forecast(session, issued_at, times, forecast.values.tolist(), "persistence", None,
-                       True)
+                       True, "t_degc")
         record_run(session, ForecastRun(newest, issued_at, "issued", "persistence", None, 24,
                                         ""), "test")
     issued += 1

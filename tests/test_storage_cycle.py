@@ -34,7 +34,8 @@ def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp
         times = [t.to_pydatetime().replace(tzinfo=UTC) for t in forecast.target_times]
         issued = forecast.issued_at.to_pydatetime().replace(tzinfo=UTC)
         with store.sessions.begin() as session:
-            args = (session, issued, times, forecast.values.tolist(), forecast.naive, None, True)
+            args = (session, issued, times, forecast.values.tolist(), forecast.naive, None, True,
+                    "t_degc")
             assert write_forecast(*args) == 24
             assert write_forecast(*args) == 0  # a re-run adds nothing, and says so
 
@@ -44,7 +45,7 @@ def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp
         count = session.scalar(select(func.count()).select_from(text("forecasts")))
     assert count == 48 and len(latest) == 24
     assert latest.issued_at.unique().tolist() == [issues[-1]]
-    assert len(skill) == 48 and skill.out_of_sample.all()
+    assert len(skill) == 48 and skill.out_of_sample.all() and set(skill.target) == {"t_degc"}
     row = skill.iloc[30]  # an issue's seasonal persistence is the value 24 h before target
     day_before = observed.loc[row.target_time - timedelta(days=1), "t_degc"]
     assert row.seasonal_persistence_forecast == day_before
