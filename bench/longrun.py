@@ -84,12 +84,15 @@ def main() -> None:
         now = (slot - pd.Timedelta(hours=1)).tz_localize("UTC")  # station time is UTC+1
         if now.hour == 2 and now.minute == 0 and (now - history_end.tz_localize("UTC")).days % 7 == 0:
             began = time.perf_counter()
-            retrain_states.append(retrain(triggered_by="longrun", return_state=True))
+            retrain_states.append(retrain(until=now.to_pydatetime(), triggered_by="longrun",
+                                          return_state=True))
             timings["retrain"] += time.perf_counter() - began
         if now.hour == 6 and now.minute == 0:
             began = time.perf_counter()
-            forecast_states.append(forecast(at=now.to_pydatetime(), triggered_by="longrun",
-                                            return_state=True))
+            # Simulated time runs in the past, while registry events carry the wall clock:
+            # the champion now is the champion of that simulated moment.
+            forecast_states.append(forecast(at=now.to_pydatetime(), model="current",
+                                            triggered_by="longrun", return_state=True))
             timings["forecast"] += time.perf_counter() - began
     store.close()
 
