@@ -145,8 +145,10 @@ def models(ctx: typer.Context) -> None:
                    f"{v.holdout_last:.3f} ({v.persistence_last:.3f})  trained to "
                    f"{v.train_end:%Y-%m-%d %H:%M}")
     for e in events[-10:]:
-        typer.echo(f"  {e.created_at:%Y-%m-%d %H:%M} {e.decision:<9} v{e.candidate_version} "
-                   f"(was v{e.previous_champion_version}) by {e.triggered_by}: {e.reason}")
+        was = _version_label(e.previous_champion_version)
+        typer.echo(f"  {e.created_at:%Y-%m-%d %H:%M} {e.decision:<9} "
+                   f"{_version_label(e.candidate_version)} (champion was {was}) by "
+                   f"{e.triggered_by}: {e.reason}")
 
 
 @app.command()
@@ -273,8 +275,12 @@ def _move_champion(settings: Settings, move) -> None:
         _fail(str(exc))
     finally:
         store.close()
-    typer.echo(f"{event.decision}: champion is now v{event.candidate_version} "
-               f"(was v{event.previous_champion_version})")
+    typer.echo(f"{event.decision}: champion is now {_version_label(event.candidate_version)} "
+               f"(was {_version_label(event.previous_champion_version)})")
+
+
+def _version_label(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
 
 
 def _store(settings: Settings):
