@@ -97,7 +97,7 @@ def verified_copy(path: Path, sha256: str, label: str, root: Path, dest: Path) -
     if meta.get("family") != ENSEMBLE:
         return [dest]
     return [member for k, ref in enumerate(meta["members"])
-            for member in verified_copy(Path(root) / ref["path"], ref["sha256"],
+            for member in verified_copy(ref["path"], ref["sha256"],
                                         f"{label} member {ref['model_name']} v{ref['version']}",
                                         root, dest / f"member{k}")]
 

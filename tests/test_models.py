@@ -4,6 +4,7 @@ identically; an untrained network is exactly its linear base."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -95,10 +96,11 @@ def test_a_failing_fit_process_reports_its_error(tiny_fit, tmp_path):
 
 
 def _stored(model, root, version: int):
-    """Saved as version `version` of model `t` in the store at `root`: (path, sha256)."""
+    """Saved as version `version` of model `t` in the store at `root`: (path inside the
+    store, as the registry records it, and sha256)."""
     path = version_dir(root, "t", version)
     model.save(path)
-    return path, artifact_digest(path)
+    return path.relative_to(root), artifact_digest(path)
 
 
 def _with_weights(model):
@@ -126,7 +128,7 @@ def test_family_trains_saves_and_reloads_identically(family, tiny, tmp_path):
 
 
 def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_verifies(
-        tiny, tmp_path):
+        tiny, tmp_path, monkeypatch):
     fold, _, models = tiny
     ensemble = models["ensemble"]
     inputs = fold.test.inputs()
@@ -134,7 +136,8 @@ def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_ve
     assert [m.family for m in members] == SINGLE
     np.testing.assert_allclose(ensemble.predict(inputs),
                                np.mean([m.predict(inputs) for m in members], axis=0))
-    root = tmp_path / "artifacts"
+    monkeypatch.chdir(tmp_path)
+    root = Path("artifacts")  # relative, as the default data_dir ("data") gives it
     for version, member in enumerate(members, start=1):
         path, sha = _stored(member, root, version)
         ensemble.references.append(member_reference("t", version, str(path), sha, root))
