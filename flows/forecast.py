@@ -15,7 +15,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.settings import run_name, settings_from, who_started
+from flows.settings import (as_utc, run_name, settings_from, utc_datetime,
+                            who_started)
 from forecasting.config import Settings
 from forecasting.forecast import StaleData, forecast_as_of, input_span
 from forecasting.plotting import plot_forecast
@@ -61,11 +62,11 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
     else:
         label = (version.model_name, version.version) if forecast.by_model else \
             (forecast.naive, None)
-        issued_at = _aware(forecast.issued_at)
+        issued_at = utc_datetime(forecast.issued_at)
         out_of_sample = not forecast.by_model or version.train_end <= issued_at
         with store.sessions.begin() as session:
             written = write_forecast(session, issued_at,
-                                     [_aware(t) for t in forecast.target_times],
+                                     [utc_datetime(t) for t in forecast.target_times],
                                      forecast.values.tolist(), *label, out_of_sample,
                                      store.station.target_channel.column)
         in_sample = "" if out_of_sample else (
@@ -91,7 +92,7 @@ def render_plot(store: Store, path: Path, days: int) -> Path | None:
         latest = read_view(session, "latest_forecast")
         if latest.empty:
             return None
-        since = _aware(latest.issued_at.iloc[0]) - timedelta(days=days)
+        since = utc_datetime(latest.issued_at.iloc[0]) - timedelta(days=days)
         observed = read_observations(session, store.observations, start=since)
         skill = read_view(session, "forecast_skill", since=since - timedelta(days=30))
     target = store.station.target_channel
@@ -116,7 +117,7 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
     try:
         if model not in ("as_of", "current"):
             return Failed(message=f"model must be 'as_of' or 'current', not {model!r}")
-        end = _utc(at) if at else datetime.now(UTC)
+        end = as_utc(at) if at else datetime.now(UTC)
         loaded: dict[int | None, tuple] = {}
         runs = []
         for moment in (end - timedelta(days=k) for k in range(days, -1, -1)):
@@ -163,13 +164,5 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
     return [asdict(r) for r in runs]
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _naive(moment: datetime) -> pd.Timestamp:
     return pd.Timestamp(moment.astimezone(UTC).replace(tzinfo=None))
-
-
-def _aware(moment: pd.Timestamp) -> datetime:
-    return moment.to_pydatetime().replace(tzinfo=UTC)

@@ -18,7 +18,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from flows.settings import run_name, settings_from, who_started
+from flows.settings import (as_utc, run_name, settings_from, utc_datetime,
+                            who_started)
 from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
 from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
 from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
@@ -109,7 +110,8 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
     model, scores, last = backtest.models[family], backtest.scores(family), backtest.folds[-1]
     return NewVersion(
         model_name=name, family=family, params=model.params.model_dump(mode="json"),
-        train_start=_aware(last.train.origin_times()[0]), train_end=_aware(last.cutoff),
+        train_start=utc_datetime(last.train.origin_times()[0]),
+        train_end=utc_datetime(last.cutoff),
         rows=rows, holdout_windows=scores.windows, holdout_mae=scores.mae,
         persistence_mae=backtest.scores("persistence").mae,
         best_naive_mae=backtest.scores("best_naive").mae,
@@ -169,7 +171,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     store = open_store(settings.db_url, settings.station)
     name = model_name(settings.station, params)
     try:
-        loaded = load_folds(store, params, _utc(until) if until else None)
+        loaded = load_folds(store, params, as_utc(until) if until else None)
         if isinstance(loaded, NotEnoughData):
             logger.error("Not retraining: %s", loaded)
             return Failed(message=f"not retraining: {loaded}")
@@ -257,11 +259,3 @@ def leaderboard_row(version: ModelVersion, scores: Scores, backtest: Backtest,
         "persistence_last_mae": round(persistence.last, 3),
         "champion_mean_mae": round(champion_scores.mean, 3) if champion_scores else None})
     return row
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _aware(moment) -> datetime:
-    return moment.to_pydatetime().replace(tzinfo=UTC)

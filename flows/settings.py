@@ -23,6 +23,17 @@ def settings_from(data_dir: str | None = None, database_url: str | None = None,
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A flow's time parameter in UTC; one without an offset is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc_datetime(moment) -> datetime:
+    """A naive-UTC pandas Timestamp (what the library computes in) as the aware datetime
+    the registry stores."""
+    return moment.to_pydatetime().replace(tzinfo=UTC)
+
+
 def who_started(given: str | None) -> str:
     """Who started this run, for the audit trail (`promotion_events`, `forecast_runs`): the
     caller's word when it gives one (`cli`, `demo`), else what Prefect recorded: the

@@ -22,12 +22,13 @@ import pandas as pd
 
 from forecasting.config import ForecastParams
 from forecasting.evaluation import predict_windows
-from forecasting.linear import LinearForecaster
+from forecasting.linear import META_FILE, LinearForecaster
 from forecasting.windows import Windows
 
 JOB_FILE = "job.json"
 WINDOWS_FILE = "windows.npz"
 PREDICTIONS_FILE = "predictions.npz"
+BASE_FILES = "base"  # the fitted linear base the networks correct
 
 
 class JobFailed(RuntimeError):
@@ -101,7 +102,7 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
     """Fit each network family on `train` (correcting `base`) in one process, save them under
     `job_dir`, and return each with its predictions for `test`."""
     job_dir.mkdir(parents=True)
-    base.save(job_dir / "base")
+    base.save(job_dir / BASE_FILES)
     save_windows(job_dir / WINDOWS_FILE, {"train": train, "validation": validation,
                                           "test": test})
     run_job(job_dir, {"kind": "fit", "families": families, "threads": threads,
@@ -111,7 +112,7 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
     with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
         for family in families:
             directory = job_dir / family
-            meta = json.loads((directory / "model.json").read_text())
+            meta = json.loads((directory / META_FILE).read_text())
             fitted[family] = (SavedNetwork(family, params, tuple(meta["columns"]), directory,
                                            meta["epochs_run"]), predictions[family])
     return fitted
@@ -137,7 +138,7 @@ def _main(job_dir: Path) -> None:
     set_tensorflow_threads(job["threads"])
     sets = load_windows(job_dir / WINDOWS_FILE)
     if job["kind"] == "fit":
-        base, predictions = load_linear(job_dir / "base"), {}
+        base, predictions = load_linear(job_dir / BASE_FILES), {}
         for family in job["families"]:
             network = NetworkForecaster(family, ForecastParams(**job["params"]),
                                         np.array(job["relative"], bool), base)

@@ -32,14 +32,19 @@ def _counted(connection, stmt, rows: list[dict]) -> int:
     return len(connection.execute(stmt.returning(key), rows).all())
 
 
-def _insert_ignore_statement(session: Session, table: Table):
+def upsert_insert(session: Session, table: Table):
+    """The dialect's INSERT that takes ON CONFLICT clauses (SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     if dialect not in _UPSERT_DIALECTS:
         raise NotImplementedError(
             f"idempotent insert needs ON CONFLICT; supported: {sorted(_UPSERT_DIALECTS)}, "
             f"got {dialect!r}"
         )
-    return _UPSERT_DIALECTS[dialect](table).on_conflict_do_nothing()
+    return _UPSERT_DIALECTS[dialect](table)
+
+
+def _insert_ignore_statement(session: Session, table: Table):
+    return upsert_insert(session, table).on_conflict_do_nothing()
 
 
 def insert_observations(

@@ -17,24 +17,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from registry.artifacts import ArtifactError, artifact_digest, verified_files, version_dir
+from registry.observations import upsert_insert
 from registry.versions import (ModelLockRow, ModelVersion, ModelVersionRow, NewVersion,
                                add_version)
 
 ORPHANS_DIR = ".orphaned"
 STAGING_PREFIX = ".staging-"
 VERSION_DIR = re.compile(r"v(\d{4,})")
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def lock_model(session: Session, model_name: str) -> None:
     """Take the model's write lock until the transaction ends. Must be the transaction's
     first statement: SQLite then waits for the lock instead of failing on a stale read."""
-    insert = _INSERTS[session.get_bind().dialect.name](ModelLockRow.__table__)
     now = datetime.now(UTC)
+    insert = upsert_insert(session, ModelLockRow.__table__)
     session.execute(insert.values(model_name=model_name, taken_at=now)
                     .on_conflict_do_update(index_elements=["model_name"],
                                            set_={"taken_at": now}))
