@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -200,6 +202,106 @@ def forecast(
                    f"{run['rows_written']} new rows"
                    + (f" ({run['message']})" if run["message"] else ""))
     _echo_latest(settings)
+
+
+@app.command()
+def backtest(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option(help="First retrain and forecast (ISO, UTC unless an "
+                                            "offset is given).")],
+    end: Annotated[str, typer.Option(help="Last forecast.")],
+    retrain_every: Annotated[str, typer.Option(help="e.g. 7d, 12h.")] = "7d",
+    family: Annotated[list[str] | None, typer.Option(help="Only these families.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Replay the schedule over a past period, leak-free: retrain every RETRAIN_EVERY on the
+    data up to then, forecast daily with the champion of that day. Results go to the
+    backtest tables (`backtest_skill`), never to live state. Re-run the same command to
+    resume an interrupted backtest."""
+    import pandas as pd
+
+    from flows.settings import params_from
+    from forecasting.config import model_name
+    from registry.backtests import plan
+
+    settings: Settings = ctx.obj
+    first, last = _timestamp(start), _timestamp(end)
+    try:
+        every = pd.Timedelta(retrain_every).to_pytimedelta()
+        params = params_from(settings, family, epochs)
+        steps = plan(first, last, every)
+    except ValidationError as invalid:
+        _fail(f"invalid settings: {invalid_settings(invalid)}")
+    except ValueError as exc:
+        _fail(f"--retrain-every {retrain_every!r}, --start, --end: {exc}")
+    _prefect_home(settings)
+    from flows.backtest import backtest as backtest_flow
+
+    spec = (model_name(settings.station, params), first, last, every,
+            params.model_dump(mode="json"))
+    with _progress_bar(settings, spec, len(steps)):
+        result = _run_flow(backtest_flow, start=first, end=last,
+                           retrain_every_hours=every / pd.Timedelta(hours=1),
+                           families=family or None, epochs=epochs,
+                           data_dir=str(settings.data_dir),
+                           database_url=settings.database_url,
+                           station_schema=_str(settings.station_schema), triggered_by="cli")
+    resumed = (f", resumed after {result['resumed_after']} finished steps"
+               if result["resumed_after"] else "")
+    typer.echo(f"\nbacktest {result['backtest_id']}: {result['steps']} steps{resumed}; "
+               f"models registered as {result['model_name']}. Out-of-sample MAE by horizon "
+               f"({settings.station.target_channel.unit}):")
+    _echo_skill_table(result["skill"])
+    typer.echo(f"\nrows: select * from backtest_skill where backtest_id = "
+               f"{result['backtest_id']}")
+
+
+def _echo_skill_table(rows: list[dict]) -> None:
+    if not rows:
+        typer.echo("  no forecast has been verified by observations yet")
+        return
+    typer.echo(f"  {'h':>3}{'issues':>8}{'MAE':>8}{'persist.':>10}{'seasonal':>10}"
+               f"{'vs best naive':>15}")
+    for row in rows:
+        typer.echo(f"  {row['horizon_hours']:>3}{row['issues']:>8.0f}{row['mae']:>8.3f}"
+                   f"{row['persistence']:>10.3f}{row['seasonal_persistence']:>10.3f}"
+                   f"{row['vs_best_naive']:>15.3f}")
+    mean = {k: sum(r[k] for r in rows) / len(rows) for k in
+            ("mae", "persistence", "seasonal_persistence")}
+    best = sum(r["mae"] / r["vs_best_naive"] for r in rows) / len(rows)
+    typer.echo(f"  {'all':>3}{'':>8}{mean['mae']:>8.3f}{mean['persistence']:>10.3f}"
+               f"{mean['seasonal_persistence']:>10.3f}{mean['mae'] / best:>15.3f}")
+
+
+@contextmanager
+def _progress_bar(settings: Settings, spec: tuple, total: int):
+    """A progress bar of the backtest's finished steps, read from the database by a thread
+    while the flow runs in this one."""
+    import threading
+
+    from registry.backtests import progress
+
+    stop = threading.Event()
+
+    def watch(bar) -> None:
+        store, shown = _store(settings), 0
+        try:
+            while not stop.wait(1.0):
+                with store.sessions() as session:
+                    done = progress(session, *spec)
+                bar.update(done - shown)
+                shown = done
+        finally:
+            store.close()
+
+    with typer.progressbar(length=total, label="backtest steps", file=sys.stderr) as bar:
+        watcher = threading.Thread(target=watch, args=(bar,), daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
 
 
 @app.command()

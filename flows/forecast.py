@@ -18,7 +18,7 @@ from prefect.states import Failed, State
 from flows.settings import (as_utc, run_name, settings_from, utc_datetime,
                             who_started)
 from forecasting.config import Settings
-from forecasting.forecast import StaleData, forecast_as_of, input_span
+from forecasting.forecast import Forecast, StaleData, forecast_as_of, input_span
 from forecasting.plotting import plot_forecast
 from forecasting.evaluation import Forecaster
 from forecasting.config import model_name
@@ -46,6 +46,26 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
           network: Forecaster | None, triggered_by: str) -> ForecastRun:
     """Forecast from observations at or before `at`; a refusal is recorded, not written.
     When the champion's input window has holes the rows are the naive forecast, labelled so."""
+    try:
+        forecast = forecast_at(store, settings, at, network)
+    except StaleData as refused:
+        label = (version.model_name, version.version) if version else (BEST_NAIVE, None)
+        run = ForecastRun(at, None, "refused", *label, 0, str(refused))
+    else:
+        rows = issue_rows(forecast, version, store.station.target_channel.column)
+        with store.sessions.begin() as session:
+            written = write_forecast(session, **rows)
+        run = ForecastRun(at, rows["issued_at"], "issued", rows["model_name"],
+                          rows["model_version"], written,
+                          issue_message(forecast, version, rows, written))
+    with store.sessions.begin() as session:
+        record_run(session, run, triggered_by)
+    return run
+
+
+def forecast_at(store: Store, settings: Settings, at: datetime,
+                network: Forecaster | None) -> Forecast:
+    """The forecast from observations at or before `at` (raises StaleData when refused)."""
     # The champion's windows and features, under today's limit on the age of the data.
     params = (network.params if network else settings.forecast).model_copy(
         update={"max_data_age_minutes": settings.forecast.max_data_age_minutes})
@@ -54,30 +74,31 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
         newest = newest_time(session, store.observations, until=at) or at
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
-    try:
-        forecast = forecast_as_of(frame, store.station, params, _naive(at), network)
-    except StaleData as refused:
-        label = (version.model_name, version.version) if version else (BEST_NAIVE, None)
-        run = ForecastRun(at, None, "refused", *label, 0, str(refused))
-    else:
-        label = (version.model_name, version.version) if forecast.by_model else \
-            (forecast.naive, None)
-        issued_at = utc_datetime(forecast.issued_at)
-        out_of_sample = not forecast.by_model or version.train_end <= issued_at
-        with store.sessions.begin() as session:
-            written = write_forecast(session, issued_at,
-                                     [utc_datetime(t) for t in forecast.target_times],
-                                     forecast.values.tolist(), *label, out_of_sample,
-                                     store.station.target_channel.column)
-        in_sample = "" if out_of_sample else (
-            f"in sample: v{version.version} was trained on data up to "
-            f"{version.train_end:%Y-%m-%d %H:%M} UTC")
-        message = "; ".join(m for m in (forecast.note, in_sample,
-                                        "" if written else "already in the database") if m)
-        run = ForecastRun(at, issued_at, "issued", *label, written, message)
-    with store.sessions.begin() as session:
-        record_run(session, run, triggered_by)
-    return run
+    return forecast_as_of(frame, store.station, params, _naive(at), network)
+
+
+def issue_rows(forecast: Forecast, version: ModelVersion | None, target: str) -> dict:
+    """The arguments of `write_forecast`: labelled by the model that made the values (the
+    naive forecast's name when it stood in), out of sample when the model's training data
+    ended at or before the issue time."""
+    issued_at = utc_datetime(forecast.issued_at)
+    label = (version.model_name, version.version) if forecast.by_model else \
+        (forecast.naive, None)
+    return {"issued_at": issued_at, "target_times": [utc_datetime(t) for t in
+                                                     forecast.target_times],
+            "values": forecast.values.tolist(), "model_name": label[0],
+            "model_version": label[1],
+            "out_of_sample": not forecast.by_model or version.train_end <= issued_at,
+            "target": target}
+
+
+def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,
+                  written: int) -> str:
+    in_sample = "" if rows["out_of_sample"] else (
+        f"in sample: v{version.version} was trained on data up to "
+        f"{version.train_end:%Y-%m-%d %H:%M} UTC")
+    return "; ".join(m for m in (forecast.note, in_sample,
+                                 "" if written else "already in the database") if m)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="draw the plot")

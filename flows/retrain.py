@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from flows.settings import (as_utc, run_name, settings_from, utc_datetime,
+from flows.settings import (as_utc, params_from, run_name, settings_from, utc_datetime,
                             who_started)
 from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
 from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
@@ -122,11 +124,13 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
 @task(cache_policy=NO_CACHE, task_run_name="register and gate")
 def register_and_gate(store: Store, settings: Settings, name: str, backtest: Backtest,
                       rows: int, current: ModelVersion | None, champion_scores: Scores | None,
-                      champion_problem: str, params: ForecastParams, triggered_by: str
+                      champion_problem: str, params: ForecastParams, triggered_by: str,
+                      then: Callable[[Session, list[dict]], None] | None = None
                       ) -> tuple[list[dict], list]:
     """In one transaction under the model's lock: move aside what a crashed retrain left,
-    register every candidate (an ensemble after the members it references), and record the
-    gate's decision on each. A crash registers nothing; two retrains take turns."""
+    register every candidate (an ensemble after the members it references), record the
+    gate's decision on each, and run `then` (a backtest records its step there). A crash
+    registers nothing; two retrains take turns."""
     root = settings.artifact_dir
     with store.sessions.begin() as session:
         lock_model(session, name)
@@ -147,8 +151,46 @@ def register_and_gate(store: Store, settings: Settings, name: str, backtest: Bac
                                     for v in (versions[m.family] for m in model.members)]
             versions[family] = register_version(session, root,
                                                 new_version(name, family, backtest, rows), model)
-        return decide(session, name, versions, backtest, champion_scores, champion_problem,
-                      changed, params, triggered_by), orphans
+        leaderboard = decide(session, name, versions, backtest, champion_scores,
+                             champion_problem, changed, params, triggered_by)
+        if then:
+            then(session, leaderboard)
+        return leaderboard, orphans
+
+
+def submit_fits(runner: ThreadPoolTaskRunner, folds: list[FoldSplit], params: ForecastParams,
+                relative: np.ndarray, workdir: Path, threads: int) -> list[PrefectFuture]:
+    """Start fitting every fold on the runner (as many at once as it has workers)."""
+    return [runner.submit(fit_fold, {"fold": fold, "number": i + 1, "params": params,
+                                     "relative": relative, "workdir": workdir,
+                                     "threads": threads})
+            for i, fold in enumerate(folds)]
+
+
+def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
+         fits: list[PrefectFuture], windows: Windows, rows: int, params: ForecastParams,
+         triggered_by: str, workdir: Path,
+         then: Callable[[Session, list[dict]], None] | None = None) -> tuple[list[dict], str]:
+    """Score the fitted folds and the champion on the same windows, then register and gate
+    the candidates; returns the leaderboard and what the backtest covered, in words."""
+    logger = get_run_logger()
+    backtest = Backtest.assemble(folds, [f.result() for f in fits])
+    current, champion_scores, champion_problem = score_champion(
+        store, settings, name, backtest, windows, workdir)
+    if champion_problem:
+        logger.warning("Champion not comparable: %s", champion_problem)
+    leaderboard, orphans = register_and_gate(
+        store, settings, name, backtest, rows, current, champion_scores, champion_problem,
+        params, triggered_by, then)
+    for orphan in orphans:
+        logger.warning("Moved aside %s, left by an interrupted retrain (no version row)",
+                       orphan)
+    for row in leaderboard:
+        logger.info("%s v%s: mean MAE %.3f (%.2f x best naive %.3f) -> %s: %s",
+                    row["family"], row["version"], row["mean_mae"], row["vs_best_naive"],
+                    row["best_naive_mean_mae"], row["decision"], row["reason"])
+    return leaderboard, (f"{len(folds)} backtest folds "
+                         f"({backtest.scores('best_naive').windows} windows)")
 
 
 @flow(name="retrain", flow_run_name=run_name("retrain"))
@@ -162,9 +204,8 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     logger = get_run_logger()
     triggered_by = who_started(triggered_by)
     settings = settings_from(data_dir, database_url, station_schema)
-    overrides = {k: v for k, v in {"families": families, "epochs": epochs}.items() if v}
     try:
-        params = ForecastParams(**{**settings.forecast.model_dump(), **overrides})
+        params = params_from(settings, families, epochs)
     except ValidationError as invalid:
         logger.error("Not retraining: %s", invalid_settings(invalid))
         return Failed(message=f"not retraining: {invalid_settings(invalid)}")
@@ -181,30 +222,14 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
                     sum(len(f.test) for f in folds))
         with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
                 ThreadPoolTaskRunner(max_workers=params.parallel_folds) as runner:
-            futures = [runner.submit(fit_fold, {
-                "fold": fold, "number": i + 1, "params": params, "relative": relative,
-                "workdir": Path(work), "threads": settings.tensorflow_threads})
-                for i, fold in enumerate(folds)]
-            backtest = Backtest.assemble(folds, [f.result() for f in futures])
-            current, champion_scores, champion_problem = score_champion(
-                store, settings, name, backtest, windows, Path(work))
-            if champion_problem:
-                logger.warning("Champion not comparable: %s", champion_problem)
-            leaderboard, orphans = register_and_gate(
-                store, settings, name, backtest, rows, current, champion_scores,
-                champion_problem, params, triggered_by)
-        for orphan in orphans:
-            logger.warning("Moved aside %s, left by an interrupted retrain (no version row)",
-                           orphan)
+            fits = submit_fits(runner, folds, params, relative, Path(work),
+                               settings.tensorflow_threads)
+            leaderboard, covered = gate(store, settings, name, folds, fits, windows, rows,
+                                        params, triggered_by, Path(work))
     finally:
         store.close()
-    for row in leaderboard:
-        logger.info("%s v%s: mean MAE %.3f (%.2f x best naive %.3f) -> %s: %s",
-                    row["family"], row["version"], row["mean_mae"], row["vs_best_naive"],
-                    row["best_naive_mean_mae"], row["decision"], row["reason"])
     create_table_artifact(key="retrain-leaderboard", table=leaderboard,
-                          description=f"Candidates for {name} on {len(folds)} backtest folds "
-                                      f"({backtest.scores('best_naive').windows} windows)")
+                          description=f"Candidates for {name} on {covered}")
     return leaderboard
 
 

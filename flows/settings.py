@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from forecasting.config import Settings
+from forecasting.config import ForecastParams, Settings
 
 
 def run_name(flow: str) -> Callable[[], str]:
@@ -21,6 +21,13 @@ def settings_from(data_dir: str | None = None, database_url: str | None = None,
     overrides = {"data_dir": data_dir, "database_url": database_url,
                  "station_schema": station_schema}
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def params_from(settings: Settings, families: list[str] | None = None,
+                epochs: int | None = None) -> ForecastParams:
+    """The settings' model parameters with a run's overrides (raises ValidationError)."""
+    overrides = {k: v for k, v in {"families": families, "epochs": epochs}.items() if v}
+    return ForecastParams(**{**settings.forecast.model_dump(), **overrides})
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -155,3 +155,19 @@ def backtest(windows: Windows, fit_fold: Callable[[FoldSplit], FoldFit],
     before it only, and each is scored on the following `test_days`."""
     splits = rolling_folds(windows, folds, test_days, validation_days)
     return Backtest.assemble(splits, [fit_fold(fold) for fold in splits])
+
+
+def verified_skill(skill: pd.DataFrame) -> pd.DataFrame:
+    """MAE by horizon of verified forecasts (rows of a `forecast_skill`-shaped view) beside
+    persistence's and seasonal persistence's from the same issues, scored only where all
+    three exist; `vs_best_naive` divides by the better of the two naive MAEs at each
+    horizon (a hindsight choice, so a ratio below 1 is a real win)."""
+    errors = ["abs_error", "persistence_abs_error", "seasonal_persistence_abs_error"]
+    complete = skill.dropna(subset=errors)
+    table = complete.groupby("horizon_hours").agg(
+        issues=("issued_at", "nunique"), mae=("abs_error", "mean"),
+        persistence=("persistence_abs_error", "mean"),
+        seasonal_persistence=("seasonal_persistence_abs_error", "mean"))
+    table["vs_best_naive"] = table.mae / table[["persistence", "seasonal_persistence"]].min(
+        axis=1)
+    return table

@@ -9,6 +9,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from forecasting.baselines import BestNaive, Persistence
+from forecasting.evaluation import verified_skill
 
 
 def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame,
@@ -45,15 +46,13 @@ def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame
                     ha="center", va="center", transform=bottom.transAxes)
         bottom.set_axis_off()
     else:
-        by_horizon = skill.groupby("horizon_hours")[
-            ["abs_error", "persistence_abs_error", "seasonal_persistence_abs_error"]]
-        mae = by_horizon.mean()
+        mae = verified_skill(skill)
         issues = skill.issued_at.nunique()
-        bottom.plot(mae.index, mae.abs_error, marker="o", color="tab:red",
+        bottom.plot(mae.index, mae.mae, marker="o", color="tab:red",
                     label=" + ".join(sorted(skill.model_name.unique())))
-        bottom.plot(mae.index, mae.persistence_abs_error, marker="s", color="grey",
+        bottom.plot(mae.index, mae.persistence, marker="s", color="grey",
                     linestyle="--", label="persistence")
-        bottom.plot(mae.index, mae.seasonal_persistence_abs_error, marker="^", color="tab:green",
+        bottom.plot(mae.index, mae.seasonal_persistence, marker="^", color="tab:green",
                     linestyle=":", label="seasonal persistence (24 h before)")
         bottom.set_title(f"Mean absolute error by horizon over {issues} verified issue(s)")
         bottom.set_xlabel("hours ahead")

@@ -1,8 +1,9 @@
 """Forecasts as a public SQL surface: the `forecasts` table, its views, and the run log.
 
 Views are plain SQL over the tables so that any SQL client can read and score forecasts:
-`latest_forecast` (the rows of the newest issue) and `forecast_skill` (each forecast next to
-what was observed at its target time, and next to persistence from the same issue time).
+`latest_forecast` (the rows of the newest issue), `forecast_skill` (each forecast next to
+what was observed at its target time, and next to persistence and seasonal persistence from
+the same issue time) and `backtest_skill` (the same for backtests' forecasts, by backtest id).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ VIEW_COLUMNS = {
                        "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
                        "out_of_sample", "target"],
 }
+VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]]
 
 
 class ForecastRow(Base):
@@ -86,8 +88,8 @@ class ForecastRun:
 
 
 def create_forecast_views(connection: Connection, station: StationSchema) -> None:
-    """Create `latest_forecast` and `forecast_skill`, or recreate one whose columns are not
-    the current ones (views hold no data). Portable SQL but for the one-day shift: COALESCE
+    """Create `latest_forecast`, `forecast_skill` and `backtest_skill`, or recreate one whose
+    columns are not the current ones (views hold no data). Portable SQL but for the one-day shift: COALESCE
     makes the NULL naive version comparable."""
     target = station.target_channel.column
     ts = TIMESTAMP_SQL_COLUMN
@@ -97,6 +99,23 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
     # validated SQL name, so it can stand in the view's text.
     mine = f"(target = '{target}' OR target IS NULL)"
     mine_f = f"(f.target = '{target}' OR f.target IS NULL)"
+
+    def skill(table: str, leading: str) -> str:
+        return f"""
+            SELECT {leading}f.issued_at, f.target_time, f.horizon_hours, f.model_name,
+                   f.model_version, f.value AS forecast, o.{target} AS actual,
+                   f.value - o.{target} AS error, ABS(f.value - o.{target}) AS abs_error,
+                   p.{target} AS persistence_forecast,
+                   ABS(p.{target} - o.{target}) AS persistence_abs_error,
+                   s.{target} AS seasonal_persistence_forecast,
+                   ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error,
+                   f.out_of_sample, f.target
+            FROM {table} f
+            JOIN observations o ON o.{ts} = f.target_time
+            LEFT JOIN observations p ON p.{ts} = f.issued_at
+            LEFT JOIN observations s ON s.{ts} = {day_before}
+            WHERE {mine_f}"""
+
     views = {
         "latest_forecast": f"""
             SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
@@ -108,20 +127,8 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
               ON f.issued_at = newest.issued_at AND f.model_name = newest.model_name
              AND COALESCE(f.model_version, 0) = newest.version
             WHERE {mine_f}""",
-        "forecast_skill": f"""
-            SELECT f.issued_at, f.target_time, f.horizon_hours, f.model_name,
-                   f.model_version, f.value AS forecast, o.{target} AS actual,
-                   f.value - o.{target} AS error, ABS(f.value - o.{target}) AS abs_error,
-                   p.{target} AS persistence_forecast,
-                   ABS(p.{target} - o.{target}) AS persistence_abs_error,
-                   s.{target} AS seasonal_persistence_forecast,
-                   ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error,
-                   f.out_of_sample, f.target
-            FROM forecasts f
-            JOIN observations o ON o.{ts} = f.target_time
-            LEFT JOIN observations p ON p.{ts} = f.issued_at
-            LEFT JOIN observations s ON s.{ts} = {day_before}
-            WHERE {mine_f}""",
+        "forecast_skill": skill("forecasts", ""),
+        "backtest_skill": skill("backtest_forecasts", "f.backtest_id, "),
     }
     inspector = inspect(connection)
     existing = set(inspector.get_view_names())
@@ -134,19 +141,24 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
         connection.execute(text(f"CREATE VIEW {name} AS {body}"))
 
 
-def write_forecast(session: Session, issued_at: datetime, target_times: list[datetime],
-                   values: list[float], model_name: str, model_version: int | None,
-                   out_of_sample: bool, target: str) -> int:
-    """Insert one issue's rows; rows already there are kept. Returns how many were new."""
+def write_forecast(session: Session, *forecast, **named) -> int:
+    """Insert one issue's rows (the arguments of `forecast_rows`); rows already there are
+    kept. Returns how many were new."""
+    return insert_ignore(session, ForecastRow.__table__, forecast_rows(*forecast, **named))
+
+
+def forecast_rows(issued_at: datetime, target_times: list[datetime], values: list[float],
+                  model_name: str, model_version: int | None, out_of_sample: bool,
+                  target: str) -> list[dict]:
+    """One issue's values as rows of `forecasts` (and of `backtest_forecasts`)."""
     now = datetime.now(UTC)
-    rows = [
+    return [
         {"issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
          "model_version": model_version, "created_at": now, "out_of_sample": out_of_sample,
          "target": target,
          "horizon_hours": round((t - issued_at).total_seconds() / 3600)}
         for t, v in zip(target_times, values)
     ]
-    return insert_ignore(session, ForecastRow.__table__, rows)
 
 
 def record_run(session: Session, run: ForecastRun, triggered_by: str) -> None:
@@ -165,15 +177,21 @@ def list_runs(session: Session) -> list[ForecastRun]:
 VIEWS = tuple(VIEW_COLUMNS)
 
 
-def read_view(session: Session, view: str, since: datetime | None = None) -> pd.DataFrame:
-    """A forecast view as a frame, optionally only issues since `since`: times naive UTC,
-    plus a `model` label (`t_degc_24h v3`, or `persistence`)."""
+def read_view(session: Session, view: str, since: datetime | None = None,
+              backtest_id: int | None = None) -> pd.DataFrame:
+    """A forecast view as a frame, optionally only issues since `since` (and, for
+    `backtest_skill`, one backtest): times naive UTC, plus a `model` label (`t_degc_24h v3`,
+    or `persistence`)."""
     if view not in VIEWS:
         raise ValueError(f"unknown forecast view {view!r}; choose from {VIEWS}")
-    where = "WHERE issued_at >= :since" if since is not None else ""
-    query = text(f"SELECT * FROM {view} {where} ORDER BY issued_at, target_time")
+    conditions = {"issued_at >= :since": since, "backtest_id = :backtest_id": backtest_id}
+    where = " AND ".join(c for c, value in conditions.items() if value is not None)
+    query = text(f"SELECT * FROM {view} {'WHERE ' + where if where else ''} "
+                 "ORDER BY issued_at, target_time")
     if since is not None:
         query = query.bindparams(bindparam("since", since, type_=UTCDateTime()))
+    if backtest_id is not None:
+        query = query.bindparams(backtest_id=backtest_id)
     result = session.execute(query)
     frame = pd.DataFrame(result.all(), columns=list(result.keys()))
     for name in ("issued_at", "target_time", "created_at"):  # stored as UTC

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.orm import sessionmaker
 
 from forecasting.schema import StationSchema
-from registry import versions  # noqa: F401  (registers the registry tables)
+from registry import backtests, versions  # noqa: F401  (registers their tables)
 from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views
 from registry.tables import create_tables

@@ -1,5 +1,6 @@
 """The storage cycle a scheduled deployment runs, on SQLite and on a real PostgreSQL server:
-ingest (true counts), re-ingest, forecasts written once, and the SQL views that score them."""
+ingest (true counts), re-ingest, forecasts written once, the SQL views that score them, and
+backtest rows kept apart."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy import func, select, text
 from forecasting.config import ForecastParams
 from forecasting.forecast import forecast_as_of
 from forecasting.simulate import simulate_station, write_station_csv
+from registry.backtests import (FORECAST, Step, finish, finish_step, progress, start_or_resume,
+                                write_backtest_forecast)
 from registry.forecasts import read_view, write_forecast
 from registry.ingestion import ingest_file
 from registry.observations import read_observations
@@ -50,3 +53,40 @@ def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp
     day_before = observed.loc[row.target_time - timedelta(days=1), "t_degc"]
     assert row.seasonal_persistence_forecast == day_before
     assert abs(row.abs_error - abs(row.forecast - row.actual)) < 1e-9
+
+
+def test_backtest_forecasts_are_scored_apart_from_live_ones_and_resume_by_spec(store,
+                                                                              tmp_path):
+    ingest_file(store, write_station_csv(tmp_path / "feed.csv",
+                                         simulate_station("2021-01-01", 6, seed=3)), 5_000)
+    with store.sessions() as session:
+        observed = read_observations(session, store.observations)
+    forecast = forecast_as_of(observed, store.station, ForecastParams(lookback_hours=48),
+                              pd.Timestamp("2021-01-04 06:00"))
+    rows = {"issued_at": forecast.issued_at.to_pydatetime().replace(tzinfo=UTC),
+            "target_times": [t.to_pydatetime().replace(tzinfo=UTC)
+                             for t in forecast.target_times],
+            "values": forecast.values.tolist(), "model_name": forecast.naive,
+            "model_version": None, "out_of_sample": True, "target": "t_degc"}
+    spec = ("t_degc_24h", rows["issued_at"], rows["issued_at"] + timedelta(days=1),
+            timedelta(days=7), {"seed": 0})
+    step = Step(FORECAST, rows["issued_at"])
+    with store.sessions.begin() as session:
+        run = start_or_resume(session, *spec)
+        assert write_backtest_forecast(session, run.id, **rows) == 24
+        finish_step(session, run.id, step, "issued")
+    with store.sessions.begin() as session:
+        again = start_or_resume(session, *spec)
+        assert write_backtest_forecast(session, run.id, **rows) == 0
+        assert progress(session, *spec) == 1
+    assert (again.id, again.model_name, again.done) == (run.id, f"t_degc_24h@backtest-{run.id}",
+                                                        frozenset({step}))
+    with store.sessions.begin() as session:
+        finish(session, run.id)
+    with store.sessions.begin() as session:
+        assert start_or_resume(session, *spec).id != run.id  # a finished one is never reopened
+        skill = read_view(session, "backtest_skill", backtest_id=run.id)
+        assert read_view(session, "forecast_skill").empty
+        assert read_view(session, "latest_forecast").empty
+    assert len(skill) == 24 and set(skill.backtest_id) == {run.id}
+    assert skill.persistence_abs_error.notna().all()

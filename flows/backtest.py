@@ -1,0 +1,156 @@
+"""Flow `backtest`: replay operations over a past period as the scheduler would have run them,
+leak-free: at each retrain time the candidates are trained on the data up to that time only
+and gated against the backtest's champion of that time; each day the forecast is made by
+the champion of that day. Results live in the backtest tables; live state never moves."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.states import Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import ValidationError
+
+from flows.forecast import forecast_at, issue_rows, load_model
+from flows.retrain import gate, load_folds, submit_fits
+from flows.settings import as_utc, params_from, run_name, settings_from, who_started
+from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
+from forecasting.evaluation import Forecaster, verified_skill
+from forecasting.forecast import StaleData
+from forecasting.windows import NotEnoughData
+from registry.backtests import (RETRAIN, BacktestRun, Step, finish, finish_step, plan,
+                                start_or_resume, write_backtest_forecast)
+from registry.forecasts import read_view
+from registry.store import Store, open_store
+from registry.versions import ModelVersion, champion
+
+
+@task(cache_policy=NO_CACHE, task_run_name="forecast as of {step.at:%Y-%m-%d %H:%M}")
+def forecast_step(store: Store, settings: Settings, run: BacktestRun, step: Step,
+                  version: ModelVersion | None, network: Forecaster | None) -> str:
+    """The day's forecast into `backtest_forecasts`, recorded as done in the same
+    transaction; a refusal (stale or missing data) is a finished step too."""
+    try:
+        forecast = forecast_at(store, settings, step.at, network)
+    except StaleData as refused:
+        outcome = f"refused: {refused}"
+        with store.sessions.begin() as session:
+            finish_step(session, run.id, step, outcome)
+        return outcome
+    rows = issue_rows(forecast, version, store.station.target_channel.column)
+    with store.sessions.begin() as session:
+        written = write_backtest_forecast(session, run.id, **rows)
+        by = rows["model_name"] + (f" v{rows['model_version']}" if rows["model_version"]
+                                   else "")
+        outcome = f"issued by {by}: {written} rows" + (f" ({forecast.note})"
+                                                        if forecast.note else "")
+        finish_step(session, run.id, step, outcome)
+    return outcome
+
+
+@flow(name="backtest", flow_run_name=run_name("backtest"))
+def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
+             families: list[str] | None = None, epochs: int | None = None,
+             data_dir: str | None = None, database_url: str | None = None,
+             station_schema: str | None = None, triggered_by: str | None = None
+             ) -> dict | State:
+    """Replay retrains (every `retrain_every_hours` from `start`) and daily forecasts (at
+    `start`'s time of day) up to `end`. Resumes the unfinished backtest of the same
+    specification, skipping its finished steps. Retrain points are fitted in parallel (up
+    to `parallel_folds` folds at once); the gates and forecasts then run in time order."""
+    logger = get_run_logger()
+    settings = settings_from(data_dir, database_url, station_schema)
+    try:
+        params = params_from(settings, families, epochs)
+        steps = plan(as_utc(start), as_utc(end), timedelta(hours=retrain_every_hours))
+    except ValidationError as invalid:
+        return Failed(message=f"not backtesting: {invalid_settings(invalid)}")
+    except ValueError as invalid:
+        return Failed(message=f"not backtesting: {invalid}")
+    store = open_store(settings.db_url, settings.station)
+    try:
+        with store.sessions.begin() as session:
+            run = start_or_resume(session, model_name(settings.station, params), steps[0].at,
+                                  as_utc(end), timedelta(hours=retrain_every_hours),
+                                  params.model_dump(mode="json"))
+        triggered_by = f"backtest {run.id} ({who_started(triggered_by)})"
+        pending = [s for s in steps if s not in run.done]
+        logger.info("Backtest %d (models registered as %s): %d steps, %d already done",
+                    run.id, run.model_name, len(steps), len(steps) - len(pending))
+        with tempfile.TemporaryDirectory(prefix="sensorcast-backtest-") as work, \
+                ThreadPoolTaskRunner(max_workers=params.parallel_folds) as runner:
+            fits = {s: start_fits(runner, store, settings, params, s, Path(work))
+                    for s in pending if s.kind == RETRAIN}
+            loaded: dict[int | None, tuple] = {}
+            for number, step in enumerate(pending, len(steps) - len(pending) + 1):
+                if step.kind == RETRAIN:
+                    outcome = retrain_step(store, settings, params, run, step, fits.pop(step),
+                                           triggered_by, Path(work))
+                else:
+                    with store.sessions() as session:
+                        current = champion(session, run.model_name)
+                    key = current and current.id
+                    if key not in loaded:
+                        loaded[key] = load_model(store, settings, run.model_name,
+                                                 triggered_by, None, f"as of {step.at:%F}")
+                    outcome = forecast_step(store, settings, run, step, *loaded[key])
+                logger.info("Step %d/%d, %s at %s: %s", number, len(steps), step.kind,
+                            f"{step.at:%Y-%m-%d %H:%M}", outcome)
+        with store.sessions.begin() as session:
+            finish(session, run.id)
+            skill = verified_skill(read_view(session, "backtest_skill", backtest_id=run.id))
+    finally:
+        store.close()
+    table = [{"horizon_hours": h, **{k: round(float(v), 3) for k, v in row.items()}}
+             for h, row in skill.iterrows()]
+    create_table_artifact(key="backtest-skill", table=table, description=(
+        f"Backtest {run.id} of {run.model_name}, {steps[0].at:%Y-%m-%d} to {end:%Y-%m-%d}: "
+        "MAE by horizon against persistence and seasonal persistence, out of sample"))
+    return {"backtest_id": run.id, "model_name": run.model_name, "steps": len(steps),
+            "resumed_after": len(steps) - len(pending), "skill": table}
+
+
+def start_fits(runner: ThreadPoolTaskRunner, store: Store, settings: Settings,
+               params: ForecastParams, step: Step, workdir: Path
+               ) -> tuple[tuple, list[PrefectFuture]] | NotEnoughData:
+    """The retrain point's windows, and its folds' fits started on the shared runner."""
+    loaded = load_folds.with_options(task_run_name=f"retrain {step.at:%Y-%m-%d %H:%M}: "
+                                                   "load windows")(store, params, step.at)
+    if isinstance(loaded, NotEnoughData):
+        return loaded
+    windows, folds, relative, rows = loaded
+    futures = submit_fits(runner, folds, params, relative, workdir / f"{step.at:%Y%m%dT%H%M}",
+                          settings.tensorflow_threads)
+    return loaded, futures
+
+
+def retrain_step(store: Store, settings: Settings, params: ForecastParams, run: BacktestRun,
+                 step: Step, fits: tuple[tuple, list[PrefectFuture]] | NotEnoughData,
+                 triggered_by: str, workdir: Path) -> str:
+    """Gate the retrain point's candidates against the backtest's champion; the step is
+    recorded as done with the registrations (or alone, when there was too little data)."""
+    if isinstance(fits, NotEnoughData):
+        outcome = f"not retrained: {fits}"
+        with store.sessions.begin() as session:
+            finish_step(session, run.id, step, outcome)
+        return outcome
+    (windows, folds, _, rows), futures = fits
+    outcomes = []
+
+    def record(session, leaderboard: list[dict]) -> None:
+        promoted = [f"{r['family']} v{r['version']}" for r in leaderboard
+                    if r["decision"] == "promoted"]
+        outcomes.append(f"promoted {promoted[0]}" if promoted else
+                        f"{len(leaderboard)} candidates, none promoted")
+        finish_step(session, run.id, step, outcomes[0])
+
+    gate(store, settings, run.model_name, folds, futures, windows, rows, params,
+         triggered_by, workdir / f"{step.at:%Y%m%dT%H%M}", then=record)
+    return outcomes[0]
+
