@@ -37,13 +37,14 @@ def forecast_step(store: Store, settings: Settings, run: BacktestRun, step: Step
     """The day's forecast into `backtest_forecasts`, recorded as done in the same
     transaction; a refusal (stale or missing data) is a finished step too."""
     try:
-        forecast = forecast_at(store, settings, step.at, network)
+        forecast = forecast_at(store, settings, step.at, version, network)
     except StaleData as refused:
         outcome = f"refused: {refused}"
         with store.sessions.begin() as session:
             finish_step(session, run.id, step, outcome)
         return outcome
-    rows = issue_rows(forecast, version, store.station.target_channel.column)
+    rows = issue_rows(forecast, version, store.station.target_channel.column,
+                      settings.intervals)
     with store.sessions.begin() as session:
         written = write_backtest_forecast(session, run.id, **rows)
         by = rows["model_name"] + (f" v{rows['model_version']}" if rows["model_version"]

@@ -23,7 +23,8 @@ from forecasting.plotting import plot_forecast
 from forecasting.evaluation import Forecaster
 from forecasting.config import model_name
 from registry.champions import load_champion
-from registry.forecasts import BEST_NAIVE, ForecastRun, read_view, record_run, write_forecast
+from registry.forecasts import (BEST_NAIVE, ForecastRun, interval_calibration, read_view,
+                                record_run, write_forecast)
 from registry.observations import newest_time, read_observations
 from registry.store import Store, open_store
 from registry.versions import ModelVersion, champion, champion_at
@@ -47,12 +48,13 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
     """Forecast from observations at or before `at`; a refusal is recorded, not written.
     When the champion's input window has holes the rows are the naive forecast, labelled so."""
     try:
-        forecast = forecast_at(store, settings, at, network)
+        forecast = forecast_at(store, settings, at, version, network)
     except StaleData as refused:
         label = (version.model_name, version.version) if version else (BEST_NAIVE, None)
         run = ForecastRun(at, None, "refused", *label, 0, str(refused))
     else:
-        rows = issue_rows(forecast, version, store.station.target_channel.column)
+        rows = issue_rows(forecast, version, store.station.target_channel.column,
+                          settings.intervals)
         with store.sessions.begin() as session:
             written = write_forecast(session, **rows)
         run = ForecastRun(at, rows["issued_at"], "issued", rows["model_name"],
@@ -63,9 +65,10 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
     return run
 
 
-def forecast_at(store: Store, settings: Settings, at: datetime,
+def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVersion | None,
                 network: Forecaster | None) -> Forecast:
-    """The forecast from observations at or before `at` (raises StaleData when refused)."""
+    """The forecast from observations at or before `at` (raises StaleData when refused),
+    with the intervals of the version as of `at`."""
     # The champion's windows and features, under today's limit on the age of the data.
     params = (network.params if network else settings.forecast).model_copy(
         update={"max_data_age_minutes": settings.forecast.max_data_age_minutes})
@@ -74,13 +77,17 @@ def forecast_at(store: Store, settings: Settings, at: datetime,
         newest = newest_time(session, store.observations, until=at) or at
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
-    return forecast_as_of(frame, store.station, params, _naive(at), network)
+        calibration = version and interval_calibration(
+            session, store.observations, version, at, settings.interval_min_verified)
+    return forecast_as_of(frame, store.station, params, _naive(at), network, calibration)
 
 
-def issue_rows(forecast: Forecast, version: ModelVersion | None, target: str) -> dict:
+def issue_rows(forecast: Forecast, version: ModelVersion | None, target: str,
+               levels: tuple[int, ...]) -> dict:
     """The arguments of `write_forecast`: labelled by the model that made the values (the
     naive forecast's name when it stood in), out of sample when the model's training data
-    ended at or before the issue time."""
+    ended at or before the issue time, with the bounds of the interval `levels`."""
+    bounds = {level: forecast.bounds(level) for level in levels}
     issued_at = utc_datetime(forecast.issued_at)
     label = (version.model_name, version.version) if forecast.by_model else \
         (forecast.naive, None)
@@ -89,7 +96,8 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, target: str) ->
             "values": forecast.values.tolist(), "model_name": label[0],
             "model_version": label[1],
             "out_of_sample": not forecast.by_model or version.train_end <= issued_at,
-            "target": target}
+            "target": target, "bounds": {level: (pair[0].tolist(), pair[1].tolist())
+                                         for level, pair in bounds.items() if pair}}
 
 
 def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,

@@ -26,6 +26,7 @@ from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
 from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
 from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
 from forecasting.features import station_windows
+from forecasting.intervals import calibrate
 from forecasting.isolated import JobFailed, predict_saved
 from forecasting.linear import META_FILE
 from forecasting.promotion import choose_champion
@@ -118,7 +119,9 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
         persistence_mae=backtest.scores("persistence").mae,
         best_naive_mae=backtest.scores("best_naive").mae,
         seasonal_mae=backtest.scores("seasonal_persistence").mae,
-        library_versions=library_versions())
+        library_versions=library_versions(),
+        intervals=calibrate(backtest.residuals(family)[:, model.params.hourly_steps],
+                            backtest.changeability(model.params.samples_per_day)))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="register and gate")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from typing import Literal
 
+import numpy as np
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -91,6 +93,11 @@ class ForecastParams(BaseModel):
         return self.horizon_hours * 60 // self.step_minutes
 
     @property
+    def hourly_steps(self) -> np.ndarray:
+        """Which horizon steps fall on whole hours: the forecasts' rows."""
+        return self.step_minutes * np.arange(1, self.horizon_steps + 1) % 60 == 0
+
+    @property
     def samples_per_day(self) -> int:
         return 24 * 60 // self.step_minutes
 
@@ -132,6 +139,12 @@ class Settings(BaseSettings):
         1, ge=0, description="Threads per TensorFlow op in training (0: TensorFlow's own "
         "choice, one per core); see forecasting.training.set_tensorflow_threads.")
     forecast: ForecastParams = ForecastParams()
+    intervals: tuple[Literal[50, 80, 95], ...] = Field(
+        (80,), description="Central prediction intervals (%) written with each forecast "
+        "(columns lower_80/upper_80, ...).")
+    interval_min_verified: int = Field(
+        30, gt=1, description="Verified out-of-sample issues of the champion after which its "
+        "intervals are calibrated on those errors instead of its registration backtest's.")
 
     @classmethod
     def settings_customise_sources(

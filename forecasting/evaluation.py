@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from forecasting.intervals import changeability
 from forecasting.windows import NotEnoughData, Windows
 
 PREDICT_ROWS = 4096  # windows gathered at a time, to bound memory
@@ -124,10 +125,22 @@ class Backtest:
 
     folds: list[FoldSplit]
     fold_scores: dict[str, list[Scores]] = field(default_factory=dict)
+    fold_residuals: dict[str, list[np.ndarray]] = field(default_factory=dict)
     models: dict[str, Forecaster] = field(default_factory=dict)
 
     def scores(self, name: str) -> Scores:
         return Scores.combine(self.fold_scores[name])
+
+    def residuals(self, name: str) -> np.ndarray:
+        """(windows, horizon) actual − prediction on every fold's test windows: errors made
+        on data the model did not train on, which calibrate its prediction intervals."""
+        return np.concatenate(self.fold_residuals[name])
+
+    def changeability(self, day: int) -> np.ndarray:
+        """How changeable the weather was at each test window's origin, in the order of
+        `residuals` (see forecasting.intervals)."""
+        return np.concatenate([changeability(f.test.target, f.test.origins, day)
+                               for f in self.folds])
 
     def test_sets(self) -> dict[str, Windows]:
         """The folds' test windows by name, for a model scored elsewhere (a champion)."""
@@ -145,6 +158,8 @@ class Backtest:
         for fold, fit in zip(folds, fits, strict=True):
             for name, predictions in fit.predictions.items():
                 result.fold_scores.setdefault(name, []).append(Scores.of(predictions, fold.test))
+                result.fold_residuals.setdefault(name, []).append(
+                    fold.test.targets() - np.asarray(predictions, np.float64))
         result.models.update(fits[-1].models)
         return result
 

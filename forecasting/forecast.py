@@ -9,7 +9,8 @@ import pandas as pd
 
 from forecasting.baselines import BestNaive, Persistence
 from forecasting.config import ForecastParams
-from forecasting.evaluation import Forecaster
+from forecasting.evaluation import Forecaster, predict_windows
+from forecasting.intervals import Calibration, bounds, calibrate, changeability
 from forecasting.features import build_features
 from forecasting.schema import StationSchema
 from forecasting.windows import latest_input, make_windows
@@ -29,6 +30,16 @@ class Forecast:
     by_model: bool  # False: a naive forecast (no model, or its input window had holes)
     naive: str = ""  # which naive forecast, when not by the model
     note: str = ""  # why the model was not used, when it was given
+    # The interval offsets of the forecaster that made the values (None: no intervals), and
+    # how changeable the weather was at the issue time (forecasting.intervals).
+    calibration: Calibration | None = None
+    changeability: float = float("nan")
+
+    def bounds(self, level: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(lower, upper) of the central `level` % interval at each hour ahead."""
+        if self.calibration is None or str(level) not in self.calibration:
+            return None
+        return bounds(self.values, self.calibration, level, self.changeability)
 
 
 def input_span(params: ForecastParams) -> pd.Timedelta:
@@ -39,7 +50,8 @@ def input_span(params: ForecastParams) -> pd.Timedelta:
 
 
 def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
-                   at: pd.Timestamp, network: Forecaster | None = None) -> Forecast:
+                   at: pd.Timestamp, network: Forecaster | None = None,
+                   calibration: Calibration | None = None) -> Forecast:
     """The target at each whole hour 1..horizon after the newest input sample.
 
     `frame` may hold later rows; they are cut off at `at`, so the result never depends on
@@ -47,7 +59,8 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     to `max_input_gap_minutes`); when one is left, or without a model, the forecast is the
     best naive one: per hour ahead, persistence or the value a day before, whichever did
     better over the last `NAIVE_FIT_DAYS` (persistence alone when those days have too many
-    holes to tell). Stale data is refused outright.
+    holes to tell). Stale data is refused outright. The model's intervals come from
+    `calibration`; the naive forecast's from its own errors over those days.
     """
     frame = frame[frame.index <= at]
     if frame.empty:
@@ -82,24 +95,33 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     if by_network:
         path = np.asarray(network.predict(window))[0]
     else:
-        naive, path = naive_forecast(features, station.target_channel.column, params)
-    minutes = params.step_minutes * np.arange(1, horizon + 1)
-    hourly = minutes % 60 == 0
+        naive, path, calibration = naive_forecast(features, station.target_channel.column,
+                                                  params)
+    hourly = params.hourly_steps
+    minutes = params.step_minutes * np.arange(1, horizon + 1)[hourly]
     # The shortest decimal of each float32 (1.35, not 1.350000023841858) reads well in SQL.
     values = np.array([float(str(v)) for v in path[hourly].astype(np.float32)])
-    return Forecast(issued_at, issued_at + pd.to_timedelta(minutes[hourly], unit="min"),
-                    values, by_network, naive, note)
+    series = features.iloc[:, target].to_numpy()
+    now = changeability(series, np.array([len(series) - 1]), params.samples_per_day)[0]
+    return Forecast(issued_at, issued_at + pd.to_timedelta(minutes, unit="min"),
+                    values, by_network, naive, note, calibration, now)
 
 
-def naive_forecast(features: pd.DataFrame, target: str,
-                   params: ForecastParams) -> tuple[str, np.ndarray]:
-    """(name, path) of the best naive forecast from the newest sample, chosen per hour on
-    the last `NAIVE_FIT_DAYS`; persistence when those hold no complete day-long window."""
+def naive_forecast(features: pd.DataFrame, target: str, params: ForecastParams
+                   ) -> tuple[str, np.ndarray, Calibration | None]:
+    """(name, path, interval calibration) of the best naive forecast from the newest sample,
+    chosen and calibrated per hour on the last `NAIVE_FIT_DAYS`; persistence, without
+    intervals, when those hold no complete day-long window."""
     day, horizon = params.samples_per_day, params.horizon_steps
     recent = features[features.index > features.index[-1] - pd.Timedelta(days=NAIVE_FIT_DAYS)]
     windows = make_windows(recent[[target]], target, day, horizon)
     data = features[[target]].to_numpy(np.float32)
     if len(windows) and len(data) >= day and horizon <= day \
             and not np.isnan(data[-day:]).any():
-        return BestNaive.name, BestNaive(day).fit(windows).predict(data[None, -day:])[0]
-    return Persistence.name, Persistence().for_target(0, horizon).predict(data[None, -1:])[0]
+        best = BestNaive(day).fit(windows)
+        residuals = windows.targets() - predict_windows(best, windows)
+        return (BestNaive.name, best.predict(data[None, -day:])[0],
+                calibrate(residuals[:, params.hourly_steps],
+                          changeability(windows.target, windows.origins, day)))
+    return (Persistence.name, Persistence().for_target(0, horizon).predict(data[None, -1:])[0],
+            None)

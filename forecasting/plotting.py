@@ -10,12 +10,13 @@ from matplotlib.figure import Figure
 
 from forecasting.baselines import BestNaive, Persistence
 from forecasting.evaluation import verified_skill
+from forecasting.intervals import LEVELS
 
 
 def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame,
                   path: Path, title: str, quantity: str) -> Path:
     """Top: recent observations, past forecasts and the latest forecast with its persistence
-    line. Bottom: MAE by horizon of the verified forecasts against persistence and seasonal
+    line and prediction intervals. Bottom: MAE by horizon of the verified forecasts against persistence and seasonal
     persistence (UTC times). Past naive forecasts are left out when a model's forecasts
     exist, since the naive curves already show them."""
     models = skill[~skill.model_name.isin([Persistence.name, BestNaive.name])]
@@ -30,6 +31,11 @@ def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame
     issued = latest.issued_at.iloc[0]
     top.plot(latest.target_time, latest.value, color="tab:red", lw=2, marker="o", ms=3,
              label=f"latest forecast ({latest.model.iloc[0]})")
+    for level in LEVELS:  # nested bands: where they overlap, the shade darkens
+        if f"lower_{level}" in latest and latest[f"lower_{level}"].notna().all():
+            top.fill_between(latest.target_time, latest[f"lower_{level}"],
+                             latest[f"upper_{level}"], color="tab:red", alpha=0.15, lw=0,
+                             label=f"{level} % interval")
     if issued in observed.index:
         top.hlines(observed[issued], issued, latest.target_time.iloc[-1], colors="grey",
                    linestyles="--", label="persistence")

@@ -17,7 +17,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func, 
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from registry.db import Base, UTCDateTime, int_pk, utc_time
-from registry.forecasts import forecast_rows
+from registry.forecasts import ForecastColumns, forecast_rows
 from registry.observations import insert_ignore
 
 RETRAIN, FORECAST = "retrain", "forecast"
@@ -51,22 +51,13 @@ class BacktestStepRow(Base):
     finished_at: Mapped[utc_time]
 
 
-class BacktestForecastRow(Base):
+class BacktestForecastRow(ForecastColumns, Base):
     """A backtest's forecast value: the columns of `forecasts`, plus the backtest id."""
 
     __tablename__ = "backtest_forecasts"
 
     id: Mapped[int_pk]
     backtest_id: Mapped[int] = mapped_column(ForeignKey("backtests.id"))
-    issued_at: Mapped[utc_time]
-    target_time: Mapped[utc_time]
-    horizon_hours: Mapped[int]
-    value: Mapped[float]
-    model_name: Mapped[str] = mapped_column(String(100))
-    model_version: Mapped[int | None]
-    created_at: Mapped[utc_time]
-    out_of_sample: Mapped[bool | None]
-    target: Mapped[str | None] = mapped_column(String(100))
 
 
 Index("uq_backtest_forecasts_issue", BacktestForecastRow.backtest_id,

@@ -11,36 +11,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Index, String, Text, bindparam, func, inspect, select, text
+from sqlalchemy import (Connection, Index, String, Table, Text, bindparam, func, inspect, select,
+                        text)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from forecasting.baselines import BestNaive, Persistence
+from forecasting.intervals import LEVELS, Calibration, calibrate, changeability
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import Base, UTCDateTime, int_pk, utc_time
-from registry.observations import insert_ignore
+from registry.observations import insert_ignore, read_observations
+from registry.versions import ModelVersion
 
 PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_version is NULL
 BEST_NAIVE = BestNaive.name  # the naive forecast written when there is no usable champion
+BOUNDS = [f"{side}_{level}" for level in LEVELS for side in ("lower", "upper")]
 VIEW_COLUMNS = {
     "latest_forecast": ["issued_at", "target_time", "horizon_hours", "value", "model_name",
-                        "model_version", "created_at", "out_of_sample", "target"],
+                        "model_version", "created_at", "out_of_sample", "target", *BOUNDS],
     "forecast_skill": ["issued_at", "target_time", "horizon_hours", "model_name",
                        "model_version", "forecast", "actual", "error", "abs_error",
                        "persistence_forecast", "persistence_abs_error",
                        "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
-                       "out_of_sample", "target"],
+                       "out_of_sample", "target", *BOUNDS],
+    "forecast_coverage": ["horizon_hours", "level", "verified", "inside", "coverage"],
 }
 VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]]
 
 
-class ForecastRow(Base):
-    """One forecast value; (issued_at, target_time, model_name, model_version) is unique,
-    with a NULL model_version (persistence) counted as one value, so re-runs add nothing."""
+class ForecastColumns:
+    """One forecast value, as `forecasts` and `backtest_forecasts` both hold it."""
 
-    __tablename__ = "forecasts"
-
-    id: Mapped[int_pk]
     issued_at: Mapped[utc_time]  # time of the last observation used
     target_time: Mapped[utc_time] = mapped_column(index=True)
     horizon_hours: Mapped[int]
@@ -53,6 +55,23 @@ class ForecastRow(Base):
     out_of_sample: Mapped[bool | None]
     # The station's target column (`t_degc`); NULL on rows written before it was recorded.
     target: Mapped[str | None] = mapped_column(String(100))
+    # Central prediction intervals (forecasting.intervals); NULL where not configured, for
+    # a forecaster without calibration, and on rows written before they existed.
+    lower_50: Mapped[float | None]
+    upper_50: Mapped[float | None]
+    lower_80: Mapped[float | None]
+    upper_80: Mapped[float | None]
+    lower_95: Mapped[float | None]
+    upper_95: Mapped[float | None]
+
+
+class ForecastRow(ForecastColumns, Base):
+    """One forecast value; (issued_at, target_time, model_name, model_version) is unique,
+    with a NULL model_version (persistence) counted as one value, so re-runs add nothing."""
+
+    __tablename__ = "forecasts"
+
+    id: Mapped[int_pk]
 
 
 Index("uq_forecasts_issue", ForecastRow.issued_at, ForecastRow.target_time,
@@ -88,8 +107,9 @@ class ForecastRun:
 
 
 def create_forecast_views(connection: Connection, station: StationSchema) -> None:
-    """Create `latest_forecast`, `forecast_skill` and `backtest_skill`, or recreate one whose
-    columns are not the current ones (views hold no data). Portable SQL but for the one-day shift: COALESCE
+    """Create `latest_forecast`, `forecast_skill`, `backtest_skill` and `forecast_coverage`
+    (per hour ahead and interval, the share of verified out-of-sample actuals inside the
+    bounds), or recreate one whose columns are not the current ones (views hold no data). Portable SQL but for the one-day shift: COALESCE
     makes the NULL naive version comparable."""
     target = station.target_channel.column
     ts = TIMESTAMP_SQL_COLUMN
@@ -100,6 +120,8 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
     mine = f"(target = '{target}' OR target IS NULL)"
     mine_f = f"(f.target = '{target}' OR f.target IS NULL)"
 
+    bounds = ", ".join(f"f.{b}" for b in BOUNDS)
+
     def skill(table: str, leading: str) -> str:
         return f"""
             SELECT {leading}f.issued_at, f.target_time, f.horizon_hours, f.model_name,
@@ -109,7 +131,7 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
                    ABS(p.{target} - o.{target}) AS persistence_abs_error,
                    s.{target} AS seasonal_persistence_forecast,
                    ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error,
-                   f.out_of_sample, f.target
+                   f.out_of_sample, f.target, {bounds}
             FROM {table} f
             JOIN observations o ON o.{ts} = f.target_time
             LEFT JOIN observations p ON p.{ts} = f.issued_at
@@ -119,7 +141,7 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
     views = {
         "latest_forecast": f"""
             SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
-                   f.model_version, f.created_at, f.out_of_sample, f.target
+                   f.model_version, f.created_at, f.out_of_sample, f.target, {bounds}
             FROM forecasts f
             JOIN (SELECT issued_at, model_name, COALESCE(model_version, 0) AS version
                   FROM forecasts WHERE {mine}
@@ -129,6 +151,14 @@ def create_forecast_views(connection: Connection, station: StationSchema) -> Non
             WHERE {mine_f}""",
         "forecast_skill": skill("forecasts", ""),
         "backtest_skill": skill("backtest_forecasts", "f.backtest_id, "),
+        "forecast_coverage": " UNION ALL ".join(f"""
+            SELECT horizon_hours, {level} AS level, COUNT(*) AS verified,
+                   SUM(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1
+                       ELSE 0 END) AS inside,
+                   AVG(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1.0
+                       ELSE 0.0 END) AS coverage
+            FROM forecast_skill WHERE lower_{level} IS NOT NULL AND out_of_sample
+            GROUP BY horizon_hours""" for level in LEVELS),
     }
     inspector = inspect(connection)
     existing = set(inspector.get_view_names())
@@ -149,15 +179,20 @@ def write_forecast(session: Session, *forecast, **named) -> int:
 
 def forecast_rows(issued_at: datetime, target_times: list[datetime], values: list[float],
                   model_name: str, model_version: int | None, out_of_sample: bool,
-                  target: str) -> list[dict]:
-    """One issue's values as rows of `forecasts` (and of `backtest_forecasts`)."""
+                  target: str, bounds: dict[int, tuple[list[float], list[float]]] | None = None
+                  ) -> list[dict]:
+    """One issue's values as rows of `forecasts` (and of `backtest_forecasts`), with the
+    (lower, upper) bounds of each interval level given."""
     now = datetime.now(UTC)
+    intervals = [{f"{side}_{level}": float(edge[i]) for level, pair in (bounds or {}).items()
+                  for side, edge in zip(("lower", "upper"), pair)}
+                 for i in range(len(values))]
     return [
         {"issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
          "model_version": model_version, "created_at": now, "out_of_sample": out_of_sample,
          "target": target,
-         "horizon_hours": round((t - issued_at).total_seconds() / 3600)}
-        for t, v in zip(target_times, values)
+         "horizon_hours": round((t - issued_at).total_seconds() / 3600), **interval}
+        for t, v, interval in zip(target_times, values, intervals)
     ]
 
 
@@ -174,6 +209,37 @@ def list_runs(session: Session) -> list[ForecastRun]:
                         r.rows_written, r.message) for r in rows]
 
 
+def interval_calibration(session: Session, observations: Table, version: ModelVersion,
+                         at: datetime, min_verified: int, issues: int = 90
+                         ) -> Calibration | None:
+    """The version's interval offsets as of `at`: from the errors of its newest `issues`
+    verified out-of-sample forecasts (targets observed by `at`) once every hour ahead has
+    `min_verified` of them, else from its registration backtest (None for old versions)."""
+    query = text("SELECT issued_at, horizon_hours, actual - forecast AS residual, target "
+                 "FROM forecast_skill WHERE model_name = :name AND model_version = :version "
+                 "AND out_of_sample AND target_time <= :at").bindparams(
+        bindparam("at", at, type_=UTCDateTime()), name=version.model_name,
+        version=version.version)
+    verified = pd.DataFrame(session.execute(query).all(),
+                            columns=["issued_at", "horizon_hours", "residual", "target"])
+    horizons = range(1, version.params["horizon_hours"] + 1)
+    residuals = verified.pivot_table(index="issued_at", columns="horizon_hours",
+                                     values="residual").reindex(columns=horizons)
+    residuals = residuals.sort_index().iloc[-issues:]
+    if not len(residuals) or residuals.count().min() < min_verified:
+        return version.intervals or None
+    # How changeable the weather was at each issue, from the observations on the hourly grid.
+    issued = pd.DatetimeIndex(pd.to_datetime(residuals.index, utc=True).tz_localize(None))
+    frame = read_observations(session, observations,
+                              start=(issued[0] - pd.Timedelta(days=2)).to_pydatetime()
+                              .replace(tzinfo=UTC), end=at)
+    hourly = frame[verified.target.iloc[0]].resample("h").asfreq()
+    origins = hourly.index.get_indexer(issued)
+    scales = np.where(origins >= 0, changeability(hourly.to_numpy(), np.maximum(origins, 0),
+                                                  24), np.nan)
+    return calibrate(residuals.to_numpy(), scales)
+
+
 VIEWS = tuple(VIEW_COLUMNS)
 
 
@@ -186,8 +252,9 @@ def read_view(session: Session, view: str, since: datetime | None = None,
         raise ValueError(f"unknown forecast view {view!r}; choose from {VIEWS}")
     conditions = {"issued_at >= :since": since, "backtest_id = :backtest_id": backtest_id}
     where = " AND ".join(c for c, value in conditions.items() if value is not None)
-    query = text(f"SELECT * FROM {view} {'WHERE ' + where if where else ''} "
-                 "ORDER BY issued_at, target_time")
+    order = "issued_at, target_time" if "issued_at" in VIEW_COLUMNS[view] else \
+        "level, horizon_hours"
+    query = text(f"SELECT * FROM {view} {'WHERE ' + where if where else ''} ORDER BY {order}")
     if since is not None:
         query = query.bindparams(bindparam("since", since, type_=UTCDateTime()))
     if backtest_id is not None:
@@ -197,6 +264,7 @@ def read_view(session: Session, view: str, since: datetime | None = None,
     for name in ("issued_at", "target_time", "created_at"):  # stored as UTC
         if name in frame:
             frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_localize(None)
-    frame["model"] = frame.model_name + frame.model_version.map(
-        lambda v: f" v{int(v)}" if pd.notna(v) else "")
+    if "model_name" in frame:
+        frame["model"] = frame.model_name + frame.model_version.map(
+            lambda v: f" v{int(v)}" if pd.notna(v) else "")
     return frame

@@ -43,6 +43,9 @@ class ModelVersionRow(Base):
     best_naive_mean: Mapped[float | None]
     best_naive_last: Mapped[float | None]
     seasonal_mae: Mapped[str | None] = mapped_column(Text)  # seasonal persistence, per horizon
+    # JSON: prediction interval offsets per level and hour ahead, from the backtest's errors
+    # (forecasting.intervals); NULL on versions registered before intervals existed.
+    intervals: Mapped[str | None] = mapped_column(Text)
     artifact_path: Mapped[str] = mapped_column(Text)
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     library_versions: Mapped[str] = mapped_column(Text)  # JSON
@@ -112,6 +115,7 @@ class ModelVersion:
     artifact_path: str
     artifact_sha256: str
     created_at: datetime
+    intervals: dict | None
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class NewVersion:
     best_naive_mae: tuple[float, ...]
     seasonal_mae: tuple[float, ...]
     library_versions: dict
+    intervals: dict
 
 
 def add_version(session: Session, new: NewVersion, version: int, artifact_path: str,
@@ -161,7 +166,8 @@ def add_version(session: Session, new: NewVersion, version: int, artifact_path: 
         persistence_mae=json.dumps(naive), persistence_mean=sum(naive) / len(naive),
         persistence_last=naive[-1], best_naive_mae=json.dumps(best),
         best_naive_mean=sum(best) / len(best), best_naive_last=best[-1],
-        seasonal_mae=json.dumps(list(new.seasonal_mae)), artifact_path=artifact_path,
+        seasonal_mae=json.dumps(list(new.seasonal_mae)), intervals=json.dumps(new.intervals),
+        artifact_path=artifact_path,
         artifact_sha256=artifact_sha256,
         library_versions=json.dumps(new.library_versions, sort_keys=True), created_at=_now())
     session.add(row)
@@ -264,7 +270,8 @@ def _version(row: ModelVersionRow) -> ModelVersion:
         holdout_last=row.holdout_last, persistence_mean=row.persistence_mean,
         persistence_last=row.persistence_last, best_naive_mean=row.best_naive_mean,
         best_naive_last=row.best_naive_last, artifact_path=row.artifact_path,
-        artifact_sha256=row.artifact_sha256, created_at=row.created_at)
+        artifact_sha256=row.artifact_sha256, created_at=row.created_at,
+        intervals=json.loads(row.intervals) if row.intervals else None)
 
 
 def _event(session: Session, row: PromotionEventRow) -> PromotionEvent:

@@ -18,7 +18,7 @@ def _version(session, root):
     new = NewVersion(model_name="t", family="blend", params=model.params.model_dump(mode="json"),
                      train_start=now, train_end=now, rows=1, holdout_windows=1,
                      holdout_mae=(1.0,), persistence_mae=(2.0,), best_naive_mae=(2.0,),
-                     seasonal_mae=(2.0,), library_versions={})
+                     seasonal_mae=(2.0,), library_versions={}, intervals={})
     return register_version(session, root, new, model)
 
 

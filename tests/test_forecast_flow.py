@@ -76,6 +76,9 @@ def test_no_champion_writes_24_labelled_best_naive_rows_once(prefect_harness, tm
     assert all(r[3] in (now, day_before) for r, day_before in zip(latest, seasonal))
     assert latest[0][3] == now  # an hour ahead, persistence is the better naive forecast
     assert latest[11][3] == seasonal[11] != now  # 12 h ahead, the daily cycle wins
+    # Its 80 % interval, from its own errors over the last 14 days; 50 % and 95 % not asked.
+    assert sql(tmp_path, "select count(*) from latest_forecast where lower_80 < value and "
+                         "value < upper_80 and lower_50 is null") == [(24,)]
 
     again = run_forecast(tmp_path, at=AT, days=2)
     assert again.is_completed()
@@ -334,3 +337,30 @@ def test_the_forecast_plot_artifact_carries_the_picture_itself(prefect_harness, 
     image = re.fullmatch(r"!\[forecast of t_degc_24h\]\(data:image/png;base64,(.+)\)",
                          markdown).group(1)
     assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_forecasts_carry_calibrated_intervals_and_sql_gives_their_coverage(with_champion,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    data = tmp_path / "data"
+    copy_data_dir(with_champion, data)
+    monkeypatch.setenv("SENSORCAST_INTERVALS", "[50, 80]")
+    assert run_forecast(data, at=AT + timedelta(days=8), days=8,
+                        model="current").is_completed()
+    rows = sql(data, "select model_name, value, lower_50, upper_50, lower_80, upper_80, "
+                     "lower_95, upper_95 from forecasts where issued_at > '2021-02-20 13:00'")
+    assert len(rows) == 8 * 24 and {r[0] for r in rows} == {NAME}
+    for _, value, low50, high50, low80, high80, low95, high95 in rows:
+        assert low80 <= low50 <= high50 <= high80 and low80 < value < high80
+        assert low95 is None and high95 is None  # not configured
+    skill = sql(data, "select horizon_hours, actual, lower_80, upper_80 from forecast_skill "
+                      "where out_of_sample and lower_80 is not null")
+    coverage = {level: dict(sql(data, f"select horizon_hours, coverage from "
+                                      f"forecast_coverage where level = {level}"))
+                for level in (50, 80, 95)}
+    assert coverage[95] == {} and len(coverage[80]) == 24
+    for horizon in range(1, 25):
+        mine = [low <= actual <= high for h, actual, low, high in skill if h == horizon]
+        assert coverage[80][horizon] == pytest.approx(sum(mine) / len(mine))
+    assert sql(data, "select min(verified) from forecast_coverage where level = 80") == \
+        [(len(skill) // 24,)]

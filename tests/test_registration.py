@@ -41,7 +41,7 @@ new = NewVersion(model_name="t", family="blend", params=model.params.model_dump(
                  train_start=now, train_end=now, rows=1, holdout_windows=1,
                  holdout_mae=(1.0, 1.0, 1.0), persistence_mae=(2.0, 2.0, 2.0),
                  best_naive_mae=(2.0, 2.0, 2.0), seasonal_mae=(2.0, 2.0, 2.0),
-                 library_versions={})
+                 library_versions={}, intervals={})
 store = open_store(url, JENA)
 with store.sessions.begin() as session:
     lock_model(session, "t")

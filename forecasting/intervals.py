@@ -1,0 +1,72 @@
+"""Prediction intervals by locally adaptive split conformal prediction.
+
+Per horizon, the quantiles of the errors (actual − forecast) a model made on data it did not
+train on, each divided by how changeable the weather was when that forecast was made (the
+mean |x_t − x_{t − 1 day}| over the day before: seasonal persistence's recent error). An
+interval is the forecast plus those quantiles times today's changeability, so it is wide on
+stormy days and in summer's large daily swings, narrow on calm ones. No distribution is
+assumed; the finite-sample correction keeps it from covering less than its level on
+exchangeable data.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+LEVELS = (50, 80, 95)  # central intervals, percent, that the forecasts' columns hold
+FLOOR = 0.2  # of the median changeability, added to every scale: calm days keep a width
+
+# JSON: {"50": per horizon [low, high] offsets (in units of the scale), ..., "scale":
+# {"floor": float, "median": float}}
+Calibration = dict
+
+
+def changeability(target: np.ndarray, origins: np.ndarray, day: int) -> np.ndarray:
+    """For each origin (an index into `target`, one sample per step), the mean |x_t −
+    x_{t − day}| over the `day` samples up to it; NaN where none is known."""
+    index = np.asarray(origins)[:, None] + np.arange(-day + 1, 1)
+    known = index - day >= 0
+    now, before = target[np.maximum(index, 0)], target[np.maximum(index - day, 0)]
+    change = np.where(known, np.abs(now.astype(np.float64) - before), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+        return np.nanmean(change, axis=1)
+
+
+def calibrate(residuals: np.ndarray, scales: np.ndarray) -> Calibration:
+    """Interval offsets for every level from `residuals` (n, horizon): actual − forecast on
+    windows the model did not train on (NaN where the actual is unknown), made when the
+    changeability was `scales` (n,)."""
+    residuals = np.asarray(residuals, np.float64)
+    scales = np.asarray(scales, np.float64)
+    median = float(np.nanmedian(scales)) if np.isfinite(scales).any() else 1.0
+    floor = FLOOR * median
+    units = np.where(np.isfinite(scales), scales, median) + floor
+    normalised = residuals / units[:, None]
+    result: Calibration = {"scale": {"floor": floor, "median": median}}
+    for level in LEVELS:
+        offsets = []
+        for column in normalised.T:
+            known = np.sort(column[~np.isnan(column)])
+            n = len(known)
+            if n == 0:
+                raise ValueError("no residuals to calibrate an interval on")
+            # The k-th smallest with k = ceil((n + 1)(1 - tail)) and floor((n + 1) tail),
+            # tail = (1 - level) / 2: conformal's correction (in integers, exactly).
+            high = known[min(n, -(-(n + 1) * (100 + level) // 200)) - 1]
+            low = known[max(1, (n + 1) * (100 - level) // 200) - 1]
+            offsets.append([float(low), float(high)])
+        result[str(level)] = offsets
+    return result
+
+
+def bounds(values: np.ndarray, calibration: Calibration, level: int,
+           scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) around the forecast `values`, made when the changeability was
+    `scale` (NaN: unknown, the calibration's median is used)."""
+    offsets = np.asarray(calibration[str(level)])
+    unit = (scale if np.isfinite(scale) else calibration["scale"]["median"]) + \
+        calibration["scale"]["floor"]
+    return values + offsets[:, 0] * unit, values + offsets[:, 1] * unit

@@ -1,0 +1,137 @@
+"""Prediction intervals: conformal quantiles by hand, honest coverage a month out, and the
+refresh from verified forecasts in SQL (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.candidates import fit_candidates
+from forecasting.config import ForecastParams
+from forecasting.evaluation import Backtest, predict_windows, rolling_folds
+from forecasting.features import station_windows
+from forecasting.intervals import bounds, calibrate, changeability
+from forecasting.schema import JENA
+from forecasting.simulate import simulate_station, write_station_csv
+from registry.forecasts import interval_calibration, read_view, write_forecast
+from registry.ingestion import ingest_file
+from registry.observations import read_observations
+from registry.registration import register_version
+from registry.versions import NewVersion
+from tests.conftest import station, tiny_blend
+
+
+def test_intervals_are_the_conformal_order_statistics_of_the_errors():
+    residuals = np.column_stack([np.arange(1.0, 20.0), -np.arange(1.0, 20.0)])  # n = 19
+    calm = calibrate(residuals, np.ones(19))  # every error made in the same weather
+    # 80 %: the k-th smallest error with k = floor(20 * 0.1) = 2 and ceil(20 * 0.9) = 18.
+    lower, upper = bounds(np.array([10.0, 10.0]), calm, 80, 1.0)
+    assert lower.tolist() == pytest.approx([12.0, -8.0]) and \
+        upper.tolist() == pytest.approx([28.0, 8.0])
+    # 50 %: k = floor(20 * 0.25) = 5 and ceil(20 * 0.75) = 15; 95 %: k = 1 (floor(0.5)
+    # clipped to the smallest) and ceil(19.5) = 20, beyond n, so the largest error.
+    assert bounds(np.zeros(2), calm, 50, 1.0)[0][0] == pytest.approx(5.0)
+    assert bounds(np.zeros(2), calm, 95, 1.0)[1][0] == pytest.approx(19.0)
+    with_gaps = residuals.copy()
+    with_gaps[::2, 0] = np.nan  # unknown actuals are left out, not counted as errors
+    assert calibrate(with_gaps, np.ones(19))["80"][0] == \
+        calibrate(residuals[1::2, :1], np.ones(9))["80"][0]
+
+
+def test_intervals_widen_with_the_changeability_of_the_weather():
+    series = np.array([0.0, 1, 2, 3, 5, 5, 5, 5])  # two "days" of 4 samples
+    # Origin 7: the last day against the day before, |5-0|, |5-1|, |5-2|, |5-3| -> 3.5.
+    assert changeability(series, np.array([7, 3]), 4)[0] == pytest.approx(3.5)
+    assert np.isnan(changeability(series, np.array([3]), 4)[0])  # no day before it
+    # Errors twice as large when the weather was twice as changeable: one set of offsets.
+    rng = np.random.default_rng(1)
+    scales = rng.choice([1.0, 2.0], 2000)
+    calibration = calibrate(rng.normal(0, 1, (2000, 1)) * scales[:, None], scales)
+    calm = bounds(np.zeros(1), calibration, 80, 1.0)
+    stormy = bounds(np.zeros(1), calibration, 80, 2.0)
+    floor = calibration["scale"]["floor"]
+    assert stormy[1][0] / calm[1][0] == pytest.approx((2 + floor) / (1 + floor))
+    assert calm[1][0] == pytest.approx(1.2816, rel=0.1)  # the normal's 90th percentile
+
+
+def coverage(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    return ((actual >= lower) & (actual <= upper)).mean(axis=0)
+
+
+def test_80_percent_intervals_cover_70_to_90_percent_at_every_horizon_a_month_out(tmp_path):
+    """Calibrated on the registration backtest's errors (3 folds of 7 days), scored on
+    hourly forecasts over the following 30 days, which no model or calibration saw."""
+    store = station(tmp_path, simulate_station("2021-01-01", 150, seed=21))
+    with store.sessions() as session:
+        frame = read_observations(session, store.observations)
+    store.close()
+    params = ForecastParams(lookback_hours=48, families=("ridge",))
+    cut = frame.index[0] + pd.Timedelta(days=110)
+    windows, relative = station_windows(frame[frame.index <= cut], JENA, params)
+    folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days)
+    backtest = Backtest.assemble(folds, [fit_candidates(f, params, relative, tmp_path)
+                                         for f in folds])
+    hourly, day = params.hourly_steps, params.samples_per_day
+    offsets = calibrate(backtest.residuals("ridge")[:, hourly], backtest.changeability(day))
+    later, _ = station_windows(frame, JENA, params)
+    month = later.between(cut, cut + pd.Timedelta(days=30))
+    forecasts = predict_windows(backtest.models["ridge"], month)[:, hourly]
+    actual = month.targets()[:, hourly]
+    assert len(month) >= 690  # 30 days of hourly issues
+    scales = changeability(month.target, month.origins, day)
+    lower, upper = (np.stack(b) for b in zip(*(bounds(f, offsets, 80, s)
+                                               for f, s in zip(forecasts, scales))))
+    covered = coverage(lower, upper, actual)
+    assert ((covered >= 0.70) & (covered <= 0.90)).all(), covered.round(3)
+    # The check can fail: intervals half as wide cover too little somewhere.
+    half = coverage(forecasts + (lower - forecasts) / 2, forecasts + (upper - forecasts) / 2,
+                    actual)
+    assert not ((half >= 0.70) & (half <= 0.90)).all()
+
+
+def test_intervals_come_from_verified_errors_once_there_are_enough_and_never_from_later_ones(
+        store, tmp_path):
+    ingest_file(store, write_station_csv(tmp_path / "feed.csv",
+                                         simulate_station("2021-01-01", 12, seed=4)), 5_000)
+    with store.sessions() as session:
+        observed = read_observations(session, store.observations)["t_degc"]
+    model, now = tiny_blend(), datetime.now(UTC)
+    holdout = calibrate(np.full((10, 24), 0.5) + np.arange(10)[:, None] / 10, np.ones(10))
+    new = NewVersion(model_name="t_degc_24h", family="blend",
+                     params=model.params.model_dump(mode="json") | {"horizon_hours": 24},
+                     train_start=now, train_end=datetime(2021, 1, 1, tzinfo=UTC), rows=1,
+                     holdout_windows=1, holdout_mae=(1.0,), persistence_mae=(2.0,),
+                     best_naive_mae=(2.0,), seasonal_mae=(2.0,), library_versions={},
+                     intervals=holdout)
+    rng = np.random.default_rng(0)
+    issues = pd.date_range("2021-01-03 06:00", periods=8, freq="D")
+    with store.sessions.begin() as session:
+        version = register_version(session, tmp_path / "artifacts", new, model)
+        for issued in issues:
+            times = [issued + pd.Timedelta(hours=h) for h in range(1, 25)]
+            errors = rng.normal(0, 2, 24)
+            write_forecast(session, issued.to_pydatetime().replace(tzinfo=UTC),
+                           [t.to_pydatetime().replace(tzinfo=UTC) for t in times],
+                           (observed[times].to_numpy() - errors).tolist(), "t_degc_24h",
+                           version.version, True, "t_degc")
+    skill = None
+    with store.sessions() as session:
+        skill = read_view(session, "forecast_skill")
+        at = datetime(2021, 1, 12, tzinfo=UTC)
+        table = store.observations
+        assert interval_calibration(session, table, version, at, min_verified=20) == holdout
+        refreshed = interval_calibration(session, table, version, at, min_verified=5)
+        # As of the 5th issue's last target, only the four issues verified by then count.
+        early = (issues[4] + pd.Timedelta(hours=23)).to_pydatetime().replace(tzinfo=UTC)
+        assert interval_calibration(session, table, version, early, min_verified=5) == holdout
+    verified = skill.pivot_table(index="issued_at", columns="horizon_hours",
+                                 values="error").to_numpy()
+    hourly = observed[observed.index.minute == 0]
+    change = (hourly - hourly.shift(24)).abs().rolling(24).mean()  # by pandas, not by index
+    expected = calibrate(-verified, change[issues].to_numpy())
+    assert refreshed["scale"] == pytest.approx(expected["scale"])
+    for level in ("50", "80", "95"):
+        np.testing.assert_allclose(refreshed[level], expected[level], rtol=1e-6)
