@@ -1,4 +1,4 @@
-"""Serve the three deployments of `deployments/prefect.yaml` from this one process.
+"""Serve the deployments of `deployments/prefect.yaml` from this one process.
 
 No work pool or worker is needed: `python deployments/serve.py` (or `make serve`, which also
 starts a local Prefect server) registers the deployments with their schedules and runs them

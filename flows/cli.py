@@ -305,6 +305,30 @@ def _progress_bar(settings: Settings, spec: tuple, total: int):
 
 
 @app.command()
+def monitor(ctx: typer.Context,
+            retrain: Annotated[bool, typer.Option(help="Retrain when it demotes.")] = True
+            ) -> None:
+    """Judge the champion on its verified forecasts of the last `monitor_days`; demote it
+    (and retrain) when it loses to the best naive forecast."""
+    settings: Settings = ctx.obj
+    _prefect_home(settings)
+    from flows.monitor import monitor as monitor_flow
+
+    result = _run_flow(monitor_flow, data_dir=str(settings.data_dir),
+                       database_url=settings.database_url,
+                       station_schema=_str(settings.station_schema), retrain=retrain,
+                       triggered_by="cli")
+    version = f" v{result['version']}" if result.get("version") else ""
+    typer.echo(f"{result['model_name']}{version}: {result['decision']}"
+               + (f": {result['reason']}" if result["reason"] else ""))
+    for group in result.get("groups", []):
+        typer.echo(f"  {group['hours']:>13}  champion {group['champion_mae']:.3f}  best naive "
+                   f"{group['best_naive_mae']:.3f}  ratio {group['ratio']:.3f}")
+    if result.get("retrain"):
+        typer.echo(f"started: {result['retrain']}")
+
+
+@app.command()
 def plot(
     ctx: typer.Context,
     out: Annotated[Path | None, typer.Option(help="PNG path; default data/plots.")] = None,

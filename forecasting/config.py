@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         30, gt=1, description="Verified out-of-sample issues of the champion after which its "
         "intervals are calibrated on those errors instead of its registration backtest's.")
 
+    monitor_days: int = Field(14, gt=0, description="The skill monitor judges the champion "
+                              "on its verified forecasts of the last this many days.")
+    monitor_margin: float = Field(
+        0.05, ge=0, description="The champion is demoted when its MAE exceeds best naive's "
+        "by more than this (relative) overall or in any horizon group.")
+    monitor_min_issues: int = Field(7, gt=0, description="Verified issues the monitor needs "
+                                    "in the period before it judges.")
+
     @classmethod
     def settings_customise_sources(
         cls,

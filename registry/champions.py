@@ -1,4 +1,5 @@
-"""Moving the champion by hand: manual promotion and rollback, both verified and recorded."""
+"""Moving the champion outside the gate: manual promotion and rollback (verified), demotion
+by the skill monitor; every move recorded."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from forecasting.evaluation import Forecaster
 from registry.artifacts import ArtifactError, load_verified, verified_files
-from registry.versions import (ModelVersion, PromotionEvent, champion, champion_at,
+from registry.versions import (DEMOTED, ModelVersion, PromotionEvent, champion, champion_at,
                                get_version, previous_champion, record_event, replaced_by)
 
 
@@ -44,6 +45,17 @@ def rollback(session: Session, root: Path, model_name: str, reason: str,
     return record_event(session, model_name, "rollback", reason, triggered_by, previous,
                         {"candidate_mean": previous.holdout_mean,
                          "candidate_last": previous.holdout_last})
+
+
+def demote(session: Session, model_name: str, reason: str, triggered_by: str,
+           scores: dict[str, float | None], groups: list[dict]) -> PromotionEvent:
+    """Take the champion alias away (the skill monitor found it losing to the naive
+    forecasts): until a retrain promotes another, forecasts are the labelled best naive
+    one. The event names the demoted version as the previous champion."""
+    if champion(session, model_name) is None:
+        raise LookupError(f"{model_name} has no champion to demote")
+    return record_event(session, model_name, DEMOTED, reason, triggered_by, None, scores,
+                        {"monitor": groups})
 
 
 def load_champion(session: Session, root: Path, model_name: str, triggered_by: str,

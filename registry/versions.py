@@ -17,6 +17,7 @@ from registry.db import Base, int_pk, utc_time
 
 CHAMPION = "champion"
 ALIAS_MOVES = ("promoted", "manual", "rollback")  # decisions that move the alias
+DEMOTED = "demoted"  # the skill monitor took the alias away: no champion until the next one
 
 
 class ModelVersionRow(Base):
@@ -88,7 +89,7 @@ class PromotionEventRow(Base):
     best_naive_mean: Mapped[float | None]
     best_naive_last: Mapped[float | None]
     groups: Mapped[str | None] = mapped_column(Text)  # JSON: MAE per horizon group, each rival
-    decision: Mapped[str] = mapped_column(String(20))  # rejected or one of ALIAS_MOVES
+    decision: Mapped[str] = mapped_column(String(20))  # rejected, DEMOTED or an ALIAS_MOVES
     reason: Mapped[str] = mapped_column(Text)
     triggered_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[utc_time]
@@ -199,7 +200,8 @@ def record_event(session: Session, model_name: str, decision: str, reason: str,
                  scores: dict[str, float | None] | None = None,
                  groups: dict | None = None) -> PromotionEvent:
     """Append a decision; when it is a promotion, rollback or manual promotion, also move
-    the `champion` alias to the candidate (same transaction as the caller's)."""
+    the `champion` alias to the candidate, and when it is a demotion remove the alias (same
+    transaction as the caller's)."""
     previous = champion(session, model_name)
     scores = scores or {}
     row = PromotionEventRow(
@@ -220,6 +222,8 @@ def record_event(session: Session, model_name: str, decision: str, reason: str,
                                       version_id=candidate.id, updated_at=_now()))
         else:
             alias.version_id, alias.updated_at = candidate.id, _now()
+    if decision == DEMOTED:
+        session.delete(session.get(ModelAliasRow, (model_name, CHAMPION)))
     session.flush()
     return _event(session, row)
 
@@ -238,15 +242,18 @@ def previous_champion(session: Session, model_name: str) -> ModelVersion | None:
 
 def champion_at(session: Session, model_name: str, moment: datetime) -> ModelVersion | None:
     """The champion at `moment`, from the append-only event log: the version of the last
-    promotion, manual promotion or rollback recorded at or before it (None before any)."""
+    promotion, manual promotion or rollback recorded at or before it (None before any, and
+    after a demotion until the next)."""
     made = session.scalars(select(PromotionEventRow).where(
         PromotionEventRow.model_name == model_name,
-        PromotionEventRow.decision.in_(ALIAS_MOVES),
-        PromotionEventRow.candidate_version_id.is_not(None),
+        (PromotionEventRow.decision.in_(ALIAS_MOVES)
+         & PromotionEventRow.candidate_version_id.is_not(None))
+        | (PromotionEventRow.decision == DEMOTED),
         PromotionEventRow.created_at <= moment,
     ).order_by(PromotionEventRow.created_at.desc(), PromotionEventRow.id.desc())).first()
-    return None if made is None else _version(session.get(ModelVersionRow,
-                                                          made.candidate_version_id))
+    if made is None or made.decision == DEMOTED:
+        return None
+    return _version(session.get(ModelVersionRow, made.candidate_version_id))
 
 
 def replaced_by(session: Session, version: ModelVersion) -> ModelVersion | None:

@@ -1,5 +1,5 @@
 """The scheduled deployments: prefect.yaml and the serve script name real flows with valid
-parameters, and a real local Prefect API deploys, runs and records all three."""
+parameters, and a real local Prefect API deploys them, runs and records three."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.conftest import SMALL
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
 EXPECTED = {"ingest": "flows/ingest.py:ingest", "retrain": "flows/retrain.py:retrain",
-            "forecast": "flows/forecast.py:forecast"}
+            "forecast": "flows/forecast.py:forecast", "monitor": "flows/monitor.py:monitor"}
 
 
 def serve_module():
@@ -46,10 +46,11 @@ def test_each_prefect_yaml_deployment_is_a_real_flow_with_valid_parameters(monke
     assert deployments["ingest"]["schedules"][0]["interval"] == 600
     retrain_hour = int(deployments["retrain"]["schedules"][0]["cron"].split()[1])
     forecast_hour = int(deployments["forecast"]["schedules"][0]["cron"].split()[1])
-    assert forecast_hour > retrain_hour  # the daily forecast uses the fresh champion
+    monitor_hour = int(deployments["monitor"]["schedules"][0]["cron"].split()[1])
+    assert monitor_hour > forecast_hour > retrain_hour  # fresh champion, then judged
 
 
-def test_serve_script_builds_the_same_three_deployments(monkeypatch):
+def test_serve_script_builds_the_same_four_deployments(monkeypatch):
     monkeypatch.chdir(ROOT)
     served = {d.name: d for d in serve_module().load_deployments()}
     assert set(served) == set(EXPECTED)
