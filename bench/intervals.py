@@ -6,7 +6,7 @@ intervals on the folds' errors, then score hourly forecasts over the following 3
 Prints the coverage of each interval (mean, lowest and highest over the 24 horizons), with
 the changeability scaling the product uses and without it (plain split conformal).
 
-    .venv/bin/python -m bench.intervals [--seeds 21 5] [--days 365]
+    .venv/bin/python bench/intervals.py [--seeds 21 5] [--days 365]
 """
 
 from __future__ import annotations
