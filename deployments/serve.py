@@ -15,6 +15,7 @@ import yaml
 from prefect import Flow, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval, Schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def load_deployments(prefect_file: Path = PREFECT_FILE) -> list[RunnerDeployment
             parameters=d.get("parameters") or {},
             schedules=[schedule(s) for s in d.get("schedules", [])],
             concurrency_limit=ConcurrencyLimitConfig(**d["concurrency_limit"]),
+            triggers=[DeploymentEventTrigger(**t) for t in d.get("triggers", [])],
         )
         for d in spec["deployments"]
     ]

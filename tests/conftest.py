@@ -1,13 +1,18 @@
-"""Shared fixtures: a store on SQLite and on a real PostgreSQL server, station files, and one
-Prefect test harness."""
+"""Shared fixtures: a store on SQLite and on a real PostgreSQL server, station files, one
+Prefect test harness, and a real `prefect server start` (with its UI and automations)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -133,6 +138,45 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(url: str, body: dict | None = None):
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    """`prefect server start` on a free port, its UI pointed at its own API."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_UI_API_URL": f"{base}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server",
+                               "start", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                api(f"{base}/api/health")
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the Prefect server did not start in 180 s")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def tiny_blend():

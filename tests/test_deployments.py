@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from forecasting.simulate import simulate_until, write_station_csv
-from tests.conftest import SMALL
+from tests.conftest import SMALL, api
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
@@ -63,6 +64,9 @@ def test_serve_script_builds_the_same_four_deployments(monkeypatch):
     assert served["retrain"].concurrency_options.collision_strategy == "CANCEL_NEW"
     assert served["retrain"].schedules[0].schedule.cron == "0 2 * * *"
     assert served["ingest"].schedules[0].schedule.interval.total_seconds() == 600
+    (trigger,) = served["forecast"].triggers  # and the forecast follows every retrain
+    assert trigger.expect == {"prefect.flow-run.Completed"}
+    assert trigger.match_related.root["prefect.resource.name"] == "retrain"
 
 
 def prefect_cli(*args: str, env: dict) -> str:
@@ -117,3 +121,34 @@ def test_deployed_flows_run_through_a_worker_against_a_real_prefect_api(prefect_
         started = connection.execute("select triggered_by from forecast_runs union "
                                      "select triggered_by from promotion_events").fetchall()
     assert started == [("manual run (UI or API)",)]
+
+
+def test_a_completed_retrain_triggers_a_forecast_run(prefect_server, tmp_path):
+    """prefect.yaml's trigger on a real Prefect server (with its event and automation
+    services): a retrain run completing creates a forecast run at once, whoever ran it."""
+    data = tmp_path / "data"
+    write_station_csv(data / "incoming" / "station.csv",
+                      simulate_until(pd.Timestamp.now("UTC"), 40, seed=3))
+    env = {**os.environ, **SMALL, "PREFECT_API_URL": f"{prefect_server}/api",
+           "PREFECT_HOME": str(tmp_path / "prefect-cli"), "SENSORCAST_DATA_DIR": str(data),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    prefect_cli("work-pool", "create", "sensorcast", "--type", "process", env=env)
+    prefect_cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--name",
+                "forecast", env=env)
+    runs_query = {"deployments": {"name": {"any_": ["forecast"]}}}
+
+    def triggered() -> list[dict]:  # not the runs the scheduler makes for the daily schedule
+        return [r for r in api(f"{prefect_server}/api/flow_runs/filter", runs_query)
+                if not r["auto_scheduled"]]
+
+    assert triggered() == []
+    sensorcast = str(Path(sys.executable).with_name("sensorcast"))
+    for command in (["ingest"], ["retrain", "--family", "blend"]):
+        done = subprocess.run([sensorcast, *command], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    deadline = time.monotonic() + 120
+    while not triggered() and time.monotonic() < deadline:
+        time.sleep(1)
+    (run,) = triggered()
+    assert run["created_by"]["type"] == "AUTOMATION"

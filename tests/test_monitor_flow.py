@@ -14,7 +14,7 @@ import pytest
 
 from forecasting.monitor import judge_champion
 from forecasting.simulate import simulate_station
-from tests.conftest import NAME, SMALL, station
+from tests.conftest import SMALL, station
 
 SETTINGS = {**SMALL, "SENSORCAST_MONITOR_DAYS": "10", "SENSORCAST_MONITOR_MIN_ISSUES": "4"}
 TRAINED = datetime(2021, 4, 10, 12, tzinfo=UTC)  # the champion saw nothing after this

@@ -4,14 +4,10 @@ Chromium (Debian's package; `.ci/run` installs it)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -19,47 +15,9 @@ import pytest
 from matplotlib.image import imread
 
 from forecasting.simulate import simulate_station, write_station_csv
+from tests.conftest import api
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api(url: str, body: dict | None = None):
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
-@pytest.fixture
-def prefect_server(tmp_path):
-    """`prefect server start` on a free port, its UI pointed at its own API."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_UI_API_URL": f"{base}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server",
-                               "start", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                api(f"{base}/api/health")
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the Prefect server did not start in 180 s")
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install "
