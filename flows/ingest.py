@@ -10,7 +10,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.settings import run_name, settings_from
-from registry.ingestion import IngestSummary, files_to_ingest, ingest_file
+from registry.ingestion import (IngestSummary, files_to_ingest, ingest_file,
+                                quarantine_examples)
 from registry.store import Store, open_store
 
 
@@ -42,6 +43,8 @@ def ingest(path: str | None = None, data_dir: str | None = None,
     store = open_store(settings.db_url, settings.station)
     try:
         summaries = [ingest_one(store, f, settings.chunk_rows) for f in files]
+        examples = {s.sha256: quarantine_examples(store, s.sha256) for s in summaries
+                    if s.rows_quarantined}
     finally:
         store.close()
     for s in summaries:
@@ -57,6 +60,12 @@ def ingest(path: str | None = None, data_dir: str | None = None,
             s.rows_quarantined, f" (ignored columns: {', '.join(s.extra_columns)})"
             if s.extra_columns else "",
         )
+        if s.rows_quarantined:
+            logger.warning("%s: %d row(s) quarantined, e.g. %s (all of them: select "
+                           "line_number, reason, raw from quarantined_rows where sha256 = "
+                           "'%s')", s.source, s.rows_quarantined,
+                           "; ".join(f"line {n}: {why}" for n, why in examples[s.sha256]),
+                           s.sha256)
     rows = [summary_row(s) for s in summaries]
     create_table_artifact(key="ingest-summary", table=rows or [{"files": 0}],
                           description=f"Ingest of {source}")

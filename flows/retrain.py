@@ -27,7 +27,7 @@ from forecasting.config import ForecastParams, Settings, invalid_settings, model
 from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
 from forecasting.features import station_windows
 from forecasting.intervals import calibrate
-from forecasting.isolated import JobFailed, predict_saved
+from forecasting.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.linear import META_FILE
 from forecasting.promotion import choose_champion
 from forecasting.windows import NotEnoughData, Windows
@@ -67,8 +67,13 @@ def load_folds(store: Store, params: ForecastParams, until: datetime | None = No
 def fit_fold(fold: FoldSplit, number: int, params: ForecastParams, relative: np.ndarray,
              workdir: Path, threads: int) -> FoldFit:
     """Every candidate and naive forecast fitted on the data before this fold's cut-off
-    (each network in its own process, saved under `workdir`)."""
-    return fit_candidates(fold, params, relative, workdir / f"fold{number}", threads)
+    (each network in its own process, saved under `workdir`); logs how each network's
+    training went."""
+    fitted = fit_candidates(fold, params, relative, workdir / f"fold{number}", threads)
+    for family, model in fitted.models.items():
+        if isinstance(model, SavedNetwork):
+            get_run_logger().info("Fold %d, %s: %s", number, family, model.training_summary())
+    return fitted
 
 
 @task(cache_policy=NO_CACHE, task_run_name="score champion")

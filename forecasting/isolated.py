@@ -67,11 +67,24 @@ class SavedNetwork:
     columns: tuple[str, ...]
     directory: Path
     epochs_run: int
+    training: dict = field(default_factory=dict)  # how the fit went (NetworkForecaster.fit)
     _loaded: object = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.family
+
+    def training_summary(self) -> str:
+        """How the fit went, for the run's logs."""
+        t = self.training
+        if not t:
+            return f"{self.epochs_run} epochs"
+        stop = (f"early stopping after {t['epochs_run']} of {t['epochs_max']} epochs"
+                if t["stopped_early"] else f"all {t['epochs_max']} epochs (no early stop)")
+        outcome = ("no epoch beat the base forecast, so it is kept (an untrained correction)"
+                   if t["kept_base"] else f"best epoch {t['best_epoch']}")
+        return (f"{stop}; validation MAE {t['best_val_mae']:.3f} (base "
+                f"{t['base_val_mae']:.3f}); {outcome}")
 
     def save(self, directory: Path) -> Path:
         shutil.copytree(self.directory, directory)
@@ -114,7 +127,8 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
             directory = job_dir / family
             meta = json.loads((directory / META_FILE).read_text())
             fitted[family] = (SavedNetwork(family, params, tuple(meta["columns"]), directory,
-                                           meta["epochs_run"]), predictions[family])
+                                           meta["epochs_run"], meta.get("training", {})),
+                              predictions[family])
     return fitted
 
 

@@ -75,6 +75,7 @@ class NetworkForecaster:
         self.base = base
         self.model: keras.Model | None = None
         self.epochs_run = 0
+        self.training: dict = {}  # how the fit went, in words for the run's logs
         self.columns: tuple[str, ...] = ()
 
     def fit(self, train: Windows, validation: Windows) -> NetworkForecaster:
@@ -104,8 +105,14 @@ class NetworkForecaster:
             verbose=0,
         )
         self.epochs_run = len(history.history["loss"])
-        if min(history.history["val_loss"]) >= start_loss:
+        losses = history.history["val_loss"]
+        kept_base = min(losses) >= start_loss
+        if kept_base:
             self.model.set_weights(start_weights)  # training never beat the base
+        self.training = {"epochs_run": self.epochs_run, "epochs_max": p.epochs,
+                         "best_epoch": int(np.argmin(losses)) + 1,
+                         "best_val_mae": float(min(losses)), "base_val_mae": float(start_loss),
+                         "stopped_early": self.epochs_run < p.epochs, "kept_base": kept_base}
         self.columns = train.columns
         return self
 
@@ -129,7 +136,7 @@ class NetworkForecaster:
                 "relative": self.relative.tolist()}
         meta = {"family": self.family, "params": self.params.model_dump(mode="json"),
                 "columns": list(self.columns), "normalization": norm,
-                "epochs_run": self.epochs_run}
+                "epochs_run": self.epochs_run, "training": self.training}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2))
         return path
 
@@ -145,4 +152,5 @@ class NetworkForecaster:
         forecaster.model = model
         forecaster.columns = tuple(meta["columns"])
         forecaster.epochs_run = meta["epochs_run"]
+        forecaster.training = meta.get("training", {})
         return forecaster

@@ -229,3 +229,12 @@ def _summary(run: IngestRun, extra: tuple[str, ...]) -> IngestSummary:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def quarantine_examples(store: Store, sha256: str, limit: int = 5) -> list[tuple[int, str]]:
+    """The first `limit` quarantined lines of a file, (line number, reason), for the logs."""
+    with store.sessions() as session:
+        return [tuple(r) for r in session.execute(
+            select(QuarantinedRow.line_number, QuarantinedRow.reason)
+            .where(QuarantinedRow.sha256 == sha256)
+            .order_by(QuarantinedRow.line_number).limit(limit))]

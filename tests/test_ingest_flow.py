@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import func, select
 
 from forecasting.schema import JENA
@@ -67,3 +69,30 @@ def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_inge
         assert session.scalar(select(func.count()).select_from(store.observations)) == \
             2 * 144 + 5
     store.close()
+
+
+def test_the_run_log_says_why_rows_were_quarantined(prefect_harness, tmp_path):
+    """Read back from the Prefect API, as the UI shows it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from flows.ingest import ingest
+    from forecasting.simulate import Faults
+
+    data = tmp_path / "data"
+    write_station_csv(data / "incoming" / "a.csv", simulate_station("2020-01-01", 2, seed=1),
+                      Faults(sentinels=0.05, garbled=0.02), seed=1)
+    state = ingest(data_dir=str(data), return_state=True)
+    (summary,) = state.result()
+    assert summary["rows_quarantined"] > 0
+    run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+    deadline, warnings = time.monotonic() + 30, []
+    while not warnings and time.monotonic() < deadline:  # logs reach the API in batches
+        time.sleep(0.5)
+        with get_client(sync_client=True) as client:
+            warnings = [log.message for log in client.read_logs(log_filter=run)
+                        if log.level == 30 and "quarantined" in log.message]
+    (warning,) = warnings
+    assert f"{summary['rows_quarantined']} row(s) quarantined, e.g. line " in warning
+    assert "-9999.00 outside the valid range" in warning  # the rule each line broke
+    assert f"where sha256 = '{summary['sha256']}'" in warning

@@ -3,13 +3,14 @@ roll back, refuse corrupted artifacts."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from forecasting.config import FAMILIES
+from forecasting.config import FAMILIES, NETWORKS
 from forecasting.schema import JENA
 from forecasting.simulate import simulate_station
 from registry.artifacts import ArtifactError, load_verified
@@ -303,3 +304,22 @@ def test_a_champion_with_another_window_length_is_not_comparable_with_the_reason
     assert current is not None and scores is None
     assert f"{NAME} v{current.version} reads 48 samples and forecasts 24; the settings now " \
            "give 24 and 24" == problem
+
+
+def test_each_network_records_how_its_training_went(trained):
+    from forecasting.isolated import SavedNetwork
+    from forecasting.linear import META_FILE
+
+    data, store, _ = trained
+    with store.sessions() as session:
+        networks = [v for v in list_versions(session, NAME) if v.family in NETWORKS]
+    assert networks
+    for version in networks:
+        meta = json.loads((data / "artifacts" / version.artifact_path / META_FILE).read_text())
+        t = meta["training"]
+        assert 1 <= t["epochs_run"] <= t["epochs_max"] == 5
+        assert t["stopped_early"] == (t["epochs_run"] < 5)
+        assert t["kept_base"] == (t["best_val_mae"] >= t["base_val_mae"])
+        summary = SavedNetwork(version.family, None, (), Path(), t["epochs_run"],
+                               t).training_summary()
+        assert f"validation MAE {t['best_val_mae']:.3f} (base {t['base_val_mae']:.3f})" in summary
