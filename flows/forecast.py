@@ -19,7 +19,7 @@ from flows.settings import (as_utc, run_name, settings_from, utc_datetime,
                             who_started)
 from forecasting.config import Settings
 from forecasting.forecast import Forecast, StaleData, forecast_as_of, input_span
-from forecasting.plotting import plot_forecast
+from forecasting.plotting import plot_forecast, plot_skill
 from forecasting.evaluation import Forecaster
 from forecasting.config import model_name
 from registry.champions import load_champion
@@ -30,6 +30,8 @@ from registry.store import Store, open_store
 from registry.versions import ModelVersion, champion, champion_at
 
 PLOT_FILE = "forecast.png"
+SKILL_FILE = "skill.png"
+SKILL_DAYS = 30
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load the champion {which}")
@@ -109,10 +111,25 @@ def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,
                                  "" if written else "already in the database") if m)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="draw the plot")
-def draw(store: Store, settings: Settings, days: int = 7) -> Path | None:
-    """PNG of the latest forecast against recent observations and past forecasts."""
-    return render_plot(store, settings.plot_dir / PLOT_FILE, days)
+@task(cache_policy=NO_CACHE, task_run_name="draw the plots")
+def draw(store: Store, settings: Settings, days: int = 7) -> tuple[Path | None, Path]:
+    """PNGs of the latest forecast against recent observations and past forecasts, and of
+    the skill over the last 30 days."""
+    return (render_plot(store, settings.plot_dir / PLOT_FILE, days),
+            render_skill_plot(store, settings.plot_dir / SKILL_FILE, SKILL_DAYS))
+
+
+def render_skill_plot(store: Store, path: Path, days: int) -> Path:
+    """MAE by horizon of the forecasts issued in the last `days` (before the newest issue)
+    and verified since, against persistence and seasonal persistence."""
+    with store.sessions() as session:
+        latest = read_view(session, "latest_forecast")
+        since = utc_datetime(latest.issued_at.iloc[0]) - timedelta(days=days) \
+            if not latest.empty else None
+        skill = read_view(session, "forecast_skill", since=since)
+    target = store.station.target_channel
+    return plot_skill(skill, path, f"{target.source} at {store.station.name}: skill of the "
+                                   f"forecasts of the last {days} days", target.unit)
 
 
 def render_plot(store: Store, path: Path, days: int) -> Path | None:
@@ -163,7 +180,7 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
                                    "naive forecast, labelled model_name='%s'", name,
                                    f"{moment:%Y-%m-%d %H:%M}", BEST_NAIVE)
             runs.append(issue(store, settings, moment, *loaded[key], triggered_by))
-        plot = draw(store, settings)
+        plot, skill_plot = draw(store, settings)
         with store.sessions() as session:
             latest = read_view(session, "latest_forecast")
     finally:
@@ -182,10 +199,12 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
             table=[{"target_time": f"{r.target_time:%Y-%m-%d %H:%M}", "horizon_hours":
                     r.horizon_hours, "value": round(r.value, 2), "model": r.model_name,
                     "version": r.model_version} for r in latest.itertuples()])
-    if plot:  # the picture itself, inline, so the Prefect UI shows it without a file server
-        image = base64.b64encode(plot.read_bytes()).decode()
-        create_markdown_artifact(key="forecast-plot", description=f"Saved as {plot}",
-                                 markdown=f"![forecast of {name}](data:image/png;base64,{image})")
+    for key, picture in (("forecast-plot", plot), ("skill-plot", skill_plot)):
+        if picture:  # the picture itself, inline: the Prefect UI shows it without a server
+            image = base64.b64encode(picture.read_bytes()).decode()
+            create_markdown_artifact(key=key, description=f"Saved as {picture}",
+                                     markdown=f"![{key} of {name}](data:image/png;base64,"
+                                              f"{image})")
     refused = [r for r in runs if r.status == "refused"]
     if refused:
         return Failed(message=f"refused {len(refused)} of {len(runs)} forecast(s); "

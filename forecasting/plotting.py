@@ -47,25 +47,43 @@ def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame
     top.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     top.legend(loc="upper left", fontsize="small")
     top.grid(alpha=0.3)
-    if skill.empty:
-        bottom.text(0.5, 0.5, "no forecast has been verified by observations yet",
-                    ha="center", va="center", transform=bottom.transAxes)
-        bottom.set_axis_off()
-    else:
-        mae = verified_skill(skill)
-        issues = skill.issued_at.nunique()
-        bottom.plot(mae.index, mae.mae, marker="o", color="tab:red",
-                    label=" + ".join(sorted(skill.model_name.unique())))
-        bottom.plot(mae.index, mae.persistence, marker="s", color="grey",
-                    linestyle="--", label="persistence")
-        bottom.plot(mae.index, mae.seasonal_persistence, marker="^", color="tab:green",
-                    linestyle=":", label="seasonal persistence (24 h before)")
-        bottom.set_title(f"Mean absolute error by horizon over {issues} verified issue(s)")
-        bottom.set_xlabel("hours ahead")
-        bottom.set_ylabel(f"MAE, {quantity}")
-        bottom.legend(fontsize="small")
-        bottom.grid(alpha=0.3)
+    skill_panel(bottom, skill, quantity)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     return path
+
+
+def plot_skill(skill: pd.DataFrame, path: Path, title: str, quantity: str) -> Path:
+    """MAE by horizon of the verified forecasts against persistence and seasonal
+    persistence, on its own (the champion's skill over the watched days)."""
+    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    axes = figure.subplots()
+    models = skill[~skill.model_name.isin([Persistence.name, BestNaive.name])]
+    skill_panel(axes, models if not models.empty else skill, quantity)
+    figure.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def skill_panel(axes, skill: pd.DataFrame, quantity: str) -> None:
+    if skill.empty:
+        axes.text(0.5, 0.5, "no forecast has been verified by observations yet",
+                  ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return
+    mae = verified_skill(skill)
+    issues = skill.issued_at.nunique()
+    axes.plot(mae.index, mae.mae, marker="o", color="tab:red",
+              label=" + ".join(sorted(skill.model_name.unique())))
+    axes.plot(mae.index, mae.persistence, marker="s", color="grey", linestyle="--",
+              label="persistence")
+    axes.plot(mae.index, mae.seasonal_persistence, marker="^", color="tab:green",
+              linestyle=":", label="seasonal persistence (24 h before)")
+    axes.set_title(f"Mean absolute error by horizon over {issues} verified issue(s)")
+    axes.set_xlabel("hours ahead")
+    axes.set_ylabel(f"MAE, {quantity}")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)

@@ -325,18 +325,20 @@ def test_the_forecast_plot_artifact_carries_the_picture_itself(prefect_harness, 
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     station(tmp_path, simulate_station("2021-01-01", 60, seed=1)).close()
-    assert run_forecast(tmp_path, at=AT).is_completed()
+    assert run_forecast(tmp_path, at=AT, days=3).is_completed()
 
-    async def latest_plot():
+    async def latest(key: str):
         async with get_client() as client:
             found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["forecast-plot"])))
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
             return max(found, key=lambda a: a.created).data
 
-    markdown = asyncio.run(latest_plot())
-    image = re.fullmatch(r"!\[forecast of t_degc_24h\]\(data:image/png;base64,(.+)\)",
-                         markdown).group(1)
-    assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
+    for key in ("forecast-plot", "skill-plot"):  # the skill of the last 30 days too
+        markdown = asyncio.run(latest(key))
+        image = re.fullmatch(rf"!\[{key} of t_degc_24h\]\(data:image/png;base64,(.+)\)",
+                             markdown).group(1)
+        assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "plots" / "skill.png").stat().st_size > 10_000
 
 
 def test_forecasts_carry_calibrated_intervals_and_sql_gives_their_coverage(with_champion,
