@@ -179,6 +179,21 @@ def prefect_server(tmp_path):
         server.wait(timeout=60)
 
 
+def flow_run_logs(flow_run_id, wait_for: str) -> list[tuple[int, str]]:
+    """(level, message) of a flow run's logs as the Prefect API (and so the UI) holds them,
+    once one containing `wait_for` has arrived (logs are sent in batches)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+    deadline, logs = time.monotonic() + 30, []
+    while not any(wait_for in m for _, m in logs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        with get_client(sync_client=True) as client:
+            logs = [(log.level, log.message) for log in client.read_logs(log_filter=run)]
+    return logs
+
+
 def tiny_blend():
     """A fitted linear blend on a clean daily sine (no TensorFlow): a real model to store."""
     import numpy as np

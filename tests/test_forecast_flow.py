@@ -16,7 +16,7 @@ from flows.cli import app
 from forecasting.simulate import simulate_station
 from registry.forecasts import list_runs
 from registry.versions import champion, list_events
-from tests.conftest import NAME, retrain_small, small_settings, station
+from tests.conftest import NAME, flow_run_logs, retrain_small, small_settings, station
 
 AT = datetime(2021, 2, 20, 12, 0, tzinfo=UTC)  # well inside the simulated 60 days
 
@@ -220,6 +220,11 @@ def test_stale_data_is_refused_with_a_clear_message_and_nothing_written(prefect_
     store.close()
     assert [r.status for r in runs] == ["refused"]
     assert runs[0].message in state.message
+    # The UI's log says why, at ERROR, and shows no engine traceback for this expected end.
+    logs = flow_run_logs(state.state_details.flow_run_id, "Finished in state Failed")
+    assert any(level == 40 and "Refused the forecast as of 2021-03-05 00:00: newest "
+               "observation" in message for level, message in logs)
+    assert not [m for _, m in logs if "Traceback" in m]
 
     cli = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "forecast",
                                    "--at", "2021-03-05T00:00"])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import func, select
 
 from forecasting.schema import JENA
 from forecasting.simulate import simulate_station, write_station_csv
 from registry.store import open_store
-from tests.conftest import JENA_SAMPLE
+from tests.conftest import JENA_SAMPLE, flow_run_logs
 
 
 def test_ingest_flow_takes_the_drop_folder_and_skips_it_next_time(prefect_harness, tmp_path):
@@ -73,9 +71,6 @@ def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_inge
 
 def test_the_run_log_says_why_rows_were_quarantined(prefect_harness, tmp_path):
     """Read back from the Prefect API, as the UI shows it."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
     from flows.ingest import ingest
     from forecasting.simulate import Faults
 
@@ -85,14 +80,8 @@ def test_the_run_log_says_why_rows_were_quarantined(prefect_harness, tmp_path):
     state = ingest(data_dir=str(data), return_state=True)
     (summary,) = state.result()
     assert summary["rows_quarantined"] > 0
-    run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
-    deadline, warnings = time.monotonic() + 30, []
-    while not warnings and time.monotonic() < deadline:  # logs reach the API in batches
-        time.sleep(0.5)
-        with get_client(sync_client=True) as client:
-            warnings = [log.message for log in client.read_logs(log_filter=run)
-                        if log.level == 30 and "quarantined" in log.message]
-    (warning,) = warnings
+    logs = flow_run_logs(state.state_details.flow_run_id, "row(s) quarantined")
+    (warning,) = [message for level, message in logs if level == 30 and "quarantined" in message]
     assert f"{summary['rows_quarantined']} row(s) quarantined, e.g. line " in warning
     assert "-9999.00 outside the valid range" in warning  # the rule each line broke
     assert f"where sha256 = '{summary['sha256']}'" in warning

@@ -17,7 +17,7 @@ from registry.artifacts import ArtifactError, load_verified
 from registry.champions import promote_version, rollback
 from registry.store import open_store
 from registry.versions import PromotionEventRow, champion, list_events, list_versions
-from tests.conftest import NAME, retrain_small, station
+from tests.conftest import NAME, flow_run_logs, retrain_small, station
 
 def largest_file(directory: str) -> Path:
     """The model file of any family (`.keras`, `.npz` or an ensemble's JSON)."""
@@ -260,6 +260,9 @@ def test_retrain_with_invalid_families_ends_failed_with_the_reason(prefect_harne
     assert state.message == ("not retraining: families: Value error, the ensemble averages "
                              "the other families, so it needs at least one of them beside it")
     assert not (tmp_path / "artifacts").exists()
+    logs = flow_run_logs(state.state_details.flow_run_id, "Finished in state Failed")
+    assert any(level == 40 and m.startswith("Not retraining: families:") for level, m in logs)
+    assert not [m for _, m in logs if "Traceback" in m]  # an expected end, not a crash
 
 
 def test_a_stored_row_dated_in_the_future_does_not_anchor_the_training_window(tmp_path):
