@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make serve`: a local Prefect server (its SQLite database under data/prefect) and the three
+# `make serve`: a local Prefect server (its SQLite database under data/prefect) and the
 # deployments served from one process. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -21,6 +21,7 @@ class ModelChoice(str, Enum):
 
 
 LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"  # the server `make serve` starts
+FEED_DAYS = 30  # of the demo station's future, fed live by `make serve`
 
 app = typer.Typer(help="Scheduled 24-hour forecasting for weather-station data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -471,19 +472,24 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
 
     settings: Settings = ctx.obj
     _prefect_home(settings)
-    from forecasting.simulate import simulate_until, write_station_csv
+    from flows.feed import DEMO_FEED
     from flows.forecast import forecast as forecast_flow
+    from forecasting.schema import JENA
+    from forecasting.simulate import simulate_until, write_station_csv
     from flows.ingest import ingest as ingest_flow
     from flows.retrain import retrain as retrain_flow
 
     common = {"data_dir": str(settings.data_dir), "database_url": settings.database_url,
               "station_schema": _str(settings.station_schema)}
     drop = settings.drop_dir / "demo-station.csv"
-    if not drop.exists():
-        frame = simulate_until(pd.Timestamp.now("UTC"), days, seed=7)
-        typer.echo(f"[1/4] simulating {days} days of station data up to {frame.index[-1]} "
-                   f"(station time) -> {drop}")
-        write_station_csv(drop, frame, seed=7)
+    if not drop.exists():  # the past now, and the future for `make serve`'s simulated feed
+        now = pd.Timestamp.now("UTC")
+        frame = simulate_until(now + pd.Timedelta(days=FEED_DAYS), days + FEED_DAYS, seed=7)
+        past = frame.index <= now.tz_convert(JENA.timezone).tz_localize(None)
+        typer.echo(f"[1/4] simulating {days} days of station data up to "
+                   f"{frame.index[past][-1]} (station time) -> {drop}")
+        write_station_csv(settings.data_dir / DEMO_FEED, frame[~past], seed=7)
+        write_station_csv(drop, frame[past], seed=7)
     typer.echo("[1/4] ingesting the drop folder")
     for row in _run_flow(ingest_flow, **common):
         if row["status"] == "skipped":

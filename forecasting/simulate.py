@@ -157,3 +157,28 @@ def simulated_observations(start: str | pd.Timestamp, days: int, seed: int = 0) 
     frame = simulate_station(start, days, seed)
     utc = frame.index.tz_localize(JENA.timezone).tz_convert("UTC").tz_localize(None)
     return frame.set_axis(utc.rename("observed_at"), axis=0).set_axis(JENA.columns, axis=1)
+
+
+def feed_due(source: Path, drop: Path, now: pd.Timestamp) -> Path | None:
+    """Move the live demo along: the rows of the simulated future `source` file stamped at
+    or before `now` (UTC) that were not fed yet go to a new file in the `drop` folder, as a
+    station's logger would send them (None when none are due). A mark beside `source`
+    remembers the last row fed; a crash before it is updated only feeds rows again, which
+    ingestion finds already present."""
+    mark = source.with_suffix(".fed")
+    header, *lines = source.read_text(encoding="utf-8").splitlines()
+    local = pd.Timestamp(now).tz_convert(JENA.timezone).tz_localize(None)
+    fed = pd.Timestamp(mark.read_text().strip()) if mark.exists() else pd.Timestamp.min
+    times = pd.to_datetime([line.split(",", 1)[0] for line in lines],
+                           format=JENA.timestamp_format)
+    due = [line for line, t in zip(lines, times) if fed < t <= local]
+    if not due:
+        return None
+    newest = times[times <= local].max()
+    path = drop / f"feed-{newest:%Y%m%dT%H%M}.csv"
+    drop.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")  # not a .csv until complete: ingest never half-reads
+    partial.write_text("\n".join([header, *due]) + "\n", encoding="utf-8")
+    partial.rename(path)
+    mark.write_text(newest.isoformat())
+    return path

@@ -21,7 +21,8 @@ from tests.conftest import SMALL, api
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
 EXPECTED = {"ingest": "flows/ingest.py:ingest", "retrain": "flows/retrain.py:retrain",
-            "forecast": "flows/forecast.py:forecast", "monitor": "flows/monitor.py:monitor"}
+            "forecast": "flows/forecast.py:forecast", "monitor": "flows/monitor.py:monitor",
+            "simulate-feed": "flows/feed.py:simulate_feed"}
 
 
 def serve_module():
@@ -51,7 +52,7 @@ def test_each_prefect_yaml_deployment_is_a_real_flow_with_valid_parameters(monke
     assert monitor_hour > forecast_hour > retrain_hour  # fresh champion, then judged
 
 
-def test_serve_script_builds_the_same_four_deployments(monkeypatch):
+def test_serve_script_builds_the_same_deployments(monkeypatch):
     monkeypatch.chdir(ROOT)
     served = {d.name: d for d in serve_module().load_deployments()}
     assert set(served) == set(EXPECTED)
