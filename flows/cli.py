@@ -41,6 +41,10 @@ def main(
         ctx.obj = Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as invalid:
         _fail(f"invalid settings: {invalid_settings(invalid)}")
+    try:
+        ctx.obj.station  # the station description, checked before any command uses it
+    except (ValueError, OSError) as invalid:
+        _fail(str(invalid))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 

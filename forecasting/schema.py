@@ -10,6 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,12 @@ class StationSchema:
         if len(self.delimiter) != 1 or self.delimiter in '"\r\n':
             raise ValueError(f"station {self.name!r}: delimiter {self.delimiter!r} must be one "
                              "character other than a quote or a line break")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"station {self.name!r}: timezone {self.timezone!r} is not a known "
+                             "IANA time zone (e.g. \"Europe/Berlin\", \"UTC\", \"Etc/GMT-1\" "
+                             "for UTC+1 all year)") from None
         if re.search(r"%[zZ]", self.timestamp_format):
             raise ValueError(
                 f"station {self.name!r}: timestamp_format {self.timestamp_format!r} has a UTC "

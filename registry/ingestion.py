@@ -75,8 +75,9 @@ def printable(path: Path) -> str:
 
 def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
     """Ingest one CSV; a file whose content was already fully ingested is skipped. A file that
-    cannot be read as the station's CSV is refused on its own (status `refused`, with the
-    reason, recorded once per content); database errors propagate."""
+    cannot be read as the station's CSV, or none of whose rows could be stored (its rows
+    stay in quarantine), is refused on its own (status `refused`, with the reason, recorded
+    once per content); database errors propagate."""
     sessions, table, station = store.sessions, store.observations, store.station
     path, source = Path(path), printable(path)
     try:
@@ -110,10 +111,20 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
         raise
     with sessions.begin() as session:
         run = session.get(IngestRun, run_id)
-        # A concurrent ingest of the same file may have marked this run interrupted.
-        run.status, run.finished_at, run.message = "complete", _now(), ""
-        _close_unfinished(session, run)
-        return _summary(run, header.extra)
+        if run.rows_read and not run.rows_inserted + run.rows_present:
+            first = session.execute(select(QuarantinedRow.line_number, QuarantinedRow.reason)
+                                    .where(QuarantinedRow.sha256 == sha)
+                                    .order_by(QuarantinedRow.line_number)).first()
+            example = f"; e.g. line {first[0]}: {first[1]}" if first else ""
+            useless = (f"none of its {run.rows_read} rows could be stored, all quarantined"
+                       f"{example}; is this the station's file, and do its timestamp_format "
+                       "and delimiter fit?")
+        else:
+            # A concurrent ingest of the same file may have marked this run interrupted.
+            run.status, run.finished_at, run.message = "complete", _now(), ""
+            _close_unfinished(session, run)
+            return _summary(run, header.extra)
+    return _refuse(sessions, run_id, sha, useless)
 
 
 def _refuse(sessions, run_id: int, sha: str, message: str) -> IngestSummary:

@@ -33,6 +33,25 @@ def test_refused_file_exits_non_zero_naming_the_columns(tmp_path):
     assert "T (degC)" in result.output
 
 
+def test_a_file_none_of_whose_timestamps_parse_is_refused_and_its_rows_kept(tmp_path):
+    """ISO timestamps where the station writes dd.mm.yyyy: not 'complete' with 0 rows."""
+    rows = JENA_SAMPLE.read_text().splitlines()[1:4]
+    iso = tmp_path / "iso.csv"
+    iso.write_text("\n".join([JENA_HEADER, *(
+        f"2009-01-01 00:{10 * (i + 1):02d}:00," + row.split(",", 1)[1]
+        for i, row in enumerate(rows))]) + "\n")
+    data = tmp_path / "d"
+    for attempt in range(2):
+        result = runner.invoke(app, ["--data-dir", str(data), "ingest", str(iso)])
+        assert result.exit_code == 1
+        assert "refused: none of its 3 rows could be stored, all quarantined; e.g. line 2: " \
+               "Date Time" in result.output
+    with sqlite3.connect(data / "sensorcast.db") as connection:
+        assert connection.execute("select count(*) from quarantined_rows").fetchone() == (3,)
+        assert connection.execute("select status from ingest_runs").fetchall() == [
+            ("refused",)]  # recorded once
+
+
 def test_missing_path_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "ingest", str(tmp_path / "nope")])
     assert result.exit_code == 2

@@ -135,6 +135,8 @@ def test_a_database_with_the_channels_in_another_order_says_so(tmp_path):
         (lambda t: 'delimiter = ";;"\n' + t, "delimiter ';;' must be one character"),
         (lambda t: t.replace('"%Y-%m-%d %H:%M"', '"%Y-%m-%d %H:%M%z"'),
          "has a UTC offset or zone name (%z, %Z), which is not supported"),
+        (lambda t: t.replace('timezone = "UTC"', 'timezone = "Asia/Shangai"'),
+         "timezone 'Asia/Shangai' is not a known IANA time zone"),
     ],
 )
 def test_invalid_station_description_is_explained(tmp_path, edit, message):
@@ -160,6 +162,17 @@ def test_a_channel_named_like_an_sql_keyword_is_refused_before_any_table_exists(
     assert "Traceback" not in result.output
     with sqlite3.connect(database) as connection:
         assert connection.execute("select name from sqlite_master").fetchall() == []
+
+
+def test_a_mistyped_time_zone_is_one_line_from_the_cli(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text(HOURLY_TOML.replace('timezone = "UTC"', 'timezone = "Asia/Shangai"'))
+    result = CliRunner().invoke(app, ["--station-schema", str(path), "--data-dir",
+                                      str(tmp_path), "models"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: station 'hilltop': timezone 'Asia/Shangai' is not a known IANA time zone "
+        "(e.g. \"Europe/Berlin\", \"UTC\", \"Etc/GMT-1\" for UTC+1 all year)"]
 
 
 def test_a_schema_with_the_same_channels_but_another_target_is_refused(tmp_path):
