@@ -14,12 +14,13 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.states import Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 from pydantic import ValidationError
 
 from flows.forecast import forecast_at, issue_rows, load_model
 from flows.retrain import gate, load_folds, submit_fits
-from flows.settings import as_utc, params_from, run_name, settings_from, who_started
+from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
+                            who_started)
 from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
 from forecasting.evaluation import Forecaster, verified_skill
 from forecasting.forecast import StaleData
@@ -85,7 +86,7 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
         logger.info("Backtest %d (models registered as %s): %d steps, %d already done",
                     run.id, run.model_name, len(steps), len(steps) - len(pending))
         with tempfile.TemporaryDirectory(prefix="sensorcast-backtest-") as work, \
-                ThreadPoolTaskRunner(max_workers=params.parallel_folds) as runner:
+                fit_runner(settings, params) as runner:
             fits = {s: start_fits(runner, store, settings, params, s, Path(work))
                     for s in pending if s.kind == RETRAIN}
             loaded: dict[int | None, tuple] = {}
@@ -117,7 +118,7 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
             "resumed_after": len(steps) - len(pending), "skill": table}
 
 
-def start_fits(runner: ThreadPoolTaskRunner, store: Store, settings: Settings,
+def start_fits(runner: TaskRunner, store: Store, settings: Settings,
                params: ForecastParams, step: Step, workdir: Path
                ) -> tuple[tuple, list[PrefectFuture]] | NotEnoughData:
     """The retrain point's windows, and its folds' fits started on the shared runner."""

@@ -16,12 +16,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.states import Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from flows.settings import (as_utc, params_from, run_name, settings_from, utc_datetime,
-                            who_started)
+from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
+                            utc_datetime, who_started)
 from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
 from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
 from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
@@ -166,7 +166,7 @@ def register_and_gate(store: Store, settings: Settings, name: str, backtest: Bac
         return leaderboard, orphans
 
 
-def submit_fits(runner: ThreadPoolTaskRunner, folds: list[FoldSplit], params: ForecastParams,
+def submit_fits(runner: TaskRunner, folds: list[FoldSplit], params: ForecastParams,
                 relative: np.ndarray, workdir: Path, threads: int) -> list[PrefectFuture]:
     """Start fitting every fold on the runner (as many at once as it has workers)."""
     return [runner.submit(fit_fold, {"fold": fold, "number": i + 1, "params": params,
@@ -229,7 +229,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
                     rows, len(folds), params.fold_days, f"{folds[0].cutoff:%Y-%m-%d %H:%M}",
                     sum(len(f.test) for f in folds))
         with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
-                ThreadPoolTaskRunner(max_workers=params.parallel_folds) as runner:
+                fit_runner(settings, params) as runner:
             fits = submit_fits(runner, folds, params, relative, Path(work),
                                settings.tensorflow_threads)
             leaderboard, covered = gate(store, settings, name, folds, fits, windows, rows,

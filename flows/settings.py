@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
 from forecasting.config import ForecastParams, Settings
 
 
@@ -28,6 +30,22 @@ def params_from(settings: Settings, families: list[str] | None = None,
     """The settings' model parameters with a run's overrides (raises ValidationError)."""
     overrides = {k: v for k, v in {"families": families, "epochs": epochs}.items() if v}
     return ForecastParams(**{**settings.forecast.model_dump(), **overrides})
+
+
+def fit_runner(settings: Settings, params: ForecastParams) -> TaskRunner:
+    """The task runner that fits the backtest folds: threads, or Dask (a remote scheduler,
+    or a LocalCluster of single-threaded processes). Fold fits take and return plain data
+    (windows, linear models' arrays, saved networks' file paths), never live models, so
+    they run anywhere a worker can reach the same disk."""
+    if settings.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=params.parallel_folds)
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": params.parallel_folds,
+                                          "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
 
 
 def as_utc(moment: datetime) -> datetime:

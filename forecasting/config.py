@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         30, gt=1, description="Verified out-of-sample issues of the champion after which its "
         "intervals are calibrated on those errors instead of its registration backtest's.")
 
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where the backtest folds are fitted: threads of the flow's "
+        "process, or Dask (a LocalCluster of `parallel_folds` processes, or `dask_address`).")
+    dask_address: str | None = Field(
+        None, description="A running Dask scheduler (tcp://host:8786) for task_runner dask.")
     monitor_days: int = Field(14, gt=0, description="The skill monitor judges the champion "
                               "on its verified forecasts of the last this many days.")
     monitor_margin: float = Field(
