@@ -257,8 +257,10 @@ def decide(session: Session, name: str, versions: dict[str, ModelVersion],
         reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
         decision = "promoted" if family == winner else "rejected"
         if gates[family].promote and winner not in (None, family):
-            reason = (f"passed the gate, but {winner} has the lower mean MAE "
-                      f"({scores[winner].mean:.3f} vs {mine.mean:.3f})")
+            better = "is as good and simpler" if scores[winner].mean == mine.mean else \
+                "has the lower mean MAE"
+            reason = (f"passed the gate, but {winner} {better} ({scores[winner].mean:.3f} vs "
+                      f"{mine.mean:.3f})")
         groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
         groups["candidate"] = list(mine.groups(params.group_steps))
         groups["champion"] = (list(champion_scores.groups(params.group_steps))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forecasting.config import FAMILIES
 from forecasting.evaluation import Scores
 
 
@@ -56,8 +57,12 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
                     min_improvement: float = 0.0, group_steps: int = 6,
                     step_hours: float = 1.0) -> tuple[str | None, dict[str, Decision]]:
     """Gate every candidate; the winner is the lowest mean MAE among those that pass (None
-    when none does). Decisions are returned in order of mean MAE, best first."""
-    order = sorted(candidates, key=lambda name: candidates[name].mean)
+    when none does), and on a tie the simpler family (in the order of FAMILIES: a network
+    whose training never beat its base forecasts exactly as the ridge does). Decisions are
+    returned in order of mean MAE, best first."""
+    simpler = {family: i for i, family in enumerate(FAMILIES)}
+    order = sorted(candidates, key=lambda name: (candidates[name].mean,
+                                                 simpler.get(name, len(FAMILIES))))
     decisions = {name: decide_promotion(candidates[name], naive, champion, min_improvement,
                                         group_steps, step_hours) for name in order}
     return next((name for name in order if decisions[name].promote), None), decisions

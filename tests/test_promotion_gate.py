@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from forecasting.evaluation import Scores
-from forecasting.promotion import decide_promotion
+from forecasting.promotion import choose_champion, decide_promotion
 
 NAIVE = Scores((1.0,) * 6 + (2.0,) * 6 + (2.0,) * 6 + (2.0,) * 6, 100)
 
@@ -60,3 +60,14 @@ def test_minimum_improvement_is_required_against_each_rival():
 def test_scores_from_different_windows_are_refused():
     with pytest.raises(ValueError, match="same holdout windows"):
         decide_promotion(groups(1, 1, 1, 1, windows=10), NAIVE, None)
+
+
+def test_on_a_tie_the_simpler_family_is_promoted():
+    """A network whose training never beat its base forecasts exactly as the ridge does."""
+    naive = Scores((2.0,) * 24, 100)
+    same = Scores((1.0,) * 24, 100)
+    winner, decisions = choose_champion({"gru": same, "ensemble": same, "ridge": same}, naive,
+                                        None)
+    assert winner == "ridge" and list(decisions) == ["ridge", "gru", "ensemble"]
+    better = Scores((0.99,) * 24, 100)
+    assert choose_champion({"gru": better, "ridge": same}, naive, None)[0] == "gru"
