@@ -29,7 +29,7 @@ from forecasting.features import station_windows
 from forecasting.intervals import calibrate
 from forecasting.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.linear import META_FILE
-from forecasting.promotion import choose_champion
+from forecasting.promotion import TIE, choose_champion, tied_with
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
 from registry.observations import newest_time, read_observations
@@ -257,8 +257,8 @@ def decide(session: Session, name: str, versions: dict[str, ModelVersion],
         reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
         decision = "promoted" if family == winner else "rejected"
         if gates[family].promote and winner not in (None, family):
-            better = "is as good and simpler" if scores[winner].mean == mine.mean else \
-                "has the lower mean MAE"
+            better = (f"is as good (within {TIE:.1%}) and simpler"
+                      if tied_with(mine, scores[winner]) else "has the lower mean MAE")
             reason = (f"passed the gate, but {winner} {better} ({scores[winner].mean:.3f} vs "
                       f"{mine.mean:.3f})")
         groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}

@@ -57,12 +57,23 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
                     min_improvement: float = 0.0, group_steps: int = 6,
                     step_hours: float = 1.0) -> tuple[str | None, dict[str, Decision]]:
     """Gate every candidate; the winner is the lowest mean MAE among those that pass (None
-    when none does), and on a tie the simpler family (in the order of FAMILIES: a network
-    whose training never beat its base forecasts exactly as the ridge does). Decisions are
+    when none does), except that candidates within `TIE` of it count as tied and the
+    simplest of those wins (in the order of FAMILIES: a network whose training never beat
+    its ridge base forecasts as the ridge does, up to float32 rounding). Decisions are
     returned in order of mean MAE, best first."""
-    simpler = {family: i for i, family in enumerate(FAMILIES)}
-    order = sorted(candidates, key=lambda name: (candidates[name].mean,
-                                                 simpler.get(name, len(FAMILIES))))
+    order = sorted(candidates, key=lambda name: candidates[name].mean)
     decisions = {name: decide_promotion(candidates[name], naive, champion, min_improvement,
                                         group_steps, step_hours) for name in order}
-    return next((name for name in order if decisions[name].promote), None), decisions
+    passed = [name for name in order if decisions[name].promote]
+    if not passed:
+        return None, decisions
+    simpler = {family: i for i, family in enumerate(FAMILIES)}
+    tied = [name for name in passed if tied_with(candidates[name], candidates[passed[0]])]
+    return min(tied, key=lambda name: simpler.get(name, len(FAMILIES))), decisions
+
+
+TIE = 1e-3  # relative difference of mean MAE below which two candidates are equally good
+
+
+def tied_with(mine: Scores, best: Scores) -> bool:
+    return mine.mean <= best.mean * (1 + TIE)
