@@ -16,11 +16,9 @@ from forecasting.intervals import LEVELS
 def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame,
                   path: Path, title: str, quantity: str) -> Path:
     """Top: recent observations, past forecasts and the latest forecast with its persistence
-    line and prediction intervals. Bottom: MAE by horizon of the verified forecasts against persistence and seasonal
-    persistence (UTC times). Past naive forecasts are left out when a model's forecasts
-    exist, since the naive curves already show them."""
-    models = skill[~skill.model_name.isin([Persistence.name, BestNaive.name])]
-    skill = models if not models.empty else skill
+    line and prediction intervals. Bottom: MAE by horizon of the verified forecasts against
+    persistence and seasonal persistence (UTC times)."""
+    skill = models_only(skill)
     figure = Figure(figsize=(11, 7), layout="constrained")
     top, bottom = figure.subplots(2, 1, height_ratios=[2, 1])
     paths = skill.groupby(["issued_at", "model_name", "model_version"], dropna=False)
@@ -48,10 +46,7 @@ def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame
     top.legend(loc="upper left", fontsize="small")
     top.grid(alpha=0.3)
     skill_panel(bottom, skill, quantity)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    return path
+    return save(figure, path)
 
 
 def plot_skill(skill: pd.DataFrame, path: Path, title: str, quantity: str) -> Path:
@@ -59,9 +54,19 @@ def plot_skill(skill: pd.DataFrame, path: Path, title: str, quantity: str) -> Pa
     persistence, on its own (the champion's skill over the watched days)."""
     figure = Figure(figsize=(10, 4.5), layout="constrained")
     axes = figure.subplots()
-    models = skill[~skill.model_name.isin([Persistence.name, BestNaive.name])]
-    skill_panel(axes, models if not models.empty else skill, quantity)
+    skill_panel(axes, models_only(skill), quantity)
     figure.suptitle(title)
+    return save(figure, path)
+
+
+def models_only(skill: pd.DataFrame) -> pd.DataFrame:
+    """The models' verified forecasts, without the naive ones when a model's exist: the
+    naive curves already show those."""
+    models = skill[~skill.model_name.isin([Persistence.name, BestNaive.name])]
+    return models if not models.empty else skill
+
+
+def save(figure: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
