@@ -60,25 +60,30 @@ def forecast_step(store: Store, settings: Settings, run: BacktestRun, step: Step
 def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
              families: list[str] | None = None, epochs: int | None = None,
              data_dir: str | None = None, database_url: str | None = None,
-             station_schema: str | None = None, triggered_by: str | None = None
-             ) -> dict | State:
+             station_schema: str | None = None, stations_file: str | None = None,
+             station: str | None = None, triggered_by: str | None = None) -> dict | State:
     """Replay retrains (every `retrain_every_hours` from `start`) and daily forecasts (at
     `start`'s time of day) up to `end`. Resumes the unfinished backtest of the same
     specification, skipping its finished steps. Retrain points are fitted in parallel (up
-    to `parallel_folds` folds at once); the gates and forecasts then run in time order."""
+    to `parallel_folds` folds at once); the gates and forecasts then run in time order. One
+    station is replayed: `station`, or the only one."""
     logger = get_run_logger()
-    settings = settings_from(data_dir, database_url, station_schema)
+    settings = settings_from(data_dir, database_url, station_schema, stations_file)
     try:
         params = params_from(settings, families, epochs)
         steps = plan(as_utc(start), as_utc(end), timedelta(hours=retrain_every_hours))
+        if station is None and len(settings.stations) > 1:
+            raise ValueError("a backtest replays one station; choose one of "
+                             f"{', '.join(s.name for s in settings.stations)}")
+        (replayed,) = settings.selected(station)
     except ValidationError as invalid:
         return Failed(message=f"not backtesting: {invalid_settings(invalid)}")
     except ValueError as invalid:
         return Failed(message=f"not backtesting: {invalid}")
-    store = open_store(settings.db_url, settings.station)
+    store = open_store(settings.db_url, settings.stations).of(replayed.name)
     try:
         with store.sessions.begin() as session:
-            run = start_or_resume(session, model_name(settings.station, params), steps[0].at,
+            run = start_or_resume(session, model_name(replayed, params), steps[0].at,
                                   as_utc(end), timedelta(hours=retrain_every_hours),
                                   params.model_dump(mode="json"))
         triggered_by = f"backtest {run.id} ({who_started(triggered_by)})"

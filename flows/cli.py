@@ -20,6 +20,8 @@ class ModelChoice(str, Enum):
     current = "current"
 
 
+StationOption = Annotated[str | None, typer.Option(
+    "--station", help="Only this station (default: all).")]
 LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"  # the server `make serve` starts
 FEED_DAYS = 30  # of the demo station's future, fed live by `make serve`
 
@@ -33,16 +35,18 @@ def main(
     data_dir: Annotated[Path | None, typer.Option(help="Data directory (db, artifacts).")] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
     station_schema: Annotated[Path | None, typer.Option(help="Station TOML.")] = None,
+    stations_file: Annotated[Path | None, typer.Option(
+        help="TOML list of stations (default: one, --station-schema's).")] = None,
 ) -> None:
     """Settings come from defaults, sensorcast.toml, SENSORCAST_* variables, then these flags."""
     flags = {"data_dir": data_dir, "database_url": database_url,
-             "station_schema": station_schema}
+             "station_schema": station_schema, "stations_file": stations_file}
     try:
         ctx.obj = Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as invalid:
         _fail(f"invalid settings: {invalid_settings(invalid)}")
     try:
-        ctx.obj.station  # the station description, checked before any command uses it
+        ctx.obj.stations  # the stations' descriptions, checked before any command uses them
     except (ValueError, OSError) as invalid:
         _fail(str(invalid))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -51,13 +55,31 @@ def main(
 @app.command()
 def ingest(
     ctx: typer.Context,
-    path: Annotated[Path | None, typer.Argument(help="CSV file or drop folder.")] = None,
+    path: Annotated[Path | None, typer.Argument(
+        help="CSV file or folder of the station (default: each station's drop folder).")
+    ] = None,
+    station: StationOption = None,
 ) -> None:
     """Validate and store new rows; bad rows are quarantined with a reason."""
+    settings: Settings = ctx.obj
+    stations = _stations(settings, station)
+    if path and len(stations) > 1:
+        _fail(f"which station's file is {path}? add --station (one of "
+              f"{', '.join(s.name for s in stations)})")
+    store = _store(settings)
+    try:
+        failed = sum(_ingest_station(settings, store.of(s.name), path) for s in stations)
+    finally:
+        store.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _ingest_station(settings: Settings, store, path: Path | None) -> int:
+    """Ingest one station's files; returns how many were refused."""
     from registry.ingestion import files_to_ingest, ingest_file
 
-    settings: Settings = ctx.obj
-    source = path or settings.drop_dir
+    source = path or settings.drop_dir(store.station.name)
     failed = 0
     try:
         files, refused = files_to_ingest(source)
@@ -67,33 +89,29 @@ def ingest(
         failed += 1
         typer.echo(f"{entry}: refused: it points outside the folder ({entry.resolve()})",
                    err=True)
-    store = _store(settings)
-    try:
-        for file in files:
-            s = ingest_file(store, file, settings.chunk_rows)
-            extra = f"; ignored columns: {', '.join(s.extra_columns)}" if s.extra_columns else ""
-            if s.status == "refused":
-                failed += 1
-                typer.echo(f"{s.source}: refused: {s.message}", err=True)
-            elif s.status == "skipped":
-                typer.echo(f"{s.source}: skipped ({s.message})")
-            else:
-                typer.echo(
-                    f"{s.source}: {s.rows_read} read, {s.rows_inserted} inserted, "
-                    f"{s.rows_present} already present, {s.rows_quarantined} quarantined; "
-                    f"newest {s.newest_observation}{extra}"
-                )
-    finally:
-        store.close()
+    prefix = f"{store.station.name}: " if len(settings.stations) > 1 else ""
+    for file in files:
+        s = ingest_file(store, file, settings.chunk_rows)
+        extra = f"; ignored columns: {', '.join(s.extra_columns)}" if s.extra_columns else ""
+        if s.status == "refused":
+            failed += 1
+            typer.echo(f"{prefix}{s.source}: refused: {s.message}", err=True)
+        elif s.status == "skipped":
+            typer.echo(f"{prefix}{s.source}: skipped ({s.message})")
+        else:
+            typer.echo(
+                f"{prefix}{s.source}: {s.rows_read} read, {s.rows_inserted} inserted, "
+                f"{s.rows_present} already present, {s.rows_quarantined} quarantined; "
+                f"newest {s.newest_observation}{extra}"
+            )
     if not files:
-        typer.echo(f"no CSV files in {source}")
-    if failed:
-        raise typer.Exit(1)
+        typer.echo(f"{prefix}no CSV files in {source}")
+    return failed
 
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    out: Annotated[Path, typer.Option(help="CSV file to write (a folder with --stations).")],
     start: Annotated[str, typer.Option(help="First day (station local time).")] = "2009-01-01",
     days: Annotated[int, typer.Option(min=1)] = 180,
     seed: Annotated[int, typer.Option()] = 0,
@@ -101,12 +119,24 @@ def simulate(
     duplicates: Annotated[float, typer.Option(help="Fraction of rows repeated.")] = 0.0,
     sentinels: Annotated[float, typer.Option(help="Fraction of -9999 wind values.")] = 0.0,
     garbled: Annotated[float, typer.Option(help="Fraction of garbled lines.")] = 0.0,
+    stations: Annotated[int, typer.Option(
+        min=0, help="Write a network of N stations instead (climates of their own, shared "
+                    "weather systems): OUT/stations.toml and OUT/incoming/<station>/.")] = 0,
 ) -> None:
-    """Write a synthetic Jena-format station file (deterministic for a seed)."""
-    from forecasting.simulate import Faults, simulate_station, write_station_csv
+    """Write a synthetic Jena-format station file, or a network of them (deterministic for
+    a seed)."""
+    from forecasting.simulate import (Faults, simulate_network, simulate_station,
+                                      write_network, write_station_csv)
 
+    faults = Faults(gaps, duplicates, sentinels, garbled)
+    if stations:
+        network = simulate_network(start, days, stations, seed)
+        listed = write_network(out, network, faults, seed)
+        typer.echo(f"wrote {stations} stations ({days} days from {start}) under {out}; use "
+                   f"them with --stations-file {listed}")
+        return
     frame = simulate_station(start, days, seed)
-    write_station_csv(out, frame, Faults(gaps, duplicates, sentinels, garbled), seed)
+    write_station_csv(out, frame, faults, seed)
     typer.echo(f"wrote {len(frame)} rows ({days} days from {start}) to {out}")
 
 
@@ -115,27 +145,32 @@ def retrain(
     ctx: typer.Context,
     family: Annotated[list[str] | None, typer.Option(help="Only these families.")] = None,
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    station: StationOption = None,
 ) -> None:
     """Train the candidates on the rolling window, register them, apply the gate."""
     settings: Settings = ctx.obj
     _prefect_home(settings)
     from flows.retrain import retrain as retrain_flow
 
-    rows = _run_flow(retrain_flow, data_dir=str(settings.data_dir),
-                     database_url=settings.database_url,
-                     station_schema=_str(settings.station_schema),
-                     families=family or None, epochs=epochs, triggered_by="cli")
-    _echo_leaderboard(rows)
+    boards = _run_flow(retrain_flow, **_flow_settings(settings), station=station,
+                       families=family or None, epochs=epochs, triggered_by="cli")
+    for name, rows in boards.items():
+        _echo_leaderboard(name, rows)
 
 
 @app.command()
-def models(ctx: typer.Context) -> None:
+def models(ctx: typer.Context, station: StationOption = None) -> None:
     """Registered versions with their holdout metrics; * marks the champion."""
     from forecasting.config import model_name
-    from registry.versions import champion, list_events, list_versions
 
     settings: Settings = ctx.obj
-    name = model_name(settings.station, settings.forecast)
+    for name in (model_name(s, settings.forecast) for s in _stations(settings, station)):
+        _echo_model(settings, name)
+
+
+def _echo_model(settings: Settings, name: str) -> None:
+    from registry.versions import champion, list_events, list_versions
+
     store = _store(settings)
     with store.sessions() as session:
         versions = list_versions(session, name)
@@ -160,21 +195,24 @@ def models(ctx: typer.Context) -> None:
 
 @app.command()
 def promote(ctx: typer.Context, version: int,
-            reason: Annotated[str, typer.Option(help="Why, for the event log.")]) -> None:
+            reason: Annotated[str, typer.Option(help="Why, for the event log.")],
+            station: StationOption = None) -> None:
     """Make VERSION the champion by hand (refused if its artifact fails verification)."""
     from registry.champions import promote_version
 
-    _move_champion(ctx.obj, lambda s, root, name: promote_version(s, root, name, version, reason,
-                                                                  "cli"))
+    _move_champion(ctx.obj, station, lambda s, root, name: promote_version(
+        s, root, name, version, reason, "cli"))
 
 
 @app.command()
 def rollback(ctx: typer.Context,
-             reason: Annotated[str, typer.Option()] = "manual rollback") -> None:
+             reason: Annotated[str, typer.Option()] = "manual rollback",
+             station: StationOption = None) -> None:
     """Give the champion back to the previous champion."""
     from registry.champions import rollback as rollback_champion
 
-    _move_champion(ctx.obj, lambda s, root, name: rollback_champion(s, root, name, reason, "cli"))
+    _move_champion(ctx.obj, station, lambda s, root, name: rollback_champion(
+        s, root, name, reason, "cli"))
 
 
 @app.command()
@@ -188,6 +226,7 @@ def forecast(
         help="as-of: each forecast by the champion of its time (out of sample); current: "
              "today's champion, rows inside its training span marked in sample.")
     ] = ModelChoice.as_of,
+    station: StationOption = None,
 ) -> None:
     """Forecast the next 24 hours with the champion (the best naive forecast if there is
     none), using only observations at or before the forecast time."""
@@ -195,18 +234,18 @@ def forecast(
     _prefect_home(settings)
     from flows.forecast import forecast as forecast_flow
 
-    runs = _run_flow(forecast_flow, data_dir=str(settings.data_dir),
-                     database_url=settings.database_url,
-                     station_schema=_str(settings.station_schema),
-                     at=_timestamp(at) if at else None, days=days,
-                     model=model.value.replace("-", "_"), triggered_by="cli")
-    for run in runs:
-        by = run["model_name"] + (f" v{run['model_version']}" if run["model_version"] else "")
-        typer.echo(f"as of {run['as_of']:%Y-%m-%d %H:%M}: issued at "
-                   f"{run['issued_at']:%Y-%m-%d %H:%M} UTC by {by}, "
-                   f"{run['rows_written']} new rows"
-                   + (f" ({run['message']})" if run["message"] else ""))
-    _echo_latest(settings)
+    issued = _run_flow(forecast_flow, **_flow_settings(settings), station=station,
+                       at=_timestamp(at) if at else None, days=days,
+                       model=model.value.replace("-", "_"), triggered_by="cli")
+    for name, runs in issued.items():
+        for run in runs:
+            by = run["model_name"] + (f" v{run['model_version']}" if run["model_version"]
+                                      else "")
+            typer.echo(f"{name} as of {run['as_of']:%Y-%m-%d %H:%M}: issued at "
+                       f"{run['issued_at']:%Y-%m-%d %H:%M} UTC by {by}, "
+                       f"{run['rows_written']} new rows"
+                       + (f" ({run['message']})" if run["message"] else ""))
+        _echo_latest(settings, name)
 
 
 @app.command()
@@ -218,6 +257,7 @@ def backtest(
     retrain_every: Annotated[str, typer.Option(help="e.g. 7d, 12h.")] = "7d",
     family: Annotated[list[str] | None, typer.Option(help="Only these families.")] = None,
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    station: StationOption = None,
 ) -> None:
     """Replay the schedule over a past period, leak-free: retrain every RETRAIN_EVERY on the
     data up to then, forecast daily with the champion of that day. Results go to the
@@ -230,6 +270,7 @@ def backtest(
     from registry.backtests import plan
 
     settings: Settings = ctx.obj
+    (replayed,) = _stations(settings, station, one=True)
     first, last = _timestamp(start), _timestamp(end)
     try:
         every = pd.Timedelta(retrain_every).to_pytimedelta()
@@ -242,20 +283,18 @@ def backtest(
     _prefect_home(settings)
     from flows.backtest import backtest as backtest_flow
 
-    spec = (model_name(settings.station, params), first, last, every,
-            params.model_dump(mode="json"))
+    spec = (model_name(replayed, params), first, last, every, params.model_dump(mode="json"))
     with _progress_bar(settings, spec, len(steps)):
         result = _run_flow(backtest_flow, start=first, end=last,
                            retrain_every_hours=every / pd.Timedelta(hours=1),
                            families=family or None, epochs=epochs,
-                           data_dir=str(settings.data_dir),
-                           database_url=settings.database_url,
-                           station_schema=_str(settings.station_schema), triggered_by="cli")
+                           **_flow_settings(settings), station=replayed.name,
+                           triggered_by="cli")
     resumed = (f", resumed after {result['resumed_after']} finished steps"
                if result["resumed_after"] else "")
     typer.echo(f"\nbacktest {result['backtest_id']}: {result['steps']} steps{resumed}; "
                f"models registered as {result['model_name']}. Out-of-sample MAE by horizon "
-               f"({settings.station.target_channel.unit}):")
+               f"({replayed.target_channel.unit}):")
     _echo_skill_table(result["skill"])
     typer.echo(f"\nrows: select * from backtest_skill where backtest_id = "
                f"{result['backtest_id']}")
@@ -311,26 +350,25 @@ def _progress_bar(settings: Settings, spec: tuple, total: int):
 
 @app.command()
 def monitor(ctx: typer.Context,
-            retrain: Annotated[bool, typer.Option(help="Retrain when it demotes.")] = True
-            ) -> None:
+            retrain: Annotated[bool, typer.Option(help="Retrain when it demotes.")] = True,
+            station: StationOption = None) -> None:
     """Judge the champion on its verified forecasts of the last `monitor_days`; demote it
     (and retrain) when it loses to the best naive forecast."""
     settings: Settings = ctx.obj
     _prefect_home(settings)
     from flows.monitor import monitor as monitor_flow
 
-    result = _run_flow(monitor_flow, data_dir=str(settings.data_dir),
-                       database_url=settings.database_url,
-                       station_schema=_str(settings.station_schema), retrain=retrain,
-                       triggered_by="cli")
-    version = f" v{result['version']}" if result.get("version") else ""
-    typer.echo(f"{result['model_name']}{version}: {result['decision']}"
-               + (f": {result['reason']}" if result["reason"] else ""))
-    for group in result.get("groups", []):
-        typer.echo(f"  {group['hours']:>13}  champion {group['champion_mae']:.3f}  best naive "
-                   f"{group['best_naive_mae']:.3f}  ratio {group['ratio']:.3f}")
-    if result.get("retrain"):
-        typer.echo(f"started: {result['retrain']}")
+    results = _run_flow(monitor_flow, **_flow_settings(settings), station=station,
+                        retrain=retrain, triggered_by="cli")
+    for result in results.values():
+        version = f" v{result['version']}" if result.get("version") else ""
+        typer.echo(f"{result['model_name']}{version}: {result['decision']}"
+                   + (f": {result['reason']}" if result["reason"] else ""))
+        for group in result.get("groups", []):
+            typer.echo(f"  {group['hours']:>13}  champion {group['champion_mae']:.3f}  best "
+                       f"naive {group['best_naive_mae']:.3f}  ratio {group['ratio']:.3f}")
+        if result.get("retrain"):
+            typer.echo(f"started: {result['retrain']}")
 
 
 @app.command()
@@ -338,37 +376,47 @@ def plot(
     ctx: typer.Context,
     out: Annotated[Path | None, typer.Option(help="PNG path; default data/plots.")] = None,
     days: Annotated[int, typer.Option(min=1, help="Days of observations shown.")] = 7,
+    station: StationOption = None,
 ) -> None:
-    """Write a PNG of the latest forecast against recent observations and past forecasts."""
-    from flows.forecast import PLOT_FILE, render_plot
+    """Write a PNG of the latest forecast against recent observations and past forecasts,
+    one per station."""
+    from flows.forecast import PLOT_FILE, plot_dir, render_plot
 
     settings: Settings = ctx.obj
+    stations = _stations(settings, station)
+    if out and len(stations) > 1:
+        _fail("--out names one file: add --station")
     store = _store(settings)
     try:
-        path = render_plot(store, out or settings.plot_dir / PLOT_FILE, days)
+        paths = {s.name: render_plot(store.of(s.name),
+                                     out or plot_dir(settings, s.name) / PLOT_FILE, days)
+                 for s in stations}
     finally:
         store.close()
-    if path is None:
-        _fail("no forecast in the database yet; run `sensorcast forecast` first")
-    typer.echo(f"wrote {path}")
+    for name, path in paths.items():
+        typer.echo(f"{name}: wrote {path}" if path else
+                   f"{name}: no forecast in the database yet; run `sensorcast forecast` first")
+    if not all(paths.values()):
+        raise typer.Exit(2)
 
 
-def _view(settings: Settings, name: str):
+def _view(settings: Settings, name: str, station: str):
     from registry.forecasts import read_view
 
     store = _store(settings)
     with store.sessions() as session:
-        frame = read_view(session, name)
+        frame = read_view(session, name, station)
     store.close()
     return frame
 
 
-def _echo_latest(settings: Settings) -> None:
-    latest = _view(settings, "latest_forecast")
+def _echo_latest(settings: Settings, station: str) -> None:
+    latest = _view(settings, "latest_forecast", station)
     if latest.empty:
         return
     first = latest.iloc[0]
-    typer.echo(f"\nlatest forecast of {settings.station.target}, issued "
+    target = next(s for s in settings.stations if s.name == station).target
+    typer.echo(f"\nlatest forecast of {target} at {station}, issued "
                f"{first.issued_at:%Y-%m-%d %H:%M} UTC by {first.model}:")
     for row in latest.itertuples():
         typer.echo(f"  +{row.horizon_hours:>2} h  {row.target_time:%Y-%m-%d %H:%M}  "
@@ -393,15 +441,15 @@ def _timestamp(text: str):
     return (moment.tz_localize("UTC") if moment.tzinfo is None else moment).to_pydatetime()
 
 
-def _move_champion(settings: Settings, move) -> None:
+def _move_champion(settings: Settings, station: str | None, move) -> None:
     from forecasting.config import model_name
     from registry.artifacts import ArtifactError
 
+    (moved,) = _stations(settings, station, one=True)
     store = _store(settings)
     try:
         with store.sessions.begin() as session:
-            event = move(session, settings.artifact_dir,
-                         model_name(settings.station, settings.forecast))
+            event = move(session, settings.artifact_dir, model_name(moved, settings.forecast))
     except (ArtifactError, LookupError, ValueError) as exc:
         _fail(str(exc))
     finally:
@@ -418,9 +466,27 @@ def _store(settings: Settings):
     from registry.store import open_store
 
     try:
-        return open_store(settings.db_url, settings.station)
+        return open_store(settings.db_url, settings.stations)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
+
+
+def _stations(settings: Settings, station: str | None, one: bool = False) -> tuple:
+    """The stations a command works on: `--station`, or all (`one`: the only one)."""
+    if one and station is None and len(settings.stations) > 1:
+        _fail(f"this command works on one station: add --station (one of "
+              f"{', '.join(s.name for s in settings.stations)})")
+    try:
+        return settings.selected(station)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _flow_settings(settings: Settings) -> dict:
+    """The settings a flow run is given, as plain parameters (they show in the UI)."""
+    return {"data_dir": str(settings.data_dir), "database_url": settings.database_url,
+            "station_schema": _str(settings.station_schema),
+            "stations_file": _str(settings.stations_file)}
 
 
 def _prefect_home(settings: Settings) -> None:
@@ -470,57 +536,58 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
          epochs: Annotated[int, typer.Option(min=1)] = 3,
          backfill: Annotated[int, typer.Option(min=0, help="Days of past forecasts.")] = 7,
          ) -> None:
-    """The whole cycle on a simulated station, through the Prefect flows: simulate, ingest,
-    retrain, backfill a week of forecasts, forecast today, and show how to query it."""
+    """The whole cycle on a simulated station (the first station), through the Prefect
+    flows: simulate, ingest, retrain, backfill a week of forecasts, forecast today, and show
+    how to query it."""
     import pandas as pd
 
     settings: Settings = ctx.obj
     _prefect_home(settings)
     from flows.feed import DEMO_FEED
+    from flows.forecast import PLOT_FILE, plot_dir
     from flows.forecast import forecast as forecast_flow
-    from forecasting.schema import JENA
     from forecasting.simulate import simulate_until, write_station_csv
     from flows.ingest import ingest as ingest_flow
     from flows.retrain import retrain as retrain_flow
 
-    common = {"data_dir": str(settings.data_dir), "database_url": settings.database_url,
-              "station_schema": _str(settings.station_schema)}
-    drop = settings.drop_dir / "demo-station.csv"
+    station = settings.stations[0]
+    common = {**_flow_settings(settings), "station": station.name}
+    drop = settings.drop_dir(station.name) / "demo-station.csv"
     if not drop.exists():  # the past now, and the future for `make serve`'s simulated feed
         now = pd.Timestamp.now("UTC")
         frame = simulate_until(now + pd.Timedelta(days=FEED_DAYS), days + FEED_DAYS, seed=7)
-        past = frame.index <= now.tz_convert(JENA.timezone).tz_localize(None)
+        past = frame.index <= now.tz_convert(station.timezone).tz_localize(None)
         typer.echo(f"[1/4] simulating {days} days of station data up to "
                    f"{frame.index[past][-1]} (station time) -> {drop}")
         write_station_csv(settings.data_dir / DEMO_FEED, frame[~past], seed=7)
         write_station_csv(drop, frame[past], seed=7)
     typer.echo("[1/4] ingesting the drop folder")
-    for row in _run_flow(ingest_flow, **common):
+    for row in _run_flow(ingest_flow, **common)[station.name]:
         if row["status"] == "skipped":
             typer.echo(f"  {row['source']}: skipped ({row['message']})")
             continue
         typer.echo(f"  {row['source']}: {row['status']}, {row['rows_inserted']} inserted, "
                    f"{row['rows_present']} already present, {row['rows_quarantined']} "
                    f"quarantined; newest {row['newest_observation']}")
-    newest = _newest_observation(settings)
+    newest = _newest_observation(settings, station.name)
     cut = newest - pd.Timedelta(days=backfill)
     typer.echo(f"[2/4] retraining the candidates on a rolling backtest of the data up to "
                f"{cut:%Y-%m-%d %H:%M} UTC, as the schedule would have {backfill} days ago "
                f"(networks: at most {epochs} epochs)")
-    board = _run_flow(retrain_flow, **common, epochs=epochs, until=cut, triggered_by="demo")
-    _echo_leaderboard(board)
+    boards = _run_flow(retrain_flow, **common, epochs=epochs, until=cut, triggered_by="demo")
+    _echo_leaderboard(station.name, boards[station.name])
     typer.echo(f"\n[3/4] forecasting as of the newest observation ({newest:%Y-%m-%d %H:%M} "
                f"UTC), backfilling the {backfill} days before with that champion")
     _run_flow(forecast_flow, **common, at=newest, days=backfill, model="current",
               triggered_by="demo")
-    _echo_latest(settings)
+    _echo_latest(settings, station.name)
     typer.echo(f"\n[4/4] skill of the backfilled forecasts, all out of sample (the models saw "
                f"no data after {cut:%Y-%m-%d %H:%M} UTC), MAE in "
-               f"{settings.station.target_channel.unit}:")
-    _echo_skill(settings)
+               f"{station.target_channel.unit}:")
+    _echo_skill(settings, station.name)
     db = settings.data_dir / "sensorcast.db"
     typer.echo(f"""
-plot: {settings.plot_dir / "forecast.png"}
+plot: {plot_dir(settings, station.name) / PLOT_FILE}
 query it (more in the README):
   sqlite3 -header {db} "select target_time, horizon_hours, round(value, 2) as value, model_name, model_version from latest_forecast"
   sqlite3 -header {db} "select model_name, horizon_hours, round(avg(abs_error), 2) as mae, round(avg(persistence_abs_error), 2) as persistence_mae from forecast_skill group by 1, 2"
@@ -528,11 +595,12 @@ query it (more in the README):
 """)
 
 
-def _echo_leaderboard(rows: list[dict]) -> None:
+def _echo_leaderboard(station: str, rows: list[dict]) -> None:
     """MAE ratios against the best naive forecast (below 1 wins): mean, each 6-hour group."""
     groups = [k for k in rows[0] if k.startswith("group_")] if rows else []
     hours = [f"{6 * i + 1}-{6 * i + 6}h" for i in range(len(groups))]
-    typer.echo(f"\n{'family':<18}{'version':>8}{'MAE':>7}{'best naive':>11}{'ratio':>7}"
+    typer.echo(f"\n{station}:")
+    typer.echo(f"{'family':<18}{'version':>8}{'MAE':>7}{'best naive':>11}{'ratio':>7}"
                + "".join(f"{h:>7}" for h in hours) + f"{'+24 h':>7}{'persist.':>9}  decision")
     for row in rows:
         typer.echo(f"{row['family']:<18}{row['version']:>8}{row['mean_mae']:>7.3f}"
@@ -544,18 +612,18 @@ def _echo_leaderboard(rows: list[dict]) -> None:
                "+24 h: MAE at +24 h against persistence's)")
 
 
-def _newest_observation(settings: Settings):
+def _newest_observation(settings: Settings, station: str):
     from registry.observations import newest_time
 
-    store = _store(settings)
+    store = _store(settings).of(station)
     with store.sessions() as session:
         newest = newest_time(session, store.observations)
     store.close()
     return newest
 
 
-def _echo_skill(settings: Settings) -> None:
-    skill = _view(settings, "forecast_skill")
+def _echo_skill(settings: Settings, station: str) -> None:
+    skill = _view(settings, "forecast_skill", station)
     if skill.empty:
         typer.echo("  no forecast has been verified by observations yet")
         return

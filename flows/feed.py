@@ -27,7 +27,7 @@ def simulate_feed(data_dir: str | None = None, now: datetime | None = None) -> s
                     "simulate", source)
         return None
     moment = pd.Timestamp(as_utc(now) if now else datetime.now(UTC))
-    written = feed_due(source, settings.drop_dir, moment)
+    written = feed_due(source, settings.drop_dir(settings.stations[0].name), moment)
     if written is None:
         logger.info("No new demo rows due by %s UTC", f"{moment:%Y-%m-%d %H:%M}")
         return None

@@ -1,6 +1,6 @@
-"""Flow `forecast`: the champion's next 24 hours into `forecasts` (the best naive forecast,
-labelled, when there is no usable champion or its input window has holes); optionally
-backfilled for the days before."""
+"""Flow `forecast`: each station's champion's next 24 hours into `forecasts` (the best naive
+forecast, labelled, when there is no usable champion or its input window has holes);
+optionally backfilled for the days before."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.settings import (as_utc, run_name, settings_from, utc_datetime,
-                            who_started)
+from flows.network import artifact_key, map_stations, outcome
+from flows.settings import as_utc, run_name, settings_from, utc_datetime, who_started
 from forecasting.config import Settings
 from forecasting.forecast import Forecast, StaleData, forecast_as_of, input_span
-from forecasting.plotting import plot_forecast, plot_skill
-from forecasting.evaluation import Forecaster
 from forecasting.config import model_name
+from forecasting.evaluation import Forecaster
+from forecasting.plotting import plot_forecast, plot_skill
+from forecasting.schema import StationSchema
 from registry.champions import load_champion
 from registry.forecasts import (BEST_NAIVE, ForecastRun, interval_calibration, read_view,
                                 record_run, write_forecast)
@@ -53,13 +54,12 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
         forecast = forecast_at(store, settings, at, version, network)
     except StaleData as refused:
         label = (version.model_name, version.version) if version else (BEST_NAIVE, None)
-        run = ForecastRun(at, None, "refused", *label, 0, str(refused))
+        run = ForecastRun(store.station.name, at, None, "refused", *label, 0, str(refused))
     else:
-        rows = issue_rows(forecast, version, store.station.target_channel.column,
-                          settings.intervals)
+        rows = issue_rows(forecast, version, store.station, settings.intervals)
         with store.sessions.begin() as session:
             written = write_forecast(session, **rows)
-        run = ForecastRun(at, rows["issued_at"], "issued", rows["model_name"],
+        run = ForecastRun(store.station.name, at, rows["issued_at"], "issued", rows["model_name"],
                           rows["model_version"], written,
                           issue_message(forecast, version, rows, written))
     with store.sessions.begin() as session:
@@ -84,7 +84,7 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
     return forecast_as_of(frame, store.station, params, _naive(at), network, calibration)
 
 
-def issue_rows(forecast: Forecast, version: ModelVersion | None, target: str,
+def issue_rows(forecast: Forecast, version: ModelVersion | None, station: StationSchema,
                levels: tuple[int, ...]) -> dict:
     """The arguments of `write_forecast`: labelled by the model that made the values (the
     naive forecast's name when it stood in), out of sample when the model's training data
@@ -93,12 +93,12 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, target: str,
     issued_at = utc_datetime(forecast.issued_at)
     label = (version.model_name, version.version) if forecast.by_model else \
         (forecast.naive, None)
-    return {"issued_at": issued_at, "target_times": [utc_datetime(t) for t in
+    return {"station": station.name, "issued_at": issued_at, "target_times": [utc_datetime(t) for t in
                                                      forecast.target_times],
             "values": forecast.values.tolist(), "model_name": label[0],
             "model_version": label[1],
             "out_of_sample": not forecast.by_model or version.train_end <= issued_at,
-            "target": target, "bounds": {level: (pair[0].tolist(), pair[1].tolist())
+            "target": station.target_channel.column, "bounds": {level: (pair[0].tolist(), pair[1].tolist())
                                          for level, pair in bounds.items() if pair}}
 
 
@@ -113,20 +113,28 @@ def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,
 
 @task(cache_policy=NO_CACHE, task_run_name="draw the plots")
 def draw(store: Store, settings: Settings, days: int = 7) -> tuple[Path | None, Path]:
-    """PNGs of the latest forecast against recent observations and past forecasts, and of
-    the skill over the last 30 days."""
-    return (render_plot(store, settings.plot_dir / PLOT_FILE, days),
-            render_skill_plot(store, settings.plot_dir / SKILL_FILE, SKILL_DAYS))
+    """PNGs of the station's latest forecast against recent observations and past
+    forecasts, and of its skill over the last 30 days."""
+    folder = plot_dir(settings, store.station.name)
+    return (render_plot(store, folder / PLOT_FILE, days),
+            render_skill_plot(store, folder / SKILL_FILE, SKILL_DAYS))
+
+
+def plot_dir(settings: Settings, station: str) -> Path:
+    """Where a station's plots go: the plot folder itself for a single station (as before
+    stations were keys), else a folder per station."""
+    return settings.plot_dir if len(settings.stations) == 1 else settings.plot_dir / station
 
 
 def render_skill_plot(store: Store, path: Path, days: int) -> Path:
     """MAE by horizon of the forecasts issued in the last `days` (before the newest issue)
     and verified since, against persistence and seasonal persistence."""
+    mine = store.station.name
     with store.sessions() as session:
-        latest = read_view(session, "latest_forecast")
+        latest = read_view(session, "latest_forecast", mine)
         since = utc_datetime(latest.issued_at.iloc[0]) - timedelta(days=days) \
             if not latest.empty else None
-        skill = read_view(session, "forecast_skill", since=since)
+        skill = read_view(session, "forecast_skill", mine, since=since)
     target = store.station.target_channel
     return plot_skill(skill, path, f"{target.source} at {store.station.name}: skill of the "
                                    f"forecasts of the last {days} days", target.unit)
@@ -134,82 +142,104 @@ def render_skill_plot(store: Store, path: Path, days: int) -> Path:
 
 def render_plot(store: Store, path: Path, days: int) -> Path | None:
     """Read what the plot shows and draw it; None when there is no forecast yet."""
+    mine = store.station.name
     with store.sessions() as session:
-        latest = read_view(session, "latest_forecast")
+        latest = read_view(session, "latest_forecast", mine)
         if latest.empty:
             return None
         since = utc_datetime(latest.issued_at.iloc[0]) - timedelta(days=days)
         observed = read_observations(session, store.observations, start=since)
-        skill = read_view(session, "forecast_skill", since=since - timedelta(days=30))
+        skill = read_view(session, "forecast_skill", mine, since=since - timedelta(days=30))
     target = store.station.target_channel
     return plot_forecast(observed[target.column], latest, skill, path,
                          f"{target.source} at {store.station.name}", target.unit)
 
 
-@flow(name="forecast", flow_run_name=run_name("forecast"))
-def forecast(data_dir: str | None = None, database_url: str | None = None,
-             station_schema: str | None = None, at: datetime | None = None, days: int = 0,
-             model: str = "as_of", triggered_by: str | None = None) -> list[dict] | State:
-    """Issue the forecast as of `at` (default: now), and for each of the `days` days before
-    it at the same time of day, each with the champion of its time (`model="as_of"`), so a
-    backfill never uses a model that saw what it forecasts; `model="current"` uses today's
-    champion and marks rows inside its training span in sample. The run ends Failed, with
-    the reason and no traceback, when any of them was refused."""
+@task(cache_policy=NO_CACHE, task_run_name="forecast {station}")
+def forecast_station(station: str, store: Store, settings: Settings, end: datetime,
+                     days: int, model: str, triggered_by: str) -> list[dict] | State:
+    """One station's forecast as of `end` and the `days` before it; fails, with the reason
+    and no traceback, when any of them was refused."""
     logger = get_run_logger()
-    triggered_by = who_started(triggered_by)
-    settings = settings_from(data_dir, database_url, station_schema)
-    store = open_store(settings.db_url, settings.station)
-    name = model_name(settings.station, settings.forecast)
-    try:
-        if model not in ("as_of", "current"):
-            return Failed(message=f"model must be 'as_of' or 'current', not {model!r}")
-        end = as_utc(at) if at else datetime.now(UTC)
-        loaded: dict[int | None, tuple] = {}
-        runs = []
-        for moment in (end - timedelta(days=k) for k in range(days, -1, -1)):
-            with store.sessions() as session:
-                wanted = champion(session, name) if model == "current" else \
-                    champion_at(session, name, moment)
-            key = wanted and wanted.id
-            if key not in loaded:
-                loaded[key] = load_model(
-                    store, settings, name, triggered_by, None if model == "current" else moment,
-                    "now" if model == "current" else f"as of {moment:%Y-%m-%d %H:%M}")
-                if loaded[key][0] is None:
-                    logger.warning("No usable champion for %s as of %s: writing the best "
-                                   "naive forecast, labelled model_name='%s'", name,
-                                   f"{moment:%Y-%m-%d %H:%M}", BEST_NAIVE)
-            runs.append(issue(store, settings, moment, *loaded[key], triggered_by))
-        plot, skill_plot = draw(store, settings)
-        with store.sessions() as session:
-            latest = read_view(session, "latest_forecast")
-    finally:
-        store.close()
+    mine = store.of(station)
+    name = model_name(mine.station, settings.forecast)
+    loaded: dict[int | None, tuple] = {}
+    runs = []
+    for moment in (end - timedelta(days=k) for k in range(days, -1, -1)):
+        with mine.sessions() as session:
+            wanted = champion(session, name) if model == "current" else \
+                champion_at(session, name, moment)
+        key = wanted and wanted.id
+        if key not in loaded:
+            loaded[key] = load_model(
+                mine, settings, name, triggered_by, None if model == "current" else moment,
+                "now" if model == "current" else f"as of {moment:%Y-%m-%d %H:%M}")
+            if loaded[key][0] is None:
+                logger.warning("No usable champion for %s as of %s: writing the best naive "
+                               "forecast, labelled model_name='%s'", name,
+                               f"{moment:%Y-%m-%d %H:%M}", BEST_NAIVE)
+        runs.append(issue(mine, settings, moment, *loaded[key], triggered_by))
+    plot, skill_plot = draw(mine, settings)
+    with mine.sessions() as session:
+        latest = read_view(session, "latest_forecast", station)
     for run in runs:
         if run.status == "refused":
-            logger.error("Refused the forecast as of %s: %s", f"{run.as_of:%Y-%m-%d %H:%M}",
-                         run.message)
+            logger.error("Refused the forecast of %s as of %s: %s", station,
+                         f"{run.as_of:%Y-%m-%d %H:%M}", run.message)
         else:
-            logger.info("Forecast issued at %s by %s%s: %d new rows%s", run.issued_at,
-                        run.model_name, f" v{run.model_version}" if run.model_version else "",
+            logger.info("Forecast of %s issued at %s by %s%s: %d new rows%s", station,
+                        run.issued_at, run.model_name,
+                        f" v{run.model_version}" if run.model_version else "",
                         run.rows_written, f" ({run.message})" if run.message else "")
     if not latest.empty:
         create_table_artifact(
-            key="forecast", description=f"Latest forecast of {name}; plot: {plot}",
+            key=artifact_key("forecast", station),
+            description=f"Latest forecast of {name}; plot: {plot}",
             table=[{"target_time": f"{r.target_time:%Y-%m-%d %H:%M}", "horizon_hours":
                     r.horizon_hours, "value": round(r.value, 2), "model": r.model_name,
                     "version": r.model_version} for r in latest.itertuples()])
-    for key, picture in (("forecast-plot", plot), ("skill-plot", skill_plot)):
+    for kind, picture in (("forecast-plot", plot), ("skill-plot", skill_plot)):
         if picture:  # the picture itself, inline: the Prefect UI shows it without a server
             image = base64.b64encode(picture.read_bytes()).decode()
-            create_markdown_artifact(key=key, description=f"Saved as {picture}",
-                                     markdown=f"![{key} of {name}](data:image/png;base64,"
+            create_markdown_artifact(key=artifact_key(kind, station),
+                                     description=f"Saved as {picture}",
+                                     markdown=f"![{kind} of {name}](data:image/png;base64,"
                                               f"{image})")
     refused = [r for r in runs if r.status == "refused"]
     if refused:
         return Failed(message=f"refused {len(refused)} of {len(runs)} forecast(s); "
                               f"last: {refused[-1].message}")
     return [asdict(r) for r in runs]
+
+
+@flow(name="forecast", flow_run_name=run_name("forecast"))
+def forecast(data_dir: str | None = None, database_url: str | None = None,
+             station_schema: str | None = None, stations_file: str | None = None,
+             station: str | None = None, at: datetime | None = None, days: int = 0,
+             model: str = "as_of", triggered_by: str | None = None
+             ) -> dict[str, list[dict]] | State:
+    """Issue every station's (or `station`'s) forecast as of `at` (default: now), and for
+    each of the `days` days before it at the same time of day, each with the champion of
+    its time (`model="as_of"`), so a backfill never uses a model that saw what it
+    forecasts; `model="current"` uses today's champion and marks rows inside its training
+    span in sample. A station with a refused forecast fails alone; the run names it."""
+    triggered_by = who_started(triggered_by)
+    settings = settings_from(data_dir, database_url, station_schema, stations_file)
+    if model not in ("as_of", "current"):
+        return Failed(message=f"model must be 'as_of' or 'current', not {model!r}")
+    try:
+        stations = settings.selected(station)
+    except ValueError as unknown:
+        return Failed(message=str(unknown))
+    store = open_store(settings.db_url, settings.stations)
+    try:
+        states = map_stations(forecast_station, stations, settings.parallel_stations,
+                              store=store, settings=settings,
+                              end=as_utc(at) if at else datetime.now(UTC), days=days,
+                              model=model, triggered_by=triggered_by)
+    finally:
+        store.close()
+    return outcome("forecast", states)
 
 
 def _naive(moment: datetime) -> pd.Timestamp:

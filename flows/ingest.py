@@ -1,4 +1,5 @@
-"""Flow `ingest`: take new station files (one file or the drop folder) into the database."""
+"""Flow `ingest`: take the stations' new files (their drop folders, or one file) into the
+database."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 
+from flows.network import artifact_key, map_stations, outcome
 from flows.settings import run_name, settings_from
+from forecasting.config import Settings
 from registry.ingestion import (IngestSummary, files_to_ingest, ingest_file,
                                 quarantine_examples)
 from registry.store import Store, open_store
@@ -24,29 +28,23 @@ def ingest_one(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
     return ingest_file(store, path, chunk_rows)
 
 
-@flow(name="ingest", flow_run_name=run_name("ingest"))
-def ingest(path: str | None = None, data_dir: str | None = None,
-           database_url: str | None = None, station_schema: str | None = None) -> list[dict]:
-    """Ingest a CSV file, or every new file of the drop folder (default: data_dir/incoming)."""
+@task(cache_policy=NO_CACHE, task_run_name="ingest {station}")
+def ingest_station(station: str, store: Store, settings: Settings, path: Path | None
+                   ) -> list[dict] | State:
+    """One station's new files (its drop folder, or `path`), each its own task; what was
+    refused or quarantined is logged with the reason. A refused file fails the station's
+    task, after its other files were stored (it stays failed while the file is there)."""
     logger = get_run_logger()
-    settings = settings_from(data_dir, database_url, station_schema)
-    if path:
-        source = Path(path)
-    else:
-        source = settings.drop_dir
+    mine = store.of(station)
+    source = path or settings.drop_dir(station)
+    if not path:
         source.mkdir(parents=True, exist_ok=True)
     files, refused = files_to_ingest(source)
     logger.info("Found %d file(s) in %s", len(files), source)
     for entry in refused:
         logger.error("Refused %s: it points outside the drop folder (%s)", entry,
                      entry.resolve())
-    store = open_store(settings.db_url, settings.station)
-    try:
-        summaries = [ingest_one(store, f, settings.chunk_rows) for f in files]
-        examples = {s.sha256: quarantine_examples(store, s.sha256) for s in summaries
-                    if s.rows_quarantined}
-    finally:
-        store.close()
+    summaries = [ingest_one(mine, f, settings.chunk_rows) for f in files]
     for s in summaries:
         if s.status == "refused":
             logger.error("%s: refused: %s", s.source, s.message)
@@ -62,24 +60,53 @@ def ingest(path: str | None = None, data_dir: str | None = None,
         )
         if s.rows_quarantined:
             logger.warning("%s: %d row(s) quarantined, e.g. %s (all of them: select "
-                           "line_number, reason, raw from quarantined_rows where sha256 = "
-                           "'%s')", s.source, s.rows_quarantined,
-                           "; ".join(f"line {n}: {why}" for n, why in examples[s.sha256]),
-                           s.sha256)
-    rows = [summary_row(s) for s in summaries]
-    create_table_artifact(key="ingest-summary", table=rows or [{"files": 0}],
-                          description=f"Ingest of {source}")
+                           "line_number, reason, raw from quarantined_rows where station = "
+                           "'%s' and sha256 = '%s')", s.source, s.rows_quarantined,
+                           "; ".join(f"line {n}: {why}" for n, why in
+                                     quarantine_examples(mine, s.sha256)), station, s.sha256)
+    rows = [summary_row(station, s) for s in summaries]
+    create_table_artifact(key=artifact_key("ingest-summary", station),
+                          table=rows or [{"files": 0}], description=f"Ingest of {source}")
+    bad = [s.source for s in summaries if s.status == "refused"] + [str(e) for e in refused]
+    if bad:
+        return Failed(message=f"refused {len(bad)} of {len(files) + len(refused)} file(s): "
+                              f"{', '.join(bad)} (see ingest_runs.message)", data=rows)
     return rows
 
 
-def summary_row(summary: IngestSummary) -> dict:
-    """What matters first (file, outcome, counts, why), the checksum last, so a table in the
-    UI shows it without scrolling."""
-    row = asdict(summary)
+@flow(name="ingest", flow_run_name=run_name("ingest"))
+def ingest(path: str | None = None, data_dir: str | None = None,
+           database_url: str | None = None, station_schema: str | None = None,
+           stations_file: str | None = None, station: str | None = None
+           ) -> dict[str, list[dict]] | State:
+    """Ingest every station's new files (each from its drop folder), or one station's, or a
+    CSV file `path` of the one station selected; returns each station's file summaries."""
+    settings = settings_from(data_dir, database_url, station_schema, stations_file)
+    try:
+        stations = settings.selected(station)
+    except ValueError as unknown:
+        return Failed(message=str(unknown))
+    if path and len(stations) > 1:
+        return Failed(message=f"which station's file is {path}? choose one of "
+                              f"{', '.join(s.name for s in stations)}")
+    store = open_store(settings.db_url, settings.stations)
+    try:
+        states = map_stations(ingest_station, stations, settings.parallel_stations,
+                              store=store, settings=settings,
+                              path=Path(path) if path else None)
+    finally:
+        store.close()
+    return outcome("ingest", states)
+
+
+def summary_row(station: str, summary: IngestSummary) -> dict:
+    """What matters first (station, file, outcome, counts, why), the checksum last, so a
+    table in the UI shows it without scrolling."""
+    row = {"station": station, **asdict(summary)}
     row["extra_columns"] = ", ".join(summary.extra_columns)
     newest = summary.newest_observation
     row["newest_observation"] = newest.isoformat() if newest else None
     row["file"] = Path(summary.source).name
-    lead = ["file", "status", "rows_read", "rows_inserted", "rows_present", "rows_quarantined",
+    lead = ["station", "file", "status", "rows_read", "rows_inserted", "rows_present", "rows_quarantined",
             "message", "newest_observation"]
     return {k: row[k] for k in [*lead, *(k for k in row if k not in lead)]}

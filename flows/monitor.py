@@ -1,4 +1,4 @@
-"""Flow `monitor`: watch the champion after promotion. Its verified forecasts of the last
+"""Flow `monitor`: watch each station's champion after promotion. Its verified forecasts of the last
 `monitor_days` are scored against persistence and seasonal persistence per 6-hour group;
 when it loses to the best naive forecast beyond `monitor_margin`, it is demoted (forecasts
 fall back to the labelled best naive one) and a retrain is started."""
@@ -12,7 +12,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect.states import Failed, State
 
+from flows.network import artifact_key, map_stations, outcome
 from flows.settings import as_utc, run_name, settings_from, who_started
 from forecasting.config import Settings, model_name
 from forecasting.monitor import Verdict, judge_champion
@@ -29,7 +31,8 @@ def judge(store: Store, settings: Settings, version: ModelVersion, at: datetime,
           days: int) -> Verdict:
     """The champion's verified out-of-sample forecasts of the period, judged."""
     with store.sessions() as session:
-        skill = read_view(session, "forecast_skill", since=at - timedelta(days=days))
+        skill = read_view(session, "forecast_skill", store.station.name,
+                          since=at - timedelta(days=days))
     mine = skill[(skill.model_name == version.model_name)
                  & (skill.model_version == version.version) & skill.out_of_sample.astype(bool)
                  & (skill.target_time <= at.astimezone(UTC).replace(tzinfo=None))]
@@ -51,52 +54,75 @@ def start_retrain(parameters: dict) -> str:
                                                    if state.message else "")
 
 
-@flow(name="monitor", flow_run_name=run_name("monitor"))
-def monitor(data_dir: str | None = None, database_url: str | None = None,
-            station_schema: str | None = None, at: datetime | None = None,
-            retrain: bool = True, families: list[str] | None = None,
-            triggered_by: str | None = None) -> dict:
-    """Judge the champion as of `at` (default now); demote it and start a retrain (with
-    `families`, default the settings') when it is losing."""
+@task(cache_policy=NO_CACHE, task_run_name="monitor {station}")
+def monitor_station(station: str, store: Store, settings: Settings, moment: datetime,
+                    triggered_by: str) -> dict:
+    """Judge one station's champion; demote it when it is losing."""
     logger = get_run_logger()
-    triggered_by = who_started(triggered_by)
-    settings = settings_from(data_dir, database_url, station_schema)
-    store = open_store(settings.db_url, settings.station)
-    name = model_name(settings.station, settings.forecast)
-    moment = as_utc(at) if at else datetime.now(UTC)
-    try:
-        with store.sessions() as session:
-            current = champion(session, name)
-        if current is None:
-            logger.info("%s has no champion to watch: forecasts are the best naive one", name)
-            return {"model_name": name, "decision": "no champion", "reason": ""}
-        verdict = judge(store, settings, current, moment, settings.monitor_days)
-        label = f"{name} v{current.version}"
-        if verdict.losing:
-            overall = verdict.groups[-1]
-            with store.sessions.begin() as session:
-                demote(session, name, f"skill monitor: {verdict.reason}", triggered_by,
-                       {"champion_mean": overall["champion_mae"],
-                        "best_naive_mean": overall["best_naive_mae"],
-                        "baseline_mean": overall["persistence_mae"]}, verdict.groups)
-            logger.warning("Demoted %s: %s; forecasts are the best naive one until a "
-                           "retrain promotes another", label, verdict.reason)
-    finally:
-        store.close()
+    mine = store.of(station)
+    name = model_name(mine.station, settings.forecast)
+    with mine.sessions() as session:
+        current = champion(session, name)
+    if current is None:
+        logger.info("%s has no champion to watch: forecasts are the best naive one", name)
+        return {"model_name": name, "decision": "no champion", "reason": ""}
+    verdict = judge(mine, settings, current, moment, settings.monitor_days)
+    label = f"{name} v{current.version}"
+    if verdict.losing:
+        overall = verdict.groups[-1]
+        with mine.sessions.begin() as session:
+            demote(session, name, f"skill monitor: {verdict.reason}", triggered_by,
+                   {"champion_mean": overall["champion_mae"],
+                    "best_naive_mean": overall["best_naive_mae"],
+                    "baseline_mean": overall["persistence_mae"]}, verdict.groups)
+        logger.warning("Demoted %s: %s; forecasts are the best naive one until a retrain "
+                       "promotes another", label, verdict.reason)
     decision = {None: "not judged", False: "kept", True: "demoted"}[verdict.losing]
-    create_table_artifact(key="skill-monitor", table=verdict.groups or [{}], description=(
+    create_table_artifact(key=artifact_key("skill-monitor", station),
+                          table=verdict.groups or [{}], description=(
         f"{label} as of {moment:%Y-%m-%d %H:%M} UTC, last {settings.monitor_days} days: "
         f"{decision}: {verdict.reason}"))
-    result = {"model_name": name, "version": current.version, "decision": decision,
-              "reason": verdict.reason, "groups": verdict.groups}
     if verdict.losing is None:
         logger.info("Not judging %s: %s", label, verdict.reason)
     elif not verdict.losing:
         logger.info("Keeping %s: %s", label, verdict.reason)
-    elif retrain:
-        result["retrain"] = start_retrain({
-            "data_dir": data_dir, "database_url": database_url,
-            "station_schema": station_schema, "families": families,
-            "until": at, "triggered_by": f"monitor ({triggered_by})"})
-        logger.info("Started a retrain: %s", result["retrain"])
-    return result
+    return {"model_name": name, "version": current.version, "decision": decision,
+            "reason": verdict.reason, "groups": verdict.groups}
+
+
+@flow(name="monitor", flow_run_name=run_name("monitor"))
+def monitor(data_dir: str | None = None, database_url: str | None = None,
+            station_schema: str | None = None, stations_file: str | None = None,
+            station: str | None = None, at: datetime | None = None, retrain: bool = True,
+            families: list[str] | None = None, triggered_by: str | None = None
+            ) -> dict[str, dict] | State:
+    """Judge every station's (or `station`'s) champion as of `at` (default now); demote the
+    losing ones and start a retrain of those stations (with `families`, default the
+    settings')."""
+    logger = get_run_logger()
+    triggered_by = who_started(triggered_by)
+    settings = settings_from(data_dir, database_url, station_schema, stations_file)
+    try:
+        stations = settings.selected(station)
+    except ValueError as unknown:
+        return Failed(message=str(unknown))
+    store = open_store(settings.db_url, settings.stations)
+    try:
+        states = map_stations(monitor_station, stations, settings.parallel_stations,
+                              store=store, settings=settings,
+                              moment=as_utc(at) if at else datetime.now(UTC),
+                              triggered_by=triggered_by)
+    finally:
+        store.close()
+    results = outcome("monitor", states)
+    if isinstance(results, State) or not retrain:
+        return results
+    for name, result in results.items():
+        if result["decision"] == "demoted":
+            result["retrain"] = start_retrain({
+                "data_dir": data_dir, "database_url": database_url,
+                "station_schema": station_schema, "stations_file": stations_file,
+                "station": name, "families": families, "until": at,
+                "triggered_by": f"monitor ({triggered_by})"})
+            logger.info("Started a retrain of %s: %s", name, result["retrain"])
+    return results

@@ -1,6 +1,7 @@
-"""Flow `retrain`: fit every candidate family at each cut-off of a rolling backtest, register
-the newest fold's models, and promote the best only if it beats the best naive forecast (on
-the mean, at +24 h and in every 6-hour group) and the champion, on the same windows."""
+"""Flow `retrain`: for each station, fit every candidate family at each cut-off of a rolling
+backtest, register the newest fold's models, and promote the best only if it beats the best
+naive forecast (on the mean, at +24 h and in every 6-hour group) and the champion, on the
+same windows."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from flows.network import artifact_key, map_stations, one_at_a_time, outcome
 from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
                             utc_datetime, who_started)
 from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
@@ -201,44 +204,66 @@ def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
                          f"({backtest.scores('best_naive').windows} windows)")
 
 
+@task(cache_policy=NO_CACHE, task_run_name="retrain {station}")
+def retrain_station(station: str, store: Store, settings: Settings, params: ForecastParams,
+                    until: datetime | None, triggered_by: str, runner: TaskRunner
+                    ) -> list[dict] | State:
+    """Backtest, register and gate one station's candidates, its folds fitted on the shared
+    `runner`; alone (a retrain of the same station started elsewhere waits its turn).
+    Too little data fails the station's task with the reason, before anything is written."""
+    logger = get_run_logger()
+    mine = store.of(station)
+    name = model_name(mine.station, params)
+    with concurrency(one_at_a_time(f"retrain-{station}"), occupy=1, strict=True):
+        loaded = load_folds(mine, params, until)
+        if isinstance(loaded, NotEnoughData):
+            logger.error("Not retraining %s: %s", station, loaded)
+            return Failed(message=f"not retraining: {loaded}")
+        windows, folds, relative, rows = loaded
+        logger.info("Backtesting %s on %d rows: %d folds of %g days from %s, %d test windows",
+                    station, rows, len(folds), params.fold_days,
+                    f"{folds[0].cutoff:%Y-%m-%d %H:%M}", sum(len(f.test) for f in folds))
+        with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work:
+            fits = submit_fits(runner, folds, params, relative, Path(work),
+                               settings.tensorflow_threads)
+            leaderboard, covered = gate(mine, settings, name, folds, fits, windows, rows,
+                                        params, triggered_by, Path(work))
+    create_table_artifact(key=artifact_key("retrain-leaderboard", station), table=leaderboard,
+                          description=f"Candidates for {name} on {covered}")
+    return leaderboard
+
+
 @flow(name="retrain", flow_run_name=run_name("retrain"))
 def retrain(data_dir: str | None = None, database_url: str | None = None,
-            station_schema: str | None = None, families: list[str] | None = None,
+            station_schema: str | None = None, stations_file: str | None = None,
+            station: str | None = None, families: list[str] | None = None,
             epochs: int | None = None, until: datetime | None = None,
-            triggered_by: str | None = None) -> list[dict] | State:
-    """Backtest, register and gate the candidates on the data up to `until` (default: now);
-    returns the leaderboard rows. Too little data ends the run Failed with the reason,
-    before anything is written."""
+            triggered_by: str | None = None) -> dict[str, list[dict]] | State:
+    """Backtest, register and gate the candidates of every station (or `station`) on the
+    data up to `until` (default: now); returns each station's leaderboard. Stations retrain
+    side by side, their fits sharing one task runner; one that fails (too little data, a
+    broken champion) fails alone, and the run names it."""
     logger = get_run_logger()
     triggered_by = who_started(triggered_by)
-    settings = settings_from(data_dir, database_url, station_schema)
+    settings = settings_from(data_dir, database_url, station_schema, stations_file)
     try:
         params = params_from(settings, families, epochs)
+        stations = settings.selected(station)
     except ValidationError as invalid:
         logger.error("Not retraining: %s", invalid_settings(invalid))
         return Failed(message=f"not retraining: {invalid_settings(invalid)}")
-    store = open_store(settings.db_url, settings.station)
-    name = model_name(settings.station, params)
+    except ValueError as unknown:
+        return Failed(message=str(unknown))
+    store = open_store(settings.db_url, settings.stations)
     try:
-        loaded = load_folds(store, params, as_utc(until) if until else None)
-        if isinstance(loaded, NotEnoughData):
-            logger.error("Not retraining: %s", loaded)
-            return Failed(message=f"not retraining: {loaded}")
-        windows, folds, relative, rows = loaded
-        logger.info("Backtesting on %d rows: %d folds of %g days from %s, %d test windows",
-                    rows, len(folds), params.fold_days, f"{folds[0].cutoff:%Y-%m-%d %H:%M}",
-                    sum(len(f.test) for f in folds))
-        with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
-                fit_runner(settings, params) as runner:
-            fits = submit_fits(runner, folds, params, relative, Path(work),
-                               settings.tensorflow_threads)
-            leaderboard, covered = gate(store, settings, name, folds, fits, windows, rows,
-                                        params, triggered_by, Path(work))
+        with fit_runner(settings, params) as runner:
+            states = map_stations(retrain_station, stations, settings.parallel_stations,
+                                  store=store, settings=settings, params=params,
+                                  until=as_utc(until) if until else None,
+                                  triggered_by=triggered_by, runner=runner)
     finally:
         store.close()
-    create_table_artifact(key="retrain-leaderboard", table=leaderboard,
-                          description=f"Candidates for {name} on {covered}")
-    return leaderboard
+    return outcome("retrain", states)
 
 
 def decide(session: Session, name: str, versions: dict[str, ModelVersion],

@@ -19,9 +19,10 @@ def run_name(flow: str) -> Callable[[], str]:
 
 
 def settings_from(data_dir: str | None = None, database_url: str | None = None,
-                  station_schema: str | None = None) -> Settings:
+                  station_schema: str | None = None, stations_file: str | None = None
+                  ) -> Settings:
     overrides = {"data_dir": data_dir, "database_url": database_url,
-                 "station_schema": station_schema}
+                 "station_schema": station_schema, "stations_file": stations_file}
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from forecasting.schema import JENA, StationSchema, load_station
+from forecasting.stations import Site, load_stations
 
 
 Family = Literal["blend", "ridge", "gru", "gru_dropout", "stacked_gru", "bidirectional_gru",
@@ -132,9 +133,15 @@ class Settings(BaseSettings):
         None, description="Any SQLAlchemy URL; default: SQLite file data_dir/sensorcast.db."
     )
     station_schema: Path | None = Field(
-        None, description="TOML station description; default: the built-in Jena station."
-    )
+        None, description="TOML station description of the one station served when there "
+        "is no stations_file; default: the built-in Jena station.")
+    stations_file: Path | None = Field(
+        None, description="TOML list of the stations served (forecasting.stations); default: "
+        "one station, station_schema's, with its files dropped into data_dir/incoming.")
     chunk_rows: int = Field(50_000, gt=0, description="Rows per ingest transaction.")
+    parallel_stations: int = Field(
+        2, gt=0, description="Stations a run works on at once (threads; a retrain holds the "
+        "station's windows in memory, its fits share the task runner of `parallel_folds`).")
     tensorflow_threads: int = Field(
         1, ge=0, description="Threads per TensorFlow op in training (0: TensorFlow's own "
         "choice, one per core); see forecasting.training.set_tensorflow_threads.")
@@ -174,9 +181,31 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sensorcast.db'}"
 
+    @cached_property
+    def sites(self) -> tuple[Site, ...]:
+        if self.stations_file:
+            return load_stations(self.stations_file)
+        station = load_station(self.station_schema) if self.station_schema else JENA
+        return (Site(station, self.data_dir / "incoming"),)
+
     @property
-    def drop_dir(self) -> Path:
-        return self.data_dir / "incoming"
+    def stations(self) -> tuple[StationSchema, ...]:
+        return tuple(site.station for site in self.sites)
+
+    def selected(self, name: str | None) -> tuple[StationSchema, ...]:
+        """The station called `name`, or every station when None."""
+        if name is None:
+            return self.stations
+        found = [s for s in self.stations if s.name == name]
+        if not found:
+            raise ValueError(f"no station {name!r}; the stations are "
+                             f"{', '.join(s.name for s in self.stations)}")
+        return tuple(found)
+
+    def drop_dir(self, station: str) -> Path:
+        """Where the station's files arrive."""
+        site = next(s for s in self.sites if s.station.name == station)
+        return site.drop_dir or self.data_dir / "incoming" / station
 
     @property
     def artifact_dir(self) -> Path:
@@ -186,9 +215,6 @@ class Settings(BaseSettings):
     def plot_dir(self) -> Path:
         return self.data_dir / "plots"
 
-    @cached_property
-    def station(self) -> StationSchema:
-        return load_station(self.station_schema) if self.station_schema else JENA
 
 
 def invalid_settings(error: ValidationError) -> str:
@@ -198,5 +224,6 @@ def invalid_settings(error: ValidationError) -> str:
 
 
 def model_name(station: StationSchema, params: ForecastParams) -> str:
-    """Registry name of the forecast: target column and horizon, e.g. `t_degc_24h`."""
-    return f"{station.target_channel.column}_{params.horizon_hours}h"
+    """Registry name of the forecast: station, target column and horizon, e.g.
+    `jena/t_degc_24h`."""
+    return f"{station.name}/{station.target_channel.column}_{params.horizon_hours}h"

@@ -40,6 +40,10 @@ class StationSchema:
     wind_direction: str | None = None
 
     def __post_init__(self) -> None:
+        if not STATION_NAME.fullmatch(self.name):
+            raise ValueError(f"station name {self.name!r} must be 1-64 letters, digits, '_', "
+                             "'-' or '.', beginning with a letter or digit (it keys tables, "
+                             "model names and folders)")
         if self.cadence_minutes <= 0 or 1440 % self.cadence_minutes:
             raise ValueError(
                 f"station {self.name!r}: cadence_minutes={self.cadence_minutes} must divide a day"
@@ -96,6 +100,7 @@ class StationSchema:
 
 
 SQL_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+STATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 TIMESTAMP_SQL_COLUMN = "observed_at"
 
 

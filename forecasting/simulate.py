@@ -35,8 +35,22 @@ class Faults:
     garbled: float = 0.0  # lines replaced by junk
 
 
-def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0) -> pd.DataFrame:
-    """Clean 10-minute station data in local (station) time, columns named as in the file."""
+@dataclass(frozen=True)
+class Climate:
+    """Where a simulated station is: the defaults are Jena's lowland mid-latitude climate."""
+
+    mean_c: float = 9.5  # annual mean temperature
+    seasonal_c: float = 9.5  # half the difference between summer and winter means
+    daily_scale: float = 1.0  # daily range relative to Jena's
+    pressure_mbar: float = 990.0  # mean station pressure (lower up a hill)
+
+
+def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0,
+                     climate: Climate = Climate(), weather: np.ndarray | None = None
+                     ) -> pd.DataFrame:
+    """Clean 10-minute station data in local (station) time, columns named as in the file.
+    `weather` (unit variance, one value per row) replaces the station's own weather systems,
+    so stations of a network can share them."""
     if days <= 0:
         raise ValueError(f"days must be positive, got {days}")
     rng = np.random.default_rng(seed)
@@ -49,21 +63,22 @@ def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0) -> pd.
     hour = index.hour.to_numpy() + index.minute.to_numpy() / 60
     summer = 0.5 - 0.5 * np.cos(2 * np.pi * (doy - 20 / 365.25))  # 0 in mid-Jan, 1 in mid-Jul
 
-    weather = _ou(rng, n, tau=3.0 * steps_per_day)  # synoptic systems, unit variance
+    own = _ou(rng, n, tau=3.0 * steps_per_day)  # synoptic systems, unit variance
+    weather = own if weather is None else weather
     cloud = 1 / (1 + np.exp(-(1.2 * _ou(rng, n, tau=1.0 * steps_per_day) - 0.6 * weather)))
     lag = int(18 * 60 / cadence)
     arriving = np.concatenate([np.full(lag, weather[0]), weather[:-lag]])
     trend = weather - np.concatenate([np.full(lag, weather[0]), weather[:-lag]])
 
-    daily_amplitude = (3.2 + 3.8 * summer) * (1.0 - 0.55 * cloud)
+    daily_amplitude = climate.daily_scale * (3.2 + 3.8 * summer) * (1.0 - 0.55 * cloud)
     t_true = (
-        9.5 - 9.5 * np.cos(2 * np.pi * (doy - 20 / 365.25))
+        climate.mean_c - climate.seasonal_c * np.cos(2 * np.pi * (doy - 20 / 365.25))
         + daily_amplitude * np.cos(2 * np.pi * (hour - 15) / 24)
         + 2.5 * arriving
         + 3.0 * _ou(rng, n, tau=2.5 * steps_per_day)  # air masses that pressure does not show
         + 0.3 * _ou(rng, n, tau=steps_per_day / 8)
     )
-    p = 990.0 - 7.0 * weather + 0.6 * np.cos(2 * np.pi * hour / 12) + 0.05 * rng.standard_normal(n)
+    p = climate.pressure_mbar - 7.0 * weather + 0.6 * np.cos(2 * np.pi * hour / 12) + 0.05 * rng.standard_normal(n)
     rh = 92 - (18 + 12 * summer) * (1 - cloud) * (0.6 + 0.4 * np.cos(2 * np.pi * (hour - 15) / 24))
     rh = np.clip(rh - 6 * summer + 4 * _ou(rng, n, tau=steps_per_day / 2), 12, 100)
 
@@ -96,6 +111,32 @@ def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0) -> pd.
     frame = pd.DataFrame({k: np.round(v, 2) for k, v in values.items()}, index=index)
     frame.index.name = JENA.timestamp_column
     return frame
+
+
+def simulate_network(start: str | pd.Timestamp, days: int, stations: int, seed: int = 0
+                     ) -> list[tuple[str, Climate, pd.DataFrame]]:
+    """`stations` stations of one region, named `station-001`, ...: each its own climate
+    (warmer or colder, more or less continental, some up a hill) and local weather, under
+    shared weather systems that cross the region from west to east, reaching each station
+    up to a day after the westernmost."""
+    rng = np.random.default_rng(seed)
+    steps_per_day = 1440 / JENA.cadence_minutes
+    n = days * 1440 // JENA.cadence_minutes
+    reach = int(steps_per_day)  # the longest delay across the region: one day
+    systems = _ou(rng, n + reach, tau=3.0 * steps_per_day)
+    network = []
+    for i in range(stations):
+        height = rng.uniform(0, 600)  # m above the lowland stations
+        climate = Climate(mean_c=rng.uniform(7.0, 12.0) - 0.0065 * height,
+                          seasonal_c=rng.uniform(7.0, 12.0),
+                          daily_scale=rng.uniform(0.8, 1.2),
+                          pressure_mbar=990.0 - height / 8.3)
+        delay = int(rng.integers(0, reach + 1))
+        local = _ou(rng, n, tau=2.0 * steps_per_day)
+        weather = 0.85 * systems[reach - delay:reach - delay + n] + np.sqrt(1 - 0.85**2) * local
+        network.append((f"station-{i + 1:03d}", climate,
+                        simulate_station(start, days, seed * 1000 + i, climate, weather)))
+    return network
 
 
 def simulate_until(end: pd.Timestamp, days: int, seed: int = 0) -> pd.DataFrame:
@@ -142,6 +183,21 @@ def write_station_csv(path: Path, frame: pd.DataFrame, faults: Faults = Faults()
     with io.open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(station_csv(frame, faults, seed))
     return path
+
+
+def write_network(folder: Path, network: list[tuple[str, Climate, pd.DataFrame]],
+                  faults: Faults = Faults(), seed: int = 0) -> Path:
+    """Each station's file into its drop folder `incoming/<name>/`, and `stations.toml`
+    listing them (Jena-format stations: the built-in schema); returns the stations file."""
+    folder = Path(folder)
+    entries = []
+    for i, (name, climate, frame) in enumerate(network):
+        write_station_csv(folder / "incoming" / name / "simulated.csv", frame, faults, seed + i)
+        entries.append(f'[[stations]]\nname = "{name}"\ndrop_dir = "incoming/{name}"\n'
+                       f"# simulated: {climate}\n")
+    stations = folder / "stations.toml"
+    stations.write_text("\n".join(entries), encoding="utf-8")
+    return stations
 
 
 def _ou(rng: np.random.Generator, n: int, tau: float) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 A backtest has its own rows here (`backtests`, `backtest_steps`, `backtest_forecasts`, the
 `backtest_skill` view); its models are registered under a model name of their own
-(`t_degc_24h@backtest-3`), so the live champion and live `forecasts` never move. Each step
+(`jena/t_degc_24h@backtest-3`), so the live champion and live `forecasts` never move. Each step
 (a retrain, or a day's forecast) is recorded as done in the transaction that writes its
 results, so an interrupted backtest resumes exactly where it stopped.
 """
@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from registry.db import Base, UTCDateTime, int_pk, utc_time
+from registry.db import Base, UTCDateTime, int_pk, station_key, utc_time
 from registry.forecasts import ForecastColumns, forecast_rows
 from registry.observations import insert_ignore
+from registry.versions import station_of
 
 RETRAIN, FORECAST = "retrain", "forecast"
 
@@ -27,6 +28,7 @@ class BacktestRow(Base):
     __tablename__ = "backtests"
 
     id: Mapped[int_pk]
+    station: Mapped[station_key]
     model_name: Mapped[str] = mapped_column(String(100))  # the live model it replays
     start: Mapped[utc_time]
     end: Mapped[utc_time]
@@ -109,8 +111,8 @@ def start_or_resume(session: Session, model_name: str, start: datetime, end: dat
     A finished one is never reopened: asking again starts a fresh backtest."""
     row = _newest(session, model_name, start, end, retrain_every, params)
     if row is None or row.status != "running":
-        row = BacktestRow(model_name=model_name, start=start, end=end,
-                          retrain_every_hours=retrain_every / timedelta(hours=1),
+        row = BacktestRow(station=station_of(model_name), model_name=model_name,
+                          start=start, end=end, retrain_every_hours=retrain_every / timedelta(hours=1),
                           params=json.dumps(params, sort_keys=True), status="running",
                           created_at=datetime.now(UTC))
         session.add(row)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, String, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
@@ -54,6 +54,11 @@ class UTCDateTime(TypeDecorator):
 
 
 utc_time = Annotated[datetime, mapped_column(UTCDateTime())]
+STATION = "station"
+# The station a row belongs to, in every table of station data. Nullable only because
+# columns are added to existing tables as nullable; a migrated database's rows are filled
+# in and every row written since carries it.
+station_key = Annotated[str | None, mapped_column(String(64))]
 int_pk = Annotated[int, mapped_column(primary_key=True, autoincrement=True)]
 
 
@@ -66,7 +71,8 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
+    if parsed.database and parsed.database != ":memory:" and \
+            not parsed.query.get("uri"):  # a `file:` URI names an existing file
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 

@@ -1,9 +1,10 @@
 """Forecasts as a public SQL surface: the `forecasts` table, its views, and the run log.
 
-Views are plain SQL over the tables so that any SQL client can read and score forecasts:
-`latest_forecast` (the rows of the newest issue), `forecast_skill` (each forecast next to
-what was observed at its target time, and next to persistence and seasonal persistence from
-the same issue time) and `backtest_skill` (the same for backtests' forecasts, by backtest id).
+Views are plain SQL over the tables so that any SQL client can read and score forecasts,
+each row led by its station: `latest_forecast` (the rows of each station's newest issue),
+`forecast_skill` (each forecast next to what was observed at its target time, and next to
+persistence and seasonal persistence from the same issue time) and `backtest_skill` (the
+same for backtests' forecasts, by backtest id).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from forecasting.baselines import BestNaive, Persistence
 from forecasting.intervals import LEVELS, Calibration, calibrate, changeability
-from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
-from registry.db import Base, UTCDateTime, int_pk, utc_time
+from forecasting.schema import TIMESTAMP_SQL_COLUMN
+from registry.db import Base, UTCDateTime, int_pk, station_key, utc_time
+from registry.tables import target_columns
 from registry.observations import insert_ignore, read_observations
 from registry.versions import ModelVersion
 
@@ -28,14 +30,14 @@ PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_ver
 BEST_NAIVE = BestNaive.name  # the naive forecast written when there is no usable champion
 BOUNDS = [f"{side}_{level}" for level in LEVELS for side in ("lower", "upper")]
 VIEW_COLUMNS = {
-    "latest_forecast": ["issued_at", "target_time", "horizon_hours", "value", "model_name",
+    "latest_forecast": ["station", "issued_at", "target_time", "horizon_hours", "value", "model_name",
                         "model_version", "created_at", "out_of_sample", "target", *BOUNDS],
-    "forecast_skill": ["issued_at", "target_time", "horizon_hours", "model_name",
+    "forecast_skill": ["station", "issued_at", "target_time", "horizon_hours", "model_name",
                        "model_version", "forecast", "actual", "error", "abs_error",
                        "persistence_forecast", "persistence_abs_error",
                        "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
                        "out_of_sample", "target", *BOUNDS],
-    "forecast_coverage": ["horizon_hours", "level", "verified", "inside", "coverage"],
+    "forecast_coverage": ["station", "horizon_hours", "level", "verified", "inside", "coverage"],
 }
 VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]]
 
@@ -43,6 +45,7 @@ VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]
 class ForecastColumns:
     """One forecast value, as `forecasts` and `backtest_forecasts` both hold it."""
 
+    station: Mapped[station_key]
     issued_at: Mapped[utc_time]  # time of the last observation used
     target_time: Mapped[utc_time] = mapped_column(index=True)
     horizon_hours: Mapped[int]
@@ -66,15 +69,16 @@ class ForecastColumns:
 
 
 class ForecastRow(ForecastColumns, Base):
-    """One forecast value; (issued_at, target_time, model_name, model_version) is unique,
-    with a NULL model_version (persistence) counted as one value, so re-runs add nothing."""
+    """One forecast value; (station, issued_at, target_time, model_name, model_version) is
+    unique, with a NULL model_version (naive) counted as one value, so re-runs add nothing.
+    The key leads with (station, issued_at): "latest forecast of station S" is one seek."""
 
     __tablename__ = "forecasts"
 
     id: Mapped[int_pk]
 
 
-Index("uq_forecasts_issue", ForecastRow.issued_at, ForecastRow.target_time,
+Index("uq_forecasts_station_issue", ForecastRow.station, ForecastRow.issued_at, ForecastRow.target_time,
       ForecastRow.model_name, func.coalesce(ForecastRow.model_version, 0), unique=True)
 
 
@@ -84,6 +88,7 @@ class ForecastRunRow(Base):
     __tablename__ = "forecast_runs"
 
     id: Mapped[int_pk]
+    station: Mapped[station_key]
     as_of: Mapped[utc_time]  # the time the forecast was asked for
     issued_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16))  # issued | refused
@@ -97,6 +102,7 @@ class ForecastRunRow(Base):
 
 @dataclass(frozen=True)
 class ForecastRun:
+    station: str
     as_of: datetime
     issued_at: datetime | None
     status: str
@@ -106,68 +112,76 @@ class ForecastRun:
     message: str
 
 
-def create_forecast_views(connection: Connection, station: StationSchema) -> None:
+def create_forecast_views(connection: Connection, rebuild: bool = False) -> None:
     """Create `latest_forecast`, `forecast_skill`, `backtest_skill` and `forecast_coverage`
-    (per hour ahead and interval, the share of verified out-of-sample actuals inside the
-    bounds), or recreate one whose columns are not the current ones (views hold no data). Portable SQL but for the one-day shift: COALESCE
-    makes the NULL naive version comparable."""
-    target = station.target_channel.column
+    (per station, hour ahead and interval, the share of verified out-of-sample actuals
+    inside the bounds), or recreate them all when a view's columns are not the current ones
+    or `rebuild` (a station was added: the views name each station's target column). Views
+    hold no data. Portable SQL but for the one-day shift; COALESCE makes the NULL naive
+    version comparable."""
     ts = TIMESTAMP_SQL_COLUMN
     day_before = ("datetime(f.target_time, '-1 day')" if connection.dialect.name == "sqlite"
                   else "f.target_time - INTERVAL '1 day'")
-    # Only this station's target is scored against its observations; `target` is a
-    # validated SQL name, so it can stand in the view's text.
-    mine = f"(target = '{target}' OR target IS NULL)"
-    mine_f = f"(f.target = '{target}' OR f.target IS NULL)"
+    # Each forecast is scored on its own target column (`forecasts.target`); the columns
+    # are validated SQL names, so they can stand in the views' text.
+    targets = sorted(set(target_columns(connection).values())) or ["NULL"]
 
+    def target_of(alias: str) -> str:
+        cases = " ".join(f"WHEN '{t}' THEN {alias}.{t}" for t in targets)
+        return f"(CASE f.target {cases} END)"
+
+    actual, persisted, seasonal = target_of("o"), target_of("p"), target_of("s")
     bounds = ", ".join(f"f.{b}" for b in BOUNDS)
 
     def skill(table: str, leading: str) -> str:
         return f"""
-            SELECT {leading}f.issued_at, f.target_time, f.horizon_hours, f.model_name,
-                   f.model_version, f.value AS forecast, o.{target} AS actual,
-                   f.value - o.{target} AS error, ABS(f.value - o.{target}) AS abs_error,
-                   p.{target} AS persistence_forecast,
-                   ABS(p.{target} - o.{target}) AS persistence_abs_error,
-                   s.{target} AS seasonal_persistence_forecast,
-                   ABS(s.{target} - o.{target}) AS seasonal_persistence_abs_error,
+            SELECT {leading}f.station, f.issued_at, f.target_time, f.horizon_hours,
+                   f.model_name, f.model_version, f.value AS forecast, {actual} AS actual,
+                   f.value - {actual} AS error, ABS(f.value - {actual}) AS abs_error,
+                   {persisted} AS persistence_forecast,
+                   ABS({persisted} - {actual}) AS persistence_abs_error,
+                   {seasonal} AS seasonal_persistence_forecast,
+                   ABS({seasonal} - {actual}) AS seasonal_persistence_abs_error,
                    f.out_of_sample, f.target, {bounds}
             FROM {table} f
-            JOIN observations o ON o.{ts} = f.target_time
-            LEFT JOIN observations p ON p.{ts} = f.issued_at
-            LEFT JOIN observations s ON s.{ts} = {day_before}
-            WHERE {mine_f}"""
+            JOIN observations o ON o.station = f.station AND o.{ts} = f.target_time
+            LEFT JOIN observations p ON p.station = f.station AND p.{ts} = f.issued_at
+            LEFT JOIN observations s ON s.station = f.station AND s.{ts} = {day_before}"""
 
     views = {
+        # Each station's newest issue: one index seek per station for its newest row.
         "latest_forecast": f"""
-            SELECT f.issued_at, f.target_time, f.horizon_hours, f.value, f.model_name,
-                   f.model_version, f.created_at, f.out_of_sample, f.target, {bounds}
-            FROM forecasts f
-            JOIN (SELECT issued_at, model_name, COALESCE(model_version, 0) AS version
-                  FROM forecasts WHERE {mine}
-                  ORDER BY issued_at DESC, created_at DESC, id DESC LIMIT 1) newest
-              ON f.issued_at = newest.issued_at AND f.model_name = newest.model_name
-             AND COALESCE(f.model_version, 0) = newest.version
-            WHERE {mine_f}""",
+            SELECT f.station, f.issued_at, f.target_time, f.horizon_hours, f.value,
+                   f.model_name, f.model_version, f.created_at, f.out_of_sample, f.target,
+                   {bounds}
+            FROM station st
+            JOIN forecasts newest ON newest.id = (
+                SELECT g.id FROM forecasts g WHERE g.station = st.name
+                ORDER BY g.issued_at DESC, g.created_at DESC, g.id DESC LIMIT 1)
+            JOIN forecasts f ON f.station = newest.station AND f.issued_at = newest.issued_at
+             AND f.model_name = newest.model_name
+             AND COALESCE(f.model_version, 0) = COALESCE(newest.model_version, 0)""",
         "forecast_skill": skill("forecasts", ""),
         "backtest_skill": skill("backtest_forecasts", "f.backtest_id, "),
         "forecast_coverage": " UNION ALL ".join(f"""
-            SELECT horizon_hours, {level} AS level, COUNT(*) AS verified,
+            SELECT station, horizon_hours, {level} AS level, COUNT(*) AS verified,
                    SUM(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1
                        ELSE 0 END) AS inside,
                    AVG(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1.0
                        ELSE 0.0 END) AS coverage
             FROM forecast_skill WHERE lower_{level} IS NOT NULL AND out_of_sample
-            GROUP BY horizon_hours""" for level in LEVELS),
+            GROUP BY station, horizon_hours""" for level in LEVELS),
     }
     inspector = inspect(connection)
     existing = set(inspector.get_view_names())
-    for name, body in views.items():
+    current = all(name in existing and [c["name"] for c in inspector.get_columns(name)]
+                  == VIEW_COLUMNS[name] for name in views)
+    if current and not rebuild:
+        return
+    for name in reversed(views):  # dependants first
         if name in existing:
-            found = [c["name"] for c in inspector.get_columns(name)]
-            if found == VIEW_COLUMNS[name]:
-                continue
             connection.execute(text(f"DROP VIEW {name}"))
+    for name, body in views.items():
         connection.execute(text(f"CREATE VIEW {name} AS {body}"))
 
 
@@ -177,7 +191,7 @@ def write_forecast(session: Session, *forecast, **named) -> int:
     return insert_ignore(session, ForecastRow.__table__, forecast_rows(*forecast, **named))
 
 
-def forecast_rows(issued_at: datetime, target_times: list[datetime], values: list[float],
+def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime], values: list[float],
                   model_name: str, model_version: int | None, out_of_sample: bool,
                   target: str, bounds: dict[int, tuple[list[float], list[float]]] | None = None
                   ) -> list[dict]:
@@ -188,7 +202,7 @@ def forecast_rows(issued_at: datetime, target_times: list[datetime], values: lis
                   for side, edge in zip(("lower", "upper"), pair)}
                  for i in range(len(values))]
     return [
-        {"issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
+        {"station": station, "issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
          "model_version": model_version, "created_at": now, "out_of_sample": out_of_sample,
          "target": target,
          "horizon_hours": round((t - issued_at).total_seconds() / 3600), **interval}
@@ -198,14 +212,15 @@ def forecast_rows(issued_at: datetime, target_times: list[datetime], values: lis
 
 def record_run(session: Session, run: ForecastRun, triggered_by: str) -> None:
     session.add(ForecastRunRow(
-        as_of=run.as_of, issued_at=run.issued_at, status=run.status, model_name=run.model_name,
+        station=run.station, as_of=run.as_of, issued_at=run.issued_at, status=run.status, model_name=run.model_name,
         model_version=run.model_version, rows_written=run.rows_written, message=run.message,
         triggered_by=triggered_by, created_at=datetime.now(UTC)))
 
 
-def list_runs(session: Session) -> list[ForecastRun]:
-    rows = session.scalars(select(ForecastRunRow).order_by(ForecastRunRow.id)).all()
-    return [ForecastRun(r.as_of, r.issued_at, r.status, r.model_name, r.model_version,
+def list_runs(session: Session, station: str) -> list[ForecastRun]:
+    rows = session.scalars(select(ForecastRunRow).where(ForecastRunRow.station == station)
+                           .order_by(ForecastRunRow.id)).all()
+    return [ForecastRun(r.station, r.as_of, r.issued_at, r.status, r.model_name, r.model_version,
                         r.rows_written, r.message) for r in rows]
 
 
@@ -243,14 +258,15 @@ def interval_calibration(session: Session, observations: Table, version: ModelVe
 VIEWS = tuple(VIEW_COLUMNS)
 
 
-def read_view(session: Session, view: str, since: datetime | None = None,
-              backtest_id: int | None = None) -> pd.DataFrame:
-    """A forecast view as a frame, optionally only issues since `since` (and, for
-    `backtest_skill`, one backtest): times naive UTC, plus a `model` label (`t_degc_24h v3`,
-    or `persistence`)."""
+def read_view(session: Session, view: str, station: str | None = None,
+              since: datetime | None = None, backtest_id: int | None = None) -> pd.DataFrame:
+    """A forecast view as a frame, optionally only one station's rows, issues since `since`
+    (and, for `backtest_skill`, one backtest): times naive UTC, plus a `model` label
+    (`jena/t_degc_24h v3`, or `persistence`)."""
     if view not in VIEWS:
         raise ValueError(f"unknown forecast view {view!r}; choose from {VIEWS}")
-    conditions = {"issued_at >= :since": since, "backtest_id = :backtest_id": backtest_id}
+    conditions = {"station = :station": station, "issued_at >= :since": since,
+                  "backtest_id = :backtest_id": backtest_id}
     where = " AND ".join(c for c, value in conditions.items() if value is not None)
     order = "issued_at, target_time" if "issued_at" in VIEW_COLUMNS[view] else \
         "level, horizon_hours"
@@ -259,6 +275,8 @@ def read_view(session: Session, view: str, since: datetime | None = None,
         query = query.bindparams(bindparam("since", since, type_=UTCDateTime()))
     if backtest_id is not None:
         query = query.bindparams(backtest_id=backtest_id)
+    if station is not None:
+        query = query.bindparams(station=station)
     result = session.execute(query)
     frame = pd.DataFrame(result.all(), columns=list(result.keys()))
     for name in ("issued_at", "target_time", "created_at"):  # stored as UTC

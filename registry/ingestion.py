@@ -85,12 +85,13 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
     except OSError as exc:
         return IngestSummary(source, "", "refused", message=f"cannot read it: {exc.strerror}")
     with sessions.begin() as session:
-        done = session.scalars(
-            select(IngestRun.id).where(IngestRun.sha256 == sha, IngestRun.status == "complete")
-        ).first()
+        done = session.scalars(select(IngestRun.id).where(
+            IngestRun.station == station.name, IngestRun.sha256 == sha,
+            IngestRun.status == "complete")).first()
         if done is not None:
             return IngestSummary(source, sha, "skipped", message=f"same content as run {done}")
-        run = IngestRun(source=source, sha256=sha, status="running", started_at=_now())
+        run = IngestRun(station=station.name, source=source, sha256=sha, status="running",
+                        started_at=_now())
         session.add(run)
         session.flush()
         run_id = run.id
@@ -113,7 +114,8 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
         run = session.get(IngestRun, run_id)
         if run.rows_read and not run.rows_inserted + run.rows_present:
             first = session.execute(select(QuarantinedRow.line_number, QuarantinedRow.reason)
-                                    .where(QuarantinedRow.sha256 == sha)
+                                    .where(QuarantinedRow.station == station.name,
+                                           QuarantinedRow.sha256 == sha)
                                     .order_by(QuarantinedRow.line_number)).first()
             example = f"; e.g. line {first[0]}: {first[1]}" if first else ""
             useless = (f"none of its {run.rows_read} rows could be stored, all quarantined"
@@ -133,7 +135,8 @@ def _refuse(sessions, run_id: int, sha: str, message: str) -> IngestSummary:
     with sessions.begin() as session:
         run = session.get(IngestRun, run_id)
         before = session.scalars(select(IngestRun.id).where(
-            IngestRun.sha256 == sha, IngestRun.status == "refused",
+            IngestRun.station == run.station, IngestRun.sha256 == sha,
+            IngestRun.status == "refused",
             IngestRun.message == message)).first()
         if before is not None:
             session.delete(run)
@@ -147,7 +150,7 @@ def _close_unfinished(session: Session, run: IngestRun) -> None:
     """Earlier runs of the same content still marked `running` died (killed, power cut):
     their committed chunks stand, and this run completed the rest. Say so on both."""
     unfinished = session.scalars(select(IngestRun).where(
-        IngestRun.sha256 == run.sha256, IngestRun.status == "running", IngestRun.id != run.id
+        IngestRun.station == run.station, IngestRun.sha256 == run.sha256, IngestRun.status == "running", IngestRun.id != run.id
     )).all()
     for old in unfinished:
         old.status, old.finished_at = "interrupted", run.finished_at
@@ -193,7 +196,8 @@ def _store_chunk(
         if len(stored_times):
             where = np.searchsorted(stored_times, times).clip(0, len(stored_times) - 1)
             known = stored_times[where] == times
-            same = known & (stored_values[where] == values).all(axis=1)
+            stored = stored_values[where]  # NaN: a blank optional channel, equal to itself
+            same = known & ((stored == values) | np.isnan(stored) & np.isnan(values)).all(axis=1)
             present += int(same.sum())
             for j in np.flatnonzero(known & ~same).tolist():
                 stamp = str(times[j]).replace("T", " ")
@@ -207,7 +211,7 @@ def _store_chunk(
         session,
         QuarantinedRow.__table__,
         [
-            {"run_id": run_id, "source": source, "sha256": sha, "line_number": r.line,
+            {"station": table.info["station"], "run_id": run_id, "source": source, "sha256": sha, "line_number": r.line,
              "raw": r.raw, "reason": r.reason}
             for r in rejected
         ],
@@ -243,9 +247,11 @@ def _now() -> datetime:
 
 
 def quarantine_examples(store: Store, sha256: str, limit: int = 5) -> list[tuple[int, str]]:
-    """The first `limit` quarantined lines of a file, (line number, reason), for the logs."""
+    """The first `limit` quarantined lines of the station's file, (line number, reason), for
+    the logs."""
     with store.sessions() as session:
         return [tuple(r) for r in session.execute(
             select(QuarantinedRow.line_number, QuarantinedRow.reason)
-            .where(QuarantinedRow.sha256 == sha256)
+            .where(QuarantinedRow.station == store.station.name,
+                   QuarantinedRow.sha256 == sha256)
             .order_by(QuarantinedRow.line_number).limit(limit))]

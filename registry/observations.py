@@ -1,16 +1,20 @@
-"""Writing and reading observations in bulk."""
+"""Writing and reading observations in bulk, one station at a time: each function takes the
+station's part of `observations` (registry.tables.observation_table) and touches only its
+rows."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, func, select
+from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from forecasting.schema import TIMESTAMP_SQL_COLUMN
+from registry.db import STATION
 
 _UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -50,7 +54,8 @@ def _insert_ignore_statement(session: Session, table: Table):
 def insert_observations(
     session: Session, table: Table, times: np.ndarray, values: np.ndarray
 ) -> int:
-    """Bulk-insert UTC `datetime64[s]` times with their channel values; existing times are kept.
+    """Bulk-insert the station's UTC `datetime64[s]` times with their channel values;
+    existing times are kept.
 
     SQLite takes pre-formatted rows straight to the driver's `executemany` (the ORM's
     per-row processing would cost more than the insert itself); other databases get the
@@ -64,11 +69,11 @@ def insert_observations(
         compiled = stmt.compile(dialect=connection.dialect)
         if list(compiled.positiontup) != [c.name for c in table.columns]:
             raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
-        rows = zip(_sqlite_stamps(times), *values.T.tolist())
+        rows = zip(repeat(table.info["station"]), _sqlite_stamps(times), *values.T.tolist())
         return connection.exec_driver_sql(str(compiled), list(rows)).rowcount
     names = [c.name for c in table.columns]
     rows = [
-        dict(zip(names, (t, *v)))
+        dict(zip(names, (table.info["station"], t, *v)))
         for t, v in zip(_aware(times), values.tolist())
     ]
     return _counted(connection, stmt, rows)
@@ -87,10 +92,11 @@ def stored_between(
     """Stored (times, values) with start <= time <= end, ordered by time."""
     ts = table.c[TIMESTAMP_SQL_COLUMN]
     rows = session.execute(
-        select(table).where(ts >= _aware([start])[0], ts <= _aware([end])[0]).order_by(ts)
+        select(*_columns(table)).where(_mine(table), ts >= _aware([start])[0],
+                                       ts <= _aware([end])[0]).order_by(ts)
     ).all()
     if not rows:
-        return np.array([], "datetime64[s]"), np.empty((0, len(table.columns) - 1))
+        return np.array([], "datetime64[s]"), np.empty((0, len(table.columns) - 2))
     times = np.array([r[0].replace(tzinfo=None) for r in rows], "datetime64[s]")
     return times, np.array([r[1:] for r in rows], np.float64)
 
@@ -98,7 +104,7 @@ def stored_between(
 def newest_time(session: Session, table: Table, until: datetime | None = None) -> datetime | None:
     """Time of the newest stored observation (at or before `until`), None when there is none."""
     ts = table.c[TIMESTAMP_SQL_COLUMN]
-    query = select(func.max(ts))
+    query = select(func.max(ts)).where(_mine(table))
     if until is not None:
         query = query.where(ts <= until)
     return session.scalar(query)
@@ -107,18 +113,28 @@ def newest_time(session: Session, table: Table, until: datetime | None = None) -
 def read_observations(
     session: Session, table: Table, start: datetime | None = None, end: datetime | None = None
 ) -> pd.DataFrame:
-    """Observations as a frame indexed by naive UTC time, one column per channel."""
+    """The station's observations as a frame indexed by naive UTC time, one column per
+    channel."""
     ts = table.c[TIMESTAMP_SQL_COLUMN]
-    query = select(table).order_by(ts)
+    query = select(*_columns(table)).where(_mine(table)).order_by(ts)
     if start is not None:
         query = query.where(ts >= start)
     if end is not None:
         query = query.where(ts <= end)
     rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[c.name for c in table.columns])
+    frame = pd.DataFrame(rows, columns=[c.name for c in _columns(table)])
     index = pd.DatetimeIndex([r.replace(tzinfo=None) for r in frame.pop(TIMESTAMP_SQL_COLUMN)])
     frame.index = index.as_unit("s").rename(TIMESTAMP_SQL_COLUMN)
     return frame
+
+
+def _mine(table: Table) -> ColumnElement[bool]:
+    return table.c[STATION] == table.info["station"]
+
+
+def _columns(table: Table) -> list:
+    """Time, then the station's channels (the key's station column left out)."""
+    return [c for c in table.columns if c.name != STATION]
 
 
 def _aware(times) -> list[datetime]:

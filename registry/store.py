@@ -1,8 +1,9 @@
-"""Opening the system of record: one engine, its sessions and the station's tables."""
+"""Opening the system of record: one engine, its sessions and the stations' tables."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, Table
 from sqlalchemy.orm import sessionmaker
@@ -11,28 +12,42 @@ from forecasting.schema import StationSchema
 from registry import backtests, versions  # noqa: F401  (registers their tables)
 from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views
-from registry.tables import create_tables
+from registry.tables import create_tables, observation_table
 
 
 @dataclass(frozen=True)
 class Store:
+    """The database, seen from one station (`station`, whose rows `observations` reads and
+    writes); `of(name)` gives the same database seen from another of `stations`."""
+
     engine: Engine
     sessions: sessionmaker
     observations: Table
     station: StationSchema
+    stations: tuple[StationSchema, ...]
+
+    def of(self, name: str) -> Store:
+        station = next((s for s in self.stations if s.name == name), None)
+        if station is None:
+            raise LookupError(f"no station {name!r}; the stations are "
+                              f"{', '.join(s.name for s in self.stations)}")
+        return replace(self, station=station, observations=observation_table(station))
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def open_store(database_url: str, station: StationSchema) -> Store:
-    """Connect and create any missing tables (idempotent)."""
+def open_store(database_url: str, stations: StationSchema | Sequence[StationSchema]) -> Store:
+    """Connect, create any missing tables, migrate an older database and record the
+    stations (idempotent); the store is seen from the first station."""
+    stations = (stations,) if isinstance(stations, StationSchema) else tuple(stations)
     engine = make_engine(database_url)
     try:
         with schema_transaction(engine) as connection:
-            observations = create_tables(connection, station)
-            create_forecast_views(connection, station)
+            grew = create_tables(connection, stations)
+            create_forecast_views(connection, rebuild=grew)
     except Exception:
         engine.dispose()
         raise
-    return Store(engine, make_sessionmaker(engine), observations, station)
+    first = stations[0]
+    return Store(engine, make_sessionmaker(engine), observation_table(first), first, stations)

@@ -1,26 +1,34 @@
-"""Tables of the station, its observations, quarantined rows and ingest runs."""
+"""Tables of the stations, their observations, quarantined rows and ingest runs.
+
+Every station's observations share one table, `observations`, keyed by (station,
+observed_at), with one REAL column per channel of any station: plain SQL reads every
+station the same way (`WHERE station = 'jena'`), and a channel a station lacks is NULL in
+its rows. A column means one quantity in one unit at every station (checked when a station
+is first recorded)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import Column, Connection, Float, ForeignKey, MetaData, String, Table, Text
 from sqlalchemy import UniqueConstraint, inspect, select
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as POSTGRESQL_RESERVED
 from sqlalchemy.orm import Mapped, mapped_column
 
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
-from registry.db import Base, UTCDateTime, int_pk, utc_time
-from registry.migrations import add_missing_columns
+from registry.db import STATION, Base, UTCDateTime, int_pk, station_key, utc_time
+from registry.migrations import add_missing_columns, migrate_to_stations
 
 
 class StationRow(Base):
-    """The station this database holds: what its rows and forecasts mean. One row."""
+    """A station this database holds: what its rows and forecasts mean. One row each."""
 
     __tablename__ = "station"
 
@@ -28,6 +36,9 @@ class StationRow(Base):
     target: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))  # see station_fingerprint
     recorded_at: Mapped[utc_time]
+    # Added with many stations (NULL only on a row recorded before, until its first open).
+    target_column: Mapped[str | None] = mapped_column(String(100))
+    units: Mapped[str | None] = mapped_column(Text)  # JSON: {column: unit} of its channels
 
 
 def station_fingerprint(station: StationSchema) -> str:
@@ -45,6 +56,7 @@ class IngestRun(Base):
     __tablename__ = "ingest_runs"
 
     id: Mapped[int_pk]
+    station: Mapped[station_key]
     source: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16))  # running|complete|refused|failed|interrupted
@@ -60,12 +72,14 @@ class IngestRun(Base):
 
 
 class QuarantinedRow(Base):
-    """A row that broke a rule, kept verbatim with the reason; unique per file and line."""
+    """A row that broke a rule, kept verbatim with the reason; unique per station, file and
+    line."""
 
     __tablename__ = "quarantined_rows"
-    __table_args__ = (UniqueConstraint("sha256", "line_number"),)
+    __table_args__ = (UniqueConstraint(STATION, "sha256", "line_number"),)
 
     id: Mapped[int_pk]
+    station: Mapped[station_key]
     run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
     source: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -90,8 +104,10 @@ def keyword_problem(name: str) -> str | None:
 
 @lru_cache(maxsize=None)
 def observation_table(station: StationSchema) -> Table:
-    """`observations`: one row per UTC timestamp, one REAL column per channel of the station;
-    a channel whose column plain SQL could not name is refused before any table exists."""
+    """The station's part of `observations`: its key and its channels' columns (nullable,
+    since other stations' rows lack them). Queries through it (registry.observations) read
+    and write only this station's rows (`info["station"]`). A channel whose column plain
+    SQL could not name is refused before any table exists."""
     for c in station.channels:
         if problem := keyword_problem(c.column):
             raise ValueError(
@@ -100,58 +116,79 @@ def observation_table(station: StationSchema) -> Table:
     return Table(
         "observations",
         MetaData(),
+        Column(STATION, String(64), primary_key=True),
         Column(TIMESTAMP_SQL_COLUMN, UTCDateTime(), primary_key=True),
-        *(
-            Column(c.column, Float, nullable=False, comment=f"{c.source} [{c.unit}]")
-            for c in station.channels
-        ),
+        *(Column(c.column, Float, comment=f"{c.source} [{c.unit}]") for c in station.channels),
+        info={"station": station.name},
     )
 
 
-def _column_difference(found: list[str], expected: list[str]) -> str:
-    """The difference in words, so two long lists need not be compared by eye."""
-    if sorted(found) == sorted(expected):
-        at = next(i for i, (f, e) in enumerate(zip(found, expected)) if f != e)
-        return (f"the same columns in another order (column {at + 1} is {found[at]!r}, the "
-                f"station has {expected[at]!r} there)")
-    parts = [f"{label} {names}" for label, names in (
-        ("it lacks", [n for n in expected if n not in found]),
-        ("it has extra", [n for n in found if n not in expected])) if names]
-    return ", ".join(parts)
-
-
-def create_tables(connection: Connection, station: StationSchema) -> Table:
-    """Create missing tables and columns; refuse a database whose observations belong to
-    another station."""
+def create_tables(connection: Connection, stations: Sequence[StationSchema]) -> bool:
+    """Create missing tables and columns, migrate a database from before stations were keys,
+    and record each station (refusing one whose meaning changed, or a column another
+    station uses in another unit). True when the set of stations grew (the views, which
+    name each station's target, must then be rebuilt)."""
     Base.metadata.create_all(connection)
     add_missing_columns(connection, Base.metadata)
-    table = observation_table(station)
-    inspector = inspect(connection)
-    if inspector.has_table("observations"):
-        found = [c["name"] for c in inspector.get_columns("observations")]
-        expected = [c.name for c in table.columns]
-        if found != expected:
-            raise ValueError(f"database observations table does not fit station "
-                             f"{station.name!r}: {_column_difference(found, expected)}; use "
-                             "another database_url")
-    table.metadata.create_all(connection)
-    _check_station(connection, station)
-    return table
+    grew = migrate_to_stations(connection, stations)
+    grew = _record_stations(connection, stations) or grew
+    observations = observation_table(stations[0])
+    if not inspect(connection).has_table("observations"):
+        observations.metadata.create_all(connection)
+    present = {c["name"] for c in inspect(connection).get_columns("observations")}
+    for station in stations:  # a new station's channels become columns of the shared table
+        for column in observation_table(station).columns:
+            if column.name not in present:
+                ddl = CreateColumn(column).compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f"ALTER TABLE observations ADD COLUMN {ddl}")
+                present.add(column.name)
+    return grew
 
 
-def _check_station(connection: Connection, station: StationSchema) -> None:
-    """Record the station on first use; afterwards refuse any other meaning (a schema with
+def _record_stations(connection: Connection, stations: Sequence[StationSchema]) -> bool:
+    """Record each station on first use; afterwards refuse any other meaning (a schema with
     the same channels but another target would mix pressure forecasts with temperature)."""
     rows = StationRow.__table__
-    known = connection.execute(select(rows)).first()
-    mine = station_fingerprint(station)
-    if known is None:
-        connection.execute(rows.insert().values(name=station.name, target=station.target,
-                                                fingerprint=mine, recorded_at=datetime.now(UTC)))
-    elif known.fingerprint != mine:
-        what = ("" if known.target != station.target
-                else " with other channels, units, clock or cadence")
-        raise ValueError(
-            f"this database holds station {known.name!r} forecasting {known.target!r}; the "
-            f"settings describe station {station.name!r} forecasting {station.target!r}{what}; "
-            "use another database_url for it")
+    known = {r.name: r for r in connection.execute(select(rows))}
+    units = {}  # column -> (unit, station) over every station, recorded and configured
+    for row in known.values():
+        for column, unit in json.loads(row.units or "{}").items():
+            units.setdefault(column, (unit, row.name))
+    grew = False
+    for station in stations:
+        mine = {c.column: c.unit for c in station.channels}
+        for column, unit in mine.items():
+            other_unit, other = units.setdefault(column, (unit, station.name))
+            if other_unit != unit:
+                raise ValueError(
+                    f"station {station.name!r}: column {column!r} is in {unit}, but station "
+                    f"{other!r} stores {column!r} in {other_unit}; one column holds one unit, "
+                    "so give the channel another `column = \"...\"` in its station TOML")
+        record = known.get(station.name)
+        fingerprint = station_fingerprint(station)
+        if record is None:
+            connection.execute(rows.insert().values(
+                name=station.name, target=station.target, fingerprint=fingerprint,
+                recorded_at=datetime.now(UTC), target_column=station.target_channel.column,
+                units=json.dumps(mine, sort_keys=True)))
+            grew = True
+        elif record.fingerprint != fingerprint:
+            what = ("" if record.target != station.target
+                    else " with other channels, units, clock or cadence")
+            raise ValueError(
+                f"this database holds station {record.name!r} forecasting {record.target!r}; "
+                f"the settings describe station {station.name!r} forecasting "
+                f"{station.target!r}{what}; give it another station name (or database_url)")
+        elif record.target_column is None:  # recorded before these columns existed
+            connection.execute(rows.update().where(rows.c.name == station.name).values(
+                target_column=station.target_channel.column,
+                units=json.dumps(mine, sort_keys=True)))
+            grew = True
+    return grew
+
+
+def target_columns(connection: Connection) -> dict[str, str]:
+    """Every recorded station's target column, by station name."""
+    rows = StationRow.__table__
+    return {r.name: r.target_column for r in connection.execute(
+        select(rows.c.name, rows.c.target_column).where(rows.c.target_column.is_not(None)))}

@@ -13,11 +13,17 @@ from datetime import UTC, datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from registry.db import Base, int_pk, utc_time
+from registry.db import Base, int_pk, station_key, utc_time
 
 CHAMPION = "champion"
 ALIAS_MOVES = ("promoted", "manual", "rollback")  # decisions that move the alias
 DEMOTED = "demoted"  # the skill monitor took the alias away: no champion until the next one
+
+
+def station_of(model_name: str) -> str:
+    """`jena/t_degc_24h` (and its backtests' `jena/t_degc_24h@backtest-3`) -> `jena`: a
+    model name begins with its station, so the registry's keys need no other column."""
+    return model_name.partition("/")[0]
 
 
 class ModelVersionRow(Base):
@@ -25,6 +31,7 @@ class ModelVersionRow(Base):
     __table_args__ = (UniqueConstraint("model_name", "version"),)
 
     id: Mapped[int_pk]
+    station: Mapped[station_key] = mapped_column(index=True)  # for SQL; see station_of
     model_name: Mapped[str] = mapped_column(String(100))
     version: Mapped[int]
     family: Mapped[str] = mapped_column(String(50))
@@ -77,6 +84,7 @@ class PromotionEventRow(Base):
     __tablename__ = "promotion_events"
 
     id: Mapped[int_pk]
+    station: Mapped[station_key]
     model_name: Mapped[str] = mapped_column(String(100))
     candidate_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     previous_champion_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
@@ -160,7 +168,7 @@ def add_version(session: Session, new: NewVersion, version: int, artifact_path: 
     mae, naive = list(new.holdout_mae), list(new.persistence_mae)
     best = list(new.best_naive_mae)
     row = ModelVersionRow(
-        model_name=new.model_name, version=version, family=new.family,
+        station=station_of(new.model_name), model_name=new.model_name, version=version, family=new.family,
         params=json.dumps(new.params, sort_keys=True), train_start=new.train_start,
         train_end=new.train_end, rows=new.rows, holdout_windows=new.holdout_windows,
         holdout_mae=json.dumps(mae), holdout_mean=sum(mae) / len(mae), holdout_last=mae[-1],
@@ -205,7 +213,7 @@ def record_event(session: Session, model_name: str, decision: str, reason: str,
     previous = champion(session, model_name)
     scores = scores or {}
     row = PromotionEventRow(
-        model_name=model_name, candidate_version_id=candidate.id if candidate else None,
+        station=station_of(model_name), model_name=model_name, candidate_version_id=candidate.id if candidate else None,
         previous_champion_id=previous.id if previous else None,
         candidate_mean=scores.get("candidate_mean"), candidate_last=scores.get("candidate_last"),
         champion_mean=scores.get("champion_mean"), champion_last=scores.get("champion_last"),

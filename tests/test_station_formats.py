@@ -98,30 +98,20 @@ def test_hourly_station_described_in_toml_ingests(tmp_path, write_csv):
     assert [t.hour for t in stored.index] == [0, 1, 3]
 
 
-def test_database_of_another_station_is_refused(tmp_path):
+def test_a_column_another_station_stores_in_another_unit_is_refused(tmp_path):
+    """Stations share `observations`: a column holds one quantity in one unit."""
     schema_path = tmp_path / "hilltop.toml"
     schema_path.write_text(HOURLY_TOML)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     open_store(url, load_station(schema_path)).close()
-    from forecasting.schema import JENA
-
-    with pytest.raises(ValueError, match=r"does not fit station 'jena': it lacks \['p_mbar'"):
-        open_store(url, JENA)
-
-
-def test_a_database_with_the_channels_in_another_order_says_so(tmp_path):
-    schema_path = tmp_path / "hilltop.toml"
-    schema_path.write_text(HOURLY_TOML)
-    swapped = tmp_path / "swapped.toml"
-    first, second = HOURLY_TOML.split("[[channels]]")[1:]
-    swapped.write_text(HOURLY_TOML.split("[[channels]]")[0] + "[[channels]]" + second
-                       + "[[channels]]" + first)
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    open_store(url, load_station(schema_path)).close()
+    fahrenheit = tmp_path / "valley.toml"
+    fahrenheit.write_text(HOURLY_TOML.replace('name = "hilltop"', 'name = "valley"')
+                          .replace('unit = "degC"', 'unit = "degF"'))
     with pytest.raises(ValueError) as refused:
-        open_store(url, load_station(swapped))
-    assert ("the same columns in another order (column 2 is 'air_temp', the station has "
-            "'pressure_hpa' there)") in str(refused.value)
+        open_store(url, load_station(fahrenheit))
+    assert str(refused.value).startswith(
+        "station 'valley': column 'air_temp' is in degF, but station 'hilltop' stores "
+        "'air_temp' in degC")
 
 
 @pytest.mark.parametrize(
@@ -188,11 +178,12 @@ def test_a_schema_with_the_same_channels_but_another_target_is_refused(tmp_path)
         open_store(url, load_station(other))
     assert str(refused.value) == (
         "this database holds station 'hilltop' forecasting 'air_temp'; the settings describe "
-        "station 'hilltop' forecasting 'pressure'; use another database_url for it")
+        "station 'hilltop' forecasting 'pressure'; give it another station name (or "
+        "database_url)")
     slower = tmp_path / "slower.toml"  # used to end in "have 0 samples" at the retrain
     slower.write_text(HOURLY_TOML.replace("cadence_minutes = 60", "cadence_minutes = 120"))
-    with pytest.raises(ValueError, match="with other channels, units, clock or cadence; use "
-                                         "another database_url"):
+    with pytest.raises(ValueError, match="with other channels, units, clock or cadence; give "
+                                         "it another station name"):
         open_store(url, load_station(slower))
     widened = tmp_path / "widened.toml"  # a wider valid range changes no stored meaning
     widened.write_text(HOURLY_TOML.replace("max = 50", "max = 60"))

@@ -1,0 +1,70 @@
+"""Running a flow's work over the stations: one mapped task per station, so each station's
+failure is its own (the others go on) and the run's state names every station that failed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from prefect import Task, get_run_logger, unmapped
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.states import Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from forecasting.schema import StationSchema
+
+
+def map_stations(task: Task, stations: Sequence[StationSchema], at_once: int,
+                 **shared) -> dict[str, State]:
+    """Run `task(station_name, **shared)` for every station, `at_once` of them at a time (a
+    station's work holds its data in memory); returns each station's final state."""
+    with ThreadPoolTaskRunner(max_workers=at_once) as runner:
+        futures = runner.map(task, {"station": [s.name for s in stations],
+                                    **{key: unmapped(value) for key, value in shared.items()}})
+        for future in futures:
+            future.wait()
+    return {s.name: future.state for s, future in zip(stations, futures)}
+
+
+def outcome(what: str, states: dict[str, State]) -> dict | State:
+    """Every station's result by name, or a Failed state naming each station that failed
+    and why (its own runs and logs have the details)."""
+    failed = {name: _reason(state) for name, state in states.items()
+              if not state.is_completed()}
+    if not failed:
+        return {name: state.result() for name, state in states.items()}
+    logger = get_run_logger()
+    for name, why in failed.items():
+        logger.error("%s of station %s failed: %s", what, name, why)
+    return Failed(message=f"{what} failed for {len(failed)} of {len(states)} station(s): "
+                          + "; ".join(f"{name}: {why}" for name, why in failed.items()))
+
+
+def _reason(state: State) -> str:
+    raised = state.result(raise_on_failure=False)
+    if isinstance(raised, BaseException) and str(raised):
+        return str(raised)
+    return state.message or state.type.value.lower()
+
+
+def one_at_a_time(name: str) -> str:
+    """A global concurrency limit of one slot called `name` (created when missing): what
+    holds it runs alone, wherever the run was started (schedule, UI, CLI)."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:  # created by a run that started at the same time
+                pass
+    return name
+
+
+def artifact_key(kind: str, station: str) -> str:
+    """`forecast-plot` of station `Jena_2` -> `forecast-plot-jena-2` (keys are lower-case
+    letters, digits and dashes)."""
+    return f"{kind}-{re.sub(r'[^a-z0-9]+', '-', station.lower()).strip('-')}"

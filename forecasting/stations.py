@@ -1,0 +1,59 @@
+"""The stations file: which stations one installation serves, each with its schema and the
+folder its files are dropped into.
+
+```toml
+[[stations]]
+name = "jena"                  # the station's key in every table and model name
+schema = "schemas/jena.toml"   # optional: the built-in Jena schema when absent
+drop_dir = "incoming/jena"     # optional: data_dir/incoming/<name> when absent
+```
+Relative paths are relative to the stations file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from forecasting.schema import JENA, StationSchema, load_station
+
+
+@dataclass(frozen=True)
+class Site:
+    """One station of the network: its schema (named as the station) and drop folder (None:
+    the default under the data directory)."""
+
+    station: StationSchema
+    drop_dir: Path | None = None
+
+
+def load_stations(path: Path) -> tuple[Site, ...]:
+    """Read the stations file; every problem names the entry and the key."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"stations file {path}: {exc}") from exc
+    entries = doc.get("stations")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"stations file {path}: no [[stations]] entries")
+    sites, seen = [], set()
+    for i, entry in enumerate(entries):
+        where = f"stations file {path}: stations[{i}]"
+        unknown = sorted(set(entry) - {"name", "schema", "drop_dir"})
+        if "name" not in entry or unknown:
+            raise ValueError(f"{where}: " + (f"unknown keys {unknown}" if unknown
+                                             else "lacks `name`"))
+        name = str(entry["name"])
+        if name in seen:
+            raise ValueError(f"{where}: station {name!r} is listed twice")
+        seen.add(name)
+        try:
+            schema = load_station(path.parent / entry["schema"]) if "schema" in entry else JENA
+            station = replace(schema, name=name)  # checks the name
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        drop = path.parent / entry["drop_dir"] if "drop_dir" in entry else None
+        sites.append(Site(station, drop))
+    return tuple(sites)
