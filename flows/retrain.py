@@ -205,29 +205,36 @@ def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
 
 
 @task(cache_policy=NO_CACHE, task_run_name="retrain {station}")
-def retrain_station(station: str, store: Store, settings: Settings, params: ForecastParams,
-                    until: datetime | None, triggered_by: str, runner: TaskRunner
+def retrain_station(station: str, overrides: dict, families: list[str] | None,
+                    epochs: int | None, until: datetime | None, triggered_by: str
                     ) -> list[dict] | State:
-    """Backtest, register and gate one station's candidates, its folds fitted on the shared
-    `runner`; alone (a retrain of the same station started elsewhere waits its turn).
-    Too little data fails the station's task with the reason, before anything is written."""
+    """Backtest, register and gate one station's candidates, alone (a retrain of the same
+    station started elsewhere waits its turn). Too little data fails the station's task
+    with the reason, before anything is written. Takes plain parameters only: the folds'
+    fits are sent to the task runner's workers (Dask) with this task's context."""
     logger = get_run_logger()
-    mine = store.of(station)
-    name = model_name(mine.station, params)
-    with concurrency(one_at_a_time(f"retrain-{station}"), occupy=1, strict=True):
-        loaded = load_folds(mine, params, until)
-        if isinstance(loaded, NotEnoughData):
-            logger.error("Not retraining %s: %s", station, loaded)
-            return Failed(message=f"not retraining: {loaded}")
-        windows, folds, relative, rows = loaded
-        logger.info("Backtesting %s on %d rows: %d folds of %g days from %s, %d test windows",
-                    station, rows, len(folds), params.fold_days,
-                    f"{folds[0].cutoff:%Y-%m-%d %H:%M}", sum(len(f.test) for f in folds))
-        with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work:
-            fits = submit_fits(runner, folds, params, relative, Path(work),
-                               settings.tensorflow_threads)
-            leaderboard, covered = gate(mine, settings, name, folds, fits, windows, rows,
-                                        params, triggered_by, Path(work))
+    settings = settings_from(**overrides)
+    params = params_from(settings, families, epochs)
+    store = open_store(settings.db_url, settings.selected(station))
+    name = model_name(store.station, params)
+    try:
+        with concurrency(one_at_a_time(f"retrain-{station}"), occupy=1, strict=True):
+            loaded = load_folds(store, params, until)
+            if isinstance(loaded, NotEnoughData):
+                logger.error("Not retraining %s: %s", station, loaded)
+                return Failed(message=f"not retraining: {loaded}")
+            windows, folds, relative, rows = loaded
+            logger.info("Backtesting %s on %d rows: %d folds of %g days from %s, %d test "
+                        "windows", station, rows, len(folds), params.fold_days,
+                        f"{folds[0].cutoff:%Y-%m-%d %H:%M}", sum(len(f.test) for f in folds))
+            with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
+                    fit_runner(settings, params) as runner:
+                fits = submit_fits(runner, folds, params, relative, Path(work),
+                                   settings.tensorflow_threads)
+                leaderboard, covered = gate(store, settings, name, folds, fits, windows, rows,
+                                            params, triggered_by, Path(work))
+    finally:
+        store.close()
     create_table_artifact(key=artifact_key("retrain-leaderboard", station), table=leaderboard,
                           description=f"Candidates for {name} on {covered}")
     return leaderboard
@@ -240,29 +247,27 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
             epochs: int | None = None, until: datetime | None = None,
             triggered_by: str | None = None) -> dict[str, list[dict]] | State:
     """Backtest, register and gate the candidates of every station (or `station`) on the
-    data up to `until` (default: now); returns each station's leaderboard. Stations retrain
-    side by side, their fits sharing one task runner; one that fails (too little data, a
-    broken champion) fails alone, and the run names it."""
+    data up to `until` (default: now); returns each station's leaderboard. Up to
+    `parallel_stations` stations retrain side by side, each fitting `parallel_folds` folds
+    at once; one that fails (too little data, a broken champion) fails alone, and the run
+    names it."""
     logger = get_run_logger()
     triggered_by = who_started(triggered_by)
-    settings = settings_from(data_dir, database_url, station_schema, stations_file)
+    overrides = {"data_dir": data_dir, "database_url": database_url,
+                 "station_schema": station_schema, "stations_file": stations_file}
+    settings = settings_from(**overrides)
     try:
-        params = params_from(settings, families, epochs)
+        params_from(settings, families, epochs)
         stations = settings.selected(station)
     except ValidationError as invalid:
         logger.error("Not retraining: %s", invalid_settings(invalid))
         return Failed(message=f"not retraining: {invalid_settings(invalid)}")
     except ValueError as unknown:
         return Failed(message=str(unknown))
-    store = open_store(settings.db_url, settings.stations)
-    try:
-        with fit_runner(settings, params) as runner:
-            states = map_stations(retrain_station, stations, settings.parallel_stations,
-                                  store=store, settings=settings, params=params,
-                                  until=as_utc(until) if until else None,
-                                  triggered_by=triggered_by, runner=runner)
-    finally:
-        store.close()
+    open_store(settings.db_url, settings.stations).close()  # the tables, once for all
+    states = map_stations(retrain_station, stations, settings.parallel_stations,
+                          overrides=overrides, families=families, epochs=epochs,
+                          until=as_utc(until) if until else None, triggered_by=triggered_by)
     return outcome("retrain", states)
 
 

@@ -52,9 +52,9 @@ while issued < 20 and time.monotonic() < deadline:
     with store.sessions.begin() as session:
         times = [t.to_pydatetime().replace(tzinfo=newest.tzinfo) for t in forecast.target_times]
         issued_at = forecast.issued_at.to_pydatetime().replace(tzinfo=newest.tzinfo)
-        write_forecast(session, issued_at, times, forecast.values.tolist(), "persistence", None,
+        write_forecast(session, "jena", issued_at, times, forecast.values.tolist(), "persistence", None,
                        True, "t_degc")
-        record_run(session, ForecastRun(newest, issued_at, "issued", "persistence", None, 24,
+        record_run(session, ForecastRun("jena", newest, issued_at, "issued", "persistence", None, 24,
                                         ""), "test")
     issued += 1
 print(issued, refused)
@@ -90,12 +90,13 @@ def test_overlapping_ingests_and_a_reader_lose_nothing(tmp_path):
 
     expected = simulated_observations("2016-01-01", 60, seed=5)
     with sqlite3.connect(db) as connection:
-        stored = connection.execute("select * from observations order by observed_at").fetchall()
+        stored = connection.execute("select * from observations where station = 'jena' "
+                                    "order by observed_at").fetchall()
         forecasts = connection.execute("select count(*), count(distinct issued_at) "
                                        "from forecasts").fetchone()
     assert len(stored) == len(expected)
-    assert [r[0] for r in stored] == [str(t) for t in expected.index]
-    np.testing.assert_array_equal(np.array([r[1:] for r in stored]), expected.to_numpy())
+    assert [r[1] for r in stored] == [str(t) for t in expected.index]
+    np.testing.assert_array_equal(np.array([r[2:] for r in stored]), expected.to_numpy())
     assert forecasts[0] == 24 * forecasts[1]  # re-issued forecasts were never duplicated
 
 

@@ -31,5 +31,5 @@ def test_a_retrain_on_a_dask_cluster_gives_the_thread_runners_results(prefect_ha
 
     assert isinstance(fit_runner(Settings(task_runner="dask"), ForecastParams()),
                       DaskTaskRunner)
-    networks = sorted((tmp_path / "dask" / "artifacts").glob("t_degc_24h/v*/model.keras"))
+    networks = sorted((tmp_path / "dask" / "artifacts").glob("jena/t_degc_24h/v*/model.keras"))
     assert len(networks) == 1  # the GRU was fitted, saved and registered from the workers

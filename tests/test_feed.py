@@ -17,7 +17,7 @@ def test_the_demo_station_is_fed_its_due_rows_once_as_time_passes(prefect_harnes
     past = frame.index <= "2021-01-02 12:00"
     write_station_csv(data / "incoming" / "demo-station.csv", frame[past])
     write_station_csv(data / DEMO_FEED, frame[~past])
-    assert ingest(data_dir=str(data))[0]["rows_inserted"] == past.sum()
+    assert ingest(data_dir=str(data))["jena"][0]["rows_inserted"] == past.sum()
 
     def feed(hour: int, minute: int) -> str | None:
         return simulate_feed(data_dir=str(data), now=datetime(2021, 1, 2, hour, minute,
@@ -28,7 +28,7 @@ def test_the_demo_station_is_fed_its_due_rows_once_as_time_passes(prefect_harnes
     assert first.endswith("feed-20210102T1230.csv")
     assert feed(11, 39) is None  # nothing new, nothing twice
     assert feed(12, 0).endswith("feed-20210102T1300.csv")
-    runs = [r for r in ingest(data_dir=str(data)) if r["status"] != "skipped"]
+    runs = [r for r in ingest(data_dir=str(data))["jena"] if r["status"] != "skipped"]
     assert [(r["file"], r["rows_inserted"], r["rows_quarantined"]) for r in runs] == [
         ("feed-20210102T1230.csv", 3, 0), ("feed-20210102T1300.csv", 3, 0)]
     assert runs[-1]["newest_observation"] == "2021-01-02T12:00:00+00:00"

@@ -216,20 +216,21 @@ def test_stale_data_is_refused_with_a_clear_message_and_nothing_written(prefect_
     assert "max_data_age_minutes" in state.message
     assert sql(tmp_path, "select count(*) from forecasts") == [(0,)]
     with store.sessions() as session:
-        runs = list_runs(session)
+        runs = list_runs(session, "jena")
     store.close()
     assert [r.status for r in runs] == ["refused"]
     assert runs[0].message in state.message
     # The UI's log says why, at ERROR, and shows no engine traceback for this expected end.
     logs = flow_run_logs(state.state_details.flow_run_id, "Finished in state Failed")
-    assert any(level == 40 and "Refused the forecast as of 2021-03-05 00:00: newest "
+    assert any(level == 40 and "Refused the forecast of jena as of 2021-03-05 00:00: newest "
                "observation" in message for level, message in logs)
     assert not [m for _, m in logs if "Traceback" in m]
 
     cli = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "forecast",
                                    "--at", "2021-03-05T00:00"])
     assert cli.exit_code == 2
-    assert "error: refused 1 of 1 forecast(s)" in cli.output
+    assert "error: forecast failed for 1 of 1 station(s): jena: refused 1 of 1 forecast(s)" \
+        in cli.output
     assert "Traceback" not in cli.output
 
 
@@ -338,9 +339,9 @@ def test_the_forecast_plot_artifact_carries_the_picture_itself(prefect_harness, 
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
             return max(found, key=lambda a: a.created).data
 
-    for key in ("forecast-plot", "skill-plot"):  # the skill of the last 30 days too
-        markdown = asyncio.run(latest(key))
-        image = re.fullmatch(rf"!\[{key} of t_degc_24h\]\(data:image/png;base64,(.+)\)",
+    for kind in ("forecast-plot", "skill-plot"):  # the skill of the last 30 days too
+        markdown = asyncio.run(latest(f"{kind}-jena"))  # one of each per station
+        image = re.fullmatch(rf"!\[{kind} of jena/t_degc_24h\]\(data:image/png;base64,(.+)\)",
                              markdown).group(1)
         assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "plots" / "skill.png").stat().st_size > 10_000

@@ -71,11 +71,11 @@ def assert_only_valid_values_stored(db: Path, station) -> None:
     assert all(reason for (reason,) in reasons)
     if not rows:
         return
-    values = np.array([r[1:] for r in rows], np.float64)
+    values = np.array([r[2:] for r in rows], np.float64)  # after station and time
     assert np.isfinite(values).all()
     for k, channel in enumerate(station.channels):
         assert (values[:, k] >= channel.minimum).all() and (values[:, k] <= channel.maximum).all()
-    minutes = np.array([r[0] for r in rows], "datetime64[m]").astype(np.int64)
+    minutes = np.array([r[1] for r in rows], "datetime64[m]").astype(np.int64)
     assert (minutes % station.cadence_minutes == 0).all()
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from forecasting.schema import JENA
 from forecasting.simulate import simulate_station, write_station_csv
 from registry.store import open_store
+from registry.tables import IngestRun
 from tests.conftest import JENA_SAMPLE, flow_run_logs
 
 
@@ -19,11 +20,11 @@ def test_ingest_flow_takes_the_drop_folder_and_skips_it_next_time(prefect_harnes
     write_station_csv(drop / "b.csv", simulate_station("2020-01-03", 1, seed=2))
     (drop / "c.csv").write_bytes(JENA_SAMPLE.read_bytes())
 
-    first = ingest(data_dir=str(data))
+    first = ingest(data_dir=str(data))["jena"]
     assert [r["status"] for r in first] == ["complete"] * 3
     assert sum(r["rows_inserted"] for r in first) == 3 * 144 + 19
 
-    second = ingest(data_dir=str(data))
+    second = ingest(data_dir=str(data))["jena"]
     assert [r["status"] for r in second] == ["skipped"] * 3
 
     store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
@@ -35,7 +36,8 @@ def test_ingest_flow_takes_the_drop_folder_and_skips_it_next_time(prefect_harnes
 def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_ingested(
         prefect_harness, tmp_path):
     """What used to stop the scheduled ingest for ever: each bad file is refused with its
-    reason, the good ones around it are stored, and the run completes."""
+    reason and the good ones around it are stored; the run fails, naming the station and
+    the refused files, until they are taken away."""
     import gzip
 
     from flows.ingest import ingest
@@ -52,8 +54,14 @@ def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_inge
     write_station_csv(drop / "f-good.csv", simulate_station("2020-01-02", 1, seed=2))
 
     state = ingest(data_dir=str(data), return_state=True)
-    assert state.is_completed()
-    by_file = {r["source"].rsplit("/", 1)[1]: r for r in state.result()}
+    assert state.is_failed()
+    assert state.message.startswith("ingest failed for 1 of 1 station(s): jena: refused 3 of "
+                                    "6 file(s): ")
+    store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
+    with store.sessions() as session:
+        runs = session.scalars(select(IngestRun).where(IngestRun.station == "jena")).all()
+    by_file = {r.source.rsplit("/", 1)[1]: {"status": r.status, "message": r.message,
+                                             "rows_inserted": r.rows_inserted} for r in runs}
     assert {f: r["status"] for f, r in by_file.items()} == {
         "a-good.csv": "complete", "b-missing-column.csv": "refused",
         "c-lone-cr.csv": "complete", "d-huge-header.csv": "refused",
@@ -62,7 +70,6 @@ def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_inge
     assert "first line is longer than 64 KiB" in by_file["d-huge-header.csv"]["message"]
     assert "gzip-compressed" in by_file["e-gzip.csv"]["message"]
     assert by_file["c-lone-cr.csv"]["rows_inserted"] == 5
-    store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
     with store.sessions() as session:
         assert session.scalar(select(func.count()).select_from(store.observations)) == \
             2 * 144 + 5
@@ -78,10 +85,10 @@ def test_the_run_log_says_why_rows_were_quarantined(prefect_harness, tmp_path):
     write_station_csv(data / "incoming" / "a.csv", simulate_station("2020-01-01", 2, seed=1),
                       Faults(sentinels=0.05, garbled=0.02), seed=1)
     state = ingest(data_dir=str(data), return_state=True)
-    (summary,) = state.result()
+    (summary,) = state.result()["jena"]
     assert summary["rows_quarantined"] > 0
     logs = flow_run_logs(state.state_details.flow_run_id, "row(s) quarantined")
     (warning,) = [message for level, message in logs if level == 30 and "quarantined" in message]
     assert f"{summary['rows_quarantined']} row(s) quarantined, e.g. line " in warning
     assert "-9999.00 outside the valid range" in warning  # the rule each line broke
-    assert f"where sha256 = '{summary['sha256']}'" in warning
+    assert f"where station = 'jena' and sha256 = '{summary['sha256']}'" in warning

@@ -100,7 +100,7 @@ def test_intervals_come_from_verified_errors_once_there_are_enough_and_never_fro
         observed = read_observations(session, store.observations)["t_degc"]
     model, now = tiny_blend(), datetime.now(UTC)
     holdout = calibrate(np.full((10, 24), 0.5) + np.arange(10)[:, None] / 10, np.ones(10))
-    new = NewVersion(model_name="t_degc_24h", family="blend",
+    new = NewVersion(model_name="jena/t_degc_24h", family="blend",
                      params=model.params.model_dump(mode="json") | {"horizon_hours": 24},
                      train_start=now, train_end=datetime(2021, 1, 1, tzinfo=UTC), rows=1,
                      holdout_windows=1, holdout_mae=(1.0,), persistence_mae=(2.0,),
@@ -113,9 +113,9 @@ def test_intervals_come_from_verified_errors_once_there_are_enough_and_never_fro
         for issued in issues:
             times = [issued + pd.Timedelta(hours=h) for h in range(1, 25)]
             errors = rng.normal(0, 2, 24)
-            write_forecast(session, issued.to_pydatetime().replace(tzinfo=UTC),
+            write_forecast(session, "jena", issued.to_pydatetime().replace(tzinfo=UTC),
                            [t.to_pydatetime().replace(tzinfo=UTC) for t in times],
-                           (observed[times].to_numpy() - errors).tolist(), "t_degc_24h",
+                           (observed[times].to_numpy() - errors).tolist(), "jena/t_degc_24h",
                            version.version, True, "t_degc")
     skill = None
     with store.sessions() as session:

@@ -41,7 +41,7 @@ def with_ridge_champion(prefect_harness, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in SETTINGS.items():
             mp.setenv(key, value)
-        board = retrain(data_dir=str(data), families=["ridge"], until=TRAINED)
+        board = retrain(data_dir=str(data), families=["ridge"], until=TRAINED)["jena"]
     assert [r["decision"] for r in board] == ["promoted"]
     return data
 
@@ -61,7 +61,7 @@ def watch(data: Path, first_day: int, last_day: int) -> list[dict]:
     results = []
     for day in range(first_day, last_day + 1):
         results.append(monitor(data_dir=str(data), at=DRIFT + timedelta(days=day),
-                               families=["ridge"]))
+                               families=["ridge"])["jena"])
         if results[-1]["decision"] == "demoted":
             break
     return results
@@ -88,12 +88,13 @@ def test_a_champion_that_starts_losing_is_demoted_and_a_retrain_started(
     back, soon do not."""
     data = tmp_path / "data"
     shutil.copytree(with_ridge_champion, data)
-    columns = [c for _, c, *_ in sql(data, "pragma table_info(observations)")][1:]
+    columns = [c for _, c, *_ in sql(data, "pragma table_info(observations)")][2:]
     with sqlite3.connect(data / "sensorcast.db") as connection:
         connection.execute("create temporary table before as select * from observations")
         connection.execute(
             f"update observations set ({', '.join(columns)}) = (select "
-            f"{', '.join(columns)} from before b where b.observed_at = "
+            f"{', '.join(columns)} from before b where b.station = observations.station and "
+            "b.observed_at = "
             "datetime(observations.observed_at, '-12 hours')) where observed_at > ?",
             (f"{DRIFT:%Y-%m-%d %H:%M:%S}",))
     forecast_daily(data, 12)

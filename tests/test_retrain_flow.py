@@ -243,7 +243,8 @@ def test_retrain_with_less_than_one_window_is_refused_and_writes_nothing(prefect
          "retrain", "--epochs", "1"], capture_output=True, text=True, timeout=300,
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()})
     assert result.returncode == 2
-    assert "error: not retraining: no complete window" in result.stderr
+    assert ("error: retrain failed for 1 of 1 station(s): jena: not retraining: no complete "
+            "window") in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     store = open_store(f"sqlite:///{tmp_path / 'sensorcast.db'}", JENA)
     with store.sessions() as session:
@@ -277,7 +278,7 @@ def test_a_stored_row_dated_in_the_future_does_not_anchor_the_training_window(tm
     store = station(tmp_path, simulate_station("2019-01-01", 30, seed=1))
     with store.sessions.begin() as session:
         session.execute(store.observations.insert().values(
-            observed_at=datetime(2150, 1, 1, tzinfo=UTC),
+            station="jena", observed_at=datetime(2150, 1, 1, tzinfo=UTC),
             **{c.column: (c.minimum + c.maximum) / 2 for c in JENA.channels}))
     params = ForecastParams(lookback_hours=48, folds=2, fold_days=3, validation_days=3)
     loaded = load_folds.fn(store, params)

@@ -37,7 +37,7 @@ def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp
         times = [t.to_pydatetime().replace(tzinfo=UTC) for t in forecast.target_times]
         issued = forecast.issued_at.to_pydatetime().replace(tzinfo=UTC)
         with store.sessions.begin() as session:
-            args = (session, issued, times, forecast.values.tolist(), forecast.naive, None, True,
+            args = (session, "jena", issued, times, forecast.values.tolist(), forecast.naive, None, True,
                     "t_degc")
             assert write_forecast(*args) == 24
             assert write_forecast(*args) == 0  # a re-run adds nothing, and says so
@@ -63,12 +63,12 @@ def test_backtest_forecasts_are_scored_apart_from_live_ones_and_resume_by_spec(s
         observed = read_observations(session, store.observations)
     forecast = forecast_as_of(observed, store.station, ForecastParams(lookback_hours=48),
                               pd.Timestamp("2021-01-04 06:00"))
-    rows = {"issued_at": forecast.issued_at.to_pydatetime().replace(tzinfo=UTC),
+    rows = {"station": "jena", "issued_at": forecast.issued_at.to_pydatetime().replace(tzinfo=UTC),
             "target_times": [t.to_pydatetime().replace(tzinfo=UTC)
                              for t in forecast.target_times],
             "values": forecast.values.tolist(), "model_name": forecast.naive,
             "model_version": None, "out_of_sample": True, "target": "t_degc"}
-    spec = ("t_degc_24h", rows["issued_at"], rows["issued_at"] + timedelta(days=1),
+    spec = ("jena/t_degc_24h", rows["issued_at"], rows["issued_at"] + timedelta(days=1),
             timedelta(days=7), {"seed": 0})
     step = Step(FORECAST, rows["issued_at"])
     with store.sessions.begin() as session:
@@ -79,7 +79,7 @@ def test_backtest_forecasts_are_scored_apart_from_live_ones_and_resume_by_spec(s
         again = start_or_resume(session, *spec)
         assert write_backtest_forecast(session, run.id, **rows) == 0
         assert progress(session, *spec) == 1
-    assert (again.id, again.model_name, again.done) == (run.id, f"t_degc_24h@backtest-{run.id}",
+    assert (again.id, again.model_name, again.done) == (run.id, f"jena/t_degc_24h@backtest-{run.id}",
                                                         frozenset({step}))
     with store.sessions.begin() as session:
         finish(session, run.id)
