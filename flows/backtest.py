@@ -44,8 +44,7 @@ def forecast_step(store: Store, settings: Settings, run: BacktestRun, step: Step
         with store.sessions.begin() as session:
             finish_step(session, run.id, step, outcome)
         return outcome
-    rows = issue_rows(forecast, version, store.station.target_channel.column,
-                      settings.intervals)
+    rows = issue_rows(forecast, version, store.station, settings.intervals)
     with store.sessions.begin() as session:
         written = write_backtest_forecast(session, run.id, **rows)
         by = rows["model_name"] + (f" v{rows['model_version']}" if rows["model_version"]

@@ -27,7 +27,7 @@ class Header:
     """Where each needed column sits in the file, and what else the file carries."""
 
     names: tuple[str, ...]
-    timestamp_position: int
+    timestamp_positions: tuple[int, ...]
     channel_positions: tuple[int, ...]
     extra: tuple[str, ...]
     encoding: str
@@ -59,7 +59,7 @@ def parse_header(line: bytes, station: StationSchema) -> Header:
                       for n in next(csv.reader([text], delimiter=station.delimiter), []))
     except csv.Error as exc:
         raise HeaderError(f"header is not a line of CSV column names: {exc}") from exc
-    needed = [station.timestamp_column, *station.sources]
+    needed = [*station.timestamp_columns, *station.sources]
     missing = [n for n in needed if n not in names]
     if missing:
         raise HeaderError(
@@ -71,7 +71,7 @@ def parse_header(line: bytes, station: StationSchema) -> Header:
         raise HeaderError(f"header repeats column(s) {repeated}")
     return Header(
         names=names,
-        timestamp_position=names.index(station.timestamp_column),
+        timestamp_positions=tuple(names.index(n) for n in station.timestamp_columns),
         channel_positions=tuple(names.index(s) for s in station.sources),
         extra=tuple(n for n in names if n not in needed),
         encoding=encoding,

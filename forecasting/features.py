@@ -55,13 +55,15 @@ def build_features(
     observed or filled within `max_gap_minutes`, so no model is trained or scored on
     invented values.
     """
-    columns = frame[station.columns]
+    columns = frame[[c.column for c in station.required]]  # optional ones have holes
     regular = regular_grid(columns, station.cadence_minutes, params.input_gap_minutes)
     features = sample(regular, params.step_minutes).astype(np.float64)
     target = station.target_channel.column
     strict = regular_grid(columns[[target]], station.cadence_minutes, params.max_gap_minutes)
     target_missing = sample(strict, params.step_minutes)[target].isna().to_numpy()
-    if params.wind_vector and station.wind_speed and station.wind_direction:
+    wind = {station.wind_speed, station.wind_direction}
+    if params.wind_vector and None not in wind and \
+            wind <= {c.source for c in station.required}:
         speed = features.pop(station.channel(station.wind_speed).column)
         direction = np.deg2rad(features.pop(station.channel(station.wind_direction).column))
         features["wind_u"] = speed * np.sin(direction)

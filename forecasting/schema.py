@@ -15,13 +15,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 @dataclass(frozen=True)
 class Channel:
-    """One numeric sensor column: its name in the file, in SQL, its unit and physical range."""
+    """One numeric sensor column: its name in the file, in SQL, its unit and physical range.
+    An `optional` channel's blank or invalid cell is stored as NULL and the row kept (the
+    cell's problem is recorded); `categories` read text cells as numbers (`NW` -> 315)."""
 
     source: str
     column: str
     unit: str
     minimum: float
     maximum: float
+    optional: bool = False
+    categories: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class StationSchema:
     """A typed description of one station's files; hashable so derived tables can be cached."""
 
     name: str
-    timestamp_column: str
+    timestamp_column: str | tuple[str, ...]  # several: joined with spaces, then parsed
     timestamp_format: str
     timezone: str
     cadence_minutes: int
@@ -67,6 +71,13 @@ class StationSchema:
         for c in self.channels:
             if not c.minimum < c.maximum:
                 raise ValueError(f"station {self.name!r}: channel {c.source!r} has an empty range")
+        if self.target_channel.optional:
+            raise ValueError(f"station {self.name!r}: the target {self.target!r} cannot be "
+                             "optional (a forecast needs it in every row)")
+        clash = sorted(set(self.timestamp_columns) & set(sources))
+        if clash:
+            raise ValueError(f"station {self.name!r}: {clash} cannot be both a timestamp "
+                             "column and a channel")
         if len(self.delimiter) != 1 or self.delimiter in '"\r\n':
             raise ValueError(f"station {self.name!r}: delimiter {self.delimiter!r} must be one "
                              "character other than a quote or a line break")
@@ -82,6 +93,21 @@ class StationSchema:
                 "offset or zone name (%z, %Z), which is not supported: timestamps are read as "
                 "local time in `timezone`; set timezone (e.g. \"UTC\" or \"Etc/GMT-2\") "
                 "and drop the offset from the format")
+
+    @property
+    def timestamp_columns(self) -> tuple[str, ...]:
+        stamp = self.timestamp_column
+        return (stamp,) if isinstance(stamp, str) else tuple(stamp)
+
+    @property
+    def timestamp_label(self) -> str:
+        """How messages name the time stamp: `Date Time`, or `year+month+day+hour`."""
+        return "+".join(self.timestamp_columns)
+
+    @property
+    def required(self) -> list[Channel]:
+        """The channels every stored row has: what the models read."""
+        return [c for c in self.channels if not c.optional]
 
     @property
     def sources(self) -> list[str]:
@@ -162,8 +188,10 @@ def load_station(path: Path) -> StationSchema:
     max = 45
     # column = "temp_c"   (optional; derived from source when absent)
     ```
-    Optional: `delimiter`, and `wind_speed` / `wind_direction` (channel sources) to let the
-    models see wind as a vector.
+    Optional: `delimiter`; `wind_speed` / `wind_direction` (channel sources) to let the
+    models see wind as a vector; `timestamp_column` as a list of columns (`["year", "month",
+    "day", "hour"]`, joined with spaces for `timestamp_format = "%Y %m %d %H"`); per channel
+    `optional = true` and `categories = { NW = 315, cv = nan }`.
     """
     try:
         doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -178,6 +206,12 @@ def load_station(path: Path) -> StationSchema:
         absent = [k for k in ("source", "unit", "min", "max") if k not in ch]
         if absent:
             raise ValueError(f"station schema {path}: channels[{i}] lacks {absent}")
+        categories = ch.get("categories", {})
+        if not isinstance(categories, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool)
+                for v in categories.values()):
+            raise ValueError(f"station schema {path}: channels[{i}].categories must map "
+                             "text to numbers, e.g. { NW = 315, cv = nan }")
         channels.append(
             Channel(
                 source=ch["source"],
@@ -185,11 +219,14 @@ def load_station(path: Path) -> StationSchema:
                 unit=ch["unit"],
                 minimum=float(ch["min"]),
                 maximum=float(ch["max"]),
+                optional=bool(ch.get("optional", False)),
+                categories=tuple((str(k), float(v)) for k, v in categories.items()),
             )
         )
+    stamp = doc["timestamp_column"]
     return StationSchema(
         name=doc["name"],
-        timestamp_column=doc["timestamp_column"],
+        timestamp_column=stamp if isinstance(stamp, str) else tuple(map(str, stamp)),
         timestamp_format=doc["timestamp_format"],
         timezone=doc.get("timezone", "UTC"),
         cadence_minutes=int(doc["cadence_minutes"]),

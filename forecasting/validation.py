@@ -33,6 +33,15 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class CellProblem:
+    """A kept row's cell of an optional channel that broke a rule: stored as NULL."""
+
+    line: int
+    column: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ValidChunk:
     """The good rows of one chunk (file order) plus what was rejected or repeated."""
 
@@ -42,6 +51,7 @@ class ValidChunk:
     chunk: RawChunk
     rejected: list[Rejected]
     duplicates: int  # identical repeats of an earlier row of the chunk
+    cells: list[CellProblem]  # of the good rows: optional cells stored as NULL
 
     @property
     def rows_read(self) -> int:
@@ -73,12 +83,20 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema,
         reasons.setdefault(i, f"expected {n_fields} fields, found {counts[i]}")
 
     table = _read_fields(blob, len(shaped), header, station)
-    times, time_reasons = _parse_times(table.column(0), station, not_after)
+    stamps = len(station.timestamp_columns)
+    text = table.column(0) if stamps == 1 else pc.binary_join_element_wise(
+        *(table.column(i) for i in range(stamps)), " ")
+    times, time_reasons = _parse_times(text, station, not_after)
     values = np.empty((len(shaped), len(station.channels)), np.float64)
     cell_reasons: list[tuple[np.ndarray, list[str]]] = [time_reasons]
+    blanked: list[tuple[int, str, str]] = []  # (row of `shaped`, column, reason)
     for k, channel in enumerate(station.channels):
-        values[:, k], bad = _parse_numbers(table.column(k + 1), channel)
-        cell_reasons.append(bad)
+        values[:, k], bad = _parse_numbers(table.column(stamps + k), channel)
+        if channel.optional:
+            values[bad[0], k] = np.nan
+            blanked += [(j, channel.column, m) for j, m in zip(bad[0].tolist(), bad[1])]
+        else:
+            cell_reasons.append(bad)
 
     # First failing rule wins: fields, then timestamp, then channels in schema order.
     for bad_rows, messages in cell_reasons:
@@ -91,13 +109,17 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema,
     times, values, rows = times[keep], values[keep], shaped[keep]
     first = _first_occurrence(times)
     repeat = first != np.arange(len(times))
-    same = (values == values[first]).all(axis=1)
+    earlier = values[first]
+    same = ((values == earlier) | np.isnan(values) & np.isnan(earlier)).all(axis=1)
     for j in np.flatnonzero(repeat & ~same).tolist():
         earlier = chunk.numbers[rows[first[j]]]
         reasons[int(rows[j])] = (
             f"timestamp {_iso(times[j])} UTC already on line {earlier} with different values"
         )
     clean = ~repeat
+    kept = set(rows[clean].tolist())
+    cells = [CellProblem(chunk.numbers[int(shaped[j])], column, reason)
+             for j, column, reason in blanked if int(shaped[j]) in kept]
     rejected = [
         Rejected(chunk.numbers[i], _raw(chunk.lines[i]), reason)
         for i, reason in sorted(reasons.items())
@@ -109,6 +131,7 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema,
         chunk=chunk,
         rejected=rejected,
         duplicates=int((repeat & same).sum()),
+        cells=cells,
     )
 
 
@@ -126,7 +149,7 @@ def _read_fields(blob: bytes, rows: int, header: Header, station: StationSchema)
     if encoding != "utf-8":
         blob = text.encode("utf-8")
     names = [f"f{i}" for i in range(len(header.names))]
-    wanted = [names[header.timestamp_position]] + [names[p] for p in header.channel_positions]
+    wanted = [names[p] for p in (*header.timestamp_positions, *header.channel_positions)]
     if not rows:
         return pa.table({name: pa.array([], pa.string()) for name in wanted})
     return pacsv.read_csv(
@@ -164,17 +187,17 @@ def _parse_times(column: pa.ChunkedArray, station: StationSchema,
     messages: dict[int, str] = {}
     for j in unparsable:
         bad[j] = True
-        messages[j] = f"{station.timestamp_column}: {strings[j]!r} does not match {fmt!r}"
+        messages[j] = f"{station.timestamp_label}: {strings[j]!r} does not match {fmt!r}"
     years = ~bad & ((local < EARLIEST) | (local >= LATEST))
     for j in np.flatnonzero(years).tolist():
-        messages[j] = (f"{station.timestamp_column}: {local[j]} is outside the supported "
+        messages[j] = (f"{station.timestamp_label}: {local[j]} is outside the supported "
                        f"years {EARLIEST.astype(object).year}-{LATEST.astype(object).year - 1}")
     bad |= years
     seconds = local.astype(np.int64)
     off_grid = ~bad & (seconds % (station.cadence_minutes * 60) != 0)
     for j in np.flatnonzero(off_grid).tolist():
         messages[j] = (
-            f"{station.timestamp_column}: {local[j]} is off the "
+            f"{station.timestamp_label}: {local[j]} is off the "
             f"{station.cadence_minutes}-minute cadence grid"
         )
     bad |= off_grid
@@ -185,13 +208,13 @@ def _parse_times(column: pa.ChunkedArray, station: StationSchema,
     clock = ~bad & np.isnat(utc)
     for j in np.flatnonzero(clock).tolist():
         messages[j] = (
-            f"{station.timestamp_column}: {local[j]} does not exist or is ambiguous in "
+            f"{station.timestamp_label}: {local[j]} does not exist or is ambiguous in "
             f"{station.timezone} (daylight-saving change)"
         )
     bad |= clock
     future = ~bad & (utc > not_after)
     for j in np.flatnonzero(future).tolist():
-        messages[j] = (f"{station.timestamp_column}: {local[j]} ({_iso(utc[j])} UTC) is in the "
+        messages[j] = (f"{station.timestamp_label}: {local[j]} ({_iso(utc[j])} UTC) is in the "
                        f"future: later than the ingest time plus "
                        f"{FUTURE_TOLERANCE.total_seconds() / 3600:g} h (a clock error?)")
     bad |= future
@@ -232,7 +255,10 @@ def _round_trips(text: pa.ChunkedArray, parsed: pa.ChunkedArray, fmt: str) -> np
 
 
 def _parse_numbers(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]:
-    """Strings -> float64; empty, non-numeric, non-finite and out-of-range values are flagged."""
+    """Strings -> float64 (a channel's categories read as their numbers); empty,
+    non-numeric, non-finite and out-of-range values are flagged."""
+    if channel.categories:
+        return _parse_categories(column, channel)
     try:
         numbers = pc.cast(column, pa.float64())
         text = None
@@ -259,6 +285,19 @@ def _parse_numbers(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]
                 f"{channel.source}: {raw.strip(chr(34))} outside the valid range "
                 f"[{channel.minimum:g}, {channel.maximum:g}] {channel.unit}"
             )
+    return values, (rows, messages)
+
+
+def _parse_categories(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]:
+    """Text categories -> their numbers (NaN, e.g. for calm `cv`, flags the cell)."""
+    mapping = dict(channel.categories)
+    text = pc.utf8_trim(column, characters=' "').to_pylist()
+    values = np.array([mapping.get(t, np.nan) for t in text], np.float64)
+    rows = np.flatnonzero(np.isnan(values))
+    messages = [f"{channel.source}: {text[j]!r} is not one of the categories "
+                f"{sorted(mapping)}" if text[j] not in mapping else
+                f"{channel.source}: {text[j]!r} has no value (category without a number)"
+                for j in rows.tolist()]
     return values, (rows, messages)
 
 

@@ -78,7 +78,8 @@ class ForecastRow(ForecastColumns, Base):
     id: Mapped[int_pk]
 
 
-Index("uq_forecasts_station_issue", ForecastRow.station, ForecastRow.issued_at, ForecastRow.target_time,
+Index("uq_forecasts_station_issue", ForecastRow.station, ForecastRow.issued_at,
+      ForecastRow.target_time,
       ForecastRow.model_name, func.coalesce(ForecastRow.model_version, 0), unique=True)
 
 

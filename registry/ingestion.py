@@ -24,7 +24,7 @@ from forecasting.schema import StationSchema
 from forecasting.validation import FUTURE_TOLERANCE, ValidChunk, validate_chunk
 from registry.observations import insert_ignore, insert_observations, stored_between
 from registry.store import Store
-from registry.tables import IngestRun, QuarantinedRow
+from registry.tables import CellProblem, IngestRun, QuarantinedRow
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -216,6 +216,10 @@ def _store_chunk(
             for r in rejected
         ],
     )
+    insert_ignore(session, CellProblem.__table__, [
+        {"station": table.info["station"], "run_id": run_id, "sha256": sha,
+         "line_number": c.line, "column_name": c.column, "reason": c.reason}
+        for c in valid.cells])
     run = session.get(IngestRun, run_id)
     run.rows_read += valid.rows_read
     run.rows_inserted += inserted

@@ -118,6 +118,6 @@ def migrate_to_stations(connection: Connection, stations: Sequence[StationSchema
         connection.execute(text(f"UPDATE {name} SET target = :target WHERE target IS NULL"),
                            {"target": station.target_channel.column})
     connection.exec_driver_sql("DROP INDEX IF EXISTS uq_forecasts_issue")
-    for index in Base.metadata.tables["forecasts"].indexes:
-        index.create(connection, checkfirst=True)
+    (unique,) = [i for i in Base.metadata.tables["forecasts"].indexes if i.unique]
+    unique.create(connection)  # the issue key, now per station
     return True

@@ -72,8 +72,8 @@ def insert_observations(
         rows = zip(repeat(table.info["station"]), _sqlite_stamps(times), *values.T.tolist())
         return connection.exec_driver_sql(str(compiled), list(rows)).rowcount
     names = [c.name for c in table.columns]
-    rows = [
-        dict(zip(names, (table.info["station"], t, *v)))
+    rows = [  # NaN, a blank optional cell, is NULL (SQLite stores a NaN as NULL itself)
+        dict(zip(names, (table.info["station"], t, *(None if x != x else x for x in v))))
         for t, v in zip(_aware(times), values.tolist())
     ]
     return _counted(connection, stmt, rows)

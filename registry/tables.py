@@ -88,6 +88,22 @@ class QuarantinedRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class CellProblem(Base):
+    """A stored row's cell of an optional channel that broke a rule: NULL in
+    `observations`, the reason kept here; unique per station, file, line and column."""
+
+    __tablename__ = "cell_problems"
+    __table_args__ = (UniqueConstraint(STATION, "sha256", "line_number", "column_name"),)
+
+    id: Mapped[int_pk]
+    station: Mapped[station_key]
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    line_number: Mapped[int]
+    column_name: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+
+
 def keyword_problem(name: str) -> str | None:
     """Why plain SQL could not use `name` unquoted as a column, or None. Probed on a real
     in-memory SQLite; PostgreSQL's reserved words come from its SQLAlchemy dialect."""

@@ -24,7 +24,7 @@ def test_each_source_overrides_the_previous(tmp_path, monkeypatch):
 
 def test_station_defaults_to_jena(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    station = Settings().station
+    (station,) = Settings().stations
     assert station.name == "jena"
     assert station.target == "T (degC)"
     assert len(station.channels) == 14

@@ -188,3 +188,89 @@ def test_a_schema_with_the_same_channels_but_another_target_is_refused(tmp_path)
     widened = tmp_path / "widened.toml"  # a wider valid range changes no stored meaning
     widened.write_text(HOURLY_TOML.replace("max = 50", "max = 60"))
     open_store(url, load_station(widened)).close()
+
+
+BEIJING_TOML = """
+name = "beijing"
+timestamp_column = ["year", "month", "day", "hour"]
+timestamp_format = "%Y %m %d %H"
+timezone = "Asia/Shanghai"
+cadence_minutes = 60
+target = "TEMP"
+wind_speed = "Iws"
+wind_direction = "cbwd"
+
+[[channels]]
+source = "TEMP"
+unit = "degC"
+min = -60
+max = 50
+
+[[channels]]
+source = "pm2.5"
+column = "pm25"
+unit = "ug/m3"
+min = 0
+max = 2000
+optional = true
+
+[[channels]]
+source = "Iws"
+unit = "m/s"
+min = 0
+max = 600
+
+[[channels]]
+source = "cbwd"
+unit = "deg"
+min = 0
+max = 360
+optional = true
+categories = { NW = 315, NE = 45, SE = 135, SW = 225, cv = nan }
+"""
+
+
+def test_a_real_hourly_file_is_read_as_it_comes(tmp_path, write_csv):
+    """The four time columns, blank pollutant cells and text wind directions of a real
+    hourly station, with no converter script: a blank or invalid optional cell is NULL, its
+    row (and temperature) kept and the cell's problem recorded; a bad required cell still
+    quarantines its row."""
+    import sqlite3
+
+    schema_path = tmp_path / "beijing.toml"
+    schema_path.write_text(BEIJING_TOML)
+    station = load_station(schema_path)
+    db = tmp_path / "b.db"
+    store = open_store(f"sqlite:///{db}", station)
+    lines = ["No,year,month,day,hour,pm2.5,DEWP,TEMP,PRES,cbwd,Iws",
+             "1,2010,1,1,0,NA,-21,-11,1021,NW,1.79",
+             "2,2010,1,1,1,,-21,-12,1020,NW,4.92",
+             "3,2010,1,1,2,129,-16,-4,1020,SE,1.79",
+             "4,2010,1,1,3,148,-15,-4,1020,cv,0.89",
+             "5,2010,1,1,4,159,-11,oops,1021,cv,1.78",
+             "6,2010,1,1,5,181,-7,-5,1022,XX,2.68"]
+    summary = ingest_file(store, write_csv(lines), chunk_rows=100)
+    again = ingest_file(store, write_csv(lines[:3], name="again.csv"), chunk_rows=100)
+    store.close()
+    assert (summary.rows_inserted, summary.rows_quarantined) == (5, 1)
+    assert (again.rows_inserted, again.rows_present) == (0, 2)  # NULLs compare equal
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("select observed_at, temp, pm25, cbwd from observations "
+                                  "order by observed_at").fetchall()
+        cells = connection.execute("select line_number, column_name, reason from "
+                                   "cell_problems where run_id = 1 order by line_number"
+                                   ).fetchall()
+        (quarantined,) = connection.execute("select line_number, reason from "
+                                            "quarantined_rows").fetchall()
+    assert rows == [("2009-12-31 16:00:00", -11.0, None, 315.0),
+                    ("2009-12-31 17:00:00", -12.0, None, 315.0),
+                    ("2009-12-31 18:00:00", -4.0, 129.0, 135.0),
+                    ("2009-12-31 19:00:00", -4.0, 148.0, None),
+                    ("2009-12-31 21:00:00", -5.0, 181.0, None)]
+    assert cells == [(2, "pm25", "pm2.5: 'NA' is not a number"),
+                     (3, "pm25", "pm2.5: empty value"),
+                     (5, "cbwd", "cbwd: 'cv' has no value (category without a number)"),
+                     (7, "cbwd", "cbwd: 'XX' is not one of the categories "
+                                 "['NE', 'NW', 'SE', 'SW', 'cv']")]
+    assert quarantined == (6, "TEMP: 'oops' is not a number")
+    assert station.timestamp_label == "year+month+day+hour"

@@ -34,7 +34,7 @@ def test_the_prefect_ui_shows_the_forecast_plot_itself(prefect_server, tmp_path)
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
     (artifact,) = api(f"{prefect_server}/api/artifacts/filter",
-                      {"artifacts": {"key": {"any_": ["forecast-plot"]}}})
+                      {"artifacts": {"key": {"any_": ["forecast-plot-jena"]}}})
     shot = tmp_path / "artifact.png"
     subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
                     "--hide-scrollbars", "--window-size=1400,1400",

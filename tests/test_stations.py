@@ -1,0 +1,181 @@
+"""Many stations in one database, under the real Prefect engine: each station's rows,
+quarantine, models, champion and forecasts stay its own; a failing station fails alone."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from forecasting.simulate import simulate_station, write_station_csv
+from tests.conftest import small_settings
+
+START, DAYS = "2021-01-01", 60
+AT = datetime(2021, 3, 1, 12, tzinfo=UTC)  # after the last rows: 2021-03-01 23:50 local
+
+HILLTOP_TOML = """
+name = "hilltop-format"
+timestamp_column = "time"
+timestamp_format = "%Y-%m-%d %H:%M"
+timezone = "UTC"
+cadence_minutes = 60
+target = "air_temp"
+
+[[channels]]
+source = "air_temp"
+unit = "degC"
+min = -60
+max = 50
+
+[[channels]]
+source = "pressure"
+column = "pressure_hpa"
+unit = "hPa"
+min = 800
+max = 1100
+"""
+
+
+def hilltop_csv(path: Path, days: int, seed: int, bad_line: bool = True) -> Path:
+    """An hourly station of another format: two channels, ISO times in UTC."""
+    frame = simulate_station(START, days, seed)
+    hourly = frame[frame.index.minute == 0]
+    lines = ["time,air_temp,pressure"] + [
+        f"{t:%Y-%m-%d %H:%M},{temp - 4:.2f},{p - 60:.2f}"
+        for t, temp, p in zip(hourly.index, hourly["T (degC)"], hourly["p (mbar)"])]
+    if bad_line:
+        lines.insert(5, "2021-01-01 04:30,not a number,930.0")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def network(tmp_path: Path, entries: dict[str, str]) -> Path:
+    """A stations file: name -> schema file name ("" for the built-in Jena schema)."""
+    (tmp_path / "hilltop.toml").write_text(HILLTOP_TOML)
+    text = "".join(f'[[stations]]\nname = "{name}"\n'
+                   + (f'schema = "{schema}"\n' if schema else "") for name, schema in
+                   entries.items())
+    path = tmp_path / "stations.toml"
+    path.write_text(text)
+    return path
+
+
+def sql(data: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(data / "sensorcast.db") as connection:
+        return connection.execute(query).fetchall()
+
+
+def test_two_stations_of_different_schemas_keep_their_own_rows_models_and_forecasts(
+        prefect_harness, tmp_path):
+    from flows.forecast import forecast
+    from flows.ingest import ingest
+    from flows.retrain import retrain
+
+    data = tmp_path / "data"
+    stations = network(tmp_path, {"jena": "", "hilltop": "hilltop.toml"})
+    write_station_csv(data / "incoming" / "jena" / "a.csv", simulate_station(START, DAYS, 1))
+    with open(data / "incoming" / "jena" / "a.csv", "a") as feed:
+        feed.write("02.03.2021 00:00:00,oops\n")
+    hilltop_csv(data / "incoming" / "hilltop" / "a.csv", DAYS, seed=2)
+    common = {"data_dir": str(data), "stations_file": str(stations)}
+
+    ingested = ingest(**common)
+    assert {name: [(r["rows_inserted"], r["rows_quarantined"]) for r in rows]
+            for name, rows in ingested.items()} == {"jena": [(DAYS * 144, 1)],
+                                                    "hilltop": [(DAYS * 24, 1)]}
+    with small_settings():
+        boards = retrain(**common, families=["blend", "ridge"])
+    assert set(boards) == {"jena", "hilltop"}
+    assert forecast(**common, at=AT, days=1, model="current").keys() == {"jena", "hilltop"}
+
+    assert sql(data, "select station, count(*), count(t_degc), count(air_temp) "
+                     "from observations group by station order by station") == [
+        ("hilltop", DAYS * 24, 0, DAYS * 24), ("jena", DAYS * 144, DAYS * 144, 0)]
+    assert sql(data, "select station, raw from quarantined_rows order by station") == [
+        ("hilltop", "2021-01-01 04:30,not a number,930.0"),
+        ("jena", "02.03.2021 00:00:00,oops")]
+    versions = sql(data, "select station, model_name, version from model_versions "
+                         "order by station, version")
+    assert versions == [("hilltop", "hilltop/air_temp_24h", 1),
+                        ("hilltop", "hilltop/air_temp_24h", 2),
+                        ("jena", "jena/t_degc_24h", 1), ("jena", "jena/t_degc_24h", 2)]
+    champions = sql(data, "select a.model_name, v.station from model_aliases a "
+                          "join model_versions v on v.id = a.version_id order by 1")
+    assert champions == [("hilltop/air_temp_24h", "hilltop"), ("jena/t_degc_24h", "jena")]
+    latest = sql(data, "select station, count(*), min(model_name), max(target), "
+                       "min(issued_at) = max(issued_at) from latest_forecast group by station "
+                       "order by station")
+    assert latest == [("hilltop", 24, "hilltop/air_temp_24h", "air_temp", 1),
+                      ("jena", 24, "jena/t_degc_24h", "t_degc", 1)]
+    # Each station's forecasts are scored against its own target column.
+    skill = sql(data, "select f.station, count(*), sum(f.actual = coalesce(o.t_degc, "
+                      "o.air_temp)) from forecast_skill f join observations o on o.station = "
+                      "f.station and o.observed_at = f.target_time group by f.station")
+    assert {station: (n >= 24, n == same) for station, n, same in skill} == {
+        "hilltop": (True, True), "jena": (True, True)}
+    one = sql(data, "select station, model_name from latest_forecast where station = 'jena' "
+                    "limit 1")
+    assert one == [("jena", "jena/t_degc_24h")]
+
+
+def test_a_station_with_a_refused_file_or_too_little_data_fails_alone(prefect_harness,
+                                                                     tmp_path):
+    from flows.ingest import ingest
+    from flows.retrain import retrain
+
+    data = tmp_path / "data"
+    stations = network(tmp_path, {"good": "", "bad-file": "", "too-short": "hilltop.toml"})
+    write_station_csv(data / "incoming" / "good" / "a.csv", simulate_station(START, DAYS, 1))
+    write_station_csv(data / "incoming" / "bad-file" / "a.csv",
+                      simulate_station(START, DAYS, 3))
+    (data / "incoming" / "bad-file" / "b.csv").write_text("this is not a station file\n")
+    hilltop_csv(data / "incoming" / "too-short" / "a.csv", 3, seed=4, bad_line=False)
+    common = {"data_dir": str(data), "stations_file": str(stations)}
+
+    state = ingest(**common, return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("ingest failed for 1 of 3 station(s): bad-file: refused "
+                                    "1 of 2 file(s): ")
+    assert sql(data, "select station, count(*) from observations group by station "
+                     "order by station") == [("bad-file", DAYS * 144), ("good", DAYS * 144),
+                                             ("too-short", 3 * 24)]
+    with small_settings():
+        state = retrain(**common, families=["blend"], return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("retrain failed for 1 of 3 station(s): too-short: not "
+                                    "retraining: ")
+    assert sql(data, "select station, count(*) from model_versions group by station "
+                     "order by station") == [("bad-file", 1), ("good", 1)]
+
+
+def test_two_retrains_of_one_station_never_run_at_once(prefect_harness, tmp_path):
+    """Started together (a schedule and a person, say), they take turns on the station's
+    concurrency limit; the versions they register are numbered one after the other."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    from flows.ingest import ingest
+    from flows.retrain import retrain
+
+    data = tmp_path / "data"
+    write_station_csv(data / "incoming" / "jena.csv", simulate_station(START, DAYS, 1))
+    ingest(data_dir=str(data))
+    started = datetime.now(UTC)
+    with small_settings():
+        runs = [threading.Thread(target=retrain, kwargs={
+            "data_dir": str(data), "families": ["blend"], "triggered_by": f"run {i}"})
+            for i in range(2)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(task_run_filter=TaskRunFilter(
+            name=TaskRunFilterName(any_=["retrain jena"])))
+    spans = sorted((t.start_time, t.end_time) for t in tasks if t.start_time >= started)
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0] + timedelta(seconds=1)
+    assert sql(data, "select version, triggered_by from promotion_events e join "
+                     "model_versions v on v.id = e.candidate_version_id order by e.id") in (
+        [(1, "run 0"), (2, "run 1")], [(1, "run 1"), (2, "run 0")])
