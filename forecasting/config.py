@@ -140,8 +140,8 @@ class Settings(BaseSettings):
         "one station, station_schema's, with its files dropped into data_dir/incoming.")
     chunk_rows: int = Field(50_000, gt=0, description="Rows per ingest transaction.")
     parallel_stations: int = Field(
-        2, gt=0, description="Stations a run works on at once (threads; a retrain holds the "
-        "station's windows in memory, its fits share the task runner of `parallel_folds`).")
+        2, gt=0, description="Stations a run works on at once (threads): a retrain holds "
+        "its station's windows in memory and fits `parallel_folds` folds at once.")
     tensorflow_threads: int = Field(
         1, ge=0, description="Threads per TensorFlow op in training (0: TensorFlow's own "
         "choice, one per core); see forecasting.training.set_tensorflow_threads.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Column, Connection, Float, MetaData, String, Table, inspect, text
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.schema import CreateColumn, CreateIndex
 
 from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import STATION, Base, UTCDateTime
@@ -119,5 +119,5 @@ def migrate_to_stations(connection: Connection, stations: Sequence[StationSchema
                            {"target": station.target_channel.column})
     connection.exec_driver_sql("DROP INDEX IF EXISTS uq_forecasts_issue")
     (unique,) = [i for i in Base.metadata.tables["forecasts"].indexes if i.unique]
-    unique.create(connection)  # the issue key, now per station
+    connection.execute(CreateIndex(unique, if_not_exists=True))  # the issue key, per station
     return True

@@ -97,3 +97,47 @@ def test_a_migrated_database_takes_a_second_station_beside_the_first(tmp_path):
         assert ingest_file(store.of("jena"), sample, 1000).status == "skipped"  # jena's too
     store.close()
     assert first.equals(second) and len(first) == 19
+
+
+def test_the_migration_keeps_every_row_on_both_databases(database_url, tmp_path, write_csv):
+    """The layout before station keys, rebuilt from a current database by hand (on SQLite
+    and PostgreSQL alike), migrates back: every row kept, and new rows (their ids from the
+    copied tables' sequences) go in after the old ones."""
+    from sqlalchemy import text
+
+    from registry.ingestion import ingest_file
+
+    lines = JENA_SAMPLE.read_text().splitlines()
+    bad = write_csv(lines[:6] + ["01.01.2009 00:59:00,oops"] + lines[6:])
+    store = open_store(database_url, JENA)
+    ingest_file(store, bad, 1000)
+    channels = ", ".join(JENA.columns)
+    with store.engine.begin() as connection:  # back to the old layout, as older code had it
+        for view in ("forecast_coverage", "latest_forecast", "forecast_skill",
+                     "backtest_skill"):
+            connection.execute(text(f"DROP VIEW {view}"))
+        for table, columns, key in (
+                ("observations", f"observed_at, {channels}", "PRIMARY KEY (observed_at)"),
+                ("quarantined_rows", "id, run_id, source, sha256, line_number, raw, reason",
+                 "UNIQUE (sha256, line_number)")):
+            connection.execute(text(f"CREATE TABLE old AS SELECT {columns} FROM {table}"))
+            connection.execute(text(f"DROP TABLE {table}"))
+            connection.execute(text(f"CREATE TABLE {table} AS SELECT * FROM old WHERE 1 = 0"))
+            if connection.dialect.name == "postgresql":  # SQLite cannot add a key
+                connection.execute(text(f"ALTER TABLE {table} ADD {key}"))
+            connection.execute(text(f"INSERT INTO {table} SELECT * FROM old"))
+            connection.execute(text("DROP TABLE old"))
+        connection.execute(text("UPDATE ingest_runs SET station = NULL"))
+    store.close()
+    store = open_store(database_url, JENA)  # migrates
+    again = ingest_file(store, write_csv(lines[:3] + ["01.01.2009 03:59:00,oops"]), 1000)
+    with store.sessions() as session:
+        stations = session.execute(text(
+            "SELECT (SELECT COUNT(*) FROM observations WHERE station = 'jena'), "
+            "(SELECT COUNT(*) FROM quarantined_rows WHERE station = 'jena'), "
+            "(SELECT COUNT(*) FROM ingest_runs WHERE station = 'jena')")).one()
+        ids = session.execute(text("SELECT id FROM quarantined_rows ORDER BY id")).scalars()
+        assert list(ids) == [1, 2]
+    store.close()
+    assert (again.rows_present, again.rows_quarantined) == (2, 1)
+    assert tuple(stations) == (19, 2, 2)
