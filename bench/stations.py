@@ -47,7 +47,8 @@ def cycle(work: Path, stations: int, days: int) -> dict[str, float]:
     seconds = {}
     for step, run in (("ingest", lambda: ingest(**common)),
                       ("retrain", lambda: retrain(**common, triggered_by="bench")),
-                      ("forecast", lambda: forecast(**common, at=newest.to_pydatetime()))):
+                      ("forecast", lambda: forecast(**common, at=newest.to_pydatetime(),
+                                                    model="current"))):
         started = time.perf_counter()
         result = run()
         seconds[step] = time.perf_counter() - started

@@ -79,3 +79,30 @@ def test_simulator_does_to_the_naive_forecasts_what_real_weather_does():
     month = pd.to_datetime(daily.index).month
     winter, summer = daily[month.isin([12, 1, 2])].mean(), daily[month.isin([6, 7, 8])].mean()
     assert 5 < winter < 8.5 and 10.5 < summer < 14
+
+
+def test_a_simulated_network_has_climates_of_its_own_under_shared_moving_weather(tmp_path):
+    """Stations differ in climate, and their pressure (the weather systems) is correlated
+    best at a lag: a system reaches the stations one after the other. The written network
+    is a stations file sensorcast reads."""
+    from forecasting.simulate import simulate_network, write_network
+    from forecasting.stations import load_stations
+
+    network = simulate_network("2021-01-01", 40, 4, seed=5)
+    assert [name for name, *_ in network] == [f"station-00{i}" for i in range(1, 5)]
+    means = [frame["T (degC)"].mean() for *_, frame in network]
+    assert max(means) - min(means) > 1.0
+    pressure = [frame["p (mbar)"].to_numpy() for *_, frame in network]
+    lags = range(-144, 145, 6)
+    best = {}
+    for j in range(1, 4):
+        a, b = pressure[0] - pressure[0].mean(), pressure[j] - pressure[j].mean()
+        corr = [np.corrcoef(a[max(0, -k):len(a) - max(0, k)], b[max(0, k):len(b) + min(0, k)]
+                            )[0, 1] for k in lags]
+        best[j] = (max(corr), lags[int(np.argmax(corr))])
+    assert all(c > 0.5 for c, _ in best.values())  # one region's weather
+    assert any(lag != 0 for _, lag in best.values())  # moving across it
+
+    sites = load_stations(write_network(tmp_path, network[:2]))
+    assert [s.station.name for s in sites] == ["station-001", "station-002"]
+    assert all((s.drop_dir / "simulated.csv").exists() for s in sites)
