@@ -150,9 +150,10 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
             LEFT JOIN observations s ON s.station = f.station AND s.{ts} = {day_before}"""
 
     views = {
-        # Each station's newest issue: one index seek per station for its newest row.
+        # Each station's newest issue, one index seek per station; `station` is the station
+        # table's key, so `where station = 'jena'` reads that one station alone.
         "latest_forecast": f"""
-            SELECT f.station, f.issued_at, f.target_time, f.horizon_hours, f.value,
+            SELECT st.name AS station, f.issued_at, f.target_time, f.horizon_hours, f.value,
                    f.model_name, f.model_version, f.created_at, f.out_of_sample, f.target,
                    {bounds}
             FROM station st
