@@ -193,8 +193,10 @@ def write_network(folder: Path, network: list[tuple[str, Climate, pd.DataFrame]]
     entries = []
     for i, (name, climate, frame) in enumerate(network):
         write_station_csv(folder / "incoming" / name / "simulated.csv", frame, faults, seed + i)
-        entries.append(f'[[stations]]\nname = "{name}"\ndrop_dir = "incoming/{name}"\n'
-                       f"# simulated: {climate}\n")
+        entries.append(
+            f'[[stations]]\nname = "{name}"\ndrop_dir = "incoming/{name}"\n'
+            f"# simulated: mean {climate.mean_c:.1f} degC, seasons +-{climate.seasonal_c:.1f}, "
+            f"daily range x{climate.daily_scale:.2f}, {climate.pressure_mbar:.0f} mbar\n")
     stations = folder / "stations.toml"
     stations.write_text("\n".join(entries), encoding="utf-8")
     return stations
