@@ -589,9 +589,9 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
     typer.echo(f"""
 plot: {plot_dir(settings, station.name) / PLOT_FILE}
 query it (more in the README):
-  sqlite3 -header {db} "select target_time, horizon_hours, round(value, 2) as value, model_name, model_version from latest_forecast"
-  sqlite3 -header {db} "select model_name, horizon_hours, round(avg(abs_error), 2) as mae, round(avg(persistence_abs_error), 2) as persistence_mae from forecast_skill group by 1, 2"
-  sqlite3 -header {db} "select version, family, round(holdout_mean, 3) as mae, round(persistence_mean, 3) as persistence from model_versions"
+  sqlite3 -header {db} "select target_time, horizon_hours, round(value, 2) as value, model_name, model_version from latest_forecast where station = '{station.name}'"
+  sqlite3 -header {db} "select model_name, horizon_hours, round(avg(abs_error), 2) as mae, round(avg(persistence_abs_error), 2) as persistence_mae from forecast_skill where station = '{station.name}' group by 1, 2"
+  sqlite3 -header {db} "select model_name, version, family, round(holdout_mean, 3) as mae, round(persistence_mean, 3) as persistence from model_versions where station = '{station.name}'"
 """)
 
 
