@@ -164,19 +164,22 @@ def models(ctx: typer.Context, station: StationOption = None) -> None:
     from forecasting.config import model_name
 
     settings: Settings = ctx.obj
-    for name in (model_name(s, settings.forecast) for s in _stations(settings, station)):
-        _echo_model(settings, name)
+    names = [model_name(s, settings.forecast) for s in _stations(settings, station)]
+    store = _store(settings)
+    try:
+        for name in names:
+            _echo_model(store, name)
+    finally:
+        store.close()
 
 
-def _echo_model(settings: Settings, name: str) -> None:
+def _echo_model(store, name: str) -> None:
     from registry.versions import champion, list_events, list_versions
 
-    store = _store(settings)
     with store.sessions() as session:
         versions = list_versions(session, name)
         current = champion(session, name)
         events = list_events(session, name)
-    store.close()
     typer.echo(f"model {name}: {len(versions)} version(s)")
     for v in versions:
         mark = "*" if current and current.id == v.id else " "

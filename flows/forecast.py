@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.network import artifact_key, map_stations, outcome
+from flows.network import artifact_key, map_over_store, outcome
 from flows.settings import as_utc, run_name, settings_from, utc_datetime, who_started
 from forecasting.config import Settings
 from forecasting.forecast import Forecast, StaleData, forecast_as_of, input_span
@@ -27,7 +27,7 @@ from registry.champions import load_champion
 from registry.forecasts import (BEST_NAIVE, ForecastRun, interval_calibration, read_view,
                                 record_run, write_forecast)
 from registry.observations import newest_time, read_observations
-from registry.store import Store, open_store
+from registry.store import Store
 from registry.versions import ModelVersion, champion, champion_at
 
 PLOT_FILE = "forecast.png"
@@ -231,14 +231,9 @@ def forecast(data_dir: str | None = None, database_url: str | None = None,
         stations = settings.selected(station)
     except ValueError as unknown:
         return Failed(message=str(unknown))
-    store = open_store(settings.db_url, settings.stations)
-    try:
-        states = map_stations(forecast_station, stations, settings.parallel_stations,
-                              store=store, settings=settings,
-                              end=as_utc(at) if at else datetime.now(UTC), days=days,
-                              model=model, triggered_by=triggered_by)
-    finally:
-        store.close()
+    states = map_over_store(forecast_station, settings, stations,
+                            end=as_utc(at) if at else datetime.now(UTC), days=days,
+                            model=model, triggered_by=triggered_by)
     return outcome("forecast", states)
 
 

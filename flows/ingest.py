@@ -11,12 +11,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.network import artifact_key, map_stations, outcome
+from flows.network import artifact_key, map_over_store, outcome
 from flows.settings import run_name, settings_from
 from forecasting.config import Settings
 from registry.ingestion import (IngestSummary, files_to_ingest, ingest_file,
                                 quarantine_examples)
-from registry.store import Store, open_store
+from registry.store import Store
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
@@ -89,13 +89,8 @@ def ingest(path: str | None = None, data_dir: str | None = None,
     if path and len(stations) > 1:
         return Failed(message=f"which station's file is {path}? choose one of "
                               f"{', '.join(s.name for s in stations)}")
-    store = open_store(settings.db_url, settings.stations)
-    try:
-        states = map_stations(ingest_station, stations, settings.parallel_stations,
-                              store=store, settings=settings,
-                              path=Path(path) if path else None)
-    finally:
-        store.close()
+    states = map_over_store(ingest_station, settings, stations,
+                            path=Path(path) if path else None)
     return outcome("ingest", states)
 
 

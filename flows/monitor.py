@@ -14,13 +14,13 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Failed, State
 
-from flows.network import artifact_key, map_stations, outcome
+from flows.network import artifact_key, map_over_store, outcome
 from flows.settings import as_utc, run_name, settings_from, who_started
 from forecasting.config import Settings, model_name
 from forecasting.monitor import Verdict, judge_champion
 from registry.champions import demote
 from registry.forecasts import read_view
-from registry.store import Store, open_store
+from registry.store import Store
 from registry.versions import ModelVersion, champion
 
 RETRAIN_DEPLOYMENT = "retrain/retrain"  # flow name/deployment name, as in prefect.yaml
@@ -106,14 +106,9 @@ def monitor(data_dir: str | None = None, database_url: str | None = None,
         stations = settings.selected(station)
     except ValueError as unknown:
         return Failed(message=str(unknown))
-    store = open_store(settings.db_url, settings.stations)
-    try:
-        states = map_stations(monitor_station, stations, settings.parallel_stations,
-                              store=store, settings=settings,
-                              moment=as_utc(at) if at else datetime.now(UTC),
-                              triggered_by=triggered_by)
-    finally:
-        store.close()
+    states = map_over_store(monitor_station, settings, stations,
+                            moment=as_utc(at) if at else datetime.now(UTC),
+                            triggered_by=triggered_by)
     results = outcome("monitor", states)
     if isinstance(results, State) or not retrain:
         return results

@@ -13,7 +13,9 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from forecasting.config import Settings
 from forecasting.schema import StationSchema
+from registry.store import open_store
 
 
 def map_stations(task: Task, stations: Sequence[StationSchema], at_once: int,
@@ -26,6 +28,18 @@ def map_stations(task: Task, stations: Sequence[StationSchema], at_once: int,
         for future in futures:
             future.wait()
     return {s.name: future.state for s, future in zip(stations, futures)}
+
+
+def map_over_store(task: Task, settings: Settings, stations: Sequence[StationSchema],
+                   **shared) -> dict[str, State]:
+    """`map_stations` for tasks that take the store (opened once for all stations) and the
+    settings beside their own parameters."""
+    store = open_store(settings.db_url, settings.stations)
+    try:
+        return map_stations(task, stations, settings.parallel_stations, store=store,
+                            settings=settings, **shared)
+    finally:
+        store.close()
 
 
 def outcome(what: str, states: dict[str, State]) -> dict | State:

@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from forecasting.schema import JENA, StationSchema, load_station
-from forecasting.stations import Site, load_stations
+from forecasting.stations import Site, load_stations, station_named
 
 
 Family = Literal["blend", "ridge", "gru", "gru_dropout", "stacked_gru", "bidirectional_gru",
@@ -194,13 +194,7 @@ class Settings(BaseSettings):
 
     def selected(self, name: str | None) -> tuple[StationSchema, ...]:
         """The station called `name`, or every station when None."""
-        if name is None:
-            return self.stations
-        found = [s for s in self.stations if s.name == name]
-        if not found:
-            raise ValueError(f"no station {name!r}; the stations are "
-                             f"{', '.join(s.name for s in self.stations)}")
-        return tuple(found)
+        return self.stations if name is None else (station_named(self.stations, name),)
 
     def drop_dir(self, station: str) -> Path:
         """Where the station's files arrive."""

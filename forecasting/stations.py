@@ -28,6 +28,15 @@ class Site:
     drop_dir: Path | None = None
 
 
+def station_named(stations: tuple[StationSchema, ...], name: str) -> StationSchema:
+    """The station called `name` among `stations`; an unknown name lists the known ones."""
+    found = next((s for s in stations if s.name == name), None)
+    if found is None:
+        raise ValueError(f"no station {name!r}; the stations are "
+                         f"{', '.join(s.name for s in stations)}")
+    return found
+
+
 def load_stations(path: Path) -> tuple[Site, ...]:
     """Read the stations file; every problem names the entry and the key."""
     path = Path(path)

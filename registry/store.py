@@ -9,6 +9,7 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.orm import sessionmaker
 
 from forecasting.schema import StationSchema
+from forecasting.stations import station_named
 from registry import backtests, versions  # noqa: F401  (registers their tables)
 from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views
@@ -27,10 +28,7 @@ class Store:
     stations: tuple[StationSchema, ...]
 
     def of(self, name: str) -> Store:
-        station = next((s for s in self.stations if s.name == name), None)
-        if station is None:
-            raise LookupError(f"no station {name!r}; the stations are "
-                              f"{', '.join(s.name for s in self.stations)}")
+        station = station_named(self.stations, name)
         return replace(self, station=station, observations=observation_table(station))
 
     def close(self) -> None:

@@ -31,6 +31,29 @@ JENA_HEADER = (
     '"max. wv (m/s)","wd (deg)"'
 )
 NAME = "jena/t_degc_24h"  # registry name of the Jena station's 24 h temperature forecast
+# An hourly two-channel station in UTC: another schema than Jena's.
+HOURLY_TOML = """
+name = "hilltop"
+timestamp_column = "time"
+timestamp_format = "%Y-%m-%d %H:%M"
+timezone = "UTC"
+cadence_minutes = 60
+target = "air_temp"
+
+[[channels]]
+source = "air_temp"
+unit = "degC"
+min = -60
+max = 50
+
+[[channels]]
+source = "pressure"
+column = "pressure_hpa"
+unit = "hPa"
+min = 850
+max = 1100
+"""
+
 SMALL = {"SENSORCAST_FORECAST__LOOKBACK_HOURS": "48", "SENSORCAST_FORECAST__BATCH_SIZE": "128",
          "SENSORCAST_FORECAST__WINDOW_DAYS": "150", "SENSORCAST_FORECAST__PATIENCE": "2"}
 

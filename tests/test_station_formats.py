@@ -13,7 +13,7 @@ from forecasting.schema import load_station
 from registry.ingestion import ingest_file
 from registry.observations import read_observations
 from registry.store import open_store
-from tests.conftest import JENA_HEADER
+from tests.conftest import HOURLY_TOML, JENA_HEADER
 from tests.test_validation_rules import GOOD
 
 
@@ -53,27 +53,6 @@ def test_reordered_columns_are_mapped_by_name(store, write_csv):
     assert _stored(store)["p_mbar"].tolist() == [996.52, 996.57, 996.51]
 
 
-HOURLY_TOML = """
-name = "hilltop"
-timestamp_column = "time"
-timestamp_format = "%Y-%m-%d %H:%M"
-timezone = "UTC"
-cadence_minutes = 60
-target = "air_temp"
-
-[[channels]]
-source = "air_temp"
-unit = "degC"
-min = -60
-max = 50
-
-[[channels]]
-source = "pressure"
-column = "pressure_hpa"
-unit = "hPa"
-min = 850
-max = 1100
-"""
 
 
 def test_hourly_station_described_in_toml_ingests(tmp_path, write_csv):

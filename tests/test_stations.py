@@ -10,32 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from forecasting.simulate import simulate_station, write_station_csv
-from tests.conftest import small_settings
+from tests.conftest import HOURLY_TOML, small_settings
 
 START, DAYS = "2021-01-01", 60
 AT = datetime(2021, 3, 1, 12, tzinfo=UTC)  # after the last rows: 2021-03-01 23:50 local
-
-HILLTOP_TOML = """
-name = "hilltop-format"
-timestamp_column = "time"
-timestamp_format = "%Y-%m-%d %H:%M"
-timezone = "UTC"
-cadence_minutes = 60
-target = "air_temp"
-
-[[channels]]
-source = "air_temp"
-unit = "degC"
-min = -60
-max = 50
-
-[[channels]]
-source = "pressure"
-column = "pressure_hpa"
-unit = "hPa"
-min = 800
-max = 1100
-"""
 
 
 def hilltop_csv(path: Path, days: int, seed: int, bad_line: bool = True) -> Path:
@@ -54,7 +32,7 @@ def hilltop_csv(path: Path, days: int, seed: int, bad_line: bool = True) -> Path
 
 def network(tmp_path: Path, entries: dict[str, str]) -> Path:
     """A stations file: name -> schema file name ("" for the built-in Jena schema)."""
-    (tmp_path / "hilltop.toml").write_text(HILLTOP_TOML)
+    (tmp_path / "hilltop.toml").write_text(HOURLY_TOML)
     text = "".join(f'[[stations]]\nname = "{name}"\n'
                    + (f'schema = "{schema}"\n' if schema else "") for name, schema in
                    entries.items())
