@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import Column, Connection, Float, ForeignKey, MetaData, String, Table, Text
-from sqlalchemy import UniqueConstraint, inspect, select
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy import UniqueConstraint, select
 from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as POSTGRESQL_RESERVED
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -148,16 +147,9 @@ def create_tables(connection: Connection, stations: Sequence[StationSchema]) -> 
     add_missing_columns(connection, Base.metadata)
     grew = migrate_to_stations(connection, stations)
     grew = _record_stations(connection, stations) or grew
-    observations = observation_table(stations[0])
-    if not inspect(connection).has_table("observations"):
-        observations.metadata.create_all(connection)
-    present = {c["name"] for c in inspect(connection).get_columns("observations")}
+    observation_table(stations[0]).metadata.create_all(connection)
     for station in stations:  # a new station's channels become columns of the shared table
-        for column in observation_table(station).columns:
-            if column.name not in present:
-                ddl = CreateColumn(column).compile(dialect=connection.dialect)
-                connection.exec_driver_sql(f"ALTER TABLE observations ADD COLUMN {ddl}")
-                present.add(column.name)
+        add_missing_columns(connection, observation_table(station).metadata)
     return grew
 
 
