@@ -93,13 +93,14 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, station: Statio
     issued_at = utc_datetime(forecast.issued_at)
     label = (version.model_name, version.version) if forecast.by_model else \
         (forecast.naive, None)
-    return {"station": station.name, "issued_at": issued_at, "target_times": [utc_datetime(t) for t in
-                                                     forecast.target_times],
+    return {"station": station.name, "issued_at": issued_at,
+            "target_times": [utc_datetime(t) for t in forecast.target_times],
             "values": forecast.values.tolist(), "model_name": label[0],
             "model_version": label[1],
             "out_of_sample": not forecast.by_model or version.train_end <= issued_at,
-            "target": station.target_channel.column, "bounds": {level: (pair[0].tolist(), pair[1].tolist())
-                                         for level, pair in bounds.items() if pair}}
+            "target": station.target_channel.column,
+            "bounds": {level: (pair[0].tolist(), pair[1].tolist())
+                       for level, pair in bounds.items() if pair}}
 
 
 def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,

@@ -102,6 +102,6 @@ def summary_row(station: str, summary: IngestSummary) -> dict:
     newest = summary.newest_observation
     row["newest_observation"] = newest.isoformat() if newest else None
     row["file"] = Path(summary.source).name
-    lead = ["station", "file", "status", "rows_read", "rows_inserted", "rows_present", "rows_quarantined",
-            "message", "newest_observation"]
+    lead = ["station", "file", "status", "rows_read", "rows_inserted", "rows_present",
+            "rows_quarantined", "message", "newest_observation"]
     return {k: row[k] for k in [*lead, *(k for k in row if k not in lead)]}

@@ -78,7 +78,8 @@ def simulate_station(start: str | pd.Timestamp, days: int, seed: int = 0,
         + 3.0 * _ou(rng, n, tau=2.5 * steps_per_day)  # air masses that pressure does not show
         + 0.3 * _ou(rng, n, tau=steps_per_day / 8)
     )
-    p = climate.pressure_mbar - 7.0 * weather + 0.6 * np.cos(2 * np.pi * hour / 12) + 0.05 * rng.standard_normal(n)
+    p = (climate.pressure_mbar - 7.0 * weather + 0.6 * np.cos(2 * np.pi * hour / 12)
+         + 0.05 * rng.standard_normal(n))
     rh = 92 - (18 + 12 * summer) * (1 - cloud) * (0.6 + 0.4 * np.cos(2 * np.pi * (hour - 15) / 24))
     rh = np.clip(rh - 6 * summer + 4 * _ou(rng, n, tau=steps_per_day / 2), 12, 100)
 

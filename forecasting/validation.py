@@ -109,8 +109,7 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema,
     times, values, rows = times[keep], values[keep], shaped[keep]
     first = _first_occurrence(times)
     repeat = first != np.arange(len(times))
-    earlier = values[first]
-    same = ((values == earlier) | np.isnan(values) & np.isnan(earlier)).all(axis=1)
+    same = same_rows(values, values[first])
     for j in np.flatnonzero(repeat & ~same).tolist():
         earlier = chunk.numbers[rows[first[j]]]
         reasons[int(rows[j])] = (
@@ -299,6 +298,12 @@ def _parse_categories(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tup
                 f"{channel.source}: {text[j]!r} has no value (category without a number)"
                 for j in rows.tolist()]
     return values, (rows, messages)
+
+
+def same_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row, whether two value arrays hold the same values; NaN (a blank optional
+    cell) equals NaN."""
+    return ((a == b) | np.isnan(a) & np.isnan(b)).all(axis=1)
 
 
 def _first_occurrence(times: np.ndarray) -> np.ndarray:

@@ -112,7 +112,8 @@ def start_or_resume(session: Session, model_name: str, start: datetime, end: dat
     row = _newest(session, model_name, start, end, retrain_every, params)
     if row is None or row.status != "running":
         row = BacktestRow(station=station_of(model_name), model_name=model_name,
-                          start=start, end=end, retrain_every_hours=retrain_every / timedelta(hours=1),
+                          start=start, end=end,
+                          retrain_every_hours=retrain_every / timedelta(hours=1),
                           params=json.dumps(params, sort_keys=True), status="running",
                           created_at=datetime.now(UTC))
         session.add(row)

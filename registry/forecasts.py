@@ -30,8 +30,9 @@ PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_ver
 BEST_NAIVE = BestNaive.name  # the naive forecast written when there is no usable champion
 BOUNDS = [f"{side}_{level}" for level in LEVELS for side in ("lower", "upper")]
 VIEW_COLUMNS = {
-    "latest_forecast": ["station", "issued_at", "target_time", "horizon_hours", "value", "model_name",
-                        "model_version", "created_at", "out_of_sample", "target", *BOUNDS],
+    "latest_forecast": ["station", "issued_at", "target_time", "horizon_hours", "value",
+                        "model_name", "model_version", "created_at", "out_of_sample", "target",
+                        *BOUNDS],
     "forecast_skill": ["station", "issued_at", "target_time", "horizon_hours", "model_name",
                        "model_version", "forecast", "actual", "error", "abs_error",
                        "persistence_forecast", "persistence_abs_error",
@@ -193,9 +194,9 @@ def write_forecast(session: Session, *forecast, **named) -> int:
     return insert_ignore(session, ForecastRow.__table__, forecast_rows(*forecast, **named))
 
 
-def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime], values: list[float],
-                  model_name: str, model_version: int | None, out_of_sample: bool,
-                  target: str, bounds: dict[int, tuple[list[float], list[float]]] | None = None
+def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime],
+                  values: list[float], model_name: str, model_version: int | None,
+                  out_of_sample: bool, target: str, bounds: dict[int, tuple[list[float], list[float]]] | None = None
                   ) -> list[dict]:
     """One issue's values as rows of `forecasts` (and of `backtest_forecasts`), with the
     (lower, upper) bounds of each interval level given."""
@@ -204,9 +205,9 @@ def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime
                   for side, edge in zip(("lower", "upper"), pair)}
                  for i in range(len(values))]
     return [
-        {"station": station, "issued_at": issued_at, "target_time": t, "value": float(v), "model_name": model_name,
-         "model_version": model_version, "created_at": now, "out_of_sample": out_of_sample,
-         "target": target,
+        {"station": station, "issued_at": issued_at, "target_time": t, "value": float(v),
+         "model_name": model_name, "model_version": model_version, "created_at": now,
+         "out_of_sample": out_of_sample, "target": target,
          "horizon_hours": round((t - issued_at).total_seconds() / 3600), **interval}
         for t, v, interval in zip(target_times, values, intervals)
     ]
@@ -214,8 +215,9 @@ def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime
 
 def record_run(session: Session, run: ForecastRun, triggered_by: str) -> None:
     session.add(ForecastRunRow(
-        station=run.station, as_of=run.as_of, issued_at=run.issued_at, status=run.status, model_name=run.model_name,
-        model_version=run.model_version, rows_written=run.rows_written, message=run.message,
+        station=run.station, as_of=run.as_of, issued_at=run.issued_at, status=run.status,
+        model_name=run.model_name, model_version=run.model_version,
+        rows_written=run.rows_written, message=run.message,
         triggered_by=triggered_by, created_at=datetime.now(UTC)))
 
 

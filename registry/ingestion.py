@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from forecasting.csvfile import Header, HeaderError, RawChunk, read_chunks
 from forecasting.schema import StationSchema
-from forecasting.validation import FUTURE_TOLERANCE, ValidChunk, validate_chunk
+from forecasting.validation import FUTURE_TOLERANCE, ValidChunk, same_rows, validate_chunk
 from registry.observations import insert_ignore, insert_observations, stored_between
 from registry.store import Store
 from registry.tables import CellProblem, IngestRun, QuarantinedRow
@@ -150,7 +150,8 @@ def _close_unfinished(session: Session, run: IngestRun) -> None:
     """Earlier runs of the same content still marked `running` died (killed, power cut):
     their committed chunks stand, and this run completed the rest. Say so on both."""
     unfinished = session.scalars(select(IngestRun).where(
-        IngestRun.station == run.station, IngestRun.sha256 == run.sha256, IngestRun.status == "running", IngestRun.id != run.id
+        IngestRun.station == run.station, IngestRun.sha256 == run.sha256,
+        IngestRun.status == "running", IngestRun.id != run.id
     )).all()
     for old in unfinished:
         old.status, old.finished_at = "interrupted", run.finished_at
@@ -196,8 +197,7 @@ def _store_chunk(
         if len(stored_times):
             where = np.searchsorted(stored_times, times).clip(0, len(stored_times) - 1)
             known = stored_times[where] == times
-            stored = stored_values[where]  # NaN: a blank optional channel, equal to itself
-            same = known & ((stored == values) | np.isnan(stored) & np.isnan(values)).all(axis=1)
+            same = known & same_rows(stored_values[where], values)
             present += int(same.sum())
             for j in np.flatnonzero(known & ~same).tolist():
                 stamp = str(times[j]).replace("T", " ")
@@ -211,8 +211,8 @@ def _store_chunk(
         session,
         QuarantinedRow.__table__,
         [
-            {"station": table.info["station"], "run_id": run_id, "source": source, "sha256": sha, "line_number": r.line,
-             "raw": r.raw, "reason": r.reason}
+            {"station": table.info["station"], "run_id": run_id, "source": source,
+             "sha256": sha, "line_number": r.line, "raw": r.raw, "reason": r.reason}
             for r in rejected
         ],
     )

@@ -168,7 +168,8 @@ def add_version(session: Session, new: NewVersion, version: int, artifact_path: 
     mae, naive = list(new.holdout_mae), list(new.persistence_mae)
     best = list(new.best_naive_mae)
     row = ModelVersionRow(
-        station=station_of(new.model_name), model_name=new.model_name, version=version, family=new.family,
+        station=station_of(new.model_name), model_name=new.model_name, version=version,
+        family=new.family,
         params=json.dumps(new.params, sort_keys=True), train_start=new.train_start,
         train_end=new.train_end, rows=new.rows, holdout_windows=new.holdout_windows,
         holdout_mae=json.dumps(mae), holdout_mean=sum(mae) / len(mae), holdout_last=mae[-1],
@@ -213,7 +214,8 @@ def record_event(session: Session, model_name: str, decision: str, reason: str,
     previous = champion(session, model_name)
     scores = scores or {}
     row = PromotionEventRow(
-        station=station_of(model_name), model_name=model_name, candidate_version_id=candidate.id if candidate else None,
+        station=station_of(model_name), model_name=model_name,
+        candidate_version_id=candidate.id if candidate else None,
         previous_champion_id=previous.id if previous else None,
         candidate_mean=scores.get("candidate_mean"), candidate_last=scores.get("candidate_last"),
         champion_mean=scores.get("champion_mean"), champion_last=scores.get("champion_last"),

@@ -52,10 +52,10 @@ while issued < 20 and time.monotonic() < deadline:
     with store.sessions.begin() as session:
         times = [t.to_pydatetime().replace(tzinfo=newest.tzinfo) for t in forecast.target_times]
         issued_at = forecast.issued_at.to_pydatetime().replace(tzinfo=newest.tzinfo)
-        write_forecast(session, "jena", issued_at, times, forecast.values.tolist(), "persistence", None,
-                       True, "t_degc")
-        record_run(session, ForecastRun("jena", newest, issued_at, "issued", "persistence", None, 24,
-                                        ""), "test")
+        write_forecast(session, "jena", issued_at, times, forecast.values.tolist(),
+                       "persistence", None, True, "t_degc")
+        record_run(session, ForecastRun("jena", newest, issued_at, "issued", "persistence",
+                                        None, 24, ""), "test")
     issued += 1
 print(issued, refused)
 """

@@ -37,8 +37,8 @@ def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp
         times = [t.to_pydatetime().replace(tzinfo=UTC) for t in forecast.target_times]
         issued = forecast.issued_at.to_pydatetime().replace(tzinfo=UTC)
         with store.sessions.begin() as session:
-            args = (session, "jena", issued, times, forecast.values.tolist(), forecast.naive, None, True,
-                    "t_degc")
+            args = (session, "jena", issued, times, forecast.values.tolist(), forecast.naive,
+                    None, True, "t_degc")
             assert write_forecast(*args) == 24
             assert write_forecast(*args) == 0  # a re-run adds nothing, and says so
 
@@ -79,8 +79,8 @@ def test_backtest_forecasts_are_scored_apart_from_live_ones_and_resume_by_spec(s
         again = start_or_resume(session, *spec)
         assert write_backtest_forecast(session, run.id, **rows) == 0
         assert progress(session, *spec) == 1
-    assert (again.id, again.model_name, again.done) == (run.id, f"jena/t_degc_24h@backtest-{run.id}",
-                                                        frozenset({step}))
+    assert (again.id, again.model_name, again.done) == (
+        run.id, f"jena/t_degc_24h@backtest-{run.id}", frozenset({step}))
     with store.sessions.begin() as session:
         finish(session, run.id)
     with store.sessions.begin() as session:
