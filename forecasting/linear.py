@@ -116,9 +116,14 @@ class LinearBlend(LinearForecaster):
 
 class RidgeForecaster(LinearForecaster):
     """Direct multi-horizon ridge on the target's last 48 hours, the other channels at a few
-    lags and the clock. It predicts the change from the last value, from changes within the
-    window, so the penalty shrinks towards persistence and a model fitted in one season
-    does not carry that season's level into the next. Levels and the time of year (and its
+    lags, the clock, and the window's daily profile: for each target hour, the mean of the
+    target at that hour of day over every whole day in the window (`daily_profile`). It
+    predicts the change from the last value, from changes within the window, so the penalty
+    shrinks towards persistence and a model fitted in one season does not carry that
+    season's level into the next. The profile is the recent climate of each hour: it follows
+    the daily cycle's size as the season changes and tells how far the weather now is from
+    it, which a day ahead mostly decays (on real hourly stations it cut the mean error by 3-4 %
+    and the +24 h error by 4-5 %; see the README). Levels and the time of year (and its
     product with the time of day, so the daily cycle can change with the season) are used
     only when the training windows span a year: less than that cannot tell a season from
     a trend, and after a 120-day summer window they made the autumn worse than persistence.
@@ -143,6 +148,10 @@ class RidgeForecaster(LinearForecaster):
                  (inputs[:, lookback - 1 - lags][:, :, others] - last[:, :, others])
                  .reshape(n, -1),
                  inputs[:, -1, day]]
+        if self.arrays.get("profile", 0):  # absent from models saved before it existed
+            parts.append(daily_profile(inputs[:, :, self.target_index], self.period,
+                                       self.params.horizon_steps)
+                         - last[:, :, self.target_index])
         if self.arrays.get("climate", 0):
             now = inputs[:, -1, clock]
             products = (now[:, :2, None] * now[:, None, 2:]).reshape(n, -1)
@@ -160,7 +169,7 @@ class RidgeForecaster(LinearForecaster):
         self._bind(train)
         times = train.origin_times()
         year = int(times[-1] - times[0] >= pd.Timedelta(days=365)) if len(times) else 0
-        self.arrays = {"climate": np.array(year)}
+        self.arrays = {"climate": np.array(year), "profile": np.array(1)}
         x, y = self._design(train)
         mean, scale = x.mean(axis=0), x.std(axis=0)
         scale = np.where(scale > 1e-9, scale, 1.0)
@@ -180,6 +189,15 @@ class RidgeForecaster(LinearForecaster):
         a = self.arrays
         delta = ((self.features(inputs) - a["mean"]) / a["scale"]) @ a["coef"].T + a["intercept"]
         return inputs[:, -1:, self.target_index] + delta
+
+
+def daily_profile(target: np.ndarray, period: int, horizon: int) -> np.ndarray:
+    """(n, horizon): for each target step, the mean of `target` (n, lookback) at the same
+    time of day over every whole day in the window (days 1 .. lookback // period back)."""
+    lookback = target.shape[1]
+    days = range(1, lookback // period + 1)
+    return np.mean([target[:, seasonal_positions(lookback, horizon, period * d)]
+                    for d in days], axis=0)
 
 
 LINEAR = {cls.family: cls for cls in (LinearBlend, RidgeForecaster)}

@@ -1,4 +1,5 @@
-"""Naive forecasts, the linear blend and the MAE, checked against hand computation."""
+"""Naive forecasts, the linear blend, the ridge's daily profile and the MAE, checked against
+hand computation."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
 from forecasting.config import ForecastParams
 from forecasting.evaluation import score
-from forecasting.linear import LinearBlend
+from forecasting.linear import (ARRAYS_FILE, LinearBlend, RidgeForecaster, daily_profile,
+                                load_linear)
 from forecasting.windows import make_windows
 
 
@@ -85,3 +87,36 @@ def test_linear_blend_is_the_least_squares_fit_per_horizon_computed_by_hand():
         weights, *_ = np.linalg.lstsq(x, y, rcond=None)
         np.testing.assert_allclose(blend.arrays["coef"][h], weights, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(blend.predict(inputs)[:, h], last + x @ weights, atol=1e-4)
+
+
+def test_daily_profile_is_the_mean_at_the_target_hour_over_every_whole_day_in_the_window():
+    # a window of 3 days + 2 hours (lookback 74, period 24): 3 whole days back for each target
+    target = np.arange(2 * 74, dtype=float).reshape(2, 74) ** 1.5
+    profile = daily_profile(target, period=24, horizon=5)
+    for h in range(1, 6):  # the target is h steps after the last sample (position 73)
+        by_hand = np.mean([target[:, 73 + h - 24 * d] for d in (1, 2, 3)], axis=0)
+        np.testing.assert_allclose(profile[:, h - 1], by_hand)
+
+
+def test_a_ridge_saved_before_the_daily_profile_still_predicts_with_its_own_features(tmp_path):
+    """Registered ridge versions (and networks' bases) from before the profile load and
+    predict as they were fitted: the profile is used only where its flag was saved."""
+    hours = np.arange(24 * 30)
+    values = 8 + 5 * np.sin(2 * np.pi * hours / 24) + np.cumsum(
+        np.random.default_rng(3).normal(0, 0.3, len(hours)))
+    params = ForecastParams(lookback_hours=48, horizon_hours=6)
+    windows = make_windows(series(values), "temp", lookback=48, horizon=6)
+    inputs = windows.inputs()
+    with_profile = RidgeForecaster(params).fit(windows)
+    before = RidgeForecaster(params)  # what the fit did before: no profile columns
+    before._bind(windows)
+    before.arrays = {"climate": np.array(0)}
+    x_before = before.features(inputs)
+    assert with_profile.features(inputs).shape[1] == x_before.shape[1] + 6
+    before.arrays.update(coef=np.ones((6, x_before.shape[1])), intercept=np.zeros(6),
+                         mean=np.zeros(x_before.shape[1]), scale=np.ones(x_before.shape[1]))
+    before.save(tmp_path / "old")
+    assert "profile" not in np.load(tmp_path / "old" / ARRAYS_FILE).files
+    np.testing.assert_allclose(load_linear(tmp_path / "old").predict(inputs),
+                               np.repeat(inputs[:, -1:, 0] + x_before.sum(axis=1, keepdims=True),
+                                         6, axis=1))
