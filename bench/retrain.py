@@ -3,8 +3,10 @@
 A simulated station (180 days, as the demo) is ingested into a temporary data directory,
 then `sensorcast retrain` runs with the default settings while this script samples the
 resident memory of its whole process tree (the CLI and every process it starts) every
-0.1 s. Reports the peak of the sum, the peak of the CLI process alone and of the largest
-child, and the seconds.
+0.1 s. Reports the peak of the sum, the peak of the CLI process alone, of Prefect's
+temporary API server (started by the CLI when no PREFECT_API_URL is set; a served
+deployment talks to a running server instead) and of the network-fitting processes, and
+the seconds.
 
     .venv/bin/python bench/retrain.py [--days 180] [--runs 1]
 """
@@ -29,23 +31,33 @@ def sensorcast(*args: str, env: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def watch(process: subprocess.Popen) -> tuple[float, float, float, float, str]:
-    """(seconds, peak tree MiB, peak CLI MiB, peak child MiB, output) of a running command."""
+def role(process: psutil.Process) -> str:
+    """What a process of the tree is, from its command line."""
+    command = " ".join(process.cmdline())
+    if "forecasting.isolated" in command:
+        return "network fits"
+    return "Prefect API server" if "uvicorn" in command else "other"
+
+
+def watch(process: subprocess.Popen) -> tuple[float, float, dict[str, float], str]:
+    """(seconds, peak tree MiB, peak MiB of one process by role, output) of a command."""
     started = time.perf_counter()
     root = psutil.Process(process.pid)
-    tree = own = child = 0.0
+    tree, peaks = 0.0, {"CLI": 0.0}
     while process.poll() is None:
         try:
-            main = root.memory_info().rss
-            children = [c.memory_info().rss for c in root.children(recursive=True)]
+            sizes = [("CLI", root.memory_info().rss)] + [
+                (role(c), c.memory_info().rss) for c in root.children(recursive=True)]
         except psutil.Error:
             continue
-        tree, own = max(tree, main + sum(children)), max(own, main)
-        child = max(child, *children, 0)
+        tree = max(tree, sum(rss for _, rss in sizes))
+        for name, rss in sizes:
+            peaks[name] = max(peaks.get(name, 0.0), rss)
         time.sleep(0.1)
     output = process.stdout.read()
     mib = 2 ** 20
-    return time.perf_counter() - started, tree / mib, own / mib, child / mib, output
+    return (time.perf_counter() - started, tree / mib,
+            {name: rss / mib for name, rss in peaks.items()}, output)
 
 
 def main() -> None:
@@ -62,11 +74,12 @@ def main() -> None:
             if done.wait():
                 raise SystemExit(f"sensorcast {' '.join(step)} failed:\n{done.stdout.read()}")
         for run in range(1, args.runs + 1):
-            seconds, tree, own, child, output = watch(sensorcast("retrain", env=env))
+            seconds, tree, peaks, output = watch(sensorcast("retrain", env=env))
             if "promoted" not in output and "rejected" not in output:
                 raise SystemExit(f"retrain failed:\n{output}")
+            parts = ", ".join(f"{name} {mib:.0f}" for name, mib in peaks.items())
             print(f"run {run}: {seconds:.0f} s; peak memory {tree:.0f} MiB for the process "
-                  f"tree (CLI {own:.0f} MiB, largest child {child:.0f} MiB)", flush=True)
+                  f"tree; the largest process of each kind, in MiB: {parts}", flush=True)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def default_cutoffs(times: pd.DatetimeIndex, count: int, test_days: float,
     last = times[-1] - pd.Timedelta(days=test_days)
     if last <= first:
         raise SystemExit(f"the data ({times[0]:%Y-%m-%d} .. {times[-1]:%Y-%m-%d}) is too short "
-                         f"for {test_days:g} test days after enough history")
+                         f"for {test_days:g} test days after {min(365, history_days) + 30:g} "
+                         "days of history; --history-days N (e.g. 120) asks for less")
     return [t.floor("D") for t in pd.date_range(first, last, periods=count)]
 
 
