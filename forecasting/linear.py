@@ -123,7 +123,7 @@ class RidgeForecaster(LinearForecaster):
     season's level into the next. The profile is the recent climate of each hour: it
     follows the daily cycle's size as the season changes and tells how far the weather now
     is from it, which a day ahead mostly decays (on three real hourly stations it cut the
-    mean error by 3.5-4.5 % and the +24 h error by 2-2.5 %; see the README). Levels and the
+    mean error by 3.5-4.5 % and the +24 h error by 4-5 %; see the README). Levels and the
     time of year (and its product with the time of day, so the daily cycle can change with
     the season) are used only when the training windows span a year: less than that cannot
     tell a season from a trend, and after a 120-day summer window they made the autumn
