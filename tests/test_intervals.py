@@ -28,9 +28,12 @@ def test_intervals_are_the_conformal_order_statistics_of_the_errors():
     residuals = np.column_stack([np.arange(1.0, 20.0), -np.arange(1.0, 20.0)])  # n = 19
     calm = calibrate(residuals, np.ones(19))  # every error made in the same weather
     # 80 %: the k-th smallest error with k = floor(20 * 0.1) = 2 and ceil(20 * 0.9) = 18.
+    # At +2 the errors are all negative: its own order statistics give -18 and -2, but the
+    # interval keeps the +1 interval's upper offset (18), since a later hour of the same
+    # forecast is never more certain than an earlier one.
     lower, upper = bounds(np.array([10.0, 10.0]), calm, 80, 1.0)
     assert lower.tolist() == pytest.approx([12.0, -8.0]) and \
-        upper.tolist() == pytest.approx([28.0, 8.0])
+        upper.tolist() == pytest.approx([28.0, 28.0])
     # 50 %: k = floor(20 * 0.25) = 5 and ceil(20 * 0.75) = 15; 95 %: k = 1 (floor(0.5)
     # clipped to the smallest) and ceil(19.5) = 20, beyond n, so the largest error.
     assert bounds(np.zeros(2), calm, 50, 1.0)[0][0] == pytest.approx(5.0)
@@ -39,6 +42,23 @@ def test_intervals_are_the_conformal_order_statistics_of_the_errors():
     with_gaps[::2, 0] = np.nan  # unknown actuals are left out, not counted as errors
     assert calibrate(with_gaps, np.ones(19))["80"][0] == \
         calibrate(residuals[1::2, :1], np.ones(9))["80"][0]
+
+
+def test_a_later_hour_never_gets_a_narrower_interval_than_an_earlier_one():
+    """Noisy per-hour quantiles dip by chance; the interval at +h spans at least those
+    before it, and a dip at one hour changes no other hour's interval."""
+    rng = np.random.default_rng(0)
+    growing = rng.normal(size=(400, 1)) * np.linspace(0.5, 3.0, 24)  # spread grows by hour
+    dipping = growing.copy()
+    dipping[:, 20] *= 0.5  # +21 h happened to be easy in the calibration weeks
+    for residuals in (growing, dipping):
+        offsets = np.array(calibrate(residuals, np.ones(400))["80"])
+        assert (np.diff(offsets[:, 1]) >= 0).all() and (np.diff(offsets[:, 0]) <= 0).all()
+    own = np.quantile(dipping[:, 20], [0.1, 0.9])
+    dipped = np.array(calibrate(dipping, np.ones(400))["80"])
+    assert dipped[20, 1] == dipped[19, 1] > own[1] and dipped[20, 0] == dipped[19, 0] < own[0]
+    grown = np.array(calibrate(growing, np.ones(400))["80"])
+    np.testing.assert_allclose(np.delete(dipped, 20, axis=0), np.delete(grown, 20, axis=0))
 
 
 def test_intervals_widen_with_the_changeability_of_the_weather():
