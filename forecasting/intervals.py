@@ -61,7 +61,7 @@ def calibrate(residuals: np.ndarray, scales: np.ndarray) -> Calibration:
         low, high = np.asarray(offsets).T
         # A later hour is never more certain than an earlier one of the same forecast: the
         # per-horizon quantiles of a few weeks' errors dip by chance (the +23 h one below
-        # the +18 h one), and an interval cut by such a dip covers too little a month out.
+        # the +17 h one), and an interval cut by such a dip covers too little a month out.
         result[str(level)] = [[float(a), float(b)] for a, b in zip(
             np.minimum.accumulate(low), np.maximum.accumulate(high))]
     return result
