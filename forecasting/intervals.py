@@ -47,7 +47,7 @@ def calibrate(residuals: np.ndarray, scales: np.ndarray) -> Calibration:
     normalised = residuals / units[:, None]
     result: Calibration = {"scale": {"floor": floor, "median": median}}
     for level in LEVELS:
-        offsets = []
+        lows, highs = [], []
         for column in normalised.T:
             known = np.sort(column[~np.isnan(column)])
             n = len(known)
@@ -55,15 +55,13 @@ def calibrate(residuals: np.ndarray, scales: np.ndarray) -> Calibration:
                 raise ValueError("no residuals to calibrate an interval on")
             # The k-th smallest with k = ceil((n + 1)(1 - tail)) and floor((n + 1) tail),
             # tail = (1 - level) / 2: conformal's correction (in integers, exactly).
-            high = known[min(n, -(-(n + 1) * (100 + level) // 200)) - 1]
-            low = known[max(1, (n + 1) * (100 - level) // 200) - 1]
-            offsets.append([low, high])
-        low, high = np.asarray(offsets).T
+            highs.append(known[min(n, -(-(n + 1) * (100 + level) // 200)) - 1])
+            lows.append(known[max(1, (n + 1) * (100 - level) // 200) - 1])
         # A later hour is never more certain than an earlier one of the same forecast: the
         # per-horizon quantiles of a few weeks' errors dip by chance (the +23 h one below
         # the +17 h one), and an interval cut by such a dip covers too little a month out.
-        result[str(level)] = [[float(a), float(b)] for a, b in zip(
-            np.minimum.accumulate(low), np.maximum.accumulate(high))]
+        result[str(level)] = np.column_stack([np.minimum.accumulate(lows),
+                                              np.maximum.accumulate(highs)]).tolist()
     return result
 
 
