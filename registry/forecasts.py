@@ -196,7 +196,8 @@ def write_forecast(session: Session, *forecast, **named) -> int:
 
 def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime],
                   values: list[float], model_name: str, model_version: int | None,
-                  out_of_sample: bool, target: str, bounds: dict[int, tuple[list[float], list[float]]] | None = None
+                  out_of_sample: bool, target: str,
+                  bounds: dict[int, tuple[list[float], list[float]]] | None = None
                   ) -> list[dict]:
     """One issue's values as rows of `forecasts` (and of `backtest_forecasts`), with the
     (lower, upper) bounds of each interval level given."""

@@ -24,7 +24,7 @@ from forecasting.schema import StationSchema
 from forecasting.validation import FUTURE_TOLERANCE, ValidChunk, same_rows, validate_chunk
 from registry.observations import insert_ignore, insert_observations, stored_between
 from registry.store import Store
-from registry.tables import CellProblem, IngestRun, QuarantinedRow
+from registry.tables import CellProblemRow, IngestRun, QuarantinedRow
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -216,7 +216,7 @@ def _store_chunk(
             for r in rejected
         ],
     )
-    insert_ignore(session, CellProblem.__table__, [
+    insert_ignore(session, CellProblemRow.__table__, [
         {"station": table.info["station"], "run_id": run_id, "sha256": sha,
          "line_number": c.line, "column_name": c.column, "reason": c.reason}
         for c in valid.cells])

@@ -87,7 +87,7 @@ class QuarantinedRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
-class CellProblem(Base):
+class CellProblemRow(Base):
     """A stored row's cell of an optional channel that broke a rule: NULL in
     `observations`, the reason kept here; unique per station, file, line and column."""
 
