@@ -66,12 +66,13 @@ def default_cutoffs(times: pd.DatetimeIndex, count: int, test_days: float,
                     history_days: float) -> list[pd.Timestamp]:
     """`count` cut-offs evenly spread over the data that has a year (or the history) before
     it and the test period after it, so that they fall in different seasons."""
-    first = times[0] + pd.Timedelta(days=min(365, history_days) + 30)
+    before = min(365, history_days) + 30  # days of data before the first cut-off
+    first = times[0] + pd.Timedelta(days=before)
     last = times[-1] - pd.Timedelta(days=test_days)
     if last <= first:
         raise SystemExit(f"the data ({times[0]:%Y-%m-%d} .. {times[-1]:%Y-%m-%d}) is too short "
-                         f"for {test_days:g} test days after {min(365, history_days) + 30:g} "
-                         "days of history; --history-days N (e.g. 120) asks for less")
+                         f"for {test_days:g} test days after {before:g} days of history; "
+                         "--history-days N (e.g. 120) asks for less")
     return [t.floor("D") for t in pd.date_range(first, last, periods=count)]
 
 
