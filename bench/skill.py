@@ -47,13 +47,19 @@ def load_frame(csv: Path | None, schema: Path | None, work: Path):
     from registry.observations import read_observations
     from registry.store import open_store
 
-    station = load_station(schema) if schema else JENA
+    try:
+        station = load_station(schema) if schema else JENA
+    except ValueError as bad:
+        raise SystemExit(str(bad)) from None
     if csv is None:
         csv = write_station_csv(work / "simulated.csv",
                                 simulate_station("2016-01-01", 730, seed=17), seed=17)
     store = open_store(f"sqlite:///{work / 'bench.db'}", station)
     try:
         summary = ingest_file(store, csv, 50_000)
+        if summary.status == "refused" or not summary.rows_inserted:
+            raise SystemExit(f"{csv}: no rows stored ({summary.rows_quarantined} quarantined)"
+                             + (f": {summary.message}" if summary.message else ""))
         print(f"{csv}: {summary.rows_inserted} rows stored, {summary.rows_quarantined} "
               "quarantined", file=sys.stderr)
         with store.sessions() as session:
