@@ -129,7 +129,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
                                                 settings.tensorflow_threads),
             params.folds, params.fold_days, params.validation_days)
         candidates = {f: retrained.scores(f) for f in params.families}
-        winner, _ = choose_champion(candidates, retrained.scores("best_naive"), None,
+        winner, _, _ = choose_champion(candidates, retrained.scores("best_naive"), None,
                                     params.min_improvement, params.group_steps,
                                     params.step_minutes / 60)
         seconds.append(time.perf_counter() - started)

@@ -32,7 +32,7 @@ from forecasting.features import station_windows
 from forecasting.intervals import calibrate
 from forecasting.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.linear import META_FILE
-from forecasting.promotion import TIE, choose_champion, tied_with
+from forecasting.promotion import choose_champion
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
 from registry.observations import newest_time, read_observations
@@ -274,12 +274,13 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
 def decide(session: Session, name: str, versions: dict[str, ModelVersion],
            backtest: Backtest, champion_scores: Scores | None, champion_problem: str,
            champion_changed: bool, params: ForecastParams, triggered_by: str) -> list[dict]:
-    """Gate every candidate; promote the lowest mean MAE among those that pass (none when
-    the champion changed since the comparison)."""
+    """Gate every candidate; promote the one `choose_champion` picks among those that pass
+    (none when the champion changed since the comparison)."""
     naive = backtest.scores("best_naive")
     scores = {f: backtest.scores(f) for f in versions}
-    winner, gates = choose_champion(scores, naive, champion_scores, params.min_improvement,
-                                    params.group_steps, params.step_minutes / 60)
+    winner, why, gates = choose_champion(scores, naive, champion_scores,
+                                         params.min_improvement, params.group_steps,
+                                         params.step_minutes / 60)
     winner = None if champion_changed else winner
     rows = []
     for family in gates:
@@ -287,9 +288,7 @@ def decide(session: Session, name: str, versions: dict[str, ModelVersion],
         reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
         decision = "promoted" if family == winner else "rejected"
         if gates[family].promote and winner not in (None, family):
-            better = (f"is as good (within {TIE:.1%}) and simpler"
-                      if tied_with(mine, scores[winner]) else "has the lower mean MAE")
-            reason = (f"passed the gate, but {winner} {better} ({scores[winner].mean:.3f} vs "
+            reason = (f"passed the gate, but {why} ({scores[winner].mean:.3f} vs "
                       f"{mine.mean:.3f})")
         groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
         groups["candidate"] = list(mine.groups(params.group_steps))

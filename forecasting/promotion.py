@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forecasting.candidates import ENSEMBLE
 from forecasting.config import FAMILIES
 from forecasting.evaluation import Scores
 
@@ -55,25 +56,33 @@ def decide_promotion(candidate: Scores, naive: Scores, champion: Scores | None,
 
 def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scores | None,
                     min_improvement: float = 0.0, group_steps: int = 6,
-                    step_hours: float = 1.0) -> tuple[str | None, dict[str, Decision]]:
-    """Gate every candidate; the winner is the lowest mean MAE among those that pass (None
-    when none does), except that candidates within `TIE` of it count as tied and the
-    simplest of those wins (in the order of FAMILIES: a network whose training never beat
-    its ridge base forecasts as the ridge does, up to float32 rounding). Decisions are
-    returned in order of mean MAE, best first."""
+                    step_hours: float = 1.0) -> tuple[str | None, str, dict[str, Decision]]:
+    """Gate every candidate and pick one of those that pass: (winner or None, why it won
+    over the others that passed, every decision in order of mean MAE, best first).
+
+    The ensemble wins when it passes and its mean MAE is within `ENSEMBLE_MARGIN` of the
+    best: picking the lowest of near-equal backtest scores picks noise too, and the average
+    of the candidates held up better the following month. Otherwise the lowest mean MAE
+    wins, except that candidates within `TIE` of it are tied and the simplest of them wins
+    (in the order of FAMILIES: a network whose training never beat its ridge base forecasts
+    as the ridge does, up to float32 rounding)."""
     order = sorted(candidates, key=lambda name: candidates[name].mean)
     decisions = {name: decide_promotion(candidates[name], naive, champion, min_improvement,
                                         group_steps, step_hours) for name in order}
     passed = [name for name in order if decisions[name].promote]
     if not passed:
-        return None, decisions
+        return None, "", decisions
+    best = candidates[passed[0]].mean
+    if ENSEMBLE in passed and candidates[ENSEMBLE].mean <= best * (1 + ENSEMBLE_MARGIN):
+        return ENSEMBLE, ("ensemble has the lowest mean MAE" if candidates[ENSEMBLE].mean <= best else
+                          f"ensemble is within {ENSEMBLE_MARGIN:.0%} of the lowest mean MAE, "
+                          "and an average holds up better out of sample"), decisions
     simpler = {family: i for i, family in enumerate(FAMILIES)}
-    tied = [name for name in passed if tied_with(candidates[name], candidates[passed[0]])]
-    return min(tied, key=lambda name: simpler.get(name, len(FAMILIES))), decisions
+    tied = [name for name in passed if candidates[name].mean <= best * (1 + TIE)]
+    winner = min(tied, key=lambda name: simpler.get(name, len(FAMILIES)))
+    return winner, (f"{winner} is as good (within {TIE:.1%}) and simpler" if len(tied) > 1
+                    else f"{winner} has the lowest mean MAE"), decisions
 
 
+ENSEMBLE_MARGIN = 0.03  # relative excess of mean MAE within which the ensemble is preferred
 TIE = 1e-3  # relative difference of mean MAE below which two candidates are equally good
-
-
-def tied_with(mine: Scores, best: Scores) -> bool:
-    return mine.mean <= best.mean * (1 + TIE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from forecasting.evaluation import Scores
-from forecasting.promotion import choose_champion, decide_promotion
+from forecasting.promotion import ENSEMBLE_MARGIN, choose_champion, decide_promotion
 
 NAIVE = Scores((1.0,) * 6 + (2.0,) * 6 + (2.0,) * 6 + (2.0,) * 6, 100)
 
@@ -67,10 +67,26 @@ def test_on_a_tie_the_simpler_family_is_promoted():
     float32 rounding: within 0.1 % of the best mean MAE counts as a tie."""
     naive = Scores((2.0,) * 24, 100)
     ridge, network = Scores((1.0,) * 24, 100), Scores((0.9999,) * 24, 100)
-    winner, decisions = choose_champion({"gru": network, "ensemble": ridge, "ridge": ridge},
-                                        naive, None)
-    assert winner == "ridge" and list(decisions) == ["gru", "ensemble", "ridge"]
+    winner, why, decisions = choose_champion({"gru": network, "blend": ridge, "ridge": ridge},
+                                             naive, None)
+    assert winner == "blend" and list(decisions) == ["gru", "blend", "ridge"]
+    assert why == "blend is as good (within 0.1%) and simpler"
     better = Scores((0.99,) * 24, 100)  # 1 % better is not a tie
-    assert choose_champion({"gru": better, "ridge": ridge}, naive, None)[0] == "gru"
+    assert choose_champion({"gru": better, "ridge": ridge}, naive, None)[:2] == (
+        "gru", "gru has the lowest mean MAE")
     loser = Scores((0.952,) * 23 + (2.1,), 100)  # tied on the mean, but fails at +24 h
     assert choose_champion({"blend": loser, "gru": network}, naive, None)[0] == "gru"
+
+
+def test_the_ensemble_is_promoted_when_it_passes_within_the_margin_of_the_best():
+    naive = Scores((2.0,) * 24, 100)
+    best = Scores((1.0,) * 24, 100)
+    near, far = Scores((1.0 + ENSEMBLE_MARGIN * 0.9,) * 24, 100), Scores((1.1,) * 24, 100)
+    winner, why, _ = choose_champion({"ridge": best, "gru": best, "ensemble": near}, naive, None)
+    assert winner == "ensemble" and f"within {ENSEMBLE_MARGIN:.0%} of the lowest" in why
+    assert choose_champion({"ridge": best, "ensemble": far}, naive, None)[0] == "ridge"
+    # it must still pass the gate itself: the lowest mean, but it loses at +24 h
+    failing = Scores((0.95,) * 23 + (2.1,), 100)
+    assert choose_champion({"ridge": best, "ensemble": failing}, naive, None)[0] == "ridge"
+    assert choose_champion({"ensemble": best, "ridge": best}, naive, None)[:2] == (
+        "ensemble", "ensemble has the lowest mean MAE")
