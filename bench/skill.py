@@ -130,8 +130,8 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
             params.folds, params.fold_days, params.validation_days)
         candidates = {f: retrained.scores(f) for f in params.families}
         winner, _, _ = choose_champion(candidates, retrained.scores("best_naive"), None,
-                                    params.min_improvement, params.group_steps,
-                                    params.step_minutes / 60)
+                                       params.min_improvement, params.group_steps,
+                                       params.step_minutes / 60)
         seconds.append(time.perf_counter() - started)
         test = windows.between(cutoff, cutoff + pd.Timedelta(days=args.test_days))
         issue_hours = test.origin_times().hour

@@ -74,9 +74,9 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
         return None, "", decisions
     best = candidates[passed[0]].mean
     if ENSEMBLE in passed and candidates[ENSEMBLE].mean <= best * (1 + ENSEMBLE_MARGIN):
-        return ENSEMBLE, ("ensemble has the lowest mean MAE" if candidates[ENSEMBLE].mean <= best else
-                          f"ensemble is within {ENSEMBLE_MARGIN:.0%} of the lowest mean MAE, "
-                          "and an average holds up better out of sample"), decisions
+        return ENSEMBLE, ("ensemble has the lowest mean MAE" if candidates[ENSEMBLE].mean <= best
+                          else f"ensemble is within {ENSEMBLE_MARGIN:.0%} of the lowest mean "
+                          "MAE, and an average holds up better out of sample"), decisions
     simpler = {family: i for i, family in enumerate(FAMILIES)}
     tied = [name for name in passed if candidates[name].mean <= best * (1 + TIE)]
     winner = min(tied, key=lambda name: simpler.get(name, len(FAMILIES)))
