@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 from flows.network import artifact_key, map_stations, one_at_a_time, outcome
 from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
                             utc_datetime, who_started)
-from forecasting.candidates import ENSEMBLE, fit_candidates, library_versions
-from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
+from forecasting.candidates import fit_candidates, library_versions
+from forecasting.config import (ENSEMBLE, ForecastParams, Settings, invalid_settings,
+                                model_name)
 from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
 from forecasting.features import station_windows
 from forecasting.intervals import calibrate

@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 
 from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
-from forecasting.config import NETWORKS, ForecastParams
+from forecasting.config import ENSEMBLE, NETWORKS, ForecastParams
 from forecasting.evaluation import FoldFit, Forecaster, FoldSplit, predict_windows
 from forecasting.isolated import fit_networks
 from forecasting.linear import LINEAR, META_FILE, load_linear
 from forecasting.windows import Windows
 
-ENSEMBLE = "ensemble"
 NAIVE = ("persistence", "seasonal_persistence", "best_naive")
 
 

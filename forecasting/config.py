@@ -24,7 +24,8 @@ from forecasting.stations import Site, load_stations, station_named
 Family = Literal["blend", "ridge", "gru", "gru_dropout", "stacked_gru", "bidirectional_gru",
                  "ensemble"]
 NETWORKS: tuple[str, ...] = ("gru", "gru_dropout", "stacked_gru", "bidirectional_gru")
-FAMILIES: tuple[str, ...] = ("blend", "ridge", *NETWORKS, "ensemble")
+ENSEMBLE = "ensemble"
+FAMILIES: tuple[str, ...] = ("blend", "ridge", *NETWORKS, ENSEMBLE)
 
 
 class ForecastParams(BaseModel):
@@ -78,7 +79,7 @@ class ForecastParams(BaseModel):
     def _ensemble_has_members(cls, families: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(families)) < len(families):
             raise ValueError(f"each family once, please: {', '.join(families)}")
-        if "ensemble" in families and not set(families) - {"ensemble"}:
+        if ENSEMBLE in families and not set(families) - {ENSEMBLE}:
             raise ValueError("the ensemble averages the other families, so it needs at "
                              "least one of them beside it")
         return families

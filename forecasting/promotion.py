@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forecasting.candidates import ENSEMBLE
-from forecasting.config import FAMILIES
+from forecasting.config import ENSEMBLE, FAMILIES
 from forecasting.evaluation import Scores
 
 
@@ -73,12 +72,16 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
     if not passed:
         return None, "", decisions
     best = candidates[passed[0]].mean
-    if ENSEMBLE in passed and candidates[ENSEMBLE].mean <= best * (1 + ENSEMBLE_MARGIN):
-        return ENSEMBLE, ("ensemble has the lowest mean MAE" if candidates[ENSEMBLE].mean <= best
-                          else f"ensemble is within {ENSEMBLE_MARGIN:.0%} of the lowest mean "
-                          "MAE, and an average holds up better out of sample"), decisions
+
+    def within(name: str, margin: float) -> bool:
+        return candidates[name].mean <= best * (1 + margin)
+
+    if ENSEMBLE in passed and within(ENSEMBLE, ENSEMBLE_MARGIN):
+        return ENSEMBLE, ("ensemble has the lowest mean MAE" if within(ENSEMBLE, 0) else
+                          f"ensemble is within {ENSEMBLE_MARGIN:.0%} of the lowest mean MAE, "
+                          "and an average holds up better out of sample"), decisions
     simpler = {family: i for i, family in enumerate(FAMILIES)}
-    tied = [name for name in passed if candidates[name].mean <= best * (1 + TIE)]
+    tied = [name for name in passed if within(name, TIE)]
     winner = min(tied, key=lambda name: simpler.get(name, len(FAMILIES)))
     return winner, (f"{winner} is as good (within {TIE:.1%}) and simpler" if len(tied) > 1
                     else f"{winner} has the lowest mean MAE"), decisions

@@ -13,7 +13,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from forecasting.candidates import ENSEMBLE, Ensemble, load_candidate
+from forecasting.candidates import Ensemble, load_candidate
+from forecasting.config import ENSEMBLE
 from forecasting.linear import META_FILE
 
 
