@@ -10,6 +10,13 @@ hour, whichever did better on the training data).
     .venv/bin/python bench/skill.py [--quick]                 # a simulated two-year station
     .venv/bin/python bench/skill.py --csv jena_climate_2009_2016.csv [--station-schema S.toml]
         [--cutoffs 6 --test-days 30 --history-days 120 --families ridge ensemble ...]
+    .venv/bin/python bench/skill.py --history-days 90 --cutoffs-at 2016-04-01 2016-09-01 ...
+
+`--history-days N` replays a station that has only N days of data at each cut-off (a new
+station); `--cutoffs-at` puts the cut-offs where it is hardest (season changes). Each
+promotion is a promise: the gate's backtest said the forecast beats best naive on the mean,
+at +24 h and in every 6-hour group; the report prints the backtest's ratios beside the next
+`--test-days` days' and counts the promises kept.
 
 The file is read through the product's own ingestion (validation, quarantine, UTC) into a
 temporary SQLite database. Ratios below 1 beat the reference.
@@ -82,6 +89,21 @@ def default_cutoffs(times: pd.DatetimeIndex, count: int, test_days: float,
     return [t.floor("D") for t in pd.date_range(first, last, periods=count)]
 
 
+def chosen_cutoffs(times: pd.DatetimeIndex, dates: list[pd.Timestamp], test_days: float
+                   ) -> list[pd.Timestamp]:
+    """The cut-offs asked for, in UTC (as the windows' naive times) and in order; each needs
+    data before it and its test days after it."""
+    cutoffs = sorted(d if d.tzinfo is None else d.tz_convert("UTC").tz_localize(None)
+                     for d in dates)
+    late = [c for c in cutoffs if c + pd.Timedelta(days=test_days) > times[-1]
+            or c <= times[0]]
+    if late:
+        raise SystemExit(f"cut-offs {', '.join(f'{c:%Y-%m-%d}' for c in late)} leave no data "
+                         f"before them or not {test_days:g} test days after them in the data "
+                         f"({times[0]:%Y-%m-%d} .. {times[-1]:%Y-%m-%d})")
+    return cutoffs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, help="station file (default: simulated)")
@@ -89,6 +111,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="2 cut-offs, 14 test days, at most 3 epochs")
     parser.add_argument("--cutoffs", type=int, default=4)
+    parser.add_argument("--cutoffs-at", nargs="+", type=pd.Timestamp, metavar="DATE",
+                        help="cut-offs at these dates (UTC) instead of evenly spread ones")
     parser.add_argument("--test-days", type=float, default=30)
     parser.add_argument("--issue-every", type=int, default=3, help="hours between issues")
     parser.add_argument("--families", nargs="+", choices=FAMILIES)
@@ -114,16 +138,20 @@ def main() -> None:
 
 def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
     windows, relative = station_windows(frame, station, params)
-    cutoffs = default_cutoffs(windows.times, args.cutoffs, args.test_days, params.history_days)
+    cutoffs = (chosen_cutoffs(windows.times, args.cutoffs_at, args.test_days) if args.cutoffs_at
+               else default_cutoffs(windows.times, args.cutoffs, args.test_days,
+                                    params.history_days))
     names = [*NAIVE, *params.families, GATE]
     results: dict[str, list[Scores]] = {name: [] for name in names}
-    seconds, chosen = [], []
+    seconds, chosen, promised = [], [], []
     for i, cutoff in enumerate(cutoffs, start=1):
         print(f"[{i}/{len(cutoffs)}] cut-off {cutoff:%Y-%m-%d}: retraining as the schedule "
               f"would ({params.folds} folds x {len(params.families)} families) ...",
               file=sys.stderr, flush=True)
         started = time.perf_counter()
-        before = windows.between(None, cutoff)
+        # A station with `history_days` of data at the cut-off: nothing older exists.
+        before = windows.between(cutoff - pd.Timedelta(days=params.history_days)
+                                 + pd.Timedelta(hours=params.lookback_hours), cutoff)
         retrained = backtest(
             before, lambda fold: fit_candidates(fold, params, relative, work / f"cut{i}",
                                                 settings.tensorflow_threads),
@@ -133,6 +161,8 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
                                        params.min_improvement, params.group_steps,
                                        params.step_minutes / 60)
         seconds.append(time.perf_counter() - started)
+        promised.append(ratios(retrained.scores(winner), retrained.scores("best_naive"),
+                               params.group_steps) if winner else None)
         test = windows.between(cutoff, cutoff + pd.Timedelta(days=args.test_days))
         issue_hours = test.origin_times().hour
         test = test.select(issue_hours % args.issue_every == 0)
@@ -146,6 +176,43 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         print(f"    {seconds[-1]:.0f} s; gate promoted {chosen[-1]}; {len(test)} issues",
               file=sys.stderr, flush=True)
     report(names, results, cutoffs, chosen, seconds, params, args)
+    report_promises(results, cutoffs, chosen, promised, params)
+
+
+def ratios(mine: Scores, naive: Scores, group_steps: int) -> np.ndarray:
+    """Mean, each horizon group and the last horizon against best naive: what the gate
+    compares, and so what a promotion promises."""
+    return np.array([mine.mean / naive.mean,
+                     *(np.array(mine.groups(group_steps)) / np.array(naive.groups(group_steps))),
+                     mine.last / naive.last])
+
+
+def kept(promise: np.ndarray, realised: np.ndarray) -> bool:
+    """Where the gate promised a win (ratio < 1) the next days win too; where it promised
+    best naive's own forecast (ratio 1, a group left to it) they are no worse."""
+    return bool(np.all(np.where(promise < 1, realised < 1, realised <= 1 + 1e-9)))
+
+
+def report_promises(results, cutoffs, chosen, promised, params: ForecastParams) -> None:
+    """Per cut-off, the gate's backtest ratios beside the next days' (mean | groups | +24 h,
+    against best naive), and how many promotions kept their promise."""
+    print("\nThe promise, per cut-off: backtest -> the next days (mean | each 6-hour group | "
+          "+24 h, against best naive)")
+    count = 0
+    for k, cutoff in enumerate(cutoffs):
+        if promised[k] is None:
+            print(f"  {cutoff:%Y-%m-%d}: nothing promoted (best naive serves)")
+            continue
+        realised = ratios(results[GATE][k], results["best_naive"][k], params.group_steps)
+        count += kept(promised[k], realised)
+
+        def row(r: np.ndarray) -> str:
+            return f"{r[0]:.3f} | {' '.join(f'{v:.3f}' for v in r[1:-1])} | {r[-1]:.3f}"
+
+        print(f"  {cutoff:%Y-%m-%d} {chosen[k]}: {row(promised[k])} -> {row(realised)}: "
+              + ("kept" if kept(promised[k], realised) else "BROKEN"))
+    made = sum(p is not None for p in promised)
+    print(f"promises kept: {count} of {made}")
 
 
 def report(names, results, cutoffs, chosen, seconds, params: ForecastParams, args) -> None:
