@@ -37,10 +37,10 @@ import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from forecasting.candidates import NAIVE, fit_candidates, naive_baselines  # noqa: E402
-from forecasting.config import FAMILIES, ForecastParams, Settings  # noqa: E402
+from forecasting.candidates import NAIVE, Composed, fit_candidates, naive_baselines  # noqa: E402
+from forecasting.config import COMPOSED, FAMILIES, ForecastParams, Settings  # noqa: E402
 from forecasting.evaluation import Scores, backtest, score  # noqa: E402
-from forecasting.promotion import choose_champion  # noqa: E402
+from forecasting.promotion import choose_champion, compose_candidates  # noqa: E402
 from forecasting.schema import JENA, load_station  # noqa: E402
 from forecasting.simulate import simulate_station, write_station_csv  # noqa: E402
 from forecasting.features import station_windows  # noqa: E402
@@ -155,13 +155,15 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         retrained = backtest(
             before, lambda fold: fit_candidates(fold, params, relative, work / f"cut{i}",
                                                 settings.tensorflow_threads),
-            params.folds, params.fold_days, params.validation_days)
-        candidates = {f: retrained.scores(f) for f in params.families}
+            params.folds, params.fold_days, params.validation_days, params.backtest_days)
+        plans = compose_candidates(retrained, params.families, params)
+        candidates = {f: retrained.scores(f"{COMPOSED}:{f}") for f in params.families}
         winner, _, _ = choose_champion(candidates, retrained.scores("best_naive"), None,
                                        params.min_improvement, params.group_steps,
-                                       params.step_minutes / 60)
+                                       params.step_minutes / 60,
+                                       {f: plans[f].naive_groups for f in params.families})
         seconds.append(time.perf_counter() - started)
-        promised.append(ratios(retrained.scores(winner), retrained.scores("best_naive"),
+        promised.append(ratios(candidates[winner], retrained.scores("best_naive"),
                                params.group_steps) if winner else None)
         test = windows.between(cutoff, cutoff + pd.Timedelta(days=args.test_days))
         issue_hours = test.origin_times().hour
@@ -171,8 +173,15 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         models = {**retrained.models, **naive_baselines(before, params)}
         for name in names[:-1]:
             results[name].append(score(models[name], test))
-        results[GATE].append(results[winner or "best_naive"][-1])
-        chosen.append(winner or "best_naive (no candidate passed)")
+        if winner and plans[winner].naive_groups:
+            gate = Composed(models[winner], retrained.models["best_naive"],
+                            plans[winner].naive_steps)
+            results[GATE].append(score(gate, test))
+            naive_at = [e.label for e in plans[winner].evidence if not e.trusted]
+            chosen.append(f"{winner} + best naive at {', '.join(naive_at)}")
+        else:
+            results[GATE].append(results[winner or "best_naive"][-1])
+            chosen.append(winner or "best_naive (no candidate passed)")
         print(f"    {seconds[-1]:.0f} s; gate promoted {chosen[-1]}; {len(test)} issues",
               file=sys.stderr, flush=True)
     report(names, results, cutoffs, chosen, seconds, params, args)

@@ -1,13 +1,15 @@
 """Flow `retrain`: for each station, fit every candidate family at each cut-off of a rolling
-backtest, register the newest fold's models, and promote the best only if it beats the best
-naive forecast (on the mean, at +24 h and in every 6-hour group) and the champion, on the
-same windows."""
+backtest (folds spread over the recent history), register the newest fold's models, and
+promote the best only if it beats the best naive forecast (on the mean, at +24 h and in every
+6-hour group, trusting each candidate only in the groups where its win was consistent and
+composing it with best naive in the others) and the champion, on the same windows."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,15 +27,15 @@ from sqlalchemy.orm import Session
 from flows.network import artifact_key, map_stations, one_at_a_time, outcome
 from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
                             utc_datetime, who_started)
-from forecasting.candidates import fit_candidates, library_versions
-from forecasting.config import (ENSEMBLE, ForecastParams, Settings, invalid_settings,
-                                model_name)
+from forecasting.candidates import Composed, fit_candidates, library_versions
+from forecasting.config import (COMPOSED, ENSEMBLE, ForecastParams, Settings,
+                                invalid_settings, model_name)
 from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
 from forecasting.features import station_windows
 from forecasting.intervals import calibrate
 from forecasting.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.linear import META_FILE
-from forecasting.promotion import choose_champion
+from forecasting.promotion import choose_champion, compose_candidates
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
 from registry.observations import newest_time, read_observations
@@ -60,7 +62,8 @@ def load_folds(store: Store, params: ForecastParams, until: datetime | None = No
                                   start=newest - timedelta(days=params.history_days), end=now)
     windows, relative = station_windows(frame, store.station, params)
     try:
-        folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days)
+        folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days,
+                              params.backtest_days)
     except NotEnoughData as refused:
         return refused
     return windows, folds, relative, len(frame)
@@ -80,48 +83,80 @@ def fit_fold(fold: FoldSplit, number: int, params: ForecastParams, relative: np.
     return fitted
 
 
+@dataclass(frozen=True)
+class ChampionScores:
+    """The champion re-scored on the backtest folds it had not seen (`folds`, numbered from
+    the oldest): like for like with the candidates, which never see their test windows."""
+
+    version: ModelVersion | None
+    scores: Scores | None = None
+    folds: list[int] = field(default_factory=list)
+    problem: str = ""
+    blocks: bool = False  # no promotion over it this time (see `problem`)
+
+    @property
+    def how(self) -> str:
+        """How the champion was scored, in words, for the decision."""
+        if self.scores is None:
+            return ""
+        return (f"champion v{self.version.version} scored on the {len(self.folds)} fold(s) "
+                f"after its training data ended ({self.version.train_end:%Y-%m-%d %H:%M}), "
+                f"{self.scores.windows} windows")
+
+
 @task(cache_policy=NO_CACHE, task_run_name="score champion")
 def score_champion(store: Store, settings: Settings, name: str, backtest: Backtest,
-                   windows: Windows, workdir: Path
-                   ) -> tuple[ModelVersion | None, Scores | None, str]:
-    """Re-score the current champion on the backtest's test windows, from a verified private
-    copy of its files, in a process of its own (it may be a network)."""
+                   windows: Windows, workdir: Path) -> ChampionScores:
+    """Re-score the current champion on the backtest's test windows after its training
+    data ended, from a verified private copy of its files, in a process of its own (it may
+    be a network)."""
     with store.sessions() as session:
         current = champion(session, name)
     if current is None:
-        return None, None, ""
+        return ChampionScores(None)
     label = f"{name} v{current.version}"
     copy = workdir / "champion"
     try:
-        models = verified_copy(current.artifact_path, current.artifact_sha256, label,
-                               settings.artifact_dir, copy)
+        model = verified_copy(current.artifact_path, current.artifact_sha256, label,
+                              settings.artifact_dir, copy)
         meta = json.loads((copy / META_FILE).read_text())
         params = ForecastParams(**meta["params"])
     except ArtifactError as exc:
-        return current, None, str(exc)
+        return ChampionScores(current, problem=str(exc))
     except (ValueError, KeyError) as exc:
-        return current, None, f"{label} has settings this version cannot read: {exc}"
+        return ChampionScores(current, problem=f"{label} has settings this version cannot "
+                              f"read: {exc}")
     if tuple(meta["columns"]) != windows.columns:
-        return current, None, f"{label} was trained on other features {tuple(meta['columns'])}"
+        return ChampionScores(current, problem=f"{label} was trained on other features "
+                              f"{tuple(meta['columns'])}")
     shape = (params.lookback_steps, params.horizon_steps)
     if shape != (windows.lookback, windows.horizon):
-        return current, None, (f"{label} reads {shape[0]} samples and forecasts {shape[1]}; "
-                               f"the settings now give {windows.lookback} and "
-                               f"{windows.horizon}")
+        return ChampionScores(current, problem=(
+            f"{label} reads {shape[0]} samples and forecasts {shape[1]}; the settings now "
+            f"give {windows.lookback} and {windows.horizon}"))
+    trained_until = as_utc(current.train_end)
+    unseen = [k for k, fold in enumerate(backtest.folds)
+              if utc_datetime(fold.cutoff) >= trained_until]
+    if not unseen:
+        return ChampionScores(current, problem=(
+            f"{label} was trained on data up to {trained_until:%Y-%m-%d %H:%M}, after every "
+            "backtest fold's cut-off, so it cannot be scored out of sample; not promoting "
+            "over it"), blocks=True)
     try:
-        predictions = predict_saved(workdir / "champion-predictions", models,
-                                    backtest.test_sets(), settings.tensorflow_threads)
+        predictions = predict_saved(workdir / "champion-predictions", model,
+                                    backtest.test_sets(unseen), settings.tensorflow_threads)
     except JobFailed as exc:
-        return current, None, f"{label} cannot be loaded: {exc}"
-    return current, backtest.score_fixed(predictions), ""
+        return ChampionScores(current, problem=f"{label} cannot be loaded: {exc}")
+    return ChampionScores(current, backtest.score_fixed(predictions), unseen)
 
 
 def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVersion:
-    """The newest fold's model of `family` as a registry entry, with its backtest scores
-    and the naive forecasts' on the same windows."""
+    """The newest fold's model `family` (a backtest entry such as `ridge` or
+    `composed:ridge`) as a registry entry, with its backtest scores and the naive
+    forecasts' on the same windows."""
     model, scores, last = backtest.models[family], backtest.scores(family), backtest.folds[-1]
     return NewVersion(
-        model_name=name, family=family, params=model.params.model_dump(mode="json"),
+        model_name=name, family=model.family, params=model.params.model_dump(mode="json"),
         train_start=utc_datetime(last.train.origin_times()[0]),
         train_end=utc_datetime(last.cutoff),
         rows=rows, holdout_windows=scores.windows, holdout_mae=scores.mae,
@@ -135,39 +170,43 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
 
 @task(cache_policy=NO_CACHE, task_run_name="register and gate")
 def register_and_gate(store: Store, settings: Settings, name: str, backtest: Backtest,
-                      rows: int, current: ModelVersion | None, champion_scores: Scores | None,
-                      champion_problem: str, params: ForecastParams, triggered_by: str,
+                      rows: int, rival: ChampionScores, params: ForecastParams,
+                      triggered_by: str,
                       then: Callable[[Session, list[dict]], None] | None = None
                       ) -> tuple[list[dict], list]:
     """In one transaction under the model's lock: move aside what a crashed retrain left,
     register every candidate (an ensemble after the members it references), record the
-    gate's decision on each, and run `then` (a backtest records its step there). A crash
-    registers nothing; two retrains take turns."""
+    gate's decision on each (a winner trusted only in some horizon groups is registered
+    and promoted as a composed forecast referencing it), and run `then` (a backtest
+    records its step there). A crash registers nothing; two retrains take turns."""
     root = settings.artifact_dir
     with store.sessions.begin() as session:
         lock_model(session, name)
         orphans = move_orphans_aside(session, root, name)
         now = champion(session, name)
-        changed = (now and now.id) != (current and current.id)
-        if changed:
-            champion_scores = None
-            champion_problem = (f"the champion became {name} v{now.version if now else None} "
-                                "during this retrain, after the candidates were compared; not "
-                                "promoting, the next retrain compares with it")
+        if (now and now.id) != (rival.version and rival.version.id):
+            rival = ChampionScores(now, problem=(
+                f"the champion became {name} v{now.version if now else None} during this "
+                "retrain, after the candidates were compared; not promoting, the next "
+                "retrain compares with it"), blocks=True)
         versions: dict[str, ModelVersion] = {}
         for family in sorted(params.families, key=lambda f: f == ENSEMBLE):  # members first
             model = backtest.models[family]
             if family == ENSEMBLE:
-                model.references = [member_reference(name, v.version, v.artifact_path,
-                                                     v.artifact_sha256, root)
-                                    for v in (versions[m.family] for m in model.members)]
+                model.references = [reference(name, versions[m.family], root)
+                                    for m in model.members]
             versions[family] = register_version(session, root,
                                                 new_version(name, family, backtest, rows), model)
-        leaderboard = decide(session, name, versions, backtest, champion_scores,
-                             champion_problem, changed, params, triggered_by)
+        leaderboard = decide(session, name, root, versions, backtest, rows, rival, params,
+                             triggered_by)
         if then:
             then(session, leaderboard)
         return leaderboard, orphans
+
+
+def reference(name: str, version: ModelVersion, root: Path) -> dict:
+    return member_reference(name, version.version, version.artifact_path,
+                            version.artifact_sha256, root)
 
 
 def submit_fits(runner: TaskRunner, folds: list[FoldSplit], params: ForecastParams,
@@ -187,13 +226,11 @@ def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
     the candidates; returns the leaderboard and what the backtest covered, in words."""
     logger = get_run_logger()
     backtest = Backtest.assemble(folds, [f.result() for f in fits])
-    current, champion_scores, champion_problem = score_champion(
-        store, settings, name, backtest, windows, workdir)
-    if champion_problem:
-        logger.warning("Champion not comparable: %s", champion_problem)
-    leaderboard, orphans = register_and_gate(
-        store, settings, name, backtest, rows, current, champion_scores, champion_problem,
-        params, triggered_by, then)
+    rival = score_champion(store, settings, name, backtest, windows, workdir)
+    if rival.problem:
+        logger.warning("Champion not comparable: %s", rival.problem)
+    leaderboard, orphans = register_and_gate(store, settings, name, backtest, rows, rival,
+                                             params, triggered_by, then)
     for orphan in orphans:
         logger.warning("Moved aside %s, left by an interrupted retrain (no version row)",
                        orphan)
@@ -272,39 +309,70 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     return outcome("retrain", states)
 
 
-def decide(session: Session, name: str, versions: dict[str, ModelVersion],
-           backtest: Backtest, champion_scores: Scores | None, champion_problem: str,
-           champion_changed: bool, params: ForecastParams, triggered_by: str) -> list[dict]:
-    """Gate every candidate; promote the one `choose_champion` picks among those that pass
-    (none when the champion changed since the comparison)."""
+def decide(session: Session, name: str, root: Path, versions: dict[str, ModelVersion],
+           backtest: Backtest, rows: int, rival: ChampionScores, params: ForecastParams,
+           triggered_by: str) -> list[dict]:
+    """Gate every candidate as composed with best naive where its win was not consistent;
+    promote the one `choose_champion` picks among those that pass (none when the champion
+    changed since the comparison, or could not be scored out of sample). A winner trusted
+    in only some groups is registered and promoted as a composed forecast referencing it."""
     naive = backtest.scores("best_naive")
-    scores = {f: backtest.scores(f) for f in versions}
-    winner, why, gates = choose_champion(scores, naive, champion_scores,
-                                         params.min_improvement, params.group_steps,
-                                         params.step_minutes / 60)
-    winner = None if champion_changed else winner
-    rows = []
+    plans = compose_candidates(backtest, tuple(versions), params)
+    scores = {f: backtest.scores(f"{COMPOSED}:{f}") for f in versions}
+    against = ({f: backtest.scores(f"{COMPOSED}:{f}", rival.folds) for f in versions}
+               if rival.scores else None)
+    winner, why, gates = choose_champion(
+        scores, naive, rival.scores, params.min_improvement, params.group_steps,
+        params.step_minutes / 60, {f: plans[f].naive_groups for f in versions}, against)
+    winner = None if rival.blocks else winner
+    composed = None
+    if winner and plans[winner].naive_groups:
+        entry = f"{COMPOSED}:{winner}"
+        model = Composed(backtest.models[winner], backtest.models["best_naive"],
+                         plans[winner].naive_steps)
+        model.references = [reference(name, versions[winner], root)]
+        backtest.models[entry] = model
+        composed = register_version(session, root, new_version(name, entry, backtest, rows),
+                                    model)
+    board = []
     for family in gates:
         version, mine = versions[family], scores[family]
-        reason = gates[family].reason + (f"; {champion_problem}" if champion_problem else "")
-        decision = "promoted" if family == winner else "rejected"
+        reason = (gates[family].reason + f"; evidence: {plans[family].summary}"
+                  + (f"; {rival.how}" if rival.how else "")
+                  + (f"; {rival.problem}" if rival.problem else ""))
+        decision = "promoted" if family == winner and not composed else "rejected"
         if gates[family].promote and winner not in (None, family):
             reason = (f"passed the gate, but {why} ({scores[winner].mean:.3f} vs "
                       f"{mine.mean:.3f})")
-        groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
-        groups["candidate"] = list(mine.groups(params.group_steps))
-        groups["champion"] = (list(champion_scores.groups(params.group_steps))
-                              if champion_scores else None)
-        record_event(session, name, decision, reason, triggered_by, version, {
-            "candidate_mean": mine.mean, "candidate_last": mine.last,
-            "champion_mean": champion_scores.mean if champion_scores else None,
-            "champion_last": champion_scores.last if champion_scores else None,
-            "baseline_mean": backtest.scores("persistence").mean,
-            "baseline_last": backtest.scores("persistence").last,
-            "best_naive_mean": naive.mean, "best_naive_last": naive.last}, groups)
-        rows.append(leaderboard_row(version, mine, backtest, champion_scores, decision,
-                                    reason, params.group_steps))
-    return rows
+        if family == winner and composed:
+            board.append(record(session, name, composed, "promoted", f"{reason}; {why}",
+                                triggered_by, mine, backtest, rival, params))
+            untrusted = [e.label for e in plans[family].evidence if not e.trusted]
+            reason = (f"promoted as {COMPOSED} v{composed.version}: its forecast, with best "
+                      f"naive's at {', '.join(untrusted)}")
+        board.append(record(session, name, version, decision, reason, triggered_by,
+                            backtest.scores(family), backtest, rival, params))
+    return board
+
+
+def record(session: Session, name: str, version: ModelVersion, decision: str, reason: str,
+           triggered_by: str, mine: Scores, backtest: Backtest, rival: ChampionScores,
+           params: ForecastParams) -> dict:
+    """Append the gate's decision on `version` and return its leaderboard row."""
+    naive, champion_scores = backtest.scores("best_naive"), rival.scores
+    groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
+    groups["candidate"] = list(mine.groups(params.group_steps))
+    groups["champion"] = (list(champion_scores.groups(params.group_steps))
+                          if champion_scores else None)
+    record_event(session, name, decision, reason, triggered_by, version, {
+        "candidate_mean": mine.mean, "candidate_last": mine.last,
+        "champion_mean": champion_scores.mean if champion_scores else None,
+        "champion_last": champion_scores.last if champion_scores else None,
+        "baseline_mean": backtest.scores("persistence").mean,
+        "baseline_last": backtest.scores("persistence").last,
+        "best_naive_mean": naive.mean, "best_naive_last": naive.last}, groups)
+    return leaderboard_row(version, mine, backtest, champion_scores, decision, reason,
+                           params.group_steps)
 
 
 def leaderboard_row(version: ModelVersion, scores: Scores, backtest: Backtest,

@@ -78,6 +78,17 @@ class BestNaive:
         self.use_seasonal = np.array(errors[1]) < np.array(errors[0])
         return self
 
+    @classmethod
+    def restore(cls, use_seasonal: list[bool], target_index: int, lookback: int,
+                samples_per_day: int) -> BestNaive:
+        """A fitted choice, as saved (`use_seasonal` per horizon step)."""
+        naive = cls(samples_per_day)
+        naive.use_seasonal = np.asarray(use_seasonal, bool)
+        naive.persistence = Persistence().for_target(target_index, len(naive.use_seasonal))
+        naive.seasonal = SeasonalPersistence(samples_per_day).for_target(
+            target_index, len(naive.use_seasonal), lookback)
+        return naive
+
     def choice(self) -> list[str]:
         """The naive forecast used at each horizon step."""
         return [self.seasonal.name if s else self.persistence.name for s in self.use_seasonal]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
-from forecasting.config import ENSEMBLE, NETWORKS, ForecastParams
+from forecasting.config import COMPOSED, ENSEMBLE, NETWORKS, ForecastParams
 from forecasting.evaluation import FoldFit, Forecaster, FoldSplit, predict_windows
 from forecasting.isolated import fit_networks
 from forecasting.linear import LINEAR, META_FILE, load_linear
@@ -59,6 +59,55 @@ class Ensemble:
         return ensemble
 
 
+class Composed:
+    """A registered candidate's forecast with best naive's at the horizon steps where the
+    gate did not trust it (`forecasting.promotion.plan_composition`). Like the ensemble, its
+    artifact references the member's registered version and checksum."""
+
+    name = family = COMPOSED
+
+    def __init__(self, member, naive: BestNaive, naive_steps: np.ndarray) -> None:
+        self.params, self.columns = member.params, member.columns
+        self.member, self.naive = member, naive
+        self.naive_steps = np.asarray(naive_steps, bool)
+        self.references: list[dict] = []
+
+    @property
+    def members(self) -> list:
+        return [self.member]
+
+    def fit(self, train: Windows, validation: Windows | None = None) -> Composed:
+        return self  # the member and best naive's choice are fitted already
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        return np.where(self.naive_steps, self.naive.predict(inputs),
+                        np.asarray(self.member.predict(inputs), np.float64))
+
+    def save(self, directory: Path) -> Path:
+        """`model.json`: the member's reference (set by the registry), best naive's choice
+        per horizon step and the steps that use it."""
+        if len(self.references) != 1:
+            raise ValueError("a composed forecast is saved with a reference to its member")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"family": self.family, "params": self.params.model_dump(mode="json"),
+                "columns": list(self.columns), "members": self.references,
+                "naive_steps": self.naive_steps.tolist(),
+                "use_seasonal": np.asarray(self.naive.use_seasonal, bool).tolist(),
+                "target_index": self.naive.persistence.target_index}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+        return directory / META_FILE
+
+    @classmethod
+    def from_meta(cls, meta: dict, members: list) -> Composed:
+        params = ForecastParams(**meta["params"])
+        naive = BestNaive.restore(meta["use_seasonal"], meta["target_index"],
+                                  params.lookback_steps, params.samples_per_day)
+        composed = cls(members[0], naive, np.array(meta["naive_steps"], bool))
+        composed.references = meta["members"]
+        return composed
+
+
 def naive_baselines(train: Windows, params: ForecastParams) -> dict[str, Forecaster]:
     """Persistence, seasonal persistence and the per-horizon best of them, fitted on `train`."""
     period = params.samples_per_day
@@ -91,13 +140,45 @@ def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray
         for family, (network, network_predictions) in fitted.items():
             models[family], predictions[family] = network, network_predictions
     if ENSEMBLE in families:  # ForecastParams makes sure it has members
-        members = [f for f in families if f != ENSEMBLE]
+        members = distinct_members(models, families, params)
         models[ENSEMBLE] = Ensemble(params, [models[f] for f in members])
         predictions[ENSEMBLE] = np.mean([predictions[f].astype(np.float64) for f in members],
                                         axis=0)
     keep = {*NAIVE, *families}  # a base fitted only for the networks is not a candidate
     return FoldFit({n: m for n, m in models.items() if n in keep},
                    {n: p for n, p in predictions.items() if n in keep})
+
+
+def distinct_members(models: dict[str, Forecaster], families: tuple[str, ...],
+                     params: ForecastParams) -> list[str]:
+    """The ensemble's members: every other family, except a network whose training never
+    beat its linear base ("kept the base": it forecasts as the base does) when the base is
+    a member already, or another such network is; a copy would weight the average towards
+    the base."""
+    members, copies_of_base = [], params.network_base in families
+    for family in families:
+        if family == ENSEMBLE:
+            continue
+        if getattr(models[family], "training", {}).get("kept_base"):
+            if copies_of_base:
+                continue
+            copies_of_base = True
+        members.append(family)
+    return members
+
+
+def load_model(directory: Path):
+    """A saved model of any family, as `registry.artifacts.verified_copy` lays it out: an
+    ensemble's or a composed forecast's members in `member0`, `member1`, ... beside its
+    `model.json`."""
+    directory = Path(directory)
+    meta = json.loads((directory / META_FILE).read_text())
+    if meta.get("family") == ENSEMBLE:
+        return Ensemble.from_meta(meta, [load_model(directory / f"member{k}")
+                                         for k in range(len(meta["members"]))])
+    if meta.get("family") == COMPOSED:
+        return Composed.from_meta(meta, [load_model(directory / "member0")])
+    return load_candidate(directory)
 
 
 def load_candidate(directory: Path):

@@ -25,6 +25,7 @@ Family = Literal["blend", "ridge", "gru", "gru_dropout", "stacked_gru", "bidirec
                  "ensemble"]
 NETWORKS: tuple[str, ...] = ("gru", "gru_dropout", "stacked_gru", "bidirectional_gru")
 ENSEMBLE = "ensemble"
+COMPOSED = "composed"  # a candidate with best naive at the horizons the gate did not trust
 FAMILIES: tuple[str, ...] = ("blend", "ridge", *NETWORKS, ENSEMBLE)
 
 
@@ -55,6 +56,14 @@ class ForecastParams(BaseModel):
         "penalty.")
     folds: int = Field(3, gt=0, description="Rolling-origin folds the gate scores on.")
     fold_days: float = Field(7, gt=0, description="Days of forecasts scored in each fold.")
+    backtest_days: float = Field(
+        84, ge=0, description="The folds are spread over this many days before the newest "
+        "data (or over what a shorter history has), so the gate sees several stretches of "
+        "weather, not only the last weeks; 0: the last `folds` weeks.")
+    gate_confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="A candidate is trusted in a horizon group only if "
+        "it beat best naive there in every fold and a paired test (Diebold-Mariano) says so "
+        "at this confidence; elsewhere the promoted forecast is best naive's.")
     families: tuple[Family, ...] = FAMILIES
     network_base: Literal["blend", "ridge"] = Field(
         "ridge", description="The linear forecast the networks learn to correct.")

@@ -82,9 +82,12 @@ class FoldSplit:
     test: Windows
 
 
-def rolling_folds(windows: Windows, folds: int, test_days: float,
-                  validation_days: float) -> list[FoldSplit]:
-    """The last `folds` blocks of `test_days` before the newest target, oldest first. Each
+def rolling_folds(windows: Windows, folds: int, test_days: float, validation_days: float,
+                  spread_days: float = 0) -> list[FoldSplit]:
+    """`folds` blocks of `test_days`, oldest first, the newest ending at the newest target.
+    With `spread_days` they are spread evenly over that many days before it (as far as the
+    data allows, keeping at least `validation_days` of training before the oldest), so the
+    gate sees more than one stretch of weather; without, they are the last blocks. Each
     fold's models see only windows whose targets end before its cut-off; the
     `validation_days` before the cut-off are their validation set."""
     if not len(windows):
@@ -92,9 +95,15 @@ def rolling_folds(windows: Windows, folds: int, test_days: float,
             f"no complete window: need {windows.lookback + windows.horizon} consecutive "
             f"samples without long gaps, have {len(windows.times)} samples")
     end = windows.times[windows.origins[-1] + windows.horizon] + pd.Timedelta(seconds=1)
+    newest = end - pd.Timedelta(days=test_days)
+    contiguous = pd.Timedelta(days=test_days * (folds - 1))
+    earliest = windows.origin_times()[0] + pd.Timedelta(days=2 * validation_days)
+    oldest = max(newest - pd.Timedelta(days=spread_days), min(earliest, newest - contiguous))
+    oldest = min(oldest, newest - contiguous)
+    steps = (newest - oldest) / max(folds - 1, 1)
     splits = []
-    for k in range(folds, 0, -1):
-        cutoff = end - pd.Timedelta(days=test_days * k)
+    for k in range(folds - 1, -1, -1):
+        cutoff = newest - steps * k
         validation_start = cutoff - pd.Timedelta(days=validation_days)
         split = FoldSplit(cutoff, windows.between(None, validation_start),
                           windows.between(validation_start, cutoff),
@@ -128,13 +137,26 @@ class Backtest:
     fold_residuals: dict[str, list[np.ndarray]] = field(default_factory=dict)
     models: dict[str, Forecaster] = field(default_factory=dict)
 
-    def scores(self, name: str) -> Scores:
-        return Scores.combine(self.fold_scores[name])
+    def scores(self, name: str, folds: list[int] | None = None) -> Scores:
+        """Over every fold, or over the folds numbered `folds` (0 is the oldest)."""
+        parts = self.fold_scores[name]
+        return Scores.combine([parts[k] for k in (range(len(parts)) if folds is None
+                                                  else folds)])
 
     def residuals(self, name: str) -> np.ndarray:
         """(windows, horizon) actual − prediction on every fold's test windows: errors made
         on data the model did not train on, which calibrate its prediction intervals."""
         return np.concatenate(self.fold_residuals[name])
+
+    def compose(self, name: str, member: str, naive_steps: np.ndarray) -> None:
+        """Add `name`: `member`'s forecast, with best naive's at the horizon steps marked in
+        `naive_steps`, scored and its residuals kept fold by fold (no refit needed: each
+        step's errors are one model's or the other's)."""
+        self.fold_residuals[name] = [
+            np.where(naive_steps, naive, mine) for mine, naive in
+            zip(self.fold_residuals[member], self.fold_residuals["best_naive"], strict=True)]
+        self.fold_scores[name] = [Scores(tuple(float(v) for v in np.abs(r).mean(axis=0)),
+                                         len(r)) for r in self.fold_residuals[name]]
 
     def changeability(self, day: int) -> np.ndarray:
         """How changeable the weather was at each test window's origin, in the order of
@@ -142,14 +164,17 @@ class Backtest:
         return np.concatenate([changeability(f.test.target, f.test.origins, day)
                                for f in self.folds])
 
-    def test_sets(self) -> dict[str, Windows]:
+    def test_sets(self, folds: list[int] | None = None) -> dict[str, Windows]:
         """The folds' test windows by name, for a model scored elsewhere (a champion)."""
-        return {f"fold{k}": fold.test for k, fold in enumerate(self.folds)}
+        return {f"fold{k}": fold.test for k, fold in enumerate(self.folds)
+                if folds is None or k in folds}
 
     def score_fixed(self, predictions: dict[str, np.ndarray]) -> Scores:
-        """A model that is not refitted (a champion), from its predictions for `test_sets`."""
-        return Scores.combine([Scores.of(predictions[name], windows)
-                               for name, windows in self.test_sets().items()])
+        """A model that is not refitted (a champion), from its predictions for `test_sets`
+        (all of them, or those it was given)."""
+        sets = self.test_sets()
+        return Scores.combine([Scores.of(predictions[name], sets[name])
+                               for name in predictions])
 
     @classmethod
     def assemble(cls, folds: list[FoldSplit], fits: list[FoldFit]) -> Backtest:
@@ -165,10 +190,11 @@ class Backtest:
 
 
 def backtest(windows: Windows, fit_fold: Callable[[FoldSplit], FoldFit],
-             folds: int = 3, test_days: float = 7, validation_days: float = 14) -> Backtest:
+             folds: int = 3, test_days: float = 7, validation_days: float = 14,
+             spread_days: float = 0) -> Backtest:
     """Rolling-origin evaluation: at each cut-off, `fit_fold` fits every model on what came
     before it only, and each is scored on the following `test_days`."""
-    splits = rolling_folds(windows, folds, test_days, validation_days)
+    splits = rolling_folds(windows, folds, test_days, validation_days, spread_days)
     return Backtest.assemble(splits, [fit_fold(fold) for fold in splits])
 
 

@@ -132,19 +132,18 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
     return fitted
 
 
-def predict_saved(job_dir: Path, models: list[Path], sets: dict[str, Windows],
+def predict_saved(job_dir: Path, model: Path, sets: dict[str, Windows],
                   threads: int) -> dict[str, np.ndarray]:
-    """The mean forecast of saved models (one, or an ensemble's members) for each window set."""
+    """The forecast of a saved model (as `load_model` reads it) for each window set."""
     job_dir.mkdir(parents=True)
     save_windows(job_dir / WINDOWS_FILE, sets)
-    run_job(job_dir, {"kind": "predict", "models": [str(m) for m in models],
-                      "threads": threads})
+    run_job(job_dir, {"kind": "predict", "model": str(model), "threads": threads})
     with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
         return {name: predictions[name] for name in sets}
 
 
 def _main(job_dir: Path) -> None:
-    from forecasting.candidates import load_candidate
+    from forecasting.candidates import load_model
     from forecasting.linear import load_linear
     from forecasting.training import NetworkForecaster, set_tensorflow_threads
 
@@ -160,10 +159,9 @@ def _main(job_dir: Path) -> None:
             predictions[family] = predict_windows(network, sets["test"])
         np.savez(job_dir / PREDICTIONS_FILE, **predictions)
     else:
-        models = [load_candidate(Path(m)) for m in job["models"]]
+        model = load_model(Path(job["model"]))
         np.savez(job_dir / PREDICTIONS_FILE, **{
-            name: np.mean([predict_windows(m, w).astype(np.float64) for m in models], axis=0)
-            for name, w in sets.items()})
+            name: predict_windows(model, w).astype(np.float64) for name, w in sets.items()})
 
 
 if __name__ == "__main__":

@@ -1,11 +1,114 @@
-"""The promotion gate, as a pure function of scores on the same backtest windows."""
+"""The promotion gate, as pure functions of errors and scores on the same backtest windows.
+
+A promotion is a promise that the forecast beats the best naive forecast next month, so a
+candidate is trusted only in the horizon groups where its win on the backtest is consistent
+(every fold, and a paired test on the per-window errors); in the other groups the promoted
+forecast is best naive's own (`plan_composition`). The composed forecast must then still
+beat best naive on the mean and the champion (`choose_champion`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
-from forecasting.config import ENSEMBLE, FAMILIES
-from forecasting.evaluation import Scores
+import numpy as np
+
+from forecasting.config import COMPOSED, ENSEMBLE, FAMILIES, ForecastParams
+from forecasting.evaluation import Backtest, Scores
+
+
+@dataclass(frozen=True)
+class GroupEvidence:
+    """How a candidate did against best naive in one horizon group on the backtest."""
+
+    label: str  # "1-6 h"
+    ratio: float  # pooled MAE / best naive's
+    fold_ratios: tuple[float, ...]
+    statistic: float  # paired test on the per-window error difference (negative: better)
+    trusted: bool
+
+    def __str__(self) -> str:
+        folds = "/".join(f"{r:.2f}" for r in self.fold_ratios)
+        return f"{self.label} {self.ratio:.3f} (folds {folds}, t {self.statistic:.1f})"
+
+
+@dataclass(frozen=True)
+class Composition:
+    """Which horizon steps take best naive's forecast instead of the candidate's, and the
+    evidence for each group."""
+
+    naive_steps: np.ndarray  # bool, one per horizon step
+    evidence: tuple[GroupEvidence, ...]
+
+    @property
+    def naive_groups(self) -> frozenset[int]:
+        return frozenset(i for i, e in enumerate(self.evidence) if not e.trusted)
+
+    @property
+    def summary(self) -> str:
+        """The evidence in words, for the decision's record."""
+        kept = [e.label for e in self.evidence if not e.trusted]
+        return ("; ".join(map(str, self.evidence))
+                + (f"; best naive at {', '.join(kept)}" if kept else ""))
+
+
+def paired_statistic(difference: np.ndarray, lag: int) -> float:
+    """Diebold-Mariano statistic of a loss difference series: its mean over a standard error
+    that allows for autocorrelation (Newey-West, Bartlett weights up to `lag`), since the
+    errors of overlapping forecasts and of the same weather spell are not independent."""
+    d = np.asarray(difference, np.float64)
+    n = len(d)
+    centred = d - d.mean()
+    variance = centred @ centred / n
+    for k in range(1, min(lag, n - 1) + 1):
+        variance += 2 * (1 - k / (lag + 1)) * (centred[k:] @ centred[:-k]) / n
+    if variance <= 0:
+        return float(-np.inf if d.mean() < 0 else np.inf if d.mean() > 0 else 0.0)
+    return float(d.mean() / np.sqrt(variance / n))
+
+
+def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group_steps: int,
+                     lag: int, confidence: float = 0.95, step_hours: float = 1.0
+                     ) -> Composition:
+    """Trust the candidate in a horizon group only if its MAE there is below best naive's in
+    every fold and the paired test says its errors are smaller at `confidence` (one-sided);
+    in the last group it must also win at the last horizon. `candidate` and `naive` are the
+    absolute errors (windows, horizon) of each fold, in time order."""
+    critical = NormalDist().inv_cdf(confidence)
+    mine, theirs = np.concatenate(candidate), np.concatenate(naive)
+    horizon = mine.shape[1]
+    naive_steps = np.zeros(horizon, bool)
+    evidence = []
+    for start in range(0, horizon, group_steps):
+        group = slice(start, min(start + group_steps, horizon))
+        label = f"{(start + 1) * step_hours:g}-{group.stop * step_hours:g} h"
+        folds = tuple(float(c[:, group].mean() / n[:, group].mean())
+                      for c, n in zip(candidate, naive, strict=True))
+        statistic = paired_statistic(mine[:, group].mean(axis=1) - theirs[:, group].mean(axis=1),
+                                     lag)
+        trusted = max(folds) < 1 and statistic < -critical
+        if group.stop == horizon:
+            trusted = trusted and mine[:, -1].mean() < theirs[:, -1].mean()
+        naive_steps[group] = not trusted
+        evidence.append(GroupEvidence(label, float(mine[:, group].mean() / theirs[:, group].mean()),
+                                      folds, statistic, trusted))
+    return Composition(naive_steps, tuple(evidence))
+
+
+def compose_candidates(backtest: Backtest, families: tuple[str, ...], params: ForecastParams
+                       ) -> dict[str, Composition]:
+    """For each candidate, the horizon groups where its backtest win over best naive was
+    consistent (`plan_composition`); each candidate's composed forecast is scored into
+    `backtest` as `composed:<family>`, which is what the gate judges."""
+    naive = [np.abs(r) for r in backtest.fold_residuals["best_naive"]]
+    plans = {}
+    for family in families:
+        plans[family] = plan_composition(
+            [np.abs(r) for r in backtest.fold_residuals[family]], naive, params.group_steps,
+            params.samples_per_day, params.gate_confidence, params.step_minutes / 60)
+        backtest.compose(f"{COMPOSED}:{family}", family, plans[family].naive_steps)
+    return plans
 
 
 @dataclass(frozen=True)
@@ -20,42 +123,57 @@ class Decision:
 
 def decide_promotion(candidate: Scores, naive: Scores, champion: Scores | None,
                      min_improvement: float = 0.0, group_steps: int = 6,
-                     step_hours: float = 1.0) -> Decision:
+                     step_hours: float = 1.0, naive_groups: frozenset[int] = frozenset(),
+                     versus_champion: Scores | None = None) -> Decision:
     """Promote only if the candidate beats the best naive forecast on the mean MAE over the
     horizons, at the last horizon (+24 h) and in every group of `group_steps` horizons
-    (1-6 h, 7-12 h, ...), and beats the champion, if there is one, on the mean and at the
-    last horizon; each by at least `min_improvement` (relative, 0.02 = 2 %). The reasons
-    name every comparison that failed, or say that all passed."""
+    (1-6 h, 7-12 h, ...), except the `naive_groups` where it is best naive's own forecast;
+    and beats the champion, if there is one, on the mean and at the last horizon (not worse
+    there when that is best naive's), compared on the champion's windows
+    (`versus_champion`: the candidate's scores on them; default: the same as `candidate`);
+    each by at least `min_improvement` (relative, 0.02 = 2 %). The reasons name every
+    comparison that failed, or say that all passed."""
+    mine_there = versus_champion or candidate
     if candidate.windows != naive.windows or (
-            champion is not None and champion.windows != candidate.windows):
+            champion is not None and champion.windows != mine_there.windows):
         raise ValueError("scores must come from the same holdout windows")
     factor = 1 - min_improvement
-    checks = [("mean MAE", candidate.mean, "best naive", naive.mean),
-              ("+24 h MAE", candidate.last, "best naive", naive.last)]
+    groups = len(candidate.groups(group_steps))
+    naive_last = groups - 1 in naive_groups
+    checks = [("mean MAE", candidate.mean, "best naive", naive.mean, False),
+              ("+24 h MAE", candidate.last, "best naive", naive.last, naive_last)]
     for i, (mine, theirs) in enumerate(zip(candidate.groups(group_steps),
                                            naive.groups(group_steps))):
         first, last = i * group_steps + 1, min((i + 1) * group_steps, len(candidate.mae))
         checks.append((f"{first * step_hours:g}-{last * step_hours:g} h MAE", mine,
-                       "best naive", theirs))
+                       "best naive", theirs, i in naive_groups))
     if champion is not None:
-        checks += [("mean MAE", candidate.mean, "champion", champion.mean),
-                   ("+24 h MAE", candidate.last, "champion", champion.last)]
-    failed = [f"{label} {mine:.3f} >= {rival} {theirs:.3f}"
-              + (f" x {factor:g}" if min_improvement else "")
-              for label, mine, rival, theirs in checks if not mine < theirs * factor]
+        checks += [("mean MAE", mine_there.mean, "champion", champion.mean, False),
+                   ("+24 h MAE", mine_there.last, "champion", champion.last, naive_last)]
+    failed = [f"{label} {mine:.3f} {'>' if equal_ok else '>='} {rival} {theirs:.3f}"
+              + (f" x {factor:g}" if min_improvement and not equal_ok else "")
+              for label, mine, rival, theirs, equal_ok in checks
+              if not (mine <= theirs if equal_ok else mine < theirs * factor)]
     if failed:
         return Decision(False, tuple(failed))
     reasons = [f"mean MAE {candidate.mean:.3f} < best naive {naive.mean:.3f}",
-               f"+24 h MAE {candidate.last:.3f} < best naive {naive.last:.3f}",
-               "every horizon group beats best naive"]
-    reasons.append(f"mean MAE < champion {champion.mean:.3f}, +24 h < {champion.last:.3f}"
+               f"+24 h MAE {candidate.last:.3f} "
+               f"{'= best naive' if naive_last else '< best naive'} {naive.last:.3f}",
+               "every horizon group beats best naive" if not naive_groups else
+               f"{groups - len(naive_groups)} of {groups} horizon groups beat best naive, "
+               "best naive's own forecast in the others"]
+    reasons.append(f"mean MAE {mine_there.mean:.3f} < champion {champion.mean:.3f}, +24 h "
+                   f"{mine_there.last:.3f} {'<=' if naive_last else '<'} {champion.last:.3f}"
                    if champion is not None else "no champion yet")
     return Decision(True, tuple(reasons))
 
 
 def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scores | None,
                     min_improvement: float = 0.0, group_steps: int = 6,
-                    step_hours: float = 1.0) -> tuple[str | None, str, dict[str, Decision]]:
+                    step_hours: float = 1.0,
+                    naive_groups: dict[str, frozenset[int]] | None = None,
+                    versus_champion: dict[str, Scores] | None = None
+                    ) -> tuple[str | None, str, dict[str, Decision]]:
     """Gate every candidate and pick one of those that pass: (winner or None, why it won
     over the others that passed, every decision in order of mean MAE, best first).
 
@@ -64,10 +182,14 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
     of the candidates held up better the following month. Otherwise the lowest mean MAE
     wins, except that candidates within `TIE` of it are tied and the simplest of them wins
     (in the order of FAMILIES: a network whose training never beat its ridge base forecasts
-    as the ridge does, up to float32 rounding)."""
+    as the ridge does, up to float32 rounding). `naive_groups` and `versus_champion` are
+    each candidate's, as decide_promotion takes them."""
     order = sorted(candidates, key=lambda name: candidates[name].mean)
+    naive_groups, versus_champion = naive_groups or {}, versus_champion or {}
     decisions = {name: decide_promotion(candidates[name], naive, champion, min_improvement,
-                                        group_steps, step_hours) for name in order}
+                                        group_steps, step_hours,
+                                        naive_groups.get(name, frozenset()),
+                                        versus_champion.get(name)) for name in order}
     passed = [name for name in order if decisions[name].promote]
     if not passed:
         return None, "", decisions

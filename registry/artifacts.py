@@ -1,7 +1,8 @@
 """The artifact store: one directory per model version, verified by sha256 before loading.
 
 Networks are `.keras` files loaded in safe mode, linear models plain arrays (npz) and JSON,
-an ensemble a JSON list of its members' versions and checksums; never pickles.
+an ensemble or a composed forecast a JSON list of its members' versions and checksums;
+never pickles.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from forecasting.candidates import Ensemble, load_candidate
-from forecasting.config import ENSEMBLE
+from forecasting.candidates import load_model
 from forecasting.linear import META_FILE
 
 
@@ -86,21 +86,20 @@ def verified_files(path: Path, sha256: str, label: str, root: Path) -> dict[str,
     return files
 
 
-def verified_copy(path: Path, sha256: str, label: str, root: Path, dest: Path) -> list[Path]:
-    """Write the verified bytes of a version into a private `dest` and return the model
-    directories to load from there: itself, or for an ensemble its verified members (whose
-    mean it forecasts). Nothing is ever loaded from the store itself."""
+def verified_copy(path: Path, sha256: str, label: str, root: Path, dest: Path) -> Path:
+    """Write the verified bytes of a version into a private `dest`, and those of every
+    version it references (an ensemble's or a composed forecast's members) into
+    `dest/member0`, ... (verified in turn), for `forecasting.candidates.load_model`.
+    Nothing is ever loaded from the store itself."""
     files = verified_files(path, sha256, label, root)
     for name, content in files.items():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(content)
-    meta = json.loads(files[META_FILE])
-    if meta.get("family") != ENSEMBLE:
-        return [dest]
-    return [member for k, ref in enumerate(meta["members"])
-            for member in verified_copy(ref["path"], ref["sha256"],
-                                        f"{label} member {ref['model_name']} v{ref['version']}",
-                                        root, dest / f"member{k}")]
+    for k, ref in enumerate(json.loads(files[META_FILE]).get("members", [])):
+        verified_copy(ref["path"], ref["sha256"],
+                      f"{label} member {ref['model_name']} v{ref['version']}", root,
+                      dest / f"member{k}")
+    return dest
 
 
 def load_verified(path: Path, sha256: str, label: str, root: Path):
@@ -108,13 +107,11 @@ def load_verified(path: Path, sha256: str, label: str, root: Path):
     for networks); an ensemble only if every member it references does too."""
     with tempfile.TemporaryDirectory(prefix="sensorcast-load-") as private:
         copy = Path(private) / "model"
-        directories = verified_copy(path, sha256, label, root, copy)
+        verified_copy(path, sha256, label, root, copy)
         try:
-            meta = json.loads((copy / META_FILE).read_text())
-            models = [load_candidate(d) for d in directories]
+            return load_model(copy)
         except Exception as exc:  # files that match their checksum but cannot be read
             raise ArtifactError(f"{label}: artifact at {path} cannot be loaded: {exc}") from exc
-    return Ensemble.from_meta(meta, models) if meta.get("family") == ENSEMBLE else models[0]
 
 
 def member_reference(model_name: str, version: int, path: str, sha256: str,

@@ -313,11 +313,11 @@ def test_a_champion_with_another_window_length_is_not_comparable_with_the_reason
     with store.sessions() as session:
         windows, _ = station_windows(read_observations(session, store.observations), JENA,
                                      params)
-    current, scores, problem = score_champion.fn(store, Settings(data_dir=data), NAME,
-                                                 Backtest([]), windows, tmp_path)
-    assert current is not None and scores is None
-    assert f"{NAME} v{current.version} reads 48 samples and forecasts 24; the settings now " \
-           "give 24 and 24" == problem
+    rival = score_champion.fn(store, Settings(data_dir=data), NAME, Backtest([]), windows,
+                              tmp_path)
+    assert rival.version is not None and rival.scores is None
+    assert f"{NAME} v{rival.version.version} reads 48 samples and forecasts 24; the settings " \
+           "now give 24 and 24" == rival.problem
 
 
 def test_each_network_records_how_its_training_went(trained):
