@@ -11,12 +11,15 @@ hour, whichever did better on the training data).
     .venv/bin/python bench/skill.py --csv jena_climate_2009_2016.csv [--station-schema S.toml]
         [--cutoffs 6 --test-days 30 --history-days 120 --families ridge ensemble ...]
     .venv/bin/python bench/skill.py --history-days 90 --cutoffs-at 2016-04-01 2016-09-01 ...
+    .venv/bin/python bench/skill.py --transitions [--csv ...]   # the two together, below
 
 `--history-days N` replays a station that has only N days of data at each cut-off (a new
 station); `--cutoffs-at` puts the cut-offs where it is hardest (season changes). Each
 promotion is a promise: the gate's backtest said the forecast beats best naive on the mean,
 at +24 h and in every 6-hour group; the report prints the backtest's ratios beside the next
-`--test-days` days' and counts the promises kept.
+`--test-days` days' and counts the promises kept. `--transitions` is the hardest case: a new
+station (90 days of history) at each season change in the data (cut-offs on 1 and 15 April,
+1 May, 1 and 15 September and 1 October).
 
 The file is read through the product's own ingestion (validation, quarantine, UTC) into a
 temporary SQLite database. Ratios below 1 beat the reference.
@@ -40,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from forecasting.candidates import NAIVE, Composed, fit_candidates, naive_baselines  # noqa: E402
 from forecasting.config import COMPOSED, FAMILIES, ForecastParams, Settings  # noqa: E402
 from forecasting.evaluation import Scores, backtest, score  # noqa: E402
-from forecasting.promotion import choose_champion, compose_candidates  # noqa: E402
+from forecasting.promotion import gate_backtest  # noqa: E402
 from forecasting.schema import JENA, load_station  # noqa: E402
 from forecasting.simulate import simulate_station, write_station_csv  # noqa: E402
 from forecasting.features import station_windows  # noqa: E402
@@ -104,6 +107,21 @@ def chosen_cutoffs(times: pd.DatetimeIndex, dates: list[pd.Timestamp], test_days
     return cutoffs
 
 
+def transition_cutoffs(times: pd.DatetimeIndex, test_days: float, history_days: float
+                       ) -> list[pd.Timestamp]:
+    """Every spring and autumn change in the data with `history_days` before it and
+    `test_days` after it."""
+    dates = [pd.Timestamp(f"{year}-{day}") for year in range(times[0].year, times[-1].year + 1)
+             for day in ("04-01", "04-15", "05-01", "09-01", "09-15", "10-01")]
+    fits = [d for d in dates if d - pd.Timedelta(days=history_days) >= times[0].floor("D")
+            and d + pd.Timedelta(days=test_days) <= times[-1]]
+    if not fits:
+        raise SystemExit(f"no season change in the data ({times[0]:%Y-%m-%d} .. "
+                         f"{times[-1]:%Y-%m-%d}) has {history_days:g} days before it and "
+                         f"{test_days:g} after it")
+    return fits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, help="station file (default: simulated)")
@@ -115,6 +133,8 @@ def main() -> None:
                         help="cut-offs at these dates (UTC) instead of evenly spread ones")
     parser.add_argument("--test-days", type=float, default=30)
     parser.add_argument("--issue-every", type=int, default=3, help="hours between issues")
+    parser.add_argument("--transitions", action="store_true",
+                        help="90 days of history, cut-offs at every spring and autumn change")
     parser.add_argument("--families", nargs="+", choices=FAMILIES)
     parser.add_argument("--history-days", type=int, help="linear models' history")
     parser.add_argument("--window-days", type=int, help="networks' window")
@@ -124,6 +144,8 @@ def main() -> None:
     if args.quick:
         args.cutoffs, args.test_days = 2, 14
         args.epochs = args.epochs or 3
+    if args.transitions:
+        args.history_days = args.history_days or 90
 
     settings = Settings()
     overrides = {k: v for k, v in {
@@ -138,6 +160,8 @@ def main() -> None:
 
 def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
     windows, relative = station_windows(frame, station, params)
+    if args.transitions:
+        args.cutoffs_at = transition_cutoffs(windows.times, args.test_days, params.history_days)
     cutoffs = (chosen_cutoffs(windows.times, args.cutoffs_at, args.test_days) if args.cutoffs_at
                else default_cutoffs(windows.times, args.cutoffs, args.test_days,
                                     params.history_days))
@@ -146,25 +170,27 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
     seconds, chosen, promised = [], [], []
     for i, cutoff in enumerate(cutoffs, start=1):
         print(f"[{i}/{len(cutoffs)}] cut-off {cutoff:%Y-%m-%d}: retraining as the schedule "
-              f"would ({params.folds} folds x {len(params.families)} families) ...",
+              f"would ({params.folds} folds, networks on {params.network_folds}) ...",
               file=sys.stderr, flush=True)
         started = time.perf_counter()
         # A station with `history_days` of data at the cut-off: nothing older exists.
         before = windows.between(cutoff - pd.Timedelta(days=params.history_days)
                                  + pd.Timedelta(hours=params.lookback_hours), cutoff)
         retrained = backtest(
-            before, lambda fold: fit_candidates(fold, params, relative, work / f"cut{i}",
-                                                settings.tensorflow_threads),
-            params.folds, params.fold_days, params.validation_days, params.backtest_days)
-        plans = compose_candidates(retrained, params.families, params)
-        candidates = {f: retrained.scores(f"{COMPOSED}:{f}") for f in params.families}
-        winner, _, _ = choose_champion(candidates, retrained.scores("best_naive"), None,
-                                       params.min_improvement, params.group_steps,
-                                       params.step_minutes / 60,
-                                       {f: plans[f].naive_groups for f in params.families})
+            before, lambda fold, networks: fit_candidates(
+                fold, params, relative, work / f"cut{i}", settings.tensorflow_threads,
+                networks),
+            params.folds, params.fold_days, params.validation_days, params.backtest_days,
+            params.network_folds)
+        verdict = gate_backtest(retrained, params.families, params)
+        winner, plans = verdict.winner, verdict.plans
         seconds.append(time.perf_counter() - started)
-        promised.append(ratios(candidates[winner], retrained.scores("best_naive"),
-                               params.group_steps) if winner else None)
+        if winner:
+            entry = f"{COMPOSED}:{winner}"
+            promised.append(ratios(retrained.scores(entry), retrained.scores(
+                "best_naive", retrained.folds_of(entry)), params.group_steps))
+        else:
+            promised.append(None)
         test = windows.between(cutoff, cutoff + pd.Timedelta(days=args.test_days))
         issue_hours = test.origin_times().hour
         test = test.select(issue_hours % args.issue_every == 0)
@@ -174,8 +200,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         for name in names[:-1]:
             results[name].append(score(models[name], test))
         if winner and plans[winner].naive_groups:
-            gate = Composed(models[winner], retrained.models["best_naive"],
-                            plans[winner].naive_steps)
+            gate = Composed(models[winner], models["best_naive"], plans[winner].naive_steps)
             results[GATE].append(score(gate, test))
             naive_at = [e.label for e in plans[winner].evidence if not e.trusted]
             chosen.append(f"{winner} + best naive at {', '.join(naive_at)}")
@@ -184,6 +209,8 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
             chosen.append(winner or "best_naive (no candidate passed)")
         print(f"    {seconds[-1]:.0f} s; gate promoted {chosen[-1]}; {len(test)} issues",
               file=sys.stderr, flush=True)
+        for family, plan in plans.items():
+            print(f"    {family}: {plan.summary}", file=sys.stderr, flush=True)
     report(names, results, cutoffs, chosen, seconds, params, args)
     report_promises(results, cutoffs, chosen, promised, params)
 

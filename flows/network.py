@@ -7,9 +7,6 @@ import re
 from collections.abc import Sequence
 
 from prefect import Task, get_run_logger, unmapped
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -61,21 +58,6 @@ def _reason(state: State) -> str:
     if isinstance(raised, BaseException) and str(raised):
         return str(raised)
     return state.message or state.type.value.lower()
-
-
-def one_at_a_time(name: str) -> str:
-    """A global concurrency limit of one slot called `name` (created when missing): what
-    holds it runs alone, wherever the run was started (schedule, UI, CLI)."""
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:  # created by a run that started at the same time
-                pass
-    return name
 
 
 def artifact_key(kind: str, station: str) -> str:

@@ -17,16 +17,16 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from flows.network import artifact_key, map_stations, one_at_a_time, outcome
+from flows.network import artifact_key, map_stations, outcome
 from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
                             utc_datetime, who_started)
+from forecasting.baselines import BestNaive
 from forecasting.candidates import Composed, fit_candidates, library_versions
 from forecasting.config import (COMPOSED, ENSEMBLE, ForecastParams, Settings,
                                 invalid_settings, model_name)
@@ -35,9 +35,10 @@ from forecasting.features import station_windows
 from forecasting.intervals import calibrate
 from forecasting.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.linear import META_FILE
-from forecasting.promotion import choose_champion, compose_candidates
+from forecasting.promotion import gate_backtest
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
+from registry.leases import LeaseBusy, held
 from registry.observations import newest_time, read_observations
 from registry.registration import lock_model, move_orphans_aside, register_version
 from registry.store import Store, open_store
@@ -72,11 +73,12 @@ def load_folds(store: Store, params: ForecastParams, until: datetime | None = No
 @task(cache_policy=NO_CACHE, task_run_name="fit fold {number} (cut-off {fold.cutoff:%Y-%m-%d})",
       tags=["training"])
 def fit_fold(fold: FoldSplit, number: int, params: ForecastParams, relative: np.ndarray,
-             workdir: Path, threads: int) -> FoldFit:
-    """Every candidate and naive forecast fitted on the data before this fold's cut-off
-    (each network in its own process, saved under `workdir`); logs how each network's
-    training went."""
-    fitted = fit_candidates(fold, params, relative, workdir / f"fold{number}", threads)
+             workdir: Path, threads: int, networks: bool) -> FoldFit:
+    """Every candidate (the networks only if `networks`) and naive forecast fitted on the
+    data before this fold's cut-off (each network in its own process, saved under
+    `workdir`); logs how each network's training went."""
+    fitted = fit_candidates(fold, params, relative, workdir / f"fold{number}", threads,
+                            networks)
     for family, model in fitted.models.items():
         if isinstance(model, SavedNetwork):
             get_run_logger().info("Fold %d, %s: %s", number, family, model.training_summary())
@@ -85,23 +87,27 @@ def fit_fold(fold: FoldSplit, number: int, params: ForecastParams, relative: np.
 
 @dataclass(frozen=True)
 class ChampionScores:
-    """The champion re-scored on the backtest folds it had not seen (`folds`, numbered from
+    """The champion re-scored on the backtest folds it had not seen, by fold number (0 is
     the oldest): like for like with the candidates, which never see their test windows."""
 
     version: ModelVersion | None
-    scores: Scores | None = None
-    folds: list[int] = field(default_factory=list)
+    by_fold: dict[int, Scores] = field(default_factory=dict)
     problem: str = ""
     blocks: bool = False  # no promotion over it this time (see `problem`)
 
-    @property
-    def how(self) -> str:
-        """How the champion was scored, in words, for the decision."""
-        if self.scores is None:
+    def on(self, folds: list[int]) -> Scores | None:
+        """Its scores on those of `folds` it was scored on (None if none)."""
+        mine = [self.by_fold[k] for k in folds if k in self.by_fold]
+        return Scores.combine(mine) if mine else None
+
+    def how(self, folds: list[int]) -> str:
+        """How it was compared, in words, for the decision."""
+        scores = self.on(folds)
+        if scores is None:
             return ""
-        return (f"champion v{self.version.version} scored on the {len(self.folds)} fold(s) "
-                f"after its training data ended ({self.version.train_end:%Y-%m-%d %H:%M}), "
-                f"{self.scores.windows} windows")
+        return (f"champion v{self.version.version} compared on the "
+                f"{sum(k in self.by_fold for k in folds)} fold(s) after its training data "
+                f"ended ({self.version.train_end:%Y-%m-%d %H:%M}), {scores.windows} windows")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="score champion")
@@ -147,7 +153,7 @@ def score_champion(store: Store, settings: Settings, name: str, backtest: Backte
                                     backtest.test_sets(unseen), settings.tensorflow_threads)
     except JobFailed as exc:
         return ChampionScores(current, problem=f"{label} cannot be loaded: {exc}")
-    return ChampionScores(current, backtest.score_fixed(predictions), unseen)
+    return ChampionScores(current, backtest.score_fixed(predictions))
 
 
 def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVersion:
@@ -155,17 +161,18 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
     `composed:ridge`) as a registry entry, with its backtest scores and the naive
     forecasts' on the same windows."""
     model, scores, last = backtest.models[family], backtest.scores(family), backtest.folds[-1]
+    folds = backtest.folds_of(family)
     return NewVersion(
         model_name=name, family=model.family, params=model.params.model_dump(mode="json"),
         train_start=utc_datetime(last.train.origin_times()[0]),
         train_end=utc_datetime(last.cutoff),
         rows=rows, holdout_windows=scores.windows, holdout_mae=scores.mae,
-        persistence_mae=backtest.scores("persistence").mae,
-        best_naive_mae=backtest.scores("best_naive").mae,
-        seasonal_mae=backtest.scores("seasonal_persistence").mae,
+        persistence_mae=backtest.scores("persistence", folds).mae,
+        best_naive_mae=backtest.scores("best_naive", folds).mae,
+        seasonal_mae=backtest.scores("seasonal_persistence", folds).mae,
         library_versions=library_versions(),
         intervals=calibrate(backtest.residuals(family)[:, model.params.hourly_steps],
-                            backtest.changeability(model.params.samples_per_day)))
+                            backtest.changeability(model.params.samples_per_day, folds)))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="register and gate")
@@ -211,10 +218,12 @@ def reference(name: str, version: ModelVersion, root: Path) -> dict:
 
 def submit_fits(runner: TaskRunner, folds: list[FoldSplit], params: ForecastParams,
                 relative: np.ndarray, workdir: Path, threads: int) -> list[PrefectFuture]:
-    """Start fitting every fold on the runner (as many at once as it has workers)."""
+    """Start fitting every fold on the runner (as many at once as it has workers); the
+    networks only at the newest `network_folds`."""
+    first_network = len(folds) - min(params.network_folds, len(folds))
     return [runner.submit(fit_fold, {"fold": fold, "number": i + 1, "params": params,
                                      "relative": relative, "workdir": workdir,
-                                     "threads": threads})
+                                     "threads": threads, "networks": i >= first_network})
             for i, fold in enumerate(folds)]
 
 
@@ -226,6 +235,9 @@ def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
     the candidates; returns the leaderboard and what the backtest covered, in words."""
     logger = get_run_logger()
     backtest = Backtest.assemble(folds, [f.result() for f in fits])
+    # A composed forecast falls back on best naive as the forecast flow does: its choice of
+    # persistence or seasonal persistence learnt from all the data.
+    backtest.models["best_naive"] = BestNaive(params.samples_per_day).fit(windows)
     rival = score_champion(store, settings, name, backtest, windows, workdir)
     if rival.problem:
         logger.warning("Champion not comparable: %s", rival.problem)
@@ -239,7 +251,8 @@ def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
                     row["family"], row["version"], row["mean_mae"], row["vs_best_naive"],
                     row["best_naive_mean_mae"], row["decision"], row["reason"])
     return leaderboard, (f"{len(folds)} backtest folds "
-                         f"({backtest.scores('best_naive').windows} windows)")
+                         f"({backtest.scores('best_naive').windows} windows; networks on the "
+                         f"newest {min(params.network_folds, len(folds))})")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="retrain {station}")
@@ -256,7 +269,10 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
     store = open_store(settings.db_url, settings.selected(station))
     name = model_name(store.station, params)
     try:
-        with concurrency(one_at_a_time(f"retrain-{station}"), occupy=1, strict=True):
+        with held(store.sessions, f"retrain {station}", settings.retrain_wait_seconds,
+                  lambda holder: logger.info("Waiting for the retrain of %s held by %s (at "
+                                             "most %g s)", station, holder,
+                                             settings.retrain_wait_seconds)):
             loaded = load_folds(store, params, until)
             if isinstance(loaded, NotEnoughData):
                 logger.error("Not retraining %s: %s", station, loaded)
@@ -271,6 +287,9 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
                                    settings.tensorflow_threads)
                 leaderboard, covered = gate(store, settings, name, folds, fits, windows, rows,
                                             params, triggered_by, Path(work))
+    except LeaseBusy as busy:
+        logger.error("Not retraining %s: %s", station, busy)
+        return Failed(message=f"not retraining: {busy}")
     finally:
         store.close()
     create_table_artifact(key=artifact_key("retrain-leaderboard", station), table=leaderboard,
@@ -312,55 +331,62 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
 def decide(session: Session, name: str, root: Path, versions: dict[str, ModelVersion],
            backtest: Backtest, rows: int, rival: ChampionScores, params: ForecastParams,
            triggered_by: str) -> list[dict]:
-    """Gate every candidate as composed with best naive where its win was not consistent;
-    promote the one `choose_champion` picks among those that pass (none when the champion
-    changed since the comparison, or could not be scored out of sample). A winner trusted
-    in only some groups is registered and promoted as a composed forecast referencing it."""
-    naive = backtest.scores("best_naive")
-    plans = compose_candidates(backtest, tuple(versions), params)
-    scores = {f: backtest.scores(f"{COMPOSED}:{f}") for f in versions}
-    against = ({f: backtest.scores(f"{COMPOSED}:{f}", rival.folds) for f in versions}
-               if rival.scores else None)
-    winner, why, gates = choose_champion(
-        scores, naive, rival.scores, params.min_improvement, params.group_steps,
-        params.step_minutes / 60, {f: plans[f].naive_groups for f in versions}, against)
+    """Gate every candidate, composed with best naive where its win was not consistent,
+    against best naive on every fold it was scored at; rank those that pass, and compare
+    them with the champion, on the folds they all share (the champion: those it had not
+    seen). Promote the one `choose_champion` picks (none when the champion changed since
+    the comparison, or could not be scored out of sample); a winner trusted in only some
+    horizon groups is registered and promoted as a composed forecast referencing it."""
+    verdict = gate_backtest(backtest, tuple(versions), params, rival.by_fold)
+    winner, why, gates, plans = verdict.winner, verdict.why, verdict.decisions, verdict.plans
+    there, ranking = verdict.champion_folds, verdict.ranking
+    entry = {f: f"{COMPOSED}:{f}" for f in versions}
+    if rival.by_fold and not there:
+        rival = ChampionScores(rival.version, problem=(
+            f"champion v{rival.version.version} was trained on data up to "
+            f"{rival.version.train_end:%Y-%m-%d %H:%M}, after the cut-off of every fold the "
+            "candidates share, so it cannot be compared out of sample; not promoting over it"),
+            blocks=True)
     winner = None if rival.blocks else winner
     composed = None
     if winner and plans[winner].naive_groups:
-        entry = f"{COMPOSED}:{winner}"
         model = Composed(backtest.models[winner], backtest.models["best_naive"],
                          plans[winner].naive_steps)
         model.references = [reference(name, versions[winner], root)]
-        backtest.models[entry] = model
-        composed = register_version(session, root, new_version(name, entry, backtest, rows),
-                                    model)
+        backtest.models[entry[winner]] = model
+        composed = register_version(session, root,
+                                    new_version(name, entry[winner], backtest, rows), model)
+    champion_scores, how = rival.on(there), rival.how(there)
     board = []
     for family in gates:
-        version, mine = versions[family], scores[family]
+        version = versions[family]
         reason = (gates[family].reason + f"; evidence: {plans[family].summary}"
-                  + (f"; {rival.how}" if rival.how else "")
-                  + (f"; {rival.problem}" if rival.problem else ""))
+                  + (f"; {how}" if how else "") + (f"; {rival.problem}" if rival.problem else ""))
         decision = "promoted" if family == winner and not composed else "rejected"
         if gates[family].promote and winner not in (None, family):
-            reason = (f"passed the gate, but {why} ({scores[winner].mean:.3f} vs "
-                      f"{mine.mean:.3f})")
+            reason = (f"passed the gate, but {why} ({ranking[winner].mean:.3f} vs "
+                      f"{ranking[family].mean:.3f})")
         if family == winner and composed:
             board.append(record(session, name, composed, "promoted", f"{reason}; {why}",
-                                triggered_by, mine, backtest, rival, params))
+                                triggered_by, entry[family], backtest, champion_scores,
+                                params))
             untrusted = [e.label for e in plans[family].evidence if not e.trusted]
             reason = (f"promoted as {COMPOSED} v{composed.version}: its forecast, with best "
                       f"naive's at {', '.join(untrusted)}")
-        board.append(record(session, name, version, decision, reason, triggered_by,
-                            backtest.scores(family), backtest, rival, params))
+        board.append(record(session, name, version, decision, reason, triggered_by, family,
+                            backtest, champion_scores, params))
     return board
 
 
 def record(session: Session, name: str, version: ModelVersion, decision: str, reason: str,
-           triggered_by: str, mine: Scores, backtest: Backtest, rival: ChampionScores,
+           triggered_by: str, entry: str, backtest: Backtest, champion_scores: Scores | None,
            params: ForecastParams) -> dict:
-    """Append the gate's decision on `version` and return its leaderboard row."""
-    naive, champion_scores = backtest.scores("best_naive"), rival.scores
-    groups = {f: list(backtest.scores(f).groups(params.group_steps)) for f in RIVALS}
+    """Append the gate's decision on `version` (the backtest's `entry`) and return its
+    leaderboard row; every score on the folds it was scored at."""
+    folds = backtest.folds_of(entry)
+    mine, naive = backtest.scores(entry), backtest.scores("best_naive", folds)
+    persistence = backtest.scores("persistence", folds)
+    groups = {f: list(backtest.scores(f, folds).groups(params.group_steps)) for f in RIVALS}
     groups["candidate"] = list(mine.groups(params.group_steps))
     groups["champion"] = (list(champion_scores.groups(params.group_steps))
                           if champion_scores else None)
@@ -368,18 +394,16 @@ def record(session: Session, name: str, version: ModelVersion, decision: str, re
         "candidate_mean": mine.mean, "candidate_last": mine.last,
         "champion_mean": champion_scores.mean if champion_scores else None,
         "champion_last": champion_scores.last if champion_scores else None,
-        "baseline_mean": backtest.scores("persistence").mean,
-        "baseline_last": backtest.scores("persistence").last,
+        "baseline_mean": persistence.mean, "baseline_last": persistence.last,
         "best_naive_mean": naive.mean, "best_naive_last": naive.last}, groups)
-    return leaderboard_row(version, mine, backtest, champion_scores, decision, reason,
-                           params.group_steps)
+    return leaderboard_row(version, mine, naive, persistence, champion_scores, decision,
+                           reason, params.group_steps)
 
 
-def leaderboard_row(version: ModelVersion, scores: Scores, backtest: Backtest,
-                    champion_scores: Scores | None, decision: str, reason: str,
-                    group_steps: int) -> dict:
+def leaderboard_row(version: ModelVersion, scores: Scores, naive: Scores,
+                    persistence: Scores, champion_scores: Scores | None, decision: str,
+                    reason: str, group_steps: int) -> dict:
     """Decision first, then the skill against the best naive forecast (ratios < 1 win)."""
-    naive, persistence = backtest.scores("best_naive"), backtest.scores("persistence")
     row = {"family": version.family, "version": version.version, "decision": decision,
            "reason": reason, "vs_best_naive": round(scores.mean / naive.mean, 3)}
     for i, (mine, theirs) in enumerate(zip(scores.groups(group_steps),

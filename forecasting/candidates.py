@@ -117,13 +117,16 @@ def naive_baselines(train: Windows, params: ForecastParams) -> dict[str, Forecas
 
 
 def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray,
-                   workdir: Path, threads: int = 1) -> FoldFit:
+                   workdir: Path, threads: int = 1, networks: bool = True) -> FoldFit:
     """Every family of `params` fitted on the fold's training windows (plus the naive
     baselines), with their predictions for the fold's test windows. Linear models use all
     of it (up to `history_days`); networks the last `window_days`, on top of the
     `network_base` linear model fitted on all of it, in a process of their own whose files
-    go under `workdir` (which must outlive the returned networks)."""
+    go under `workdir` (which must outlive the returned networks). Without `networks`, only
+    the cheap families (and an ensemble only if it has no network member)."""
     families = params.families
+    if not networks and any(f in NETWORKS for f in families):
+        families = tuple(f for f in families if f not in NETWORKS and f != ENSEMBLE)
     start = fold.cutoff - pd.Timedelta(days=params.validation_days)
     train = fold.train.between(start - pd.Timedelta(days=params.history_days), None)
     models: dict[str, Forecaster] = naive_baselines(train, params)
@@ -132,9 +135,9 @@ def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray
     models.update({f: LINEAR[f](params).fit(train, fold.validation) for f in linear})
     predictions = {name: predict_windows(model, fold.test) for name, model in models.items()}
     recent = train.between(start - pd.Timedelta(days=params.window_days), None)
-    networks = [f for f in families if f in NETWORKS]
-    if networks:
-        fitted = fit_networks(Path(workdir) / f"{fold.cutoff:%Y%m%dT%H%M}", networks, params,
+    costly = [f for f in families if f in NETWORKS]
+    if costly:
+        fitted = fit_networks(Path(workdir) / f"{fold.cutoff:%Y%m%dT%H%M}", costly, params,
                               relative, models[params.network_base], recent, fold.validation,
                               fold.test, threads)
         for family, (network, network_predictions) in fitted.items():

@@ -54,7 +54,11 @@ class ForecastParams(BaseModel):
     validation_days: float = Field(
         14, gt=0, description="Days before each cut-off for early stopping and the ridge "
         "penalty.")
-    folds: int = Field(3, gt=0, description="Rolling-origin folds the gate scores on.")
+    folds: int = Field(6, gt=0, description="Rolling-origin folds the gate scores the linear "
+                       "families and the naive forecasts on.")
+    network_folds: int = Field(3, gt=0, description="The newest of the folds, where the "
+                               "networks (and an ensemble with them) are fitted and scored "
+                               "too: they cost about a minute a fold.")
     fold_days: float = Field(7, gt=0, description="Days of forecasts scored in each fold.")
     backtest_days: float = Field(
         84, ge=0, description="The folds are spread over this many days before the newest "
@@ -168,6 +172,10 @@ class Settings(BaseSettings):
         "process, or Dask (a LocalCluster of `parallel_folds` processes, or `dask_address`).")
     dask_address: str | None = Field(
         None, description="A running Dask scheduler (tcp://host:8786) for task_runner dask.")
+    retrain_wait_seconds: float = Field(
+        1800, ge=0, description="A retrain of a station that another live process is "
+        "retraining waits this long for it, then fails saying who holds it (a holder that "
+        "died is taken over at once).")
     monitor_days: int = Field(14, gt=0, description="The skill monitor judges the champion "
                               "on its verified forecasts of the last this many days.")
     monitor_margin: float = Field(

@@ -130,72 +130,88 @@ class FoldFit:
 
 @dataclass(frozen=True)
 class Backtest:
-    """Every model's scores on every fold's test windows, and the newest fold's models."""
+    """Every model's scores on the test windows of each fold it was fitted at (the linear
+    models and naive forecasts at every fold, the networks at the newest), and the newest
+    fold's models."""
 
     folds: list[FoldSplit]
-    fold_scores: dict[str, list[Scores]] = field(default_factory=dict)
-    fold_residuals: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    fold_scores: dict[str, list[Scores | None]] = field(default_factory=dict)
+    fold_residuals: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
     models: dict[str, Forecaster] = field(default_factory=dict)
 
+    def folds_of(self, name: str) -> list[int]:
+        """The folds (numbered from the oldest) at which `name` was fitted and scored."""
+        return [k for k, s in enumerate(self.fold_scores[name]) if s is not None]
+
     def scores(self, name: str, folds: list[int] | None = None) -> Scores:
-        """Over every fold, or over the folds numbered `folds` (0 is the oldest)."""
+        """Over every fold it was scored at, or over the folds numbered `folds`."""
         parts = self.fold_scores[name]
-        return Scores.combine([parts[k] for k in (range(len(parts)) if folds is None
+        return Scores.combine([parts[k] for k in (self.folds_of(name) if folds is None
                                                   else folds)])
 
-    def residuals(self, name: str) -> np.ndarray:
-        """(windows, horizon) actual − prediction on every fold's test windows: errors made
-        on data the model did not train on, which calibrate its prediction intervals."""
-        return np.concatenate(self.fold_residuals[name])
+    def residuals(self, name: str, folds: list[int] | None = None) -> np.ndarray:
+        """(windows, horizon) actual − prediction on the test windows of every fold it was
+        scored at (or of `folds`): errors made on data the model did not train on, which
+        calibrate its prediction intervals."""
+        parts = self.fold_residuals[name]
+        return np.concatenate([parts[k] for k in (self.folds_of(name) if folds is None
+                                                  else folds)])
 
     def compose(self, name: str, member: str, naive_steps: np.ndarray) -> None:
         """Add `name`: `member`'s forecast, with best naive's at the horizon steps marked in
-        `naive_steps`, scored and its residuals kept fold by fold (no refit needed: each
-        step's errors are one model's or the other's)."""
+        `naive_steps`, at the folds `member` was scored at (no refit needed: each step's
+        errors are one model's or the other's)."""
         self.fold_residuals[name] = [
-            np.where(naive_steps, naive, mine) for mine, naive in
+            None if mine is None else np.where(naive_steps, naive, mine) for mine, naive in
             zip(self.fold_residuals[member], self.fold_residuals["best_naive"], strict=True)]
-        self.fold_scores[name] = [Scores(tuple(float(v) for v in np.abs(r).mean(axis=0)),
-                                         len(r)) for r in self.fold_residuals[name]]
+        self.fold_scores[name] = [
+            None if r is None else Scores(tuple(float(v) for v in np.abs(r).mean(axis=0)),
+                                          len(r)) for r in self.fold_residuals[name]]
 
-    def changeability(self, day: int) -> np.ndarray:
+    def changeability(self, day: int, folds: list[int] | None = None) -> np.ndarray:
         """How changeable the weather was at each test window's origin, in the order of
-        `residuals` (see forecasting.intervals)."""
-        return np.concatenate([changeability(f.test.target, f.test.origins, day)
-                               for f in self.folds])
+        `residuals` for the same folds (see forecasting.intervals)."""
+        chosen = range(len(self.folds)) if folds is None else folds
+        return np.concatenate([changeability(self.folds[k].test.target,
+                                             self.folds[k].test.origins, day) for k in chosen])
 
     def test_sets(self, folds: list[int] | None = None) -> dict[str, Windows]:
         """The folds' test windows by name, for a model scored elsewhere (a champion)."""
         return {f"fold{k}": fold.test for k, fold in enumerate(self.folds)
                 if folds is None or k in folds}
 
-    def score_fixed(self, predictions: dict[str, np.ndarray]) -> Scores:
+    def score_fixed(self, predictions: dict[str, np.ndarray]) -> dict[int, Scores]:
         """A model that is not refitted (a champion), from its predictions for `test_sets`
-        (all of them, or those it was given)."""
+        (all of them, or those it was given): its scores by fold number."""
         sets = self.test_sets()
-        return Scores.combine([Scores.of(predictions[name], sets[name])
-                               for name in predictions])
+        return {int(name.removeprefix("fold")): Scores.of(predictions[name], sets[name])
+                for name in predictions}
 
     @classmethod
     def assemble(cls, folds: list[FoldSplit], fits: list[FoldFit]) -> Backtest:
         """Score the models fitted at each fold (in fold order) on that fold's test windows."""
         result = cls(folds)
-        for fold, fit in zip(folds, fits, strict=True):
+        for k, (fold, fit) in enumerate(zip(folds, fits, strict=True)):
             for name, predictions in fit.predictions.items():
-                result.fold_scores.setdefault(name, []).append(Scores.of(predictions, fold.test))
-                result.fold_residuals.setdefault(name, []).append(
+                result.fold_scores.setdefault(name, [None] * len(folds))[k] = Scores.of(
+                    predictions, fold.test)
+                result.fold_residuals.setdefault(name, [None] * len(folds))[k] = (
                     fold.test.targets() - np.asarray(predictions, np.float64))
         result.models.update(fits[-1].models)
         return result
 
 
-def backtest(windows: Windows, fit_fold: Callable[[FoldSplit], FoldFit],
+def backtest(windows: Windows, fit_fold: Callable[[FoldSplit, bool], FoldFit],
              folds: int = 3, test_days: float = 7, validation_days: float = 14,
-             spread_days: float = 0) -> Backtest:
-    """Rolling-origin evaluation: at each cut-off, `fit_fold` fits every model on what came
-    before it only, and each is scored on the following `test_days`."""
+             spread_days: float = 0, newest: int | None = None) -> Backtest:
+    """Rolling-origin evaluation: at each cut-off, `fit_fold(fold, newest)` fits the models
+    on what came before it only, and each is scored on the following `test_days`; `newest`
+    is true for the newest `newest` folds (all by default), where the costly models are
+    fitted too."""
     splits = rolling_folds(windows, folds, test_days, validation_days, spread_days)
-    return Backtest.assemble(splits, [fit_fold(fold) for fold in splits])
+    first_newest = len(splits) - (len(splits) if newest is None else newest)
+    return Backtest.assemble(splits, [fit_fold(fold, k >= first_newest)
+                                      for k, fold in enumerate(splits)])
 
 
 def verified_skill(skill: pd.DataFrame) -> pd.DataFrame:

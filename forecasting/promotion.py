@@ -87,7 +87,7 @@ def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group
                       for c, n in zip(candidate, naive, strict=True))
         statistic = paired_statistic(mine[:, group].mean(axis=1) - theirs[:, group].mean(axis=1),
                                      lag)
-        trusted = max(folds) < 1 and statistic < -critical
+        trusted = statistic < -critical
         if group.stop == horizon:
             trusted = trusted and mine[:, -1].mean() < theirs[:, -1].mean()
         naive_steps[group] = not trusted
@@ -101,14 +101,52 @@ def compose_candidates(backtest: Backtest, families: tuple[str, ...], params: Fo
     """For each candidate, the horizon groups where its backtest win over best naive was
     consistent (`plan_composition`); each candidate's composed forecast is scored into
     `backtest` as `composed:<family>`, which is what the gate judges."""
-    naive = [np.abs(r) for r in backtest.fold_residuals["best_naive"]]
     plans = {}
     for family in families:
+        folds = backtest.folds_of(family)
         plans[family] = plan_composition(
-            [np.abs(r) for r in backtest.fold_residuals[family]], naive, params.group_steps,
-            params.samples_per_day, params.gate_confidence, params.step_minutes / 60)
+            [np.abs(backtest.fold_residuals[family][k]) for k in folds],
+            [np.abs(backtest.fold_residuals["best_naive"][k]) for k in folds],
+            params.group_steps, params.samples_per_day, params.gate_confidence,
+            params.step_minutes / 60)
         backtest.compose(f"{COMPOSED}:{family}", family, plans[family].naive_steps)
     return plans
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's outcome on a backtest: the winner (or None) and why, every candidate's
+    decision and composition, and the scores it was ranked and compared with the champion
+    on (the folds all candidates share; of those, the ones the champion was scored on)."""
+
+    winner: str | None
+    why: str
+    decisions: dict[str, Decision]
+    plans: dict[str, Composition]
+    ranking: dict[str, Scores]
+    champion_folds: list[int]
+
+
+def gate_backtest(backtest: Backtest, families: tuple[str, ...], params: ForecastParams,
+                  champion: dict[int, Scores] | None = None) -> Verdict:
+    """Gate every candidate, composed with best naive where its win was not consistent,
+    against best naive on every fold it was scored at; rank those that pass, and compare
+    them with the champion (its scores by fold), on the folds they all share."""
+    plans = compose_candidates(backtest, families, params)
+    entry = {f: f"{COMPOSED}:{f}" for f in families}
+    shared = sorted(set.intersection(*(set(backtest.folds_of(f)) for f in families)))
+    judged = {f: (backtest.scores(entry[f]),
+                  backtest.scores("best_naive", backtest.folds_of(entry[f])))
+              for f in families}
+    ranking = {f: backtest.scores(entry[f], shared) for f in families}
+    there = [k for k in shared if k in (champion or {})]
+    winner, why, decisions = choose_champion(
+        ranking, backtest.scores("best_naive", shared),
+        Scores.combine([champion[k] for k in there]) if there else None,
+        params.min_improvement, params.group_steps, params.step_minutes / 60,
+        {f: plans[f].naive_groups for f in families},
+        {f: backtest.scores(entry[f], there) for f in families} if there else None, judged)
+    return Verdict(winner, why, decisions, plans, ranking, there)
 
 
 @dataclass(frozen=True)
@@ -139,6 +177,9 @@ def decide_promotion(candidate: Scores, naive: Scores, champion: Scores | None,
         raise ValueError("scores must come from the same holdout windows")
     factor = 1 - min_improvement
     groups = len(candidate.groups(group_steps))
+    if len(naive_groups) >= groups:
+        return Decision(False, ("no horizon group beat best naive consistently (in every "
+                                "fold and by the paired test)",))
     naive_last = groups - 1 in naive_groups
     checks = [("mean MAE", candidate.mean, "best naive", naive.mean, False),
               ("+24 h MAE", candidate.last, "best naive", naive.last, naive_last)]
@@ -172,7 +213,8 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
                     min_improvement: float = 0.0, group_steps: int = 6,
                     step_hours: float = 1.0,
                     naive_groups: dict[str, frozenset[int]] | None = None,
-                    versus_champion: dict[str, Scores] | None = None
+                    versus_champion: dict[str, Scores] | None = None,
+                    judged: dict[str, tuple[Scores, Scores]] | None = None
                     ) -> tuple[str | None, str, dict[str, Decision]]:
     """Gate every candidate and pick one of those that pass: (winner or None, why it won
     over the others that passed, every decision in order of mean MAE, best first).
@@ -183,13 +225,17 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
     wins, except that candidates within `TIE` of it are tied and the simplest of them wins
     (in the order of FAMILIES: a network whose training never beat its ridge base forecasts
     as the ridge does, up to float32 rounding). `naive_groups` and `versus_champion` are
-    each candidate's, as decide_promotion takes them."""
+    each candidate's, as decide_promotion takes them; `judged` gives a candidate's scores
+    and best naive's on more windows than the ones all candidates share (a linear model is
+    backtested on more folds than a network), which the gate then judges it on."""
     order = sorted(candidates, key=lambda name: candidates[name].mean)
     naive_groups, versus_champion = naive_groups or {}, versus_champion or {}
-    decisions = {name: decide_promotion(candidates[name], naive, champion, min_improvement,
-                                        group_steps, step_hours,
+    judged = judged or {}
+    decisions = {name: decide_promotion(*judged.get(name, (candidates[name], naive)), champion,
+                                        min_improvement, group_steps, step_hours,
                                         naive_groups.get(name, frozenset()),
-                                        versus_champion.get(name)) for name in order}
+                                        versus_champion.get(name, candidates[name]))
+                 for name in order}
     passed = [name for name in order if decisions[name].promote]
     if not passed:
         return None, "", decisions

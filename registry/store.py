@@ -10,7 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 from forecasting.schema import StationSchema
 from forecasting.stations import station_named
-from registry import backtests, versions  # noqa: F401  (registers their tables)
+from registry import backtests, leases, versions  # noqa: F401  (registers their tables)
 from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views
 from registry.tables import create_tables, observation_table

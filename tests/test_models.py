@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from forecasting.candidates import Ensemble, distinct_members, fit_candidates, load_candidate
+from forecasting.baselines import BestNaive
+from forecasting.candidates import (Composed, Ensemble, distinct_members, fit_candidates,
+                                   load_candidate)
 from forecasting.config import FAMILIES, NETWORKS, ForecastParams
 from forecasting.evaluation import rolling_folds
 from forecasting.linear import LINEAR, ARRAYS_FILE
@@ -152,6 +154,43 @@ def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_ve
     arrays.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="t v8 member t v2: .*refusing a changed file"):
         load_verified(path, sha, "t v8", root)
+
+
+def test_composed_forecast_is_best_naive_where_told_and_reloads_only_if_its_member_verifies(
+        tiny, tmp_path):
+    fold, _, models = tiny
+    ridge, inputs = models["ridge"], fold.test.inputs()
+    naive = BestNaive(TINY.samples_per_day).fit(fold.train)
+    steps = np.arange(TINY.horizon_steps) >= 3  # the candidate lost +4 h .. +6 h
+    composed = Composed(ridge, naive, steps)
+    forecast = composed.predict(inputs)
+    np.testing.assert_array_equal(forecast[:, 3:], naive.predict(inputs)[:, 3:])
+    np.testing.assert_allclose(forecast[:, :3], ridge.predict(inputs)[:, :3])
+    assert not np.allclose(forecast[:, 3:], ridge.predict(inputs)[:, 3:])
+    root = tmp_path / "artifacts"
+    path, sha = _stored(ridge, root, 1)
+    composed.references.append(member_reference("t", 1, str(path), sha, root))
+    path, sha = _stored(composed, root, 2)
+    np.testing.assert_allclose(load_verified(path, sha, "t v2", root).predict(inputs), forecast)
+    arrays = version_dir(root, "t", 1) / ARRAYS_FILE
+    arrays.write_bytes(arrays.read_bytes()[:-1] + b"x")
+    with pytest.raises(ArtifactError, match="t v2 member t v1: .*refusing a changed file"):
+        load_verified(path, sha, "t v2", root)
+
+
+def test_a_network_that_kept_its_base_is_not_a_second_copy_of_it_in_the_ensemble():
+    def network(family: str, kept: bool) -> SavedNetwork:
+        return SavedNetwork(family, TINY, (), Path(), 1, {"kept_base": kept})
+
+    models = {"blend": None, "ridge": None, "gru": network("gru", True),
+              "gru_dropout": network("gru_dropout", False),
+              "stacked_gru": network("stacked_gru", True),
+              "bidirectional_gru": network("bidirectional_gru", False)}
+    assert distinct_members(models, TINY.families, TINY) == [
+        "blend", "ridge", "gru_dropout", "bidirectional_gru"]
+    without_base = TINY.model_copy(update={"families": ("blend", *NETWORKS, "ensemble")})
+    assert distinct_members(models, without_base.families, without_base) == [
+        "blend", "gru", "gru_dropout", "bidirectional_gru"]  # one copy of the ridge
 
 
 @pytest.mark.parametrize("family", NETWORKS)

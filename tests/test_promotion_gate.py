@@ -3,10 +3,12 @@ horizon group, and beat the champion; every failed comparison is named."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from forecasting.evaluation import Scores
-from forecasting.promotion import ENSEMBLE_MARGIN, choose_champion, decide_promotion
+from forecasting.promotion import (ENSEMBLE_MARGIN, choose_champion, decide_promotion,
+                                   plan_composition)
 
 NAIVE = Scores((1.0,) * 6 + (2.0,) * 6 + (2.0,) * 6 + (2.0,) * 6, 100)
 
@@ -90,3 +92,67 @@ def test_the_ensemble_is_promoted_when_it_passes_within_the_margin_of_the_best()
     assert choose_champion({"ridge": best, "ensemble": failing}, naive, None)[0] == "ridge"
     assert choose_champion({"ensemble": best, "ridge": best}, naive, None)[:2] == (
         "ensemble", "ensemble has the lowest mean MAE")
+
+
+def fold_errors(rng, ratios: list[list[float]], windows: int = 168) -> tuple[list, list]:
+    """Absolute errors (windows, 24) of a candidate and of best naive in each fold, the
+    candidate's mean in each 6-hour group `ratio` times best naive's (per fold)."""
+    candidate, naive = [], []
+    for fold in ratios:
+        base = np.abs(rng.normal(2.0, 0.3, (windows, 24)))
+        scale = np.repeat(fold, 6)
+        candidate.append(base * scale * rng.uniform(0.97, 1.03, (windows, 24)))
+        naive.append(base)
+    return candidate, naive
+
+
+def test_a_group_won_on_the_pooled_mean_but_lost_in_one_fold_is_left_to_best_naive():
+    rng = np.random.default_rng(1)
+    candidate, naive = fold_errors(rng, [[0.6, 0.7, 0.8, 0.85], [0.6, 1.08, 0.8, 0.85],
+                                         [0.6, 0.7, 0.8, 0.85]])
+    plan = plan_composition(candidate, naive, 6, 24)
+    pooled = np.concatenate(candidate)[:, 6:12].mean() / np.concatenate(naive)[:, 6:12].mean()
+    assert pooled < 0.9  # it won 7-12 h on the pooled mean
+    assert plan.naive_groups == {1}
+    assert list(plan.naive_steps) == [False] * 6 + [True] * 6 + [False] * 12
+    assert "7-12 h 0." in plan.summary and "/1.08/" in plan.summary
+    assert plan.summary.endswith("best naive at 7-12 h")
+
+
+def test_a_group_whose_win_fails_the_paired_test_is_left_to_best_naive():
+    """A small edge that wins every fold on the mean, but the per-window differences swing
+    with the weather (a spell better, a spell worse): with their autocorrelation allowed for,
+    the paired test does not back it."""
+    swing = 0.6 * np.sin(2 * np.pi * np.arange(48) / 48)[:, None]  # one spell per fold
+    naive = [np.full((48, 24), 2.0) for _ in range(3)]
+    candidate = [n - 0.03 + swing for n in naive]
+    plan = plan_composition(candidate, naive, 6, 24)
+    first = plan.evidence[0]
+    assert all(r < 1 for r in first.fold_ratios)
+    assert -1.645 < first.statistic < 0 and 0 in plan.naive_groups
+
+
+def test_a_candidate_trusted_in_no_group_is_rejected_with_the_evidence():
+    rng = np.random.default_rng(3)
+    candidate, naive = fold_errors(rng, [[0.7, 0.7, 0.8, 0.8], [1.1, 1.1, 1.2, 1.2],
+                                         [0.7, 0.7, 0.8, 0.8]])
+    plan = plan_composition(candidate, naive, 6, 24)
+    assert plan.naive_groups == {0, 1, 2, 3}
+    naive_scores = Scores(tuple(np.concatenate(naive).mean(axis=0)), 504)
+    decision = decide_promotion(naive_scores, naive_scores, None,
+                                naive_groups=plan.naive_groups)
+    assert not decision.promote
+    assert "no horizon group beat best naive consistently" in decision.reason
+
+
+def test_a_composed_candidate_passes_with_best_naive_in_the_groups_it_lost():
+    naive = groups(1.0, 2.0, 2.0, 2.0)
+    composed = groups(0.5, 2.0, 2.0, 2.0)  # best naive's own forecast after 6 h
+    assert not decide_promotion(composed, naive, None).promote
+    decision = decide_promotion(composed, naive, None, naive_groups=frozenset({1, 2, 3}))
+    assert decision.promote
+    assert "1 of 4 horizon groups beat best naive" in decision.reason
+    assert "+24 h MAE 2.000 = best naive" in decision.reason
+    # against a champion: better on the mean; at +24 h both are best naive's, equal is fine
+    assert decide_promotion(composed, naive, groups(0.6, 2.0, 2.0, 2.0),
+                            naive_groups=frozenset({1, 2, 3})).promote

@@ -106,7 +106,7 @@ def small_backtest(tmp_path_factory):
     windows, relative = station_windows(simulated_observations("2021-03-01", 40, seed=3), JENA,
                                         params)
     work = tmp_path_factory.mktemp("fit")
-    return params, backtest(windows, lambda fold: fit_candidates(fold, params, relative, work),
+    return params, backtest(windows, lambda fold, _: fit_candidates(fold, params, relative, work),
                             params.folds, params.fold_days, params.validation_days)
 
 

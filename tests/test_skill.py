@@ -66,7 +66,7 @@ def test_backtest_scores_every_model_on_the_same_folds_with_data_before_each_cut
                                         JENA, params)
     seen = []
 
-    def fit(fold):
+    def fit(fold, networks):
         assert fold.train.times[fold.train.origins[-1] + fold.train.horizon] < fold.cutoff
         assert fold.test.origin_times()[0] >= fold.cutoff
         seen.append(fold.cutoff)

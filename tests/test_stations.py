@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from forecasting.schema import JENA
 from forecasting.simulate import simulate_station, write_station_csv
 from tests.conftest import HOURLY_TOML, small_settings
 
@@ -131,14 +132,14 @@ def test_a_station_with_a_refused_file_or_too_little_data_fails_alone(prefect_ha
 
 def test_a_retrain_waits_while_another_retrain_of_its_station_runs(prefect_harness, tmp_path):
     """Whoever started it (a schedule, a person), a station's retrain takes its turn on the
-    station's concurrency limit: here the test holds the slot, as a running retrain would."""
+    station's lease: here the test holds it, as a running retrain would."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
-    from prefect.concurrency.sync import concurrency
 
     from flows.ingest import ingest
-    from flows.network import one_at_a_time
     from flows.retrain import retrain
+    from registry.leases import held
+    from registry.store import open_store
 
     data = tmp_path / "data"
     write_station_csv(data / "incoming" / "jena.csv", simulate_station(START, DAYS, 1))
@@ -147,10 +148,12 @@ def test_a_retrain_waits_while_another_retrain_of_its_station_runs(prefect_harne
     with small_settings():
         waiting = threading.Thread(target=retrain, kwargs={"data_dir": str(data),
                                                            "families": ["blend"]})
-        with concurrency(one_at_a_time("retrain-jena"), occupy=1, strict=True):
+        store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
+        with held(store.sessions, "retrain jena", 0):
             waiting.start()
             time.sleep(8)
             released = datetime.now(UTC)
+        store.close()
         waiting.join()
     with get_client(sync_client=True) as client:
         (load,) = [t for t in client.read_task_runs(task_run_filter=TaskRunFilter(

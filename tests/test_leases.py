@@ -1,0 +1,125 @@
+"""A station's retrain runs alone, and a retrain that died (SIGKILL) never blocks the next:
+the lease lives in the database, and a holder whose process is gone is taken over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from forecasting.schema import JENA
+from forecasting.simulate import simulate_station
+from registry.leases import LeaseBusy, held
+from registry.store import open_store
+from tests.conftest import SMALL, station
+
+NAME = "retrain jena"
+
+
+@pytest.fixture()
+def fed(tmp_path):
+    """A data directory whose database holds 90 simulated days of the Jena station."""
+    station(tmp_path, simulate_station("2021-01-01", 90, seed=11)).close()
+    return tmp_path
+
+
+def cli(data: Path, *args: str, wait: float = 1800) -> list[str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, **SMALL, "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "SENSORCAST_RETRAIN_WAIT_SECONDS": str(wait)}
+    return [str(Path(sys.executable).with_name("sensorcast")), "--data-dir", str(data),
+            *args], env
+
+
+def lease_row(data: Path, database: str = "sensorcast.db") -> tuple | None:
+    with sqlite3.connect(data / database) as connection:
+        try:
+            return connection.execute("select host, pid from leases where name = ?",
+                                      (NAME,)).fetchone()
+        except sqlite3.OperationalError:  # the table is not there yet
+            return None
+
+
+def test_a_retrain_killed_with_sigkill_does_not_block_the_next_retrain_of_its_station(
+        prefect_harness, fed):
+    command, env = cli(fed, "retrain", "--family", "blend", "--family", "gru")
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while lease_row(fed) is None and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lease_row(fed) == (socket.gethostname(), child.pid)  # it holds the station
+    os.killpg(child.pid, signal.SIGKILL)  # the CLI and its network-fitting process
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    assert lease_row(fed) == (socket.gethostname(), child.pid)  # left behind by the dead
+    command, env = cli(fed, "retrain", "--family", "blend", wait=5)
+    started = time.monotonic()
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "Waiting for the retrain" not in again.stdout + again.stderr
+    assert "vs best naive" in again.stdout and time.monotonic() - started < 120
+    assert lease_row(fed) is None  # given back when done
+
+
+def test_a_waiting_retrain_gives_up_after_the_set_time_with_one_line_naming_the_holder(
+        prefect_harness, fed):
+    store = open_store(f"sqlite:///{fed / 'sensorcast.db'}", JENA)
+    try:
+        with held(store.sessions, NAME, 0):  # a live retrain of the station, here
+            command, env = cli(fed, "retrain", "--family", "blend", wait=2)
+            refused = subprocess.run(command, env=env, capture_output=True, text=True,
+                                     timeout=300)
+    finally:
+        store.close()
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stdout + refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, refused.stderr[-2000:]
+    assert f"retrain jena is held by process {os.getpid()} on {socket.gethostname()}" in \
+        errors[0] and "gave up after waiting 2 s" in errors[0]
+
+
+def holding(url: str) -> subprocess.Popen:
+    """Another process that takes the lease and then just lives (renewing it)."""
+    script = ("import sys, time; from registry.leases import held; "
+              "from registry.store import open_store; from forecasting.schema import JENA; "
+              f"s = open_store(sys.argv[1], JENA); h = held(s.sessions, {NAME!r}, 0); "
+              "h.__enter__(); print('held', flush=True); time.sleep(120)")
+    process = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_lease_is_taken_from_a_dead_or_frozen_holder_but_not_from_a_live_one(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store = open_store(url, JENA)
+    live = holding(url)
+    try:
+        with pytest.raises(LeaseBusy, match=f"held by process {live.pid} on .*gave up"):
+            with held(store.sessions, NAME, 0.5, poll_seconds=0.1):
+                pass
+        live.send_signal(signal.SIGSTOP)  # frozen: it stops renewing
+        time.sleep(1.5)
+        with held(store.sessions, NAME, 5, ttl=1, poll_seconds=0.1):
+            assert lease_row(tmp_path, "db.sqlite")[1] == os.getpid()
+    finally:
+        live.kill()
+        live.wait()
+    killed = holding(url)
+    killed.kill()
+    killed.wait()
+    assert lease_row(tmp_path, "db.sqlite")[1] == killed.pid
+    started = time.monotonic()
+    with held(store.sessions, NAME, 5):  # its holder is gone: taken at once
+        assert time.monotonic() - started < 1
+    assert lease_row(tmp_path, "db.sqlite") is None
+    store.close()
