@@ -28,6 +28,7 @@ from forecasting.windows import NotEnoughData
 from registry.backtests import (RETRAIN, BacktestRun, Step, finish, finish_step, plan,
                                 start_or_resume, write_backtest_forecast)
 from registry.forecasts import read_view
+from registry.leases import LeaseBusy, held
 from registry.store import Store, open_store
 from registry.versions import ModelVersion, champion
 
@@ -86,31 +87,14 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
                                   as_utc(end), timedelta(hours=retrain_every_hours),
                                   params.model_dump(mode="json"))
         triggered_by = f"backtest {run.id} ({who_started(triggered_by)})"
-        pending = [s for s in steps if s not in run.done]
-        logger.info("Backtest %d (models registered as %s): %d steps, %d already done",
-                    run.id, run.model_name, len(steps), len(steps) - len(pending))
-        with tempfile.TemporaryDirectory(prefix="sensorcast-backtest-") as work, \
-                fit_runner(settings, params) as runner:
-            fits = {s: start_fits(runner, store, settings, params, s, Path(work))
-                    for s in pending if s.kind == RETRAIN}
-            loaded: dict[int | None, tuple] = {}
-            for number, step in enumerate(pending, len(steps) - len(pending) + 1):
-                if step.kind == RETRAIN:
-                    outcome = retrain_step(store, settings, params, run, step, fits.pop(step),
-                                           triggered_by, Path(work))
-                else:
-                    with store.sessions() as session:
-                        current = champion(session, run.model_name)
-                    key = current and current.id
-                    if key not in loaded:
-                        loaded[key] = load_model(store, settings, run.model_name,
-                                                 triggered_by, None, f"as of {step.at:%F}")
-                    outcome = forecast_step(store, settings, run, step, *loaded[key])
-                logger.info("Step %d/%d, %s at %s: %s", number, len(steps), step.kind,
-                            f"{step.at:%Y-%m-%d %H:%M}", outcome)
+        with held(store.sessions, f"backtest {run.id}", 0):
+            pending = replay(store, settings, params, run, steps, triggered_by)
         with store.sessions.begin() as session:
             finish(session, run.id)
             skill = verified_skill(read_view(session, "backtest_skill", backtest_id=run.id))
+    except LeaseBusy as busy:
+        logger.error("Not backtesting: already running (backtest %d): %s", run.id, busy)
+        return Failed(message=f"not backtesting: already running (backtest {run.id}): {busy}")
     finally:
         store.close()
     table = [{"horizon_hours": h, **{k: round(float(v), 3) for k, v in row.items()}}
@@ -120,6 +104,36 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
         "MAE by horizon against persistence and seasonal persistence, out of sample"))
     return {"backtest_id": run.id, "model_name": run.model_name, "steps": len(steps),
             "resumed_after": len(steps) - len(pending), "skill": table}
+
+
+def replay(store: Store, settings: Settings, params: ForecastParams, run: BacktestRun,
+           steps: list[Step], triggered_by: str) -> list[Step]:
+    """Run the steps the backtest has not finished, in time order (the retrain points'
+    fits first, in parallel); returns them."""
+    logger = get_run_logger()
+    pending = [s for s in steps if s not in run.done]
+    logger.info("Backtest %d (models registered as %s): %d steps, %d already done",
+                run.id, run.model_name, len(steps), len(steps) - len(pending))
+    with tempfile.TemporaryDirectory(prefix="sensorcast-backtest-") as work, \
+            fit_runner(settings, params) as runner:
+        fits = {s: start_fits(runner, store, settings, params, s, Path(work))
+                for s in pending if s.kind == RETRAIN}
+        loaded: dict[int | None, tuple] = {}
+        for number, step in enumerate(pending, len(steps) - len(pending) + 1):
+            if step.kind == RETRAIN:
+                outcome = retrain_step(store, settings, params, run, step, fits.pop(step),
+                                       triggered_by, Path(work))
+            else:
+                with store.sessions() as session:
+                    current = champion(session, run.model_name)
+                key = current and current.id
+                if key not in loaded:
+                    loaded[key] = load_model(store, settings, run.model_name,
+                                             triggered_by, None, f"as of {step.at:%F}")
+                outcome = forecast_step(store, settings, run, step, *loaded[key])
+            logger.info("Step %d/%d, %s at %s: %s", number, len(steps), step.kind,
+                        f"{step.at:%Y-%m-%d %H:%M}", outcome)
+    return pending
 
 
 def start_fits(runner: TaskRunner, store: Store, settings: Settings,

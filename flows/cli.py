@@ -41,12 +41,17 @@ def main(
     """Settings come from defaults, sensorcast.toml, SENSORCAST_* variables, then these flags."""
     flags = {"data_dir": data_dir, "database_url": database_url,
              "station_schema": station_schema, "stations_file": stations_file}
+    from registry.db import checked_url
+
     try:
         ctx.obj = Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as invalid:
         _fail(f"invalid settings: {invalid_settings(invalid)}")
+    except ValueError as unreadable:  # sensorcast.toml that is not TOML
+        _fail(f"sensorcast.toml: {unreadable}")
     try:
         ctx.obj.stations  # the stations' descriptions, checked before any command uses them
+        checked_url(ctx.obj.db_url)
     except (ValueError, OSError) as invalid:
         _fail(str(invalid))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -113,9 +118,9 @@ def _ingest_station(settings: Settings, store, path: Path | None) -> int:
 def simulate(
     out: Annotated[Path, typer.Option(help="CSV file to write (a folder with --stations).")],
     start: Annotated[str, typer.Option(help="First day (station local time).")] = "2009-01-01",
-    days: Annotated[int, typer.Option(min=1)] = 180,
-    seed: Annotated[int, typer.Option()] = 0,
-    gaps: Annotated[float, typer.Option(help="Fraction of rows missing.")] = 0.0,
+    days: Annotated[int, typer.Option(min=1, max=36_525)] = 180,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    gaps: Annotated[float, typer.Option(help="Fraction of rows missing (0 to 1).")] = 0.0,
     duplicates: Annotated[float, typer.Option(help="Fraction of rows repeated.")] = 0.0,
     sentinels: Annotated[float, typer.Option(help="Fraction of -9999 wind values.")] = 0.0,
     garbled: Annotated[float, typer.Option(help="Fraction of garbled lines.")] = 0.0,
@@ -125,18 +130,34 @@ def simulate(
 ) -> None:
     """Write a synthetic Jena-format station file, or a network of them (deterministic for
     a seed)."""
+    import math
+
+    import pandas as pd
+
     from forecasting.simulate import (Faults, simulate_network, simulate_station,
                                       write_network, write_station_csv)
 
+    fractions = {"gaps": gaps, "duplicates": duplicates, "sentinels": sentinels,
+                 "garbled": garbled}
+    for name, value in fractions.items():
+        if not (math.isfinite(value) and 0 <= value < 1):
+            _fail(f"--{name} {value}: a fraction of the rows, at least 0 and below 1")
+    try:
+        pd.Timestamp(start)
+    except ValueError as exc:
+        _fail(f"--start {start!r} is not a date (e.g. 2016-01-01): {exc}")
     faults = Faults(gaps, duplicates, sentinels, garbled)
-    if stations:
-        network = simulate_network(start, days, stations, seed)
-        listed = write_network(out, network, faults, seed)
-        typer.echo(f"wrote {stations} stations ({days} days from {start}) under {out}; use "
-                   f"them with --stations-file {listed}")
-        return
-    frame = simulate_station(start, days, seed)
-    write_station_csv(out, frame, faults, seed)
+    try:
+        if stations:
+            network = simulate_network(start, days, stations, seed)
+            listed = write_network(out, network, faults, seed)
+            typer.echo(f"wrote {stations} stations ({days} days from {start}) under {out}; "
+                       f"use them with --stations-file {listed}")
+            return
+        frame = simulate_station(start, days, seed)
+        write_station_csv(out, frame, faults, seed)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
     typer.echo(f"wrote {len(frame)} rows ({days} days from {start}) to {out}")
 
 
@@ -148,7 +169,14 @@ def retrain(
     station: StationOption = None,
 ) -> None:
     """Train the candidates on the rolling window, register them, apply the gate."""
+    from flows.settings import params_from
+
     settings: Settings = ctx.obj
+    _stations(settings, station)
+    try:
+        params_from(settings, family or None, epochs)
+    except ValidationError as invalid:
+        _fail(f"invalid settings: {invalid_settings(invalid)}")
     _prefect_home(settings)
     from flows.retrain import retrain as retrain_flow
 
@@ -234,11 +262,13 @@ def forecast(
     """Forecast the next 24 hours with the champion (the best naive forecast if there is
     none), using only observations at or before the forecast time."""
     settings: Settings = ctx.obj
+    _stations(settings, station)
+    when = _timestamp(at, "--at") if at else None
     _prefect_home(settings)
     from flows.forecast import forecast as forecast_flow
 
     issued = _run_flow(forecast_flow, **_flow_settings(settings), station=station,
-                       at=_timestamp(at) if at else None, days=days,
+                       at=when, days=days,
                        model=model.value.replace("-", "_"), triggered_by="cli")
     for name, runs in issued.items():
         for run in runs:
@@ -274,7 +304,7 @@ def backtest(
 
     settings: Settings = ctx.obj
     (replayed,) = _stations(settings, station, one=True)
-    first, last = _timestamp(start), _timestamp(end)
+    first, last = _timestamp(start, "--start"), _timestamp(end, "--end")
     try:
         every = pd.Timedelta(retrain_every).to_pytimedelta()
         params = params_from(settings, family, epochs)
@@ -358,6 +388,7 @@ def monitor(ctx: typer.Context,
     """Judge the champion on its verified forecasts of the last `monitor_days`; demote it
     (and retrain) when it loses to the best naive forecast."""
     settings: Settings = ctx.obj
+    _stations(settings, station)
     _prefect_home(settings)
     from flows.monitor import monitor as monitor_flow
 
@@ -434,13 +465,13 @@ def _run_flow(flow, **parameters):
     return state.result()
 
 
-def _timestamp(text: str):
+def _timestamp(text: str, option: str):
     import pandas as pd
 
     try:
         moment = pd.Timestamp(text)
     except ValueError as exc:
-        _fail(f"--at {text!r} is not a timestamp (e.g. 2016-06-01T12:00): {exc}")
+        _fail(f"{option} {text!r} is not a timestamp (e.g. 2016-06-01T12:00): {exc}")
     return (moment.tz_localize("UTC") if moment.tzinfo is None else moment).to_pydatetime()
 
 
@@ -654,10 +685,27 @@ def run() -> None:
     server down) as one line instead of a traceback. Each write is one transaction, so
     nothing stored is lost or half-written: re-run once the cause is fixed."""
     from sqlalchemy.exc import OperationalError
+    # Typer's own copy of click (pinned Typer): its usage errors, raised here rather than
+    # drawn as a box of several lines.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as bare:  # `sensorcast` alone: the help
+        typer.echo(bare.ctx.get_help())
+        raise SystemExit(0) from None
+    except UsageError as exc:  # a bad argument: one line, as every refusal
+        command = exc.ctx.command_path if exc.ctx else "sensorcast"
+        typer.echo(f"error: {command}: {exc.format_message()} (see --help)", err=True)
+        raise SystemExit(2) from None
+    except ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(1) from None
     except OperationalError as exc:
         typer.echo(f"error: the database refused: {exc.orig}; nothing stored was lost or "
                    "half-written, re-run once that is fixed", err=True)
         raise SystemExit(2) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from forecasting.schema import JENA, StationSchema, load_station
-from forecasting.stations import Site, load_stations, station_named
+from forecasting.stations import Site, load_stations, shared_drop_dirs, station_named
 
 
 Family = Literal["blend", "ridge", "gru", "gru_dropout", "stacked_gru", "bidirectional_gru",
@@ -202,7 +202,13 @@ class Settings(BaseSettings):
     @cached_property
     def sites(self) -> tuple[Site, ...]:
         if self.stations_file:
-            return load_stations(self.stations_file)
+            sites = load_stations(self.stations_file)
+            shared = shared_drop_dirs({
+                s.station.name: s.drop_dir or self.data_dir / "incoming" / s.station.name
+                for s in sites})
+            if shared:
+                raise ValueError(f"stations file {self.stations_file}: {shared}")
+            return sites
         station = load_station(self.station_schema) if self.station_schema else JENA
         return (Site(station, self.data_dir / "incoming"),)
 

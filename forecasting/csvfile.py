@@ -51,6 +51,14 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("cp1252", errors="replace"), "cp1252"
 
 
+def shortened(names: list[str], first: int = 20) -> str:
+    """A list of names for a message: the first `first`, then how many more (a header of
+    thousands of columns must not make a message of kilobytes)."""
+    if len(names) <= first:
+        return str(names)
+    return f"{names[:first]} and {len(names) - first:,} more ({len(names):,} in all)"
+
+
 def parse_header(line: bytes, station: StationSchema) -> Header:
     """Map header names to positions; missing columns refuse the file, extra ones are noted."""
     text, encoding = decode(line.rstrip(b"\r\n"))
@@ -63,9 +71,9 @@ def parse_header(line: bytes, station: StationSchema) -> Header:
     missing = [n for n in needed if n not in names]
     if missing:
         raise HeaderError(
-            f"header lacks column(s) {missing} required by station {station.name!r} "
-            f"(found {list(names)}; delimiter {station.delimiter!r})"
-        )
+            f"header lacks column(s) {shortened(missing)} required by station "
+            f"{station.name!r} (found {shortened(list(names))}; delimiter "
+            f"{station.delimiter!r})")
     repeated = sorted({n for n in needed if names.count(n) > 1})
     if repeated:
         raise HeaderError(f"header repeats column(s) {repeated}")
@@ -98,8 +106,10 @@ def read_chunks(
         end = min(breaks) if breaks else len(start)
         first = start[:end]
         rest = start[end + (2 if start[end:end + 2] == b"\r\n" else 1):] if breaks else b""
+        if not start:
+            raise HeaderError(f"{path}: file is empty")
         if not first.strip(b"\t \xef\xbb\xbf"):
-            raise HeaderError(f"{path}: file is empty or its first line is blank (no header)")
+            raise HeaderError(f"{path}: its first line is blank (no header)")
         header = parse_header(first, station)
     except BaseException:
         handle.close()
@@ -115,6 +125,11 @@ def _refuse_non_text(start: bytes, path: Path) -> None:
         raise HeaderError(f"{path}: the file is UTF-16 (or binary); save it as UTF-8 text")
     if start.startswith(b"PK\x03\x04"):
         raise HeaderError(f"{path}: the file is a ZIP archive; extract the CSV first")
+    sample = start[:4096]
+    control = sum(0 < b < 32 and b not in b"\t\r\n" for b in sample) + sample.count(b"\x7f")
+    if sample and control > len(sample) // 20:
+        raise HeaderError(f"{path}: the file is binary ({control} control bytes in its first "
+                          f"{len(sample)}), not CSV text")
 
 
 def _chunks(handle: BinaryIO, chunk_rows: int, start: bytes = b"") -> Iterator[RawChunk]:

@@ -12,6 +12,7 @@ Relative paths are relative to the stations file.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +38,25 @@ def station_named(stations: tuple[StationSchema, ...], name: str) -> StationSche
     return found
 
 
+def name_key(name: str) -> str:
+    """The station's name as Prefect keys carry it: `Jena_2` -> `jena-2`."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def shared_drop_dirs(dirs: dict[str, Path]) -> str | None:
+    """Why the stations' drop folders (by station) cannot all be served, or None: two
+    stations reading one folder would each store the other's files."""
+    by_folder: dict[Path, str] = {}
+    for name, folder in dirs.items():
+        resolved = Path(folder).resolve()
+        if resolved in by_folder:
+            return (f"stations {by_folder[resolved]!r} and {name!r} share the drop folder "
+                    f"{folder}: each would store the other's files; give each its own "
+                    "`drop_dir`")
+        by_folder[resolved] = name
+    return None
+
+
 def load_stations(path: Path) -> tuple[Site, ...]:
     """Read the stations file; every problem names the entry and the key."""
     path = Path(path)
@@ -47,7 +67,7 @@ def load_stations(path: Path) -> tuple[Site, ...]:
     entries = doc.get("stations")
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"stations file {path}: no [[stations]] entries")
-    sites, seen = [], set()
+    sites, seen = [], {}
     for i, entry in enumerate(entries):
         where = f"stations file {path}: stations[{i}]"
         unknown = sorted(set(entry) - {"name", "schema", "drop_dir"})
@@ -55,9 +75,13 @@ def load_stations(path: Path) -> tuple[Site, ...]:
             raise ValueError(f"{where}: " + (f"unknown keys {unknown}" if unknown
                                              else "lacks `name`"))
         name = str(entry["name"])
-        if name in seen:
+        if name in seen.values():
             raise ValueError(f"{where}: station {name!r} is listed twice")
-        seen.add(name)
+        if (key := name_key(name)) in seen:
+            raise ValueError(f"{where}: station {name!r} and {seen[key]!r} differ only in "
+                             f"case or punctuation, so their keys in Prefect (artifacts, "
+                             f"runs) would both be {key!r}; rename one")
+        seen[key] = name
         try:
             schema = load_station(path.parent / entry["schema"]) if "schema" in entry else JENA
             station = replace(schema, name=name)  # checks the name

@@ -12,7 +12,8 @@ from typing import Annotated
 
 from sqlalchemy import Connection, DateTime, Engine, String, create_engine, event
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -68,9 +69,28 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+def checked_url(url: str) -> URL:
+    """`url` parsed, if it names a database sensorcast works with (SQLite or PostgreSQL);
+    ValueError saying what is wrong otherwise."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"database_url {url!r} is not a database URL (e.g. "
+                         "sqlite:///data/sensorcast.db or postgresql+psycopg://user@host/db)"
+                         ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"database_url {url!r}: {parsed.get_backend_name()} is not "
+                         "supported; use SQLite (sqlite:///...) or PostgreSQL "
+                         "(postgresql+psycopg://...)")
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise ValueError(f"database_url {url!r}: PostgreSQL is reached through psycopg 3; "
+                         "write postgresql+psycopg://...")
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite files get WAL and a busy timeout."""
-    parsed = make_url(url)
+    parsed = checked_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:" and \

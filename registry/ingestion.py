@@ -61,6 +61,9 @@ def files_to_ingest(path: Path) -> tuple[list[Path], list[Path]]:
         entries = sorted(p for p in path.glob("*.csv") if p.is_file())
         escaping = [p for p in entries if not p.resolve().is_relative_to(inside)]
         return [p for p in entries if p not in escaping], escaping
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path} is not a regular file (a FIFO, device or socket?); ingest a "
+                      "CSV file or a folder of them")
     if not path.is_file():
         raise FileNotFoundError(f"no such file or folder: {path}")
     return [path], []

@@ -94,7 +94,19 @@ def inconsistencies(session: Session, root: Path) -> list[str]:
         except ArtifactError as exc:
             problems.append(str(exc))
     recorded = {(Path(root) / r.artifact_path).resolve() for r in rows}
-    for folder in sorted(Path(root).glob("*/v*")):
-        if VERSION_DIR.fullmatch(folder.name) and folder.resolve() not in recorded:
+    for folder in version_folders(Path(root)):
+        if folder.resolve() not in recorded:
             problems.append(f"{folder} has no version row")
     return problems
+
+
+def version_folders(root: Path) -> list[Path]:
+    """Every version folder in the store, at the depth of its model's name (`t/v0001`,
+    `jena/t_degc_24h/v0001`), none inside another version or moved aside or staging."""
+    found = []
+    for folder in sorted(root.rglob("v*")):
+        parents = folder.relative_to(root).parts[:-1]
+        if (VERSION_DIR.fullmatch(folder.name) and folder.is_dir() and parents
+                and not any(VERSION_DIR.fullmatch(p) or p.startswith(".") for p in parents)):
+            found.append(folder)
+    return found

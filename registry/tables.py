@@ -105,9 +105,14 @@ class CellProblemRow(Base):
 
 def keyword_problem(name: str) -> str | None:
     """Why plain SQL could not use `name` unquoted as a column, or None. Probed on a real
-    in-memory SQLite; PostgreSQL's reserved words come from its SQLAlchemy dialect."""
+    in-memory SQLite; PostgreSQL's reserved words come from its SQLAlchemy dialect, its
+    system columns (every table has them, so ALTER TABLE ADD fails) from its manual."""
     if name in POSTGRESQL_RESERVED:
         return "a reserved word in PostgreSQL"
+    if name in POSTGRESQL_SYSTEM_COLUMNS:
+        return "a system column of every PostgreSQL table"
+    if name == STATION:
+        return "the observations table's station key"
     try:
         with closing(sqlite3.connect(":memory:")) as probe:  # name is [a-z_][a-z0-9_]*
             probe.execute(f"create table probe ({name} real)")
@@ -115,6 +120,10 @@ def keyword_problem(name: str) -> str | None:
     except sqlite3.Error:
         return "an SQL keyword in SQLite"
     return None
+
+
+POSTGRESQL_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid",
+                                       "oid"})
 
 
 @lru_cache(maxsize=None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -185,3 +187,54 @@ def test_an_absurd_backfill_is_refused_by_the_option_not_a_traceback(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "forecast", "--days", "1000000"])
     assert result.exit_code == 2
     assert "less than or equal to 36500" in result.output and "Traceback" not in result.output
+
+
+HOSTILE = [
+    (["ingest", "{fifo}"], "is not a regular file"),
+    (["ingest", "{noise}"], "the file is binary"),
+    (["simulate", "--out", "{tmp}/x.csv", "--gaps", "nan"], "--gaps nan: a fraction"),
+    (["simulate", "--out", "{tmp}/x.csv", "--gaps", "2"], "--gaps 2.0: a fraction"),
+    (["simulate", "--out", "{tmp}/x.csv", "--duplicates", "-1"], "--duplicates -1.0"),
+    (["simulate", "--out", "/dev/full", "--days", "1"], "cannot write /dev/full"),
+    (["simulate", "--out", "{tmp}/x.csv", "--start", "2009-13-45"], "--start '2009-13-45'"),
+    (["simulate", "--out", "{tmp}/x.csv", "--days", "1e8"], "Invalid value for '--days'"),
+    (["retrain", "--family", "nosuch"], "invalid settings: families"),
+    (["retrain", "--station", "nope"], "no station 'nope'"),
+    (["models", "--station", "nope"], "no station 'nope'"),
+    (["promote", "999", "--reason", "x"], "999"),
+    (["rollback"], "no previous champion"),
+    (["forecast", "--at", "2009-13-45"], "--at '2009-13-45' is not a timestamp"),
+    (["backtest", "--start", "garbage", "--end", "2020-01-01"], "--start 'garbage'"),
+    (["monitor", "--station", "nope"], "no station 'nope'"),
+    (["plot", "--days", "-1"], "Invalid value for '--days'"),
+    (["demo", "--days", "0"], "Invalid value for '--days'"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["--database-url", "garbage", "models"], "is not a database URL"),
+    (["--database-url", "mysql://u@h/db", "models"], "mysql is not supported"),
+    (["--stations-file", "{tmp}/missing.toml", "models"], "missing.toml"),
+]
+
+
+@pytest.mark.parametrize(("argv", "phrase"), HOSTILE, ids=[" ".join(a) for a, _ in HOSTILE])
+def test_every_command_refuses_hostile_arguments_in_one_line_without_a_traceback(
+        argv, phrase, tmp_path, monkeypatch, capsys):
+    """Through the real entry point (`sensorcast` = flows.cli.run): exit 2 (or 1 for a
+    failed run), one line on stderr naming the problem."""
+    import os
+
+    from flows.cli import run
+
+    fifo, noise = tmp_path / "fifo.csv", tmp_path / "noise.csv"
+    os.mkfifo(fifo)
+    noise.write_bytes(bytes(range(256)) * 64)
+    args = [a.format(fifo=fifo, noise=noise, tmp=tmp_path) for a in argv]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setattr("sys.argv", ["sensorcast", "--data-dir", str(tmp_path / "d"), *args])
+    with pytest.raises(SystemExit) as ended:
+        run()
+    err = capsys.readouterr().err
+    assert ended.value.code in (1, 2), err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and phrase in lines[0], err

@@ -12,13 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from forecasting.csvfile import MAX_LINE_BYTES
 from forecasting.schema import JENA
-from registry.ingestion import ingest_file
+from registry.ingestion import files_to_ingest, ingest_file
 from registry.store import open_store
 from tests.conftest import JENA_HEADER, JENA_SAMPLE
 
@@ -153,3 +154,23 @@ def test_a_utf16_or_zip_file_is_refused_saying_what_it_is(store, tmp_path):
         archive.write(JENA_SAMPLE, "station.csv")
     summary = ingest_file(store, tmp_path / "zipped.csv", 1000)
     assert summary.status == "refused" and "is a ZIP archive" in summary.message
+
+
+def test_random_bytes_a_fifo_and_a_huge_header_get_messages_that_name_the_real_problem(
+        store, tmp_path):
+    noise = tmp_path / "noise.csv"
+    noise.write_bytes(np.random.default_rng(0).bytes(10 << 20))
+    summary = ingest_file(store, noise, 1000)
+    assert summary.status == "refused" and "the file is binary" in summary.message
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert ingest_file(store, empty, 1000).message.endswith("file is empty")
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(9000)) + "\n")
+    summary = ingest_file(store, wide, 1000)
+    assert summary.status == "refused" and "and 8,980 more (9,000 in all)" in summary.message
+    assert len(summary.message) < 2000
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="is not a regular file"):
+        files_to_ingest(fifo)

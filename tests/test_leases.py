@@ -65,7 +65,7 @@ def test_a_retrain_killed_with_sigkill_does_not_block_the_next_retrain_of_its_st
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "Waiting for the retrain" not in again.stdout + again.stderr
-    assert "vs best naive" in again.stdout and time.monotonic() - started < 120
+    assert "MAE / best naive MAE" in again.stdout and time.monotonic() - started < 120
     assert lease_row(fed) is None  # given back when done
 
 
@@ -79,7 +79,7 @@ def test_a_waiting_retrain_gives_up_after_the_set_time_with_one_line_naming_the_
                                      timeout=300)
     finally:
         store.close()
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "Traceback" not in refused.stdout + refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1, refused.stderr[-2000:]
@@ -123,3 +123,32 @@ def test_a_lease_is_taken_from_a_dead_or_frozen_holder_but_not_from_a_live_one(t
         assert time.monotonic() - started < 1
     assert lease_row(tmp_path, "db.sqlite") is None
     store.close()
+
+
+def test_a_backtest_started_again_while_it_runs_is_refused_in_one_line(prefect_harness, fed):
+    spec = ["backtest", "--start", "2021-03-10T00:00", "--end", "2021-03-20T00:00",
+            "--retrain-every", "5d", "--family", "blend", "--family", "gru"]
+    command, env = cli(fed, *spec)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and first.poll() is None:
+            with sqlite3.connect(fed / "sensorcast.db") as connection:
+                try:
+                    if connection.execute("select count(*) from leases where name = "
+                                          "'backtest 1'").fetchone()[0]:
+                        break
+                except sqlite3.OperationalError:
+                    pass
+            time.sleep(0.05)
+        second = subprocess.run(command, env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert first.poll() is None, "the first backtest ended before the second started"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert second.returncode == 2
+    assert "Traceback" not in second.stdout + second.stderr
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "already running (backtest 1)" in errors[0], second.stderr

@@ -135,3 +135,16 @@ def test_a_champion_promoted_by_hand_during_a_retrain_is_not_overridden(small_ba
     assert {r["decision"] for r in second} == {"rejected"}
     for event in events:
         assert f"the champion became t v{other.version} during this retrain" in event.reason
+
+
+def test_an_orphan_folder_of_a_station_qualified_model_is_reported(tmp_path, database_url):
+    """Model names carry their station (`jena/t_degc_24h`), so versions lie a level deeper."""
+    store = open_store(database_url, JENA)
+    root = tmp_path / "artifacts"
+    orphan = root / "jena" / "t_degc_24h" / "v0003"
+    orphan.mkdir(parents=True)
+    (orphan / "model.json").write_text("{}")
+    (root / "jena" / "t_degc_24h" / ".orphaned" / "v0001-x").mkdir(parents=True)
+    with store.sessions() as session:
+        assert inconsistencies(session, root) == [f"{orphan} has no version row"]
+    store.close()

@@ -341,3 +341,29 @@ def test_each_network_records_how_its_training_went(trained):
         summary = SavedNetwork(version.family, None, (), Path(), t["epochs_run"],
                                t).training_summary()
         assert f"validation MAE {t['best_val_mae']:.3f} (base {t['base_val_mae']:.3f})" in summary
+
+
+def test_the_champion_is_scored_only_on_folds_after_its_training_data_ended(trained, tmp_path):
+    """Its training span covers the older folds of a new backtest of the same data: scored
+    there it would be judged on data it had seen, and look better than it is."""
+    from flows.retrain import score_champion
+    from forecasting.config import ForecastParams, Settings
+    from forecasting.evaluation import Backtest, rolling_folds
+    from forecasting.features import station_windows
+    from registry.observations import read_observations
+
+    data, store, _ = trained
+    with store.sessions() as session:
+        current = champion(session, NAME)
+        frame = read_observations(session, store.observations)
+    params = ForecastParams(**current.params)
+    windows, _ = station_windows(frame, JENA, params)
+    folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days,
+                          params.backtest_days)
+    assert folds[0].cutoff.tz_localize("UTC") < current.train_end  # it has seen the oldest
+    rival = score_champion.fn(store, Settings(data_dir=data), NAME, Backtest(folds), windows,
+                              tmp_path)
+    unseen = [k for k, f in enumerate(folds) if f.cutoff.tz_localize("UTC") >= current.train_end]
+    assert unseen and sorted(rival.by_fold) == unseen and not rival.problem
+    assert f"champion v{current.version} compared on the {len(unseen)} fold(s) after its " \
+           "training data ended" in rival.how(list(range(len(folds))))

@@ -116,7 +116,8 @@ def test_invalid_station_description_is_explained(tmp_path, edit, message):
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("keyword", ["select", "order", "index"])
+@pytest.mark.parametrize("keyword", ["select", "order", "index", "xmin", "ctid", "tableoid",
+                                     "station"])
 def test_a_channel_named_like_an_sql_keyword_is_refused_before_any_table_exists(
         tmp_path, keyword):
     path = tmp_path / "keyword.toml"

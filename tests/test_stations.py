@@ -160,3 +160,37 @@ def test_a_retrain_waits_while_another_retrain_of_its_station_runs(prefect_harne
             name=TaskRunFilterName(any_=["load windows"]))) if t.start_time >= started]
     assert load.start_time >= released
     assert sql(data, "select count(*) from model_versions") == [(1,)]
+
+
+def test_station_names_that_differ_only_in_case_are_refused_before_anything_is_written(
+        tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    stations = tmp_path / "stations.toml"
+    stations.write_text('[[stations]]\nname = "station-001"\n[[stations]]\n'
+                        'name = "Station-001"\n')
+    result = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "--stations-file",
+                                      str(stations), "models"])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "station 'Station-001' and 'station-001' differ only in case" in result.output
+    assert not (tmp_path / "data" / "sensorcast.db").exists()
+
+
+def test_two_stations_sharing_a_drop_folder_are_refused_before_anything_is_written(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    stations = tmp_path / "stations.toml"
+    stations.write_text('[[stations]]\nname = "a"\ndrop_dir = "feed"\n'
+                        '[[stations]]\nname = "b"\ndrop_dir = "./feed/"\n')
+    write_station_csv(tmp_path / "feed" / "x.csv", simulate_station(START, 2, 1))
+    result = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "--stations-file",
+                                      str(stations), "ingest"])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "stations 'a' and 'b' share the drop folder" in result.output
+    assert not (tmp_path / "data" / "sensorcast.db").exists()
