@@ -193,7 +193,7 @@ def models(ctx: typer.Context, station: StationOption = None) -> None:
 
     settings: Settings = ctx.obj
     names = [model_name(s, settings.forecast) for s in _stations(settings, station)]
-    store = _store(settings)
+    store = _store(settings, read_only=True)
     try:
         for name in names:
             _echo_model(store, name)
@@ -458,8 +458,16 @@ def _echo_latest(settings: Settings, station: str) -> None:
 
 
 def _run_flow(flow, **parameters):
-    """Run a flow; a failed run exits non-zero with its message (refusals carry no traceback)."""
-    state = flow(**parameters, return_state=True)
+    """Run a flow; a failed run exits non-zero with its message (refusals carry no traceback).
+    Prefect's temporary API server too slow to start (a loaded machine) is one line too."""
+    try:
+        state = flow(**parameters, return_state=True)
+    except RuntimeError as exc:
+        if "ephemeral" not in str(exc).lower():
+            raise
+        _fail(f"{exc}; the machine is too busy for Prefect's temporary server to start in "
+              "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (180): retry, raise it, or "
+              "start a server (make serve) so runs attach to it")
     if state.is_failed() or state.is_crashed():
         _fail(state.message)
     return state.result()
@@ -496,13 +504,40 @@ def _version_label(version: int | None) -> str:
     return "none" if version is None else f"v{version}"
 
 
-def _store(settings: Settings):
-    from registry.store import open_store
+def _writable(folder: Path, what: str) -> None:
+    """Refuse, in one line, to start work that must write into `folder` when it cannot."""
+    import tempfile
 
     try:
-        return open_store(settings.db_url, settings.stations)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        _fail(f"{what} {folder} is not writable ({exc.strerror or exc}); nothing was done. "
+              "Point --data-dir (or PREFECT_HOME) at a folder this user can write")
+
+
+def _store(settings: Settings, read_only: bool = False):
+    """The store; a read-only command on a data directory it cannot write opens the SQLite
+    file read-only (SQLite could not create its WAL files there). Other commands first check
+    that they can write."""
+    from flows.network import unlisted_warning
+    from registry.store import open_store
+
+    url = settings.db_url
+    if read_only and settings.database_url is None and not os.access(settings.data_dir,
+                                                                      os.W_OK):
+        url = (f"sqlite:///file:{(settings.data_dir / 'sensorcast.db').resolve()}"
+               "?mode=ro&immutable=1&uri=true")
+    elif not read_only:
+        _writable(settings.data_dir, "the data directory")
+    try:
+        store = open_store(url, settings.stations)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
+    if names := store.unlisted():
+        typer.echo(f"warning: {unlisted_warning(names)}", err=True)
+    return store
 
 
 def _stations(settings: Settings, station: str | None, one: bool = False) -> tuple:
@@ -528,8 +563,9 @@ def _prefect_home(settings: Settings) -> None:
     the local server of `make serve` when one is up (they show in its UI, and no server is
     started per command); otherwise to an ephemeral server, given minutes rather than
     Prefect's 20 s to start on a loaded machine (set the variable to change it)."""
-    (settings.data_dir / "prefect").mkdir(parents=True, exist_ok=True)
+    _writable(settings.data_dir, "the data directory")
     os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
+    _writable(Path(os.environ["PREFECT_HOME"]), "Prefect's home (PREFECT_HOME)")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _stop_orphaned_servers(os.environ["PREFECT_HOME"])
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

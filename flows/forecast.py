@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.network import artifact_key, map_over_store, outcome
+from flows.network import artifact_key, database_refusals, map_over_store, outcome
 from flows.settings import as_utc, run_name, settings_from, utc_datetime, who_started
 from forecasting.config import Settings
 from forecasting.forecast import Forecast, StaleData, forecast_as_of, input_span
@@ -157,6 +157,7 @@ def render_plot(store: Store, path: Path, days: int) -> Path | None:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="forecast {station}")
+@database_refusals
 def forecast_station(station: str, store: Store, settings: Settings, end: datetime,
                      days: int, model: str, triggered_by: str) -> list[dict] | State:
     """One station's forecast as of `end` and the `days` before it; fails, with the reason

@@ -10,8 +10,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
+from sqlalchemy.exc import OperationalError
 
-from flows.network import artifact_key, map_over_store, outcome
+from flows.network import artifact_key, database_refusals, map_over_store, outcome
 from flows.settings import run_name, settings_from
 from forecasting.config import Settings
 from registry.ingestion import (IngestSummary, files_to_ingest, ingest_file,
@@ -19,16 +20,34 @@ from registry.ingestion import (IngestSummary, files_to_ingest, ingest_file,
 from registry.store import Store
 
 
+def busy(error: object) -> bool:
+    """A database busy with another writer is worth a retry; one that refuses writes
+    (read-only, full disk) refuses them the same way a second later."""
+    return isinstance(error, OperationalError) and any(
+        word in str(error.orig) for word in ("locked", "busy"))
+
+
+def retry_when_busy(task, task_run, state) -> bool:
+    return busy(state.result(raise_on_failure=False))
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
-      task_run_name="ingest {path.name}")
+      retry_condition_fn=retry_when_busy, task_run_name="ingest {path.name}")
 def ingest_one(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
     """Validate and store one file; bad rows go to quarantine, a file that is not the
-    station's CSV is refused on its own (the others go on); retried only for database
-    errors."""
-    return ingest_file(store, path, chunk_rows)
+    station's CSV is refused on its own (the others go on). A database that refuses the
+    writes fails the file in one line (nothing of it is stored: one transaction a chunk)."""
+    try:
+        return ingest_file(store, path, chunk_rows)
+    except OperationalError as exc:
+        if busy(exc):
+            raise  # retried
+        return IngestSummary(str(path), "", "failed",
+                             message=f"the database refused: {exc.orig}")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="ingest {station}")
+@database_refusals
 def ingest_station(station: str, store: Store, settings: Settings, path: Path | None
                    ) -> list[dict] | State:
     """One station's new files (its drop folder, or `path`), each its own task; what was
@@ -46,8 +65,8 @@ def ingest_station(station: str, store: Store, settings: Settings, path: Path | 
                      entry.resolve())
     summaries = [ingest_one(mine, f, settings.chunk_rows) for f in files]
     for s in summaries:
-        if s.status == "refused":
-            logger.error("%s: refused: %s", s.source, s.message)
+        if s.status in ("refused", "failed"):
+            logger.error("%s: %s: %s", s.source, s.status, s.message)
             continue
         if s.status == "skipped":
             logger.info("%s: skipped: %s", s.source, s.message)
@@ -67,6 +86,10 @@ def ingest_station(station: str, store: Store, settings: Settings, path: Path | 
     rows = [summary_row(station, s) for s in summaries]
     create_table_artifact(key=artifact_key("ingest-summary", station),
                           table=rows or [{"files": 0}], description=f"Ingest of {source}")
+    broken = [s for s in summaries if s.status == "failed"]
+    if broken:
+        return Failed(message=f"{broken[0].message}; {len(broken)} file(s) not stored, run "
+                              "again once that is fixed", data=rows)
     bad = [s.source for s in summaries if s.status == "refused"] + [str(e) for e in refused]
     if bad:
         return Failed(message=f"refused {len(bad)} of {len(files) + len(refused)} file(s): "

@@ -14,7 +14,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Failed, State
 
-from flows.network import artifact_key, map_over_store, outcome
+from flows.network import artifact_key, database_refusals, map_over_store, outcome
 from flows.settings import as_utc, run_name, settings_from, who_started
 from forecasting.config import Settings, model_name
 from forecasting.monitor import Verdict, judge_champion
@@ -40,21 +40,29 @@ def judge(store: Store, settings: Settings, version: ModelVersion, at: datetime,
                           settings.monitor_min_issues)
 
 
-def start_retrain(parameters: dict) -> str:
-    """Through the `retrain` deployment when one is served (it runs on its worker), else as
-    a subflow of this run."""
+def start_retrain(parameters: dict, at: datetime | None) -> str:
+    """Through the `retrain` deployment when one is served (it runs on its worker, and the
+    "forecast after retrain" automation issues a forecast when it completes), else as a
+    subflow of this run followed by a forecast as of `at`, so the latest forecast is never
+    the demoted model's."""
     try:
         run = run_deployment(RETRAIN_DEPLOYMENT, parameters=parameters, timeout=0)
         return f"retrain deployment run {run.name}"
     except ObjectNotFound:
+        from flows.forecast import forecast
         from flows.retrain import retrain
 
-        state = retrain(**parameters, return_state=True)
-        return f"retrain subflow: {state.name}" + (f" ({state.message})"
-                                                   if state.message else "")
+        retrained = retrain(**parameters, return_state=True)
+        issued = forecast(**{k: parameters[k] for k in (
+            "data_dir", "database_url", "station_schema", "stations_file", "station",
+            "triggered_by")}, at=at, return_state=True)
+        return "; ".join(f"{what} subflow: {state.name}" + (f" ({state.message})"
+                                                          if state.message else "")
+                         for what, state in (("retrain", retrained), ("forecast", issued)))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="monitor {station}")
+@database_refusals
 def monitor_station(station: str, store: Store, settings: Settings, moment: datetime,
                     triggered_by: str) -> dict:
     """Judge one station's champion; demote it when it is losing."""
@@ -118,6 +126,6 @@ def monitor(data_dir: str | None = None, database_url: str | None = None,
                 "data_dir": data_dir, "database_url": database_url,
                 "station_schema": station_schema, "stations_file": stations_file,
                 "station": name, "families": families, "until": at,
-                "triggered_by": f"monitor ({triggered_by})"})
+                "triggered_by": f"monitor ({triggered_by})"}, at)
             logger.info("Started a retrain of %s: %s", name, result["retrain"])
     return results

@@ -3,16 +3,18 @@ failure is its own (the others go on) and the run's state names every station th
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prefect import Task, get_run_logger, unmapped
 from prefect.states import Failed, State
+from sqlalchemy.exc import OperationalError
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from forecasting.config import Settings
 from forecasting.schema import StationSchema
-from registry.store import open_store
+from registry.store import Store, open_store
 
 
 def map_stations(task: Task, stations: Sequence[StationSchema], at_once: int,
@@ -27,16 +29,59 @@ def map_stations(task: Task, stations: Sequence[StationSchema], at_once: int,
     return {s.name: future.state for s, future in zip(stations, futures)}
 
 
+def database_refusals(function: Callable) -> Callable:
+    """A task whose database refuses (read-only file, full disk, server down) fails with
+    that reason in one line, not a traceback: nothing stored was lost or half-written (each
+    write is one transaction), so the cure is to fix the cause and run again."""
+    @functools.wraps(function)
+    def refusing(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except OperationalError as exc:
+            message = (f"the database refused: {exc.orig}; nothing stored was lost or "
+                       "half-written, run again once that is fixed")
+            get_run_logger().error(message)
+            return Failed(message=message)
+    return refusing
+
+
+def open_or_refuse(settings: Settings, stations: Sequence[StationSchema]) -> Store | State:
+    """The store, or the reason it cannot be opened as a failed state (a station whose
+    meaning changed, a database that refuses), logged in one line."""
+    try:
+        return open_store(settings.db_url, stations)
+    except (ValueError, OperationalError) as exc:
+        message = str(getattr(exc, "orig", None) or exc)
+        get_run_logger().error("Cannot open the database: %s", message)
+        return Failed(message=f"cannot open the database: {message}")
+
+
 def map_over_store(task: Task, settings: Settings, stations: Sequence[StationSchema],
                    **shared) -> dict[str, State]:
     """`map_stations` for tasks that take the store (opened once for all stations) and the
-    settings beside their own parameters."""
-    store = open_store(settings.db_url, settings.stations)
+    settings beside their own parameters; every station fails with the reason when the
+    store cannot be opened."""
+    store = open_or_refuse(settings, settings.stations)
+    if isinstance(store, State):
+        return {s.name: store for s in stations}
+    warn_unlisted(store)
     try:
         return map_stations(task, stations, settings.parallel_stations, store=store,
                             settings=settings, **shared)
     finally:
         store.close()
+
+
+def unlisted_warning(names: list[str]) -> str:
+    return (f"the database holds station(s) {', '.join(names)} that the configuration does "
+            "not list (stations file removed or moved, or a station renamed?): their rows "
+            "and models are kept but not served")
+
+
+def warn_unlisted(store: Store) -> None:
+    """Say so when the database holds stations the configuration no longer lists."""
+    if names := store.unlisted():
+        get_run_logger().warning(unlisted_warning(names))
 
 
 def outcome(what: str, states: dict[str, State]) -> dict | State:

@@ -23,7 +23,8 @@ from prefect.task_runners import TaskRunner
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from flows.network import artifact_key, map_stations, outcome
+from flows.network import (artifact_key, database_refusals, map_stations, open_or_refuse,
+                           outcome, warn_unlisted)
 from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
                             utc_datetime, who_started)
 from forecasting.baselines import BestNaive
@@ -256,6 +257,7 @@ def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
 
 
 @task(cache_policy=NO_CACHE, task_run_name="retrain {station}")
+@database_refusals
 def retrain_station(station: str, overrides: dict, families: list[str] | None,
                     epochs: int | None, until: datetime | None, triggered_by: str
                     ) -> list[dict] | State:
@@ -266,7 +268,9 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
     logger = get_run_logger()
     settings = settings_from(**overrides)
     params = params_from(settings, families, epochs)
-    store = open_store(settings.db_url, settings.selected(station))
+    store = open_or_refuse(settings, settings.selected(station))
+    if isinstance(store, State):
+        return store
     name = model_name(store.station, params)
     try:
         with held(store.sessions, f"retrain {station}", settings.retrain_wait_seconds,
@@ -321,7 +325,11 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
         return Failed(message=f"not retraining: {invalid_settings(invalid)}")
     except ValueError as unknown:
         return Failed(message=str(unknown))
-    open_store(settings.db_url, settings.stations).close()  # the tables, once for all
+    store = open_or_refuse(settings, settings.stations)  # the tables, once for all
+    if isinstance(store, State):
+        return store
+    warn_unlisted(store)
+    store.close()
     states = map_stations(retrain_station, stations, settings.parallel_stations,
                           overrides=overrides, families=families, epochs=epochs,
                           until=as_utc(until) if until else None, triggered_by=triggered_by)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.orm import sessionmaker
 
 from forecasting.schema import StationSchema
@@ -30,6 +30,15 @@ class Store:
     def of(self, name: str) -> Store:
         station = station_named(self.stations, name)
         return replace(self, station=station, observations=observation_table(station))
+
+    def unlisted(self) -> list[str]:
+        """Stations this database holds that the configuration does not list: a removed
+        stations file or a renamed station leaves their rows and models unserved."""
+        from registry.tables import StationRow
+
+        with self.sessions() as session:
+            stored = session.scalars(select(StationRow.name)).all()
+        return sorted(set(stored) - {s.name for s in self.stations})
 
     def close(self) -> None:
         self.engine.dispose()

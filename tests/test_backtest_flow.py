@@ -126,7 +126,8 @@ def test_a_backtest_leaves_the_live_champion_and_live_forecasts_untouched(prepar
     assert live_state(data) == live_state(prepared)
     store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
     with store.sessions() as session:
-        assert champion(session, NAME).family == "blend"
+        # the prepared retrain's blend (composed with best naive where it did not win)
+        assert champion(session, NAME).family in ("blend", "composed")
         assert len(session.scalars(select(ForecastRow)).all()) == 2 * 24
     store.close()
 
@@ -154,7 +155,8 @@ def test_a_backtests_models_and_forecasts_never_see_data_after_their_time(prepar
 
     assert upto(replayed["forecasts"], 1, True) == upto(original["forecasts"], 1, True)
     assert upto(replayed["versions"], 3, True) == upto(original["versions"], 3, True)
-    assert len(upto(original["versions"], 3, True)) == 2 * len(FAMILIES)
+    candidates = [v for v in upto(original["versions"], 3, True) if v[2] != "composed"]
+    assert len(candidates) == 2 * len(FAMILIES)
     assert upto(replayed["forecasts"], 1, False) != upto(original["forecasts"], 1, False)
 
 

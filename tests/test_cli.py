@@ -238,3 +238,34 @@ def test_every_command_refuses_hostile_arguments_in_one_line_without_a_traceback
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and phrase in lines[0], err
+
+
+def test_a_read_only_data_directory_is_read_and_writes_are_refused_in_one_line(
+        tmp_path, monkeypatch, capsys):
+    """Made immutable (chattr +i: read-only even for root, as CI runs): `models` reads it;
+    every command that would write says so in one line before doing anything."""
+    import subprocess
+
+    from flows.cli import run
+
+    data = tmp_path / "d"
+    assert CliRunner().invoke(app, ["--data-dir", str(data), "ingest",
+                                    str(JENA_SAMPLE)]).exit_code == 0
+    if subprocess.run(["chattr", "-R", "+i", str(data)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        for command, code in [(["models"], 0), (["ingest", str(JENA_SAMPLE)], 2),
+                              (["retrain"], 2), (["forecast"], 2), (["monitor"], 2),
+                              (["promote", "1", "--reason", "x"], 2)]:
+            monkeypatch.setattr("sys.argv", ["sensorcast", "--data-dir", str(data), *command])
+            with pytest.raises(SystemExit) as ended:
+                run()
+            out, err = capsys.readouterr()
+            assert ended.value.code == code, (command, err)
+            if code:
+                assert err.count("\n") == 1 and "Traceback" not in err
+                assert f"the data directory {data} is not writable" in err
+            else:
+                assert "0 version(s)" in out and not err
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(data)], check=True)

@@ -42,15 +42,17 @@ def run_forecast(data, **kwargs):
 
 @pytest.fixture(scope="module")
 def with_champion(prefect_harness, tmp_path_factory):
-    """60 simulated days and a briefly trained GRU as champion (2-day lookback), promoted by
-    hand if the gate finds 60 days too few for it to beat the best naive forecast."""
+    """60 simulated days and a briefly trained GRU as champion (2-day lookback, v1), promoted
+    by hand if the gate finds 60 days too few for it to beat the best naive forecast, or
+    promoted it composed with best naive (v2)."""
     from registry.champions import promote_version
 
     data = tmp_path_factory.mktemp("forecast")
     store = station(data, simulate_station("2021-01-01", 60, seed=4))
     retrain_small(data_dir=str(data), families=["gru"], epochs=2)
     with store.sessions.begin() as session:
-        if champion(session, NAME) is None:
+        current = champion(session, NAME)
+        if current is None or current.version != 1:
             promote_version(session, data / "artifacts", NAME, 1, "a champion to test", "test")
     store.close()
     return data

@@ -92,3 +92,32 @@ def test_the_run_log_says_why_rows_were_quarantined(prefect_harness, tmp_path):
     assert f"{summary['rows_quarantined']} row(s) quarantined, e.g. line " in warning
     assert "-9999.00 outside the valid range" in warning  # the rule each line broke
     assert f"where station = 'jena' and sha256 = '{summary['sha256']}'" in warning
+
+
+def test_a_database_that_refuses_fails_the_run_in_one_line_without_a_traceback(
+        prefect_harness, tmp_path):
+    """A read-only database file, and a station whose meaning changed since its rows were
+    stored (schema drift): each run fails saying why, and no log holds a traceback."""
+    from flows.ingest import ingest
+
+    data = tmp_path / "data"
+    write_station_csv(data / "incoming" / "a.csv", simulate_station("2021-01-01", 2, 1))
+    assert ingest(data_dir=str(data), return_state=True).is_completed()
+    write_station_csv(data / "incoming" / "b.csv", simulate_station("2021-01-03", 2, 1))
+    read_only = f"sqlite:///file:{data / 'sensorcast.db'}?mode=ro&uri=true"
+    refused = ingest(data_dir=str(data), database_url=read_only, return_state=True)
+    assert refused.is_failed()
+    assert "the database refused: attempt to write a readonly database" in refused.message
+    logs = flow_run_logs(refused.state_details.flow_run_id, "the database refused")
+    assert not [m for _, m in logs if "Traceback" in m]
+
+    drifted = tmp_path / "drifted.toml"  # the same station name, another meaning
+    drifted.write_text('name = "jena"\ntimestamp_column = "time"\ntimestamp_format = '
+                       '"%Y-%m-%d %H:%M"\ntimezone = "UTC"\ncadence_minutes = 60\ntarget = '
+                       '"air_temp"\n[[channels]]\nsource = "air_temp"\nunit = "degC"\n'
+                       'min = -60\nmax = 50\n')
+    refused = ingest(data_dir=str(data), station_schema=str(drifted), return_state=True)
+    assert refused.is_failed() and "cannot open the database: " in refused.message
+    assert refused.message.count("\n") == 0
+    logs = flow_run_logs(refused.state_details.flow_run_id, "Cannot open the database")
+    assert not [m for _, m in logs if "Traceback" in m]

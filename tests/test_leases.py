@@ -129,8 +129,9 @@ def test_a_backtest_started_again_while_it_runs_is_refused_in_one_line(prefect_h
     spec = ["backtest", "--start", "2021-03-10T00:00", "--end", "2021-03-20T00:00",
             "--retrain-every", "5d", "--family", "blend", "--family", "gru"]
     command, env = cli(fed, *spec)
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    log = open(fed / "first.log", "w")
+    first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and first.poll() is None:
@@ -144,7 +145,7 @@ def test_a_backtest_started_again_while_it_runs_is_refused_in_one_line(prefect_h
             time.sleep(0.05)
         second = subprocess.run(command, env=env, capture_output=True, text=True,
                                 timeout=300)
-        assert first.poll() is None, "the first backtest ended before the second started"
+        assert first.poll() is None, (fed / "first.log").read_text()[-3000:]
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()

@@ -111,6 +111,12 @@ def test_a_champion_that_starts_losing_is_demoted_and_a_retrain_started(
                              for _, end in retrained)
     assert {e[3] for e in events[2:]} == {"monitor (flow called directly)"}
     assert results[-1]["retrain"].startswith("retrain subflow: Completed")
+    # ... and a forecast followed it: the latest forecast is no longer the demoted model's
+    assert "forecast subflow: Completed" in results[-1]["retrain"]
+    issued = sql(data, "select as_of, status, model_name, model_version from forecast_runs "
+                       "where triggered_by like 'monitor%'")
+    assert issued == [(f"{DRIFT + timedelta(days=demoted):%Y-%m-%d %H:%M:%S}", "issued",
+                       *issued[0][2:])] and issued[0][2:] != ("jena/t_degc_24h", 1)
     if events[-1][0] != "promoted":  # the retrain promoted nothing: naive forecasts
         assert sql(data, "select count(*) from model_aliases") == [(0,)]
 

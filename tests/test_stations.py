@@ -126,8 +126,8 @@ def test_a_station_with_a_refused_file_or_too_little_data_fails_alone(prefect_ha
     assert state.is_failed()
     assert state.message.startswith("retrain failed for 1 of 3 station(s): too-short: not "
                                     "retraining: ")
-    assert sql(data, "select station, count(*) from model_versions group by station "
-                     "order by station") == [("bad-file", 1), ("good", 1)]
+    assert sql(data, "select station, count(*) from model_versions where family = 'blend' "
+                     "group by station order by station") == [("bad-file", 1), ("good", 1)]
 
 
 def test_a_retrain_waits_while_another_retrain_of_its_station_runs(prefect_harness, tmp_path):
@@ -159,7 +159,7 @@ def test_a_retrain_waits_while_another_retrain_of_its_station_runs(prefect_harne
         (load,) = [t for t in client.read_task_runs(task_run_filter=TaskRunFilter(
             name=TaskRunFilterName(any_=["load windows"]))) if t.start_time >= started]
     assert load.start_time >= released
-    assert sql(data, "select count(*) from model_versions") == [(1,)]
+    assert sql(data, "select count(*) from model_versions where family = 'blend'") == [(1,)]
 
 
 def test_station_names_that_differ_only_in_case_are_refused_before_anything_is_written(
@@ -194,3 +194,24 @@ def test_two_stations_sharing_a_drop_folder_are_refused_before_anything_is_writt
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
     assert "stations 'a' and 'b' share the drop folder" in result.output
     assert not (tmp_path / "data" / "sensorcast.db").exists()
+
+
+def test_stations_the_configuration_no_longer_lists_are_named_with_a_warning(tmp_path):
+    """The stations file removed (or a station renamed): sensorcast would serve the built-in
+    station alone, while the other stations' rows and models sit unserved, unsaid."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    data = tmp_path / "data"
+    stations = network(tmp_path, {"north": "", "south": ""})
+    write_station_csv(tmp_path / "n.csv", simulate_station(START, 1, 1))
+    runner = CliRunner()
+    listed = ["--data-dir", str(data), "--stations-file", str(stations)]
+    assert runner.invoke(app, [*listed, "ingest", "--station", "north",
+                               str(tmp_path / "n.csv")]).exit_code == 0
+    assert "warning" not in runner.invoke(app, [*listed, "models"]).output
+    result = runner.invoke(app, ["--data-dir", str(data), "models"])  # no stations file
+    assert result.exit_code == 0
+    assert ("warning: the database holds station(s) north, south that the configuration "
+            "does not list") in result.output
