@@ -69,7 +69,7 @@ def main() -> None:
                 cut = frame.index[0] + pd.Timedelta(days=days)
                 windows, relative = station_windows(frame[frame.index <= cut], JENA, params)
                 folds = rolling_folds(windows, params.folds, params.fold_days,
-                                      params.validation_days)
+                                      params.validation_days, params.backtest_days)
                 backtest = Backtest.assemble(folds, [fit_candidates(f, params, relative, work)
                                                      for f in folds])
                 residuals = backtest.residuals("ridge")[:, hourly]

@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from forecasting.schema import JENA
 from forecasting.simulate import simulate_station, write_station_csv
 from tests.conftest import HOURLY_TOML, small_settings
@@ -162,37 +164,34 @@ def test_a_retrain_waits_while_another_retrain_of_its_station_runs(prefect_harne
     assert sql(data, "select count(*) from model_versions where family = 'blend'") == [(1,)]
 
 
-def test_station_names_that_differ_only_in_case_are_refused_before_anything_is_written(
-        tmp_path):
+REFUSED_NETWORKS = {
+    "names equal but for case": ('[[stations]]\nname = "station-001"\n[[stations]]\n'
+                                 'name = "Station-001"\n',
+                                 "station 'Station-001' and 'station-001' differ only in case"),
+    "one drop folder for two": ('[[stations]]\nname = "a"\ndrop_dir = "feed"\n'
+                                '[[stations]]\nname = "b"\ndrop_dir = "./feed/"\n',
+                                "stations 'a' and 'b' share the drop folder"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_NETWORKS)
+def test_a_stations_file_whose_stations_would_collide_is_refused_before_anything_is_written(
+        case, tmp_path):
+    """Names that differ only in case share their Prefect keys; two stations reading one
+    drop folder would each store the other's files."""
     from typer.testing import CliRunner
 
     from flows.cli import app
 
+    text, phrase = REFUSED_NETWORKS[case]
     stations = tmp_path / "stations.toml"
-    stations.write_text('[[stations]]\nname = "station-001"\n[[stations]]\n'
-                        'name = "Station-001"\n')
-    result = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "--stations-file",
-                                      str(stations), "models"])
-    assert result.exit_code == 2, result.output
-    assert result.output.count("\n") == 1 and "Traceback" not in result.output
-    assert "station 'Station-001' and 'station-001' differ only in case" in result.output
-    assert not (tmp_path / "data" / "sensorcast.db").exists()
-
-
-def test_two_stations_sharing_a_drop_folder_are_refused_before_anything_is_written(tmp_path):
-    from typer.testing import CliRunner
-
-    from flows.cli import app
-
-    stations = tmp_path / "stations.toml"
-    stations.write_text('[[stations]]\nname = "a"\ndrop_dir = "feed"\n'
-                        '[[stations]]\nname = "b"\ndrop_dir = "./feed/"\n')
+    stations.write_text(text)
     write_station_csv(tmp_path / "feed" / "x.csv", simulate_station(START, 2, 1))
     result = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "--stations-file",
                                       str(stations), "ingest"])
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
-    assert "stations 'a' and 'b' share the drop folder" in result.output
+    assert phrase in result.output
     assert not (tmp_path / "data" / "sensorcast.db").exists()
 
 
