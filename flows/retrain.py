@@ -42,7 +42,7 @@ from registry.artifacts import ArtifactError, member_reference, verified_copy
 from registry.leases import LeaseBusy, held
 from registry.observations import newest_time, read_observations
 from registry.registration import lock_model, move_orphans_aside, register_version
-from registry.store import Store, open_store
+from registry.store import Store
 from registry.versions import ModelVersion, NewVersion, champion, record_event
 
 RIVALS = ("best_naive", "persistence", "seasonal_persistence")
@@ -65,7 +65,7 @@ def load_folds(store: Store, params: ForecastParams, until: datetime | None = No
     windows, relative = station_windows(frame, store.station, params)
     try:
         folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days,
-                              params.backtest_days)
+                              params.backtest_days, min(params.network_folds, params.folds))
     except NotEnoughData as refused:
         return refused
     return windows, folds, relative, len(frame)

@@ -83,13 +83,25 @@ class FoldSplit:
 
 
 def rolling_folds(windows: Windows, folds: int, test_days: float, validation_days: float,
-                  spread_days: float = 0) -> list[FoldSplit]:
+                  spread_days: float = 0, at_least: int | None = None) -> list[FoldSplit]:
     """`folds` blocks of `test_days`, oldest first, the newest ending at the newest target.
     With `spread_days` they are spread evenly over that many days before it (as far as the
     data allows, keeping at least `validation_days` of training before the oldest), so the
     gate sees more than one stretch of weather; without, they are the last blocks. Each
     fold's models see only windows whose targets end before its cut-off; the
-    `validation_days` before the cut-off are their validation set."""
+    `validation_days` before the cut-off are their validation set. A history too short for
+    `folds` gets as many as it holds, down to `at_least` (default: all of them)."""
+    fewest = min(at_least or folds, folds)
+    for count in range(folds, fewest, -1):
+        try:
+            return _folds(windows, count, test_days, validation_days, spread_days)
+        except NotEnoughData:
+            continue
+    return _folds(windows, fewest, test_days, validation_days, spread_days)
+
+
+def _folds(windows: Windows, folds: int, test_days: float, validation_days: float,
+           spread_days: float) -> list[FoldSplit]:
     if not len(windows):
         raise NotEnoughData(
             f"no complete window: need {windows.lookback + windows.horizon} consecutive "
@@ -208,7 +220,7 @@ def backtest(windows: Windows, fit_fold: Callable[[FoldSplit, bool], FoldFit],
     on what came before it only, and each is scored on the following `test_days`; `newest`
     is true for the newest `newest` folds (all by default), where the costly models are
     fitted too."""
-    splits = rolling_folds(windows, folds, test_days, validation_days, spread_days)
+    splits = rolling_folds(windows, folds, test_days, validation_days, spread_days, newest)
     first_newest = len(splits) - (len(splits) if newest is None else newest)
     return Backtest.assemble(splits, [fit_fold(fold, k >= first_newest)
                                       for k, fold in enumerate(splits)])
