@@ -30,7 +30,8 @@ def fed(tmp_path):
     return tmp_path
 
 
-def cli(data: Path, *args: str, wait: float = 1800) -> list[str]:
+def cli(data: Path, *args: str, wait: float = 1800) -> tuple[list[str], dict]:
+    """The `sensorcast` command line and its environment (this session's Prefect server)."""
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, **SMALL, "PREFECT_API_URL": PREFECT_API_URL.value(),
@@ -69,22 +70,29 @@ def test_a_retrain_killed_with_sigkill_does_not_block_the_next_retrain_of_its_st
     assert lease_row(fed) is None  # given back when done
 
 
-def test_a_waiting_retrain_gives_up_after_the_set_time_with_one_line_naming_the_holder(
-        prefect_harness, fed):
-    store = open_store(f"sqlite:///{fed / 'sensorcast.db'}", JENA)
+def refused_while_held(data: Path, lease: str, *args: str, wait: float = 1800) -> str:
+    """Run a CLI command while this process holds `lease`, as a live run would: it must exit
+    2 with one error line and no traceback; returns that line."""
+    store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
     try:
-        with held(store.sessions, NAME, 0):  # a live retrain of the station, here
-            command, env = cli(fed, "retrain", "--family", "blend", wait=2)
+        with held(store.sessions, lease, 0):
+            command, env = cli(data, *args, wait=wait)
             refused = subprocess.run(command, env=env, capture_output=True, text=True,
                                      timeout=300)
     finally:
         store.close()
-    assert refused.returncode == 2
+    assert refused.returncode == 2, refused.stderr[-2000:]
     assert "Traceback" not in refused.stdout + refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1, refused.stderr[-2000:]
+    return errors[0]
+
+
+def test_a_waiting_retrain_gives_up_after_the_set_time_with_one_line_naming_the_holder(
+        prefect_harness, fed):
+    error = refused_while_held(fed, NAME, "retrain", "--family", "blend", wait=2)
     assert f"retrain jena is held by process {os.getpid()} on {socket.gethostname()}" in \
-        errors[0] and "gave up after waiting 2 s" in errors[0]
+        error and "gave up after waiting 2 s" in error
 
 
 def holding(url: str) -> subprocess.Popen:
@@ -128,17 +136,8 @@ def test_a_lease_is_taken_from_a_dead_or_frozen_holder_but_not_from_a_live_one(t
 def test_a_backtest_started_again_while_it_runs_is_refused_in_one_line(prefect_harness, fed):
     """It used to join the running one and crash with an IntegrityError; here the test holds
     the backtest's lease, as the first run of the same specification would."""
-    store = open_store(f"sqlite:///{fed / 'sensorcast.db'}", JENA)
-    try:
-        with held(store.sessions, "backtest 1", 0):
-            command, env = cli(fed, "backtest", "--start", "2021-03-10T00:00", "--end",
-                               "2021-03-20T00:00", "--retrain-every", "5d", "--family", "blend")
-            second = subprocess.run(command, env=env, capture_output=True, text=True,
-                                    timeout=300)
-    finally:
-        store.close()
-    assert second.returncode == 2
-    assert "Traceback" not in second.stdout + second.stderr
-    errors = [line for line in second.stderr.splitlines() if line.startswith("error")]
-    assert len(errors) == 1 and "already running (backtest 1)" in errors[0], second.stderr
-    assert f"held by process {os.getpid()}" in errors[0]
+    error = refused_while_held(fed, "backtest 1", "backtest", "--start", "2021-03-10T00:00",
+                               "--end", "2021-03-20T00:00", "--retrain-every", "5d",
+                               "--family", "blend")
+    assert "already running (backtest 1)" in error
+    assert f"held by process {os.getpid()}" in error
