@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psutil
-from sqlalchemy import String, delete, select, update
+from sqlalchemy import String, delete, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -152,9 +152,3 @@ def _renew(sessions: sessionmaker, name: str, me: Holder, stop: threading.Event,
                     .values(renewed_at=datetime.now(UTC)))
         except OperationalError:
             continue
-
-
-def holder_of(session: Session, name: str) -> str | None:
-    """Who holds the lease `name` now, in words (None when nobody)."""
-    row = session.scalar(select(LeaseRow).where(LeaseRow.name == name))
-    return describe(row) if row else None
