@@ -199,11 +199,10 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         models = {**retrained.models, **naive_baselines(before, params)}
         for name in names[:-1]:
             results[name].append(score(models[name], test))
-        if winner and plans[winner].naive_groups:
-            gate = Composed(models[winner], models["best_naive"], plans[winner].naive_steps)
+        if winner and plans[winner].composed:
+            gate = Composed(models[winner], models["best_naive"], plans[winner].weights)
             results[GATE].append(score(gate, test))
-            naive_at = [e.label for e in plans[winner].evidence if not e.trusted]
-            chosen.append(f"{winner} + best naive at {', '.join(naive_at)}")
+            chosen.append(f"{winner} with best naive ({plans[winner].weighting})")
         else:
             results[GATE].append(results[winner or "best_naive"][-1])
             chosen.append(winner or "best_naive (no candidate passed)")

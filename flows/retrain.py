@@ -357,9 +357,9 @@ def decide(session: Session, name: str, root: Path, versions: dict[str, ModelVer
             blocks=True)
     winner = None if rival.blocks else winner
     composed = None
-    if winner and plans[winner].naive_groups:
+    if winner and plans[winner].composed:
         model = Composed(backtest.models[winner], backtest.models["best_naive"],
-                         plans[winner].naive_steps)
+                         plans[winner].weights)
         model.references = [reference(name, versions[winner], root)]
         backtest.models[entry[winner]] = model
         composed = register_version(session, root,
@@ -378,9 +378,8 @@ def decide(session: Session, name: str, root: Path, versions: dict[str, ModelVer
             board.append(record(session, name, composed, "promoted", f"{reason}; {why}",
                                 triggered_by, entry[family], backtest, champion_scores,
                                 params))
-            untrusted = [e.label for e in plans[family].evidence if not e.trusted]
-            reason = (f"promoted as {COMPOSED} v{composed.version}: its forecast, with best "
-                      f"naive's at {', '.join(untrusted)}")
+            reason = (f"promoted as {COMPOSED} v{composed.version}: its forecast combined "
+                      f"with best naive's ({plans[family].weighting})")
         board.append(record(session, name, version, decision, reason, triggered_by, family,
                             backtest, champion_scores, params))
     return board

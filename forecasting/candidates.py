@@ -60,16 +60,21 @@ class Ensemble:
 
 
 class Composed:
-    """A registered candidate's forecast with best naive's at the horizon steps where the
-    gate did not trust it (`forecasting.promotion.plan_composition`). Like the ensemble, its
-    artifact references the member's registered version and checksum."""
+    """A registered candidate combined with best naive per horizon step: best naive's
+    forecast plus the candidate's weight there times the candidate's difference from it
+    (`forecasting.promotion.plan_composition`; weight 0 where the gate did not trust it).
+    Like the ensemble, its artifact references the member's registered version and checksum."""
 
     name = family = COMPOSED
 
-    def __init__(self, member, naive: BestNaive, naive_steps: np.ndarray) -> None:
+    def __init__(self, member, naive: BestNaive, weights: np.ndarray) -> None:
         self.params, self.columns = member.params, member.columns
         self.member, self.naive = member, naive
-        self.naive_steps = np.asarray(naive_steps, bool)
+        self.weights = np.asarray(weights, np.float64)
+        if self.weights.shape != (self.params.horizon_steps,) or not np.all(
+                (self.weights >= 0) & (self.weights <= 1)):
+            raise ValueError(f"a composed forecast needs a weight in [0, 1] for each of the "
+                             f"{self.params.horizon_steps} horizon steps")
         self.references: list[dict] = []
 
     @property
@@ -77,22 +82,23 @@ class Composed:
         return [self.member]
 
     def fit(self, train: Windows, validation: Windows | None = None) -> Composed:
-        return self  # the member and best naive's choice are fitted already
+        return self  # the member, best naive's choice and the weights are fitted already
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        return np.where(self.naive_steps, self.naive.predict(inputs),
-                        np.asarray(self.member.predict(inputs), np.float64))
+        naive = self.naive.predict(inputs)
+        return naive + self.weights * (np.asarray(self.member.predict(inputs), np.float64)
+                                       - naive)
 
     def save(self, directory: Path) -> Path:
         """`model.json`: the member's reference (set by the registry), best naive's choice
-        per horizon step and the steps that use it."""
+        per horizon step and the member's weight at each step."""
         if len(self.references) != 1:
             raise ValueError("a composed forecast is saved with a reference to its member")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"family": self.family, "params": self.params.model_dump(mode="json"),
                 "columns": list(self.columns), "members": self.references,
-                "naive_steps": self.naive_steps.tolist(),
+                "weights": self.weights.tolist(),
                 "use_seasonal": np.asarray(self.naive.use_seasonal, bool).tolist(),
                 "target_index": self.naive.persistence.target_index}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2))
@@ -100,10 +106,14 @@ class Composed:
 
     @classmethod
     def from_meta(cls, meta: dict, members: list) -> Composed:
+        """Also reads the first layout, which chose per step (`naive_steps`: best naive's
+        forecast or the member's)."""
         params = ForecastParams(**meta["params"])
         naive = BestNaive.restore(meta["use_seasonal"], meta["target_index"],
                                   params.lookback_steps, params.samples_per_day)
-        composed = cls(members[0], naive, np.array(meta["naive_steps"], bool))
+        weights = (meta["weights"] if "weights" in meta
+                   else 1 - np.array(meta["naive_steps"], np.float64))
+        composed = cls(members[0], naive, weights)
         composed.references = meta["members"]
         return composed
 

@@ -169,13 +169,14 @@ class Backtest:
         return np.concatenate([parts[k] for k in (self.folds_of(name) if folds is None
                                                   else folds)])
 
-    def compose(self, name: str, member: str, naive_steps: np.ndarray) -> None:
-        """Add `name`: `member`'s forecast, with best naive's at the horizon steps marked in
-        `naive_steps`, at the folds `member` was scored at (no refit needed: each step's
-        errors are one model's or the other's)."""
+    def compose(self, name: str, member: str, weights: dict[int, np.ndarray]) -> None:
+        """Add `name`: at each fold in `weights`, best naive's forecast plus the fold's weight
+        (per horizon step) times `member`'s difference from it (no refit needed: the
+        combination's residuals are the same combination of the two models' residuals)."""
+        naive = self.fold_residuals["best_naive"]
         self.fold_residuals[name] = [
-            None if mine is None else np.where(naive_steps, naive, mine) for mine, naive in
-            zip(self.fold_residuals[member], self.fold_residuals["best_naive"], strict=True)]
+            naive[k] + weights[k] * (mine - naive[k]) if k in weights else None
+            for k, mine in enumerate(self.fold_residuals[member])]
         self.fold_scores[name] = [
             None if r is None else Scores(tuple(float(v) for v in np.abs(r).mean(axis=0)),
                                           len(r)) for r in self.fold_residuals[name]]

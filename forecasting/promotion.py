@@ -1,10 +1,12 @@
 """The promotion gate, as pure functions of errors and scores on the same backtest windows.
 
-A promotion is a promise that the forecast beats the best naive forecast next month, so a
-candidate is trusted only in the horizon groups where its win on the backtest is consistent
-(fold by fold, and by a paired test on the per-window errors); in the other groups the promoted
-forecast is best naive's own (`plan_composition`). The composed forecast must then still
-beat best naive on the mean and the champion (`choose_champion`).
+A promotion is a promise that the forecast beats the best naive forecast next month. So the
+promoted forecast is each candidate combined with best naive per horizon step, with the weight
+the backtest supports there (shrunk towards best naive where the evidence is thin:
+`combination_weights`), and that combination is trusted only in the horizon groups where its
+win is consistent (fold by fold, and by a paired test on the per-window errors); in the other
+groups it is best naive's own forecast (`plan_composition`). The composed forecast must then
+still beat best naive on the mean and the champion (`choose_champion`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from forecasting.evaluation import Backtest, Scores
 
 @dataclass(frozen=True)
 class GroupEvidence:
-    """How a candidate did against best naive in one horizon group on the backtest."""
+    """How a candidate, combined with best naive, did against best naive in one horizon
+    group on the backtest."""
 
     label: str  # "1-6 h"
+    weight: float  # the candidate's mean weight in the group's combination with best naive
     ratio: float  # pooled MAE / best naive's
     fold_ratios: tuple[float, ...]
     statistic: float  # paired test on the per-window error difference (negative: better)
@@ -30,20 +34,35 @@ class GroupEvidence:
 
     def __str__(self) -> str:
         folds = "/".join(f"{r:.2f}" for r in self.fold_ratios)
-        return f"{self.label} {self.ratio:.3f} (folds {folds}, t {self.statistic:.1f})"
+        return (f"{self.label} {self.ratio:.3f} (weight {self.weight:.2f}, folds {folds}, "
+                f"t {self.statistic:.1f})")
 
 
 @dataclass(frozen=True)
 class Composition:
-    """Which horizon steps take best naive's forecast instead of the candidate's, and the
-    evidence for each group."""
+    """The candidate's weight against best naive at each horizon step (1: its own forecast,
+    0: best naive's), the weights each fold was scored with (fitted on the other folds), and
+    the evidence for each group."""
 
-    naive_steps: np.ndarray  # bool, one per horizon step
+    weights: np.ndarray  # one per horizon step, 0 in the groups it is not trusted in
+    fold_weights: list[np.ndarray]
     evidence: tuple[GroupEvidence, ...]
 
     @property
     def naive_groups(self) -> frozenset[int]:
         return frozenset(i for i, e in enumerate(self.evidence) if not e.trusted)
+
+    @property
+    def composed(self) -> bool:
+        """Whether the forecast differs from the candidate's own anywhere."""
+        return bool(np.any(self.weights < 1))
+
+    @property
+    def weighting(self) -> str:
+        """The candidate's weight by group in words: "weight 0.97 at 1-6 h, ..., best naive
+        at 19-24 h"."""
+        return ", ".join(f"weight {e.weight:.2f} at {e.label}" if e.trusted
+                         else f"best naive at {e.label}" for e in self.evidence)
 
     @property
     def summary(self) -> str:
@@ -56,66 +75,111 @@ class Composition:
 FOLDS_PER_LOSS = 6  # a group may be lost in one fold in six and still be trusted
 
 
+def newey_west(scores: np.ndarray, lag: int) -> np.ndarray:
+    """Long-run variance of each column of `scores` (Bartlett weights up to `lag`), since
+    the errors of overlapping forecasts and of the same weather spell are not independent."""
+    s = np.asarray(scores, np.float64)
+    n = len(s)
+    centred = s - s.mean(axis=0)
+    variance = (centred * centred).sum(axis=0) / n
+    for k in range(1, min(lag, n - 1) + 1):
+        variance += 2 * (1 - k / (lag + 1)) * (centred[k:] * centred[:-k]).sum(axis=0) / n
+    return variance
+
+
 def paired_statistic(difference: np.ndarray, lag: int) -> float:
     """Diebold-Mariano statistic of a loss difference series: its mean over a standard error
-    that allows for autocorrelation (Newey-West, Bartlett weights up to `lag`), since the
-    errors of overlapping forecasts and of the same weather spell are not independent."""
+    that allows for autocorrelation (`newey_west`)."""
     d = np.asarray(difference, np.float64)
-    n = len(d)
-    centred = d - d.mean()
-    variance = centred @ centred / n
-    for k in range(1, min(lag, n - 1) + 1):
-        variance += 2 * (1 - k / (lag + 1)) * (centred[k:] @ centred[:-k]) / n
+    variance = float(newey_west(d[:, None], lag)[0])
     if variance <= 0:
         return float(-np.inf if d.mean() < 0 else np.inf if d.mean() > 0 else 0.0)
-    return float(d.mean() / np.sqrt(variance / n))
+    return float(d.mean() / np.sqrt(variance / len(d)))
+
+
+def combination_weights(candidate: list[np.ndarray], naive: list[np.ndarray], lag: int
+                        ) -> np.ndarray:
+    """Per horizon step, the weight w of the candidate in best naive + w (candidate − best
+    naive) that minimises the squared error over the given folds' windows (the residuals
+    `candidate` and `naive`, actual − forecast, (windows, horizon) per fold), kept within
+    [0, 1] and shrunk towards 0 by its own uncertainty, times (1 − 1/t²)+ with t the
+    estimate over its autocorrelation-robust standard error: where the evidence for the
+    candidate is thin, the forecast stays near best naive's."""
+    mine, theirs = np.concatenate(candidate), np.concatenate(naive)
+    spread = theirs - mine  # the candidate's forecast minus best naive's
+    power = (spread * spread).sum(axis=0)
+    if not np.any(power > 0):
+        return np.ones(mine.shape[1])  # the candidate is best naive
+    weight = np.divide((theirs * spread).sum(axis=0), power, out=np.ones_like(power),
+                       where=power > 0)
+    moments = spread * (theirs - weight * spread)  # zero on average at the fitted weight
+    error = np.sqrt(len(mine) * newey_west(moments, lag)) / np.where(power > 0, power, 1)
+    t_squared = np.divide(weight * weight, error * error, out=np.full_like(weight, np.inf),
+                          where=error > 0)
+    return np.clip(weight, 0, 1) * np.clip(1 - 1 / t_squared, 0, 1)
 
 
 def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group_steps: int,
                      lag: int, confidence: float = 0.95, step_hours: float = 1.0
                      ) -> Composition:
-    """Trust the candidate in a horizon group only if the paired test says its errors there
-    are smaller than best naive's at `confidence` (one-sided) and it won the group in every
-    fold but at most one in six (all of three): a win carried by one lucky stretch of
-    weather is no promise. In the last group it must also win at the last horizon.
-    `candidate` and `naive` are the absolute errors (windows, horizon) of each fold, in
+    """Combine the candidate with best naive at the weights `combination_weights` gives,
+    scoring each fold with the weights fitted on the other folds (so the evidence is out of
+    sample), and trust the combination in a horizon group only if the paired test says its
+    errors there are smaller than best naive's at `confidence` (one-sided) and it won the
+    group in every fold but at most one in six (all of three): a win carried by one lucky
+    stretch of weather is no promise. In the last group it must also win at the last
+    horizon. `candidate` and `naive` are the residuals (windows, horizon) of each fold, in
     time order."""
     critical = NormalDist().inv_cdf(confidence)
-    mine, theirs = np.concatenate(candidate), np.concatenate(naive)
+    everyone = range(len(candidate))
+    fold_weights = [combination_weights([candidate[j] for j in everyone if j != k] or
+                                        [candidate[k]],
+                                        [naive[j] for j in everyone if j != k] or [naive[k]],
+                                        lag) for k in everyone]
+    blended = [np.abs(n + w * (c - n))
+               for c, n, w in zip(candidate, naive, fold_weights, strict=True)]
+    baseline = [np.abs(n) for n in naive]
+    mine, theirs = np.concatenate(blended), np.concatenate(baseline)
+    weights = combination_weights(candidate, naive, lag)
     horizon = mine.shape[1]
-    naive_steps = np.zeros(horizon, bool)
     evidence = []
     for start in range(0, horizon, group_steps):
         group = slice(start, min(start + group_steps, horizon))
         label = f"{(start + 1) * step_hours:g}-{group.stop * step_hours:g} h"
         folds = tuple(float(c[:, group].mean() / n[:, group].mean())
-                      for c, n in zip(candidate, naive, strict=True))
+                      for c, n in zip(blended, baseline, strict=True))
         statistic = paired_statistic(mine[:, group].mean(axis=1) - theirs[:, group].mean(axis=1),
                                      lag)
         lost = sum(r >= 1 for r in folds)
         trusted = statistic < -critical and lost <= len(folds) // FOLDS_PER_LOSS
         if group.stop == horizon:
             trusted = trusted and mine[:, -1].mean() < theirs[:, -1].mean()
-        naive_steps[group] = not trusted
-        evidence.append(GroupEvidence(label, float(mine[:, group].mean() / theirs[:, group].mean()),
+        evidence.append(GroupEvidence(label, float(weights[group].mean()),
+                                      float(mine[:, group].mean() / theirs[:, group].mean()),
                                       folds, statistic, trusted))
-    return Composition(naive_steps, tuple(evidence))
+        if not trusted:
+            weights[group] = 0
+            for w in fold_weights:
+                w[group] = 0
+    return Composition(weights, fold_weights, tuple(evidence))
 
 
 def compose_candidates(backtest: Backtest, families: tuple[str, ...], params: ForecastParams
                        ) -> dict[str, Composition]:
-    """For each candidate, the horizon groups where its backtest win over best naive was
-    consistent (`plan_composition`); each candidate's composed forecast is scored into
-    `backtest` as `composed:<family>`, which is what the gate judges."""
+    """For each candidate, its combination with best naive and the horizon groups where its
+    backtest win over best naive was consistent (`plan_composition`); each candidate's
+    composed forecast is scored into `backtest` as `composed:<family>` (each fold with the
+    weights fitted on the others), which is what the gate judges."""
     plans = {}
     for family in families:
         folds = backtest.folds_of(family)
         plans[family] = plan_composition(
-            [np.abs(backtest.fold_residuals[family][k]) for k in folds],
-            [np.abs(backtest.fold_residuals["best_naive"][k]) for k in folds],
+            [backtest.fold_residuals[family][k] for k in folds],
+            [backtest.fold_residuals["best_naive"][k] for k in folds],
             params.group_steps, params.samples_per_day, params.gate_confidence,
             params.step_minutes / 60)
-        backtest.compose(f"{COMPOSED}:{family}", family, plans[family].naive_steps)
+        backtest.compose(f"{COMPOSED}:{family}", family,
+                         dict(zip(folds, plans[family].fold_weights, strict=True)))
     return plans
 
 

@@ -156,16 +156,18 @@ def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_ve
         load_verified(path, sha, "t v8", root)
 
 
-def test_composed_forecast_is_best_naive_where_told_and_reloads_only_if_its_member_verifies(
+def test_composed_forecast_combines_its_member_with_best_naive_at_the_weights_and_reloads_only_if_its_member_verifies(  # noqa: E501
         tiny, tmp_path):
     fold, _, models = tiny
     ridge, inputs = models["ridge"], fold.test.inputs()
     naive = BestNaive(TINY.samples_per_day).fit(fold.train)
-    steps = np.arange(TINY.horizon_steps) >= 3  # the candidate lost +4 h .. +6 h
-    composed = Composed(ridge, naive, steps)
+    weights = np.array([1, 1, 0.5, 0, 0, 0])  # the candidate lost +4 h .. +6 h
+    composed = Composed(ridge, naive, weights)
     forecast = composed.predict(inputs)
-    np.testing.assert_array_equal(forecast[:, 3:], naive.predict(inputs)[:, 3:])
-    np.testing.assert_allclose(forecast[:, :3], ridge.predict(inputs)[:, :3])
+    np.testing.assert_allclose(forecast[:, 3:], naive.predict(inputs)[:, 3:])
+    np.testing.assert_allclose(forecast[:, :2], ridge.predict(inputs)[:, :2])
+    np.testing.assert_allclose(forecast[:, 2], (ridge.predict(inputs)[:, 2]
+                                                + naive.predict(inputs)[:, 2]) / 2)
     assert not np.allclose(forecast[:, 3:], ridge.predict(inputs)[:, 3:])
     root = tmp_path / "artifacts"
     path, sha = _stored(ridge, root, 1)
@@ -176,6 +178,20 @@ def test_composed_forecast_is_best_naive_where_told_and_reloads_only_if_its_memb
     arrays.write_bytes(arrays.read_bytes()[:-1] + b"x")
     with pytest.raises(ArtifactError, match="t v2 member t v1: .*refusing a changed file"):
         load_verified(path, sha, "t v2", root)
+
+
+def test_a_composed_forecast_saved_as_a_choice_per_step_still_loads(tiny):
+    """The first layout chose best naive's forecast or the member's at each step."""
+    fold, _, models = tiny
+    naive = BestNaive(TINY.samples_per_day).fit(fold.train)
+    meta = {"params": TINY.model_dump(mode="json"), "members": [{}],
+            "naive_steps": [False, False, False, True, True, True],
+            "use_seasonal": np.asarray(naive.use_seasonal).tolist(),
+            "target_index": naive.persistence.target_index}
+    composed = Composed.from_meta(meta, [models["ridge"]])
+    assert composed.weights.tolist() == [1, 1, 1, 0, 0, 0]
+    with pytest.raises(ValueError, match=r"weight in \[0, 1\] for each of the 6"):
+        Composed(models["ridge"], naive, np.array([1, 1, 1.5, 0, 0, 0]))
 
 
 def test_a_network_that_kept_its_base_is_not_a_second_copy_of_it_in_the_ensemble():

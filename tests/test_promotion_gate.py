@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from forecasting.evaluation import Scores
-from forecasting.promotion import (ENSEMBLE_MARGIN, choose_champion, decide_promotion,
+from forecasting.promotion import (ENSEMBLE_MARGIN, choose_champion, combination_weights,
+                                   decide_promotion, paired_statistic,
                                    plan_composition)
 
 NAIVE = Scores((1.0,) * 6 + (2.0,) * 6 + (2.0,) * 6 + (2.0,) * 6, 100)
@@ -95,11 +96,12 @@ def test_the_ensemble_is_promoted_when_it_passes_within_the_margin_of_the_best()
 
 
 def fold_errors(rng, ratios: list[list[float]], windows: int = 168) -> tuple[list, list]:
-    """Absolute errors (windows, 24) of a candidate and of best naive in each fold, the
-    candidate's mean in each 6-hour group `ratio` times best naive's (per fold)."""
+    """Residuals (windows, 24) of a candidate and of best naive in each fold, the
+    candidate's mean absolute error in each 6-hour group `ratio` times best naive's (per
+    fold)."""
     candidate, naive = [], []
     for fold in ratios:
-        base = np.abs(rng.normal(2.0, 0.3, (windows, 24)))
+        base = np.abs(rng.normal(2.0, 0.3, (windows, 24))) * rng.choice([-1, 1], (windows, 24))
         scale = np.repeat(fold, 6)
         candidate.append(base * scale * rng.uniform(0.97, 1.03, (windows, 24)))
         naive.append(base)
@@ -112,10 +114,11 @@ def test_a_group_won_on_the_pooled_mean_but_lost_in_a_fold_of_three_is_left_to_b
                                          [0.6, 0.7, 0.8, 0.85]])
     plan = plan_composition(candidate, naive, 6, 24)
     assert plan.evidence[1].statistic < -1.645  # the paired test alone would trust it
-    pooled = np.concatenate(candidate)[:, 6:12].mean() / np.concatenate(naive)[:, 6:12].mean()
+    pooled = (np.abs(np.concatenate(candidate)[:, 6:12]).mean()
+              / np.abs(np.concatenate(naive)[:, 6:12]).mean())
     assert pooled < 0.9  # it won 7-12 h on the pooled mean
     assert plan.naive_groups == {1}
-    assert list(plan.naive_steps) == [False] * 6 + [True] * 6 + [False] * 12
+    assert list(plan.weights[6:12]) == [0] * 6 and np.all(plan.weights[:6] > 0.9)
     assert "7-12 h 0." in plan.summary and "/1.08/" in plan.summary
     assert plan.summary.endswith("best naive at 7-12 h")
 
@@ -127,10 +130,10 @@ def test_a_group_whose_win_fails_the_paired_test_is_left_to_best_naive():
     swing = 0.6 * np.sin(2 * np.pi * np.arange(48) / 48)[:, None]  # one spell per fold
     naive = [np.full((48, 24), 2.0) for _ in range(3)]
     candidate = [n - 0.03 + swing for n in naive]
-    plan = plan_composition(candidate, naive, 6, 24)
-    first = plan.evidence[0]
-    assert all(r < 1 for r in first.fold_ratios)
-    assert -1.645 < first.statistic < 0 and 0 in plan.naive_groups
+    difference = np.concatenate([np.abs(c) - np.abs(n) for c, n in zip(candidate, naive)])
+    assert all(d.mean() < 0 for d in np.split(difference, 3))
+    assert -1.645 < paired_statistic(difference[:, 0], 24) < 0
+    assert 0 in plan_composition(candidate, naive, 6, 24).naive_groups
 
 
 def test_one_lost_fold_in_six_is_tolerated_but_not_two():
@@ -149,7 +152,7 @@ def test_a_candidate_trusted_in_no_group_is_rejected_with_the_evidence():
     plan = plan_composition(candidate, naive, 6, 24)
     assert plan.naive_groups == {0, 1, 2, 3}
     assert "folds 0.7" in plan.summary and "/1.1" in plan.summary
-    naive_scores = Scores(tuple(np.concatenate(naive).mean(axis=0)), 504)
+    naive_scores = Scores(tuple(np.abs(np.concatenate(naive)).mean(axis=0)), 504)
     decision = decide_promotion(naive_scores, naive_scores, None,
                                 naive_groups=plan.naive_groups)
     assert not decision.promote
@@ -167,3 +170,35 @@ def test_a_composed_candidate_passes_with_best_naive_in_the_groups_it_lost():
     # against a champion: better on the mean; at +24 h both are best naive's, equal is fine
     assert decide_promotion(composed, naive, groups(0.6, 2.0, 2.0, 2.0),
                             naive_groups=frozenset({1, 2, 3})).promote
+
+
+def test_the_candidate_weight_against_best_naive_is_fitted_where_both_carry_information():
+    """Two forecasts with independent errors of equal size: the best combination is their
+    average, and it beats both."""
+    rng = np.random.default_rng(5)
+    naive = [rng.normal(0, 1, (2000, 24)) for _ in range(3)]
+    candidate = [rng.normal(0, 1, (2000, 24)) for _ in range(3)]
+    weights = combination_weights(candidate, naive, 24)
+    assert np.all(np.abs(weights - 0.5) < 0.05)
+    plan = plan_composition(candidate, naive, 6, 24)
+    assert plan.naive_groups == set() and all(e.ratio < 0.75 for e in plan.evidence)
+    assert "weight 0.5" in plan.weighting
+
+
+def test_a_candidate_weight_without_evidence_is_shrunk_to_best_naive():
+    """A candidate that is best naive plus noise: the fitted weight is noise around 0, most
+    often with |t| below 1, and then shrunk to exactly best naive."""
+    rng = np.random.default_rng(6)
+    naive = [rng.normal(0, 1, (300, 24)) for _ in range(3)]
+    candidate = [n - rng.normal(0, 1, n.shape) for n in naive]
+    weights = combination_weights(candidate, naive, 24)
+    assert np.mean(weights == 0) > 0.5 and np.all(weights < 0.15)
+
+
+def test_each_fold_is_scored_with_weights_fitted_on_the_other_folds():
+    rng = np.random.default_rng(7)
+    naive = [rng.normal(0, 1, (500, 24)) for _ in range(4)]
+    candidate = [rng.normal(0, 1, (500, 24)) for _ in range(4)]
+    plan = plan_composition(candidate, naive, 6, 24)
+    np.testing.assert_allclose(plan.fold_weights[2], combination_weights(
+        [candidate[k] for k in (0, 1, 3)], [naive[k] for k in (0, 1, 3)], 24))
