@@ -23,8 +23,8 @@ from keras import layers
 sys.path.insert(0, str(Path(__file__).parent))
 from seeds import load_jena_csv, seeds_generator  # noqa: E402
 
-from forecasting.schema import JENA  # noqa: E402
-from forecasting.simulate import simulate_station, write_station_csv  # noqa: E402
+from forecasting.station.schema import JENA  # noqa: E402
+from forecasting.station.simulate import simulate_station, write_station_csv  # noqa: E402
 
 LOOKBACK, STEP, DELAY, BATCH = 1440, 6, 144, 128
 TRAIN_END, VAL_END = 200_000, 300_000

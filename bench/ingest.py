@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station, write_station_csv
 from registry.ingestion import ingest_file
 from registry.store import open_store
 

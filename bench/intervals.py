@@ -20,11 +20,11 @@ import pandas as pd
 
 from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
-from forecasting.evaluation import Backtest, predict_windows, rolling_folds
+from forecasting.scoring.backtest import Backtest, predict_windows, rolling_folds
 from forecasting.features import station_windows
-from forecasting.intervals import LEVELS, bounds, calibrate, changeability
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station
+from forecasting.scoring.intervals import LEVELS, bounds, calibrate, changeability
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station
 from registry.ingestion import ingest_file
 from registry.observations import read_observations
 from registry.store import open_store
@@ -34,7 +34,7 @@ CUTOFF_DAYS = (40, 80, 110, 150, 200, 250, 300)
 
 def observations(seed: int, days: int, folder: Path) -> pd.DataFrame:
     """A simulated station, through the product's own ingest, as the models read it."""
-    from forecasting.simulate import write_station_csv
+    from forecasting.station.simulate import write_station_csv
 
     path = write_station_csv(folder / f"station-{seed}.csv",
                              simulate_station("2021-01-01", days, seed))

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecasting.schema import JENA
-from forecasting.simulate import Faults, simulate_station, station_csv
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import Faults, simulate_station, station_csv
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def sensorcast(*args: str, env: dict) -> subprocess.Popen:
 def role(process: psutil.Process) -> str:
     """What a process of the tree is, from its command line."""
     command = " ".join(process.cmdline())
-    if "forecasting.isolated" in command:
+    if "forecasting.models.isolated" in command:
         return "network fits"
     return "Prefect API server" if "uvicorn" in command else "other"
 

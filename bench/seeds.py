@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 
 
 def load_jena_csv(csv: Path) -> pd.DataFrame:

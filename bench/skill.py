@@ -40,12 +40,14 @@ import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from forecasting.candidates import NAIVE, Composed, fit_candidates, naive_baselines  # noqa: E402
-from forecasting.config import COMPOSED, FAMILIES, ForecastParams, Settings  # noqa: E402
-from forecasting.evaluation import Scores, backtest, score  # noqa: E402
-from forecasting.promotion import gate_backtest  # noqa: E402
-from forecasting.schema import JENA, load_station  # noqa: E402
-from forecasting.simulate import simulate_station, write_station_csv  # noqa: E402
+from forecasting.candidates import NAIVE, fit_candidates, naive_baselines  # noqa: E402
+from forecasting.models.ensemble import Composed  # noqa: E402
+from forecasting.config import COMPOSED, FAMILIES, ForecastParams  # noqa: E402
+from flows.settings import Settings
+from forecasting.scoring.backtest import Scores, backtest, score  # noqa: E402
+from forecasting.scoring.gate import gate_backtest  # noqa: E402
+from forecasting.station.schema import JENA, load_station  # noqa: E402
+from forecasting.station.simulate import simulate_station, write_station_csv  # noqa: E402
 from forecasting.features import station_windows  # noqa: E402
 
 GATE = "gate's choice"

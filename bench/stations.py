@@ -34,7 +34,7 @@ def cycle(work: Path, stations: int, days: int) -> dict[str, float]:
     from flows.forecast import forecast
     from flows.ingest import ingest
     from flows.retrain import retrain
-    from forecasting.simulate import simulate_network, write_network, write_station_csv
+    from forecasting.station.simulate import simulate_network, write_network, write_station_csv
 
     network = simulate_network(START, days + 1, stations, seed=stations)
     history = [(name, climate, frame.iloc[:-144]) for name, climate, frame in network]

@@ -24,14 +24,15 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from forecasting.config import ForecastParams, Settings
-from forecasting.evaluation import predict_windows
+from forecasting.config import ForecastParams
+from flows.settings import Settings
+from forecasting.scoring.backtest import predict_windows
 from forecasting.features import station_windows
-from forecasting.linear import LINEAR
-from forecasting.models import BUILDERS, Normalization
-from forecasting.schema import JENA
-from forecasting.simulate import simulated_observations
-from forecasting.training import set_tensorflow_threads, window_dataset
+from forecasting.models.linear import LINEAR
+from forecasting.models.networks import BUILDERS, Normalization
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulated_observations
+from forecasting.models.networks import set_tensorflow_threads, window_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from seeds import load_jena_csv, seeds_generator

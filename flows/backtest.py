@@ -19,11 +19,12 @@ from pydantic import ValidationError
 
 from flows.forecast import forecast_at, issue_rows, load_model
 from flows.retrain import gate, load_folds, submit_fits
-from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
-                            who_started)
-from forecasting.config import ForecastParams, Settings, invalid_settings, model_name
-from forecasting.evaluation import Forecaster, verified_skill
-from forecasting.forecast import StaleData
+from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, params_from, run_name,
+                            settings_from, who_started)
+from forecasting.config import ForecastParams, model_name
+from forecasting.models.families import Forecaster
+from forecasting.scoring.backtest import verified_skill
+from forecasting.issue import StaleData
 from forecasting.windows import NotEnoughData
 from registry.backtests import (RETRAIN, BacktestRun, Step, finish, finish_step, plan,
                                 start_or_resume, write_backtest_forecast)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from forecasting.config import Settings, invalid_settings
+from flows.settings import Settings, invalid_settings
 
 
 class ModelChoice(str, Enum):
@@ -134,7 +134,7 @@ def simulate(
 
     import pandas as pd
 
-    from forecasting.simulate import (Faults, simulate_network, simulate_station,
+    from forecasting.station.simulate import (Faults, simulate_network, simulate_station,
                                       write_network, write_station_csv)
 
     fractions = {"gaps": gaps, "duplicates": duplicates, "sentinels": sentinels,
@@ -616,7 +616,7 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
     from flows.feed import DEMO_FEED
     from flows.forecast import PLOT_FILE, plot_dir
     from flows.forecast import forecast as forecast_flow
-    from forecasting.simulate import simulate_until, write_station_csv
+    from forecasting.station.simulate import simulate_until, write_station_csv
     from flows.ingest import ingest as ingest_flow
     from flows.retrain import retrain as retrain_flow
 

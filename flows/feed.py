@@ -10,7 +10,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.settings import as_utc, run_name, settings_from
-from forecasting.simulate import feed_due
+from forecasting.station.simulate import feed_due
 
 DEMO_FEED = "demo/feed.csv"  # under the data directory, written by `sensorcast demo`
 

@@ -16,13 +16,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from flows.network import artifact_key, database_refusals, map_over_store, outcome
-from flows.settings import as_utc, run_name, settings_from, utc_datetime, who_started
-from forecasting.config import Settings
-from forecasting.forecast import Forecast, StaleData, forecast_as_of, input_span
+from flows.settings import Settings, as_utc, run_name, settings_from, utc_datetime, who_started
+from forecasting.issue import Forecast, StaleData, forecast_as_of, input_span
 from forecasting.config import model_name
-from forecasting.evaluation import Forecaster
+from forecasting.models.families import Forecaster
 from forecasting.plotting import plot_forecast, plot_skill
-from forecasting.schema import StationSchema
+from forecasting.station.schema import StationSchema
 from registry.champions import load_champion
 from registry.forecasts import (BEST_NAIVE, ForecastRun, interval_calibration, read_view,
                                 record_run, write_forecast)

@@ -13,8 +13,7 @@ from prefect.states import Failed, State
 from sqlalchemy.exc import OperationalError
 
 from flows.network import artifact_key, database_refusals, map_over_store, outcome
-from flows.settings import run_name, settings_from
-from forecasting.config import Settings
+from flows.settings import Settings, run_name, settings_from
 from registry.ingestion import (IngestSummary, files_to_ingest, ingest_file,
                                 quarantine_examples)
 from registry.store import Store

@@ -15,9 +15,9 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Failed, State
 
 from flows.network import artifact_key, database_refusals, map_over_store, outcome
-from flows.settings import as_utc, run_name, settings_from, who_started
-from forecasting.config import Settings, model_name
-from forecasting.monitor import Verdict, judge_champion
+from flows.settings import Settings, as_utc, run_name, settings_from, who_started
+from forecasting.config import model_name
+from forecasting.scoring.monitor import Verdict, judge_champion
 from registry.champions import demote
 from registry.forecasts import read_view
 from registry.store import Store

@@ -12,8 +12,8 @@ from prefect.states import Failed, State
 from sqlalchemy.exc import OperationalError
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from forecasting.config import Settings
-from forecasting.schema import StationSchema
+from flows.settings import Settings
+from forecasting.station.schema import StationSchema
 from registry.store import Store, open_store
 
 

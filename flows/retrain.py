@@ -6,7 +6,6 @@ composing it with best naive in the others) and the champion, on the same window
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,18 +24,18 @@ from sqlalchemy.orm import Session
 
 from flows.network import (artifact_key, database_refusals, map_stations, open_or_refuse,
                            outcome, warn_unlisted)
-from flows.settings import (as_utc, fit_runner, params_from, run_name, settings_from,
-                            utc_datetime, who_started)
-from forecasting.baselines import BestNaive
-from forecasting.candidates import Composed, fit_candidates, library_versions
-from forecasting.config import (COMPOSED, ENSEMBLE, ForecastParams, Settings,
-                                invalid_settings, model_name)
-from forecasting.evaluation import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
+from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, params_from, run_name,
+                            settings_from, utc_datetime, who_started)
+from forecasting.models.naive import BestNaive
+from forecasting.candidates import fit_candidates, library_versions
+from forecasting.models.ensemble import Composed
+from forecasting.config import COMPOSED, ENSEMBLE, ForecastParams, model_name
+from forecasting.scoring.backtest import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
 from forecasting.features import station_windows
-from forecasting.intervals import calibrate
-from forecasting.isolated import JobFailed, SavedNetwork, predict_saved
-from forecasting.linear import META_FILE
-from forecasting.promotion import gate_backtest
+from forecasting.scoring.intervals import calibrate
+from forecasting.models.isolated import JobFailed, SavedNetwork, predict_saved
+from forecasting.models.families import read_meta
+from forecasting.scoring.gate import gate_backtest
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
 from registry.leases import LeaseBusy, held
@@ -126,7 +125,7 @@ def score_champion(store: Store, settings: Settings, name: str, backtest: Backte
     try:
         model = verified_copy(current.artifact_path, current.artifact_sha256, label,
                               settings.artifact_dir, copy)
-        meta = json.loads((copy / META_FILE).read_text())
+        meta = read_meta(copy)
         params = ForecastParams(**meta["params"])
     except ArtifactError as exc:
         return ChampionScores(current, problem=str(exc))

@@ -1,14 +1,143 @@
-"""Flow parameters -> the one Settings object (flows take plain, JSON-friendly overrides),
-and run names that read well in the UI."""
+"""The one settings object of an installation (defaults < `sensorcast.toml` <
+`SENSORCAST_*` env < CLI flags), flow parameters -> it (flows take plain, JSON-friendly
+overrides), and run names that read well in the UI."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-from forecasting.config import ForecastParams, Settings
+from forecasting.config import ForecastParams
+from forecasting.station.network import Site, load_stations, shared_drop_dirs, station_named
+from forecasting.station.schema import JENA, StationSchema, load_station
+
+
+class Settings(BaseSettings):
+    """Paths and parameters of one sensorcast installation.
+
+    Build it explicitly (`Settings()` or `Settings(data_dir=...)`); keyword arguments are the
+    CLI flags and win over environment variables, which win over `sensorcast.toml`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENSORCAST_",
+        env_nested_delimiter="__",
+        toml_file="sensorcast.toml",
+        frozen=True,
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(Path("data"), description="Database, artifacts, drop folder, plots.")
+    database_url: str | None = Field(
+        None, description="Any SQLAlchemy URL; default: SQLite file data_dir/sensorcast.db."
+    )
+    station_schema: Path | None = Field(
+        None, description="TOML station description of the one station served when there "
+        "is no stations_file; default: the built-in Jena station.")
+    stations_file: Path | None = Field(
+        None, description="TOML list of the stations served (forecasting.station.network); "
+        "default: one station, station_schema's, with its files dropped into data_dir/incoming.")
+    chunk_rows: int = Field(50_000, gt=0, description="Rows per ingest transaction.")
+    parallel_stations: int = Field(
+        2, gt=0, description="Stations a run works on at once (threads): a retrain holds "
+        "its station's windows in memory and fits `parallel_folds` folds at once.")
+    tensorflow_threads: int = Field(
+        1, ge=0, description="Threads per TensorFlow op in training (0: TensorFlow's own "
+        "choice, one per core); see forecasting.models.networks.set_tensorflow_threads.")
+    forecast: ForecastParams = ForecastParams()
+    intervals: tuple[Literal[50, 80, 95], ...] = Field(
+        (80,), description="Central prediction intervals (%) written with each forecast "
+        "(columns lower_80/upper_80, ...).")
+    interval_min_verified: int = Field(
+        30, gt=1, description="Verified out-of-sample issues of the champion after which its "
+        "intervals are calibrated on those errors instead of its registration backtest's.")
+
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where the backtest folds are fitted: threads of the flow's "
+        "process, or Dask (a LocalCluster of `parallel_folds` processes, or `dask_address`).")
+    dask_address: str | None = Field(
+        None, description="A running Dask scheduler (tcp://host:8786) for task_runner dask.")
+    retrain_wait_seconds: float = Field(
+        1800, ge=0, description="A retrain of a station that another live process is "
+        "retraining waits this long for it, then fails saying who holds it (a holder that "
+        "died is taken over at once).")
+    monitor_days: int = Field(14, gt=0, description="The skill monitor judges the champion "
+                              "on its verified forecasts of the last this many days.")
+    monitor_margin: float = Field(
+        0.05, ge=0, description="The champion is demoted when its MAE exceeds best naive's "
+        "by more than this (relative) overall or in any horizon group.")
+    monitor_min_issues: int = Field(7, gt=0, description="Verified issues the monitor needs "
+                                    "in the period before it judges.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sensorcast.db'}"
+
+    @cached_property
+    def sites(self) -> tuple[Site, ...]:
+        if self.stations_file:
+            sites = load_stations(self.stations_file)
+            shared = shared_drop_dirs({
+                s.station.name: s.drop_dir or self.data_dir / "incoming" / s.station.name
+                for s in sites})
+            if shared:
+                raise ValueError(f"stations file {self.stations_file}: {shared}")
+            return sites
+        station = load_station(self.station_schema) if self.station_schema else JENA
+        return (Site(station, self.data_dir / "incoming"),)
+
+    @property
+    def stations(self) -> tuple[StationSchema, ...]:
+        return tuple(site.station for site in self.sites)
+
+    def selected(self, name: str | None) -> tuple[StationSchema, ...]:
+        """The station called `name`, or every station when None."""
+        return self.stations if name is None else (station_named(self.stations, name),)
+
+    def drop_dir(self, station: str) -> Path:
+        """Where the station's files arrive."""
+        site = next(s for s in self.sites if s.station.name == station)
+        return site.drop_dir or self.data_dir / "incoming" / station
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def plot_dir(self) -> Path:
+        return self.data_dir / "plots"
+
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """A settings error in one line: each field that broke a rule, with the rule."""
+    return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+                     for e in error.errors())
+
+
 
 
 def run_name(flow: str) -> Callable[[], str]:

@@ -1,3 +1,3 @@
-"""Pure forecasting library: settings, station schema, parsing/validation, simulation, models."""
-
-__all__ = ["config", "csvfile", "schema", "simulate", "validation"]
+"""Pure forecasting library: station input (`station/`), windows and features, the model
+families (`models/`), fitting the candidates at a cut-off, scoring and the promotion gate
+(`scoring/`), and one forecast issue. Never Prefect, never the database."""

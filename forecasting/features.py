@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import ForecastParams
-from forecasting.schema import StationSchema
+from forecasting.station.schema import StationSchema
 from forecasting.windows import Windows, make_windows
 
 DAY_SECONDS = 86_400

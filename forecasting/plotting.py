@@ -8,9 +8,9 @@ import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from forecasting.baselines import BestNaive, Persistence
-from forecasting.evaluation import verified_skill
-from forecasting.intervals import LEVELS
+from forecasting.models.naive import BestNaive, Persistence
+from forecasting.scoring.backtest import verified_skill
+from forecasting.scoring.intervals import LEVELS
 
 
 def plot_forecast(observed: pd.Series, latest: pd.DataFrame, skill: pd.DataFrame,

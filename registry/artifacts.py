@@ -8,14 +8,12 @@ never pickles.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-from forecasting.candidates import load_model
-from forecasting.linear import META_FILE
+from forecasting.models.families import load_model, stored_meta
 
 
 class ArtifactError(RuntimeError):
@@ -43,8 +41,7 @@ def read_artifact(directory: Path, label: str) -> dict[str, bytes]:
                 files[name] = handle.read()
 
     walk(Path(directory), "")
-    if META_FILE not in files:
-        raise FileNotFoundError(f"no {META_FILE} in {directory}")
+    stored_meta(files, directory)
     return files
 
 
@@ -89,13 +86,13 @@ def verified_files(path: Path, sha256: str, label: str, root: Path) -> dict[str,
 def verified_copy(path: Path, sha256: str, label: str, root: Path, dest: Path) -> Path:
     """Write the verified bytes of a version into a private `dest`, and those of every
     version it references (an ensemble's or a composed forecast's members) into
-    `dest/member0`, ... (verified in turn), for `forecasting.candidates.load_model`.
+    `dest/member0`, ... (verified in turn), for `forecasting.models.families.load_model`.
     Nothing is ever loaded from the store itself."""
     files = verified_files(path, sha256, label, root)
     for name, content in files.items():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(content)
-    for k, ref in enumerate(json.loads(files[META_FILE]).get("members", [])):
+    for k, ref in enumerate(stored_meta(files, path).get("members", [])):
         verified_copy(ref["path"], ref["sha256"],
                       f"{label} member {ref['model_name']} v{ref['version']}", root,
                       dest / f"member{k}")

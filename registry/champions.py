@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from forecasting.evaluation import Forecaster
+from forecasting.models.families import Forecaster
 from registry.artifacts import ArtifactError, load_verified, verified_files
 from registry.versions import (DEMOTED, ModelVersion, PromotionEvent, champion, champion_at,
                                get_version, previous_champion, record_event, replaced_by)

@@ -18,9 +18,9 @@ from sqlalchemy import (Connection, Index, String, Table, Text, bindparam, func,
                         text)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from forecasting.baselines import BestNaive, Persistence
-from forecasting.intervals import LEVELS, Calibration, calibrate, changeability
-from forecasting.schema import TIMESTAMP_SQL_COLUMN
+from forecasting.models.naive import BestNaive, Persistence
+from forecasting.scoring.intervals import LEVELS, Calibration, calibrate, changeability
+from forecasting.station.schema import TIMESTAMP_SQL_COLUMN
 from registry.db import Base, UTCDateTime, int_pk, station_key, utc_time
 from registry.tables import target_columns
 from registry.observations import insert_ignore, read_observations
@@ -59,7 +59,7 @@ class ForecastColumns:
     out_of_sample: Mapped[bool | None]
     # The station's target column (`t_degc`); NULL on rows written before it was recorded.
     target: Mapped[str | None] = mapped_column(String(100))
-    # Central prediction intervals (forecasting.intervals); NULL where not configured, for
+    # Central prediction intervals (forecasting.scoring.intervals); NULL where not configured, for
     # a forecaster without calibration, and on rows written before they existed.
     lower_50: Mapped[float | None]
     upper_50: Mapped[float | None]

@@ -19,9 +19,9 @@ import numpy as np
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from forecasting.csvfile import Header, HeaderError, RawChunk, read_chunks
-from forecasting.schema import StationSchema
-from forecasting.validation import FUTURE_TOLERANCE, ValidChunk, same_rows, validate_chunk
+from forecasting.station.csvfile import Header, HeaderError, RawChunk, read_chunks
+from forecasting.station.schema import StationSchema
+from forecasting.station.validation import FUTURE_TOLERANCE, ValidChunk, same_rows, validate_chunk
 from registry.observations import insert_ignore, insert_observations, stored_between
 from registry.store import Store
 from registry.tables import CellProblemRow, IngestRun, QuarantinedRow

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import Column, Connection, Float, MetaData, String, Table, inspect, text
 from sqlalchemy.schema import CreateColumn, CreateIndex
 
-from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
+from forecasting.station.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import STATION, Base, UTCDateTime
 
 OWN_VIEWS = ("forecast_coverage", "latest_forecast", "forecast_skill", "backtest_skill")

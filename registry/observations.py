@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from forecasting.schema import TIMESTAMP_SQL_COLUMN
+from forecasting.station.schema import TIMESTAMP_SQL_COLUMN
 from registry.db import STATION
 
 _UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}

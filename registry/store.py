@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Engine, Table, select
 from sqlalchemy.orm import sessionmaker
 
-from forecasting.schema import StationSchema
-from forecasting.stations import station_named
+from forecasting.station.schema import StationSchema
+from forecasting.station.network import station_named
 from registry import backtests, leases, versions  # noqa: F401  (registers their tables)
 from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views

@@ -21,7 +21,7 @@ from sqlalchemy import UniqueConstraint, select
 from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as POSTGRESQL_RESERVED
 from sqlalchemy.orm import Mapped, mapped_column
 
-from forecasting.schema import TIMESTAMP_SQL_COLUMN, StationSchema
+from forecasting.station.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import STATION, Base, UTCDateTime, int_pk, station_key, utc_time
 from registry.migrations import add_missing_columns, migrate_to_stations
 

@@ -52,7 +52,7 @@ class ModelVersionRow(Base):
     best_naive_last: Mapped[float | None]
     seasonal_mae: Mapped[str | None] = mapped_column(Text)  # seasonal persistence, per horizon
     # JSON: prediction interval offsets per level and hour ahead, from the backtest's errors
-    # (forecasting.intervals); NULL on versions registered before intervals existed.
+    # (forecasting.scoring.intervals); NULL on versions registered before intervals existed.
     intervals: Mapped[str | None] = mapped_column(Text)
     artifact_path: Mapped[str] = mapped_column(Text)
     artifact_sha256: Mapped[str] = mapped_column(String(64))

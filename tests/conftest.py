@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.schema import JENA
-from forecasting.simulate import write_station_csv
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import write_station_csv
 from registry.ingestion import ingest_file
 from registry.store import open_store
 
@@ -224,7 +224,7 @@ def tiny_blend():
     import pandas as pd
 
     from forecasting.config import ForecastParams
-    from forecasting.linear import LinearBlend
+    from forecasting.models.linear import LinearBlend
     from forecasting.windows import Windows
 
     hours = 24 * 10

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station
 from registry.backtests import plan
 from registry.forecasts import ForecastRow, read_view
 from registry.store import open_store

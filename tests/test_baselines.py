@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.baselines import BestNaive, Persistence, SeasonalPersistence
+from forecasting.models.naive import BestNaive, Persistence, SeasonalPersistence
 from forecasting.config import ForecastParams
-from forecasting.evaluation import score
-from forecasting.linear import (ARRAYS_FILE, LinearBlend, RidgeForecaster, daily_profile,
-                                load_linear)
+from forecasting.scoring.backtest import score
+from forecasting.models.linear import (ARRAYS_FILE, LinearBlend, LinearForecaster,
+                                       RidgeForecaster, daily_profile)
 from forecasting.windows import make_windows
 
 
@@ -117,6 +117,6 @@ def test_a_ridge_saved_before_the_daily_profile_still_predicts_with_its_own_feat
                          mean=np.zeros(x_before.shape[1]), scale=np.ones(x_before.shape[1]))
     before.save(tmp_path / "old")
     assert "profile" not in np.load(tmp_path / "old" / ARRAYS_FILE).files
-    np.testing.assert_allclose(load_linear(tmp_path / "old").predict(inputs),
+    np.testing.assert_allclose(LinearForecaster.load(tmp_path / "old").predict(inputs),
                                np.repeat(inputs[:, -1:, 0] + x_before.sum(axis=1, keepdims=True),
                                          6, axis=1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 from registry.champions import promote_version, rollback
 from registry.store import open_store
 from registry.registration import register_version

@@ -106,7 +106,7 @@ def test_flows_run_by_the_cli_give_prefect_minutes_to_start_its_server(tmp_path)
     script = f"""
 from pathlib import Path
 from flows.cli import _prefect_home
-from forecasting.config import Settings
+from flows.settings import Settings
 _prefect_home(Settings(data_dir=Path({str(tmp_path)!r})))
 from prefect.settings import get_current_settings
 print(get_current_settings().server.ephemeral.startup_timeout_seconds)
@@ -158,7 +158,7 @@ def test_a_killed_cli_leaves_no_prefect_server_running_after_the_next_call(tmp_p
 
     import psutil
 
-    from forecasting.simulate import simulate_station, write_station_csv
+    from forecasting.station.simulate import simulate_station, write_station_csv
 
     sensorcast = str(Path(sys.executable).parent / "sensorcast")
     data = tmp_path / "d"

@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 
-from forecasting.simulate import simulate_station, simulated_observations, write_station_csv
+from forecasting.station.simulate import simulate_station, simulated_observations, write_station_csv
 
 INGEST = """
 import sys
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 from registry.ingestion import ingest_file
 from registry.store import open_store
 store = open_store(sys.argv[1], JENA)
@@ -27,8 +27,8 @@ import sys
 from datetime import timedelta
 import pandas as pd
 from forecasting.config import ForecastParams
-from forecasting.forecast import StaleData, forecast_as_of
-from forecasting.schema import JENA
+from forecasting.issue import StaleData, forecast_as_of
+from forecasting.station.schema import JENA
 from registry.forecasts import ForecastRun, record_run, write_forecast
 from registry.observations import newest_time, read_observations
 from registry.store import open_store
@@ -102,7 +102,7 @@ def test_overlapping_ingests_and_a_reader_lose_nothing(tmp_path):
 
 OPEN = """
 import sys
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 from registry.store import open_store
 open_store(sys.argv[1], JENA).close()
 """

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from forecasting.config import ForecastParams, Settings, invalid_settings
+from forecasting.config import ForecastParams
+from flows.settings import Settings, invalid_settings
 
 
 def test_each_source_overrides_the_previous(tmp_path, monkeypatch):

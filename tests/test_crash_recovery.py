@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecasting.schema import JENA
-from forecasting.simulate import Faults, simulate_station, write_station_csv
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import Faults, simulate_station, write_station_csv
 from registry.ingestion import ingest_file
 from registry.store import open_store
 
 CHUNK_ROWS = 1000
 INGEST = """
 import sys
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 from registry.ingestion import ingest_file
 from registry.store import open_store
 store = open_store(sys.argv[1], JENA)
@@ -96,7 +96,7 @@ def test_a_full_disk_during_ingest_is_one_line_and_a_rerun_is_exact(tmp_path):
     uninterrupted ingest stores."""
     import os
 
-    from forecasting.simulate import simulate_station, write_station_csv
+    from forecasting.station.simulate import simulate_station, write_station_csv
 
     small = tmp_path / "small"
     small.mkdir()

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from forecasting.simulate import simulate_station
+from forecasting.station.simulate import simulate_station
 from tests.conftest import retrain_small, station
 
 
@@ -27,7 +27,8 @@ def test_a_retrain_on_a_dask_cluster_gives_the_thread_runners_results(prefect_ha
     from prefect_dask import DaskTaskRunner
 
     from flows.settings import fit_runner
-    from forecasting.config import ForecastParams, Settings
+    from forecasting.config import ForecastParams
+    from flows.settings import Settings
 
     assert isinstance(fit_runner(Settings(task_runner="dask"), ForecastParams()),
                       DaskTaskRunner)

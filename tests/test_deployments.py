@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from forecasting.simulate import simulate_until, write_station_csv
+from forecasting.station.simulate import simulate_until, write_station_csv
 from tests.conftest import SMALL, api
 
 ROOT = Path(__file__).resolve().parents[1]

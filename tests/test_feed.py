@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.station.simulate import simulate_station, write_station_csv
 
 
 def test_the_demo_station_is_fed_its_due_rows_once_as_time_passes(prefect_harness, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from forecasting.simulate import simulate_station
+from forecasting.station.simulate import simulate_station
 from registry.forecasts import list_runs
 from registry.versions import champion, list_events
 from tests.conftest import NAME, flow_run_logs, retrain_small, small_settings, station
@@ -190,7 +190,7 @@ def link_a_file_from_outside(data):
 ])
 def test_refused_champion_artifact_falls_back_to_labelled_best_naive_and_records_why(
         with_champion, tmp_path, spoil, reason):
-    from forecasting.schema import JENA
+    from forecasting.station.schema import JENA
     from registry.store import open_store
 
     broken = tmp_path / "broken"

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from forecasting.csvfile import MAX_LINE_BYTES
-from forecasting.schema import JENA
+from forecasting.station.csvfile import MAX_LINE_BYTES
+from forecasting.station.schema import JENA
 from registry.ingestion import files_to_ingest, ingest_file
 from registry.store import open_store
 from tests.conftest import JENA_HEADER, JENA_SAMPLE

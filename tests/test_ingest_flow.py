@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station, write_station_csv
 from registry.store import open_store
 from registry.tables import IngestRun
 from tests.conftest import JENA_SAMPLE, flow_run_logs
@@ -79,7 +79,7 @@ def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_inge
 def test_the_run_log_says_why_rows_were_quarantined(prefect_harness, tmp_path):
     """Read back from the Prefect API, as the UI shows it."""
     from flows.ingest import ingest
-    from forecasting.simulate import Faults
+    from forecasting.station.simulate import Faults
 
     data = tmp_path / "data"
     write_station_csv(data / "incoming" / "a.csv", simulate_station("2020-01-01", 2, seed=1),

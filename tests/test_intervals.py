@@ -11,11 +11,11 @@ import pytest
 
 from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
-from forecasting.evaluation import Backtest, predict_windows, rolling_folds
+from forecasting.scoring.backtest import Backtest, predict_windows, rolling_folds
 from forecasting.features import station_windows
-from forecasting.intervals import bounds, calibrate, changeability
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.scoring.intervals import bounds, calibrate, changeability
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station, write_station_csv
 from registry.forecasts import interval_calibration, read_view, write_forecast
 from registry.ingestion import ingest_file
 from registry.observations import read_observations

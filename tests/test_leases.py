@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station
 from registry.leases import LeaseBusy, held
 from registry.store import open_store
 from tests.conftest import SMALL, station
@@ -98,7 +98,7 @@ def test_a_waiting_retrain_gives_up_after_the_set_time_with_one_line_naming_the_
 def holding(url: str) -> subprocess.Popen:
     """Another process that takes the lease and then just lives (renewing it)."""
     script = ("import sys, time; from registry.leases import held; "
-              "from registry.store import open_store; from forecasting.schema import JENA; "
+              "from registry.store import open_store; from forecasting.station.schema import JENA; "
               f"s = open_store(sys.argv[1], JENA); h = held(s.sessions, {NAME!r}, 0); "
               "h.__enter__(); print('held', flush=True); time.sleep(120)")
     process = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE,

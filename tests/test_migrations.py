@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 from registry.forecasts import read_view
 from registry.migrations import NAIVE_NAMES
 from registry.store import open_store

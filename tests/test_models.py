@@ -10,18 +10,19 @@ import sys
 import numpy as np
 import pytest
 
-from forecasting.baselines import BestNaive
-from forecasting.candidates import (Composed, Ensemble, distinct_members, fit_candidates,
-                                   load_candidate)
+from forecasting.models.naive import BestNaive
+from forecasting.candidates import distinct_members, fit_candidates
+from forecasting.models.ensemble import Composed, Ensemble
+from forecasting.models.families import load_model
 from forecasting.config import FAMILIES, NETWORKS, ForecastParams
-from forecasting.evaluation import rolling_folds
-from forecasting.linear import LINEAR, ARRAYS_FILE
-from forecasting.models import BUILDERS, Normalization
-from forecasting.schema import JENA
-from forecasting.simulate import simulated_observations
+from forecasting.scoring.backtest import rolling_folds
+from forecasting.models.linear import LINEAR, ARRAYS_FILE
+from forecasting.models.networks import BUILDERS, Normalization
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulated_observations
 from forecasting.features import station_windows
-from forecasting.isolated import JobFailed, SavedNetwork, fit_networks
-from forecasting.training import NetworkForecaster
+from forecasting.models.isolated import JobFailed, SavedNetwork, fit_networks
+from forecasting.models.networks import NetworkForecaster
 from forecasting.windows import NotEnoughData
 from registry.artifacts import (ArtifactError, artifact_digest, load_verified, member_reference,
                                 version_dir)
@@ -44,7 +45,7 @@ def tiny(tiny_fit):
     """The fitted candidates as live models in this process (networks loaded from the files
     their fitting process saved)."""
     fold, relative, fit = tiny_fit
-    models = {name: load_candidate(m.directory) if isinstance(m, SavedNetwork) else m
+    models = {name: load_model(m.directory) if isinstance(m, SavedNetwork) else m
               for name, m in fit.models.items()}
     models["ensemble"] = Ensemble(TINY, [models[f] for f in SINGLE])
     return fold, relative, models
@@ -67,10 +68,10 @@ NO_TENSORFLOW = """
 import sys, tempfile
 from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
-from forecasting.evaluation import rolling_folds
+from forecasting.scoring.backtest import rolling_folds
 from forecasting.features import station_windows
-from forecasting.schema import JENA
-from forecasting.simulate import simulated_observations
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulated_observations
 params = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4,
                         validation_days=3, families=("ridge", "gru", "ensemble"))
 windows, relative = station_windows(simulated_observations("2021-02-01", 12, seed=4), JENA,
@@ -127,7 +128,7 @@ def test_family_trains_saves_and_reloads_identically(family, tiny, tmp_path):
     model.save(tmp_path / family)
     if family in LINEAR:
         assert (tmp_path / family / ARRAYS_FILE).exists()  # plain arrays, no pickle
-    np.testing.assert_array_equal(load_candidate(tmp_path / family).predict(inputs), before)
+    np.testing.assert_array_equal(load_model(tmp_path / family).predict(inputs), before)
 
 
 def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_verifies(
@@ -262,7 +263,7 @@ def test_too_little_data_is_a_clear_error():
 
 THREADS = """
 import tensorflow as tf
-from forecasting.training import set_tensorflow_threads
+from forecasting.models.networks import set_tensorflow_threads
 before = set_tensorflow_threads(1)
 tf.reduce_sum(tf.ones(3))  # TensorFlow starts here
 print(before, set_tensorflow_threads(2), set_tensorflow_threads(1), set_tensorflow_threads(0),

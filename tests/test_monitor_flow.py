@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting.monitor import judge_champion
-from forecasting.simulate import simulate_station
+from forecasting.scoring.monitor import judge_champion
+from forecasting.station.simulate import simulate_station
 from tests.conftest import SMALL, station
 
 SETTINGS = {**SMALL, "SENSORCAST_MONITOR_DAYS": "10", "SENSORCAST_MONITOR_MIN_ISSUES": "4"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecasting.evaluation import Scores
-from forecasting.promotion import (ENSEMBLE_MARGIN, choose_champion, combination_weights,
+from forecasting.scoring.backtest import Scores
+from forecasting.scoring.gate import (ENSEMBLE_MARGIN, choose_champion, combination_weights,
                                    decide_promotion, paired_statistic,
                                    plan_composition)
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from forecasting.candidates import fit_candidates
-from forecasting.config import ForecastParams, Settings
-from forecasting.evaluation import Scores, backtest
+from forecasting.config import ForecastParams
+from flows.settings import Settings
+from forecasting.scoring.backtest import Scores, backtest
 from forecasting.features import station_windows
-from forecasting.schema import JENA
-from forecasting.simulate import simulated_observations
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulated_observations
 from registry.champions import promote_version
 from registry.registration import inconsistencies
 from registry.store import open_store
@@ -28,7 +29,7 @@ REGISTER = """
 import os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 from registry.registration import lock_model, move_orphans_aside, register_version
 from registry.store import open_store
 from registry.versions import NewVersion

@@ -3,7 +3,6 @@ roll back, refuse corrupted artifacts."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from forecasting.config import COMPOSED, FAMILIES, NETWORKS
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station
 from registry.artifacts import ArtifactError, load_verified
 from registry.champions import promote_version, rollback
 from registry.store import open_store
@@ -175,8 +174,8 @@ def test_crippled_candidate_is_rejected_by_the_gate(trained):
     """Spoil a trained network's correction layer: it must lose to best naive and be refused,
     with the failed comparisons named."""
     from forecasting.candidates import naive_baselines
-    from forecasting.evaluation import rolling_folds, score
-    from forecasting.promotion import decide_promotion
+    from forecasting.scoring.backtest import rolling_folds, score
+    from forecasting.scoring.gate import decide_promotion
     from forecasting.features import station_windows
     from registry.observations import read_observations
 
@@ -307,8 +306,9 @@ def test_a_champion_with_another_window_length_is_not_comparable_with_the_reason
     """Changing `forecast.lookback_hours` while a champion exists used to crash every retrain
     (the champion was fed windows of the new length)."""
     from flows.retrain import score_champion
-    from forecasting.config import ForecastParams, Settings
-    from forecasting.evaluation import Backtest
+    from forecasting.config import ForecastParams
+    from flows.settings import Settings
+    from forecasting.scoring.backtest import Backtest
     from forecasting.features import station_windows
     from registry.observations import read_observations
 
@@ -325,8 +325,8 @@ def test_a_champion_with_another_window_length_is_not_comparable_with_the_reason
 
 
 def test_each_network_records_how_its_training_went(trained):
-    from forecasting.isolated import SavedNetwork
-    from forecasting.linear import META_FILE
+    from forecasting.models.isolated import SavedNetwork
+    from forecasting.models.families import read_meta
 
     data, store, board = trained
     mine = {r["version"] for r in board}  # (other tests of this module retrain it too)
@@ -335,7 +335,7 @@ def test_each_network_records_how_its_training_went(trained):
                     if v.family in NETWORKS and v.version in mine]
     assert networks
     for version in networks:
-        meta = json.loads((data / "artifacts" / version.artifact_path / META_FILE).read_text())
+        meta = read_meta(data / "artifacts" / version.artifact_path)
         t = meta["training"]
         assert 1 <= t["epochs_run"] <= t["epochs_max"] == 5
         assert t["stopped_early"] == (t["epochs_run"] < 5)
@@ -349,8 +349,9 @@ def test_the_champion_is_scored_only_on_folds_after_its_training_data_ended(trai
     """Its training span covers the older folds of a new backtest of the same data: scored
     there it would be judged on data it had seen, and look better than it is."""
     from flows.retrain import score_champion
-    from forecasting.config import ForecastParams, Settings
-    from forecasting.evaluation import Backtest, rolling_folds
+    from forecasting.config import ForecastParams
+    from flows.settings import Settings
+    from forecasting.scoring.backtest import Backtest, rolling_folds
     from forecasting.features import station_windows
     from registry.observations import read_observations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting.simulate import Faults, simulate_station, station_csv, write_station_csv
+from forecasting.station.simulate import Faults, simulate_station, station_csv, write_station_csv
 from registry.ingestion import ingest_file
 
 
@@ -85,8 +85,8 @@ def test_a_simulated_network_has_climates_of_its_own_under_shared_moving_weather
     """Stations differ in climate, and their pressure (the weather systems) is correlated
     best at a lag: a system reaches the stations one after the other. The written network
     is a stations file sensorcast reads."""
-    from forecasting.simulate import simulate_network, write_network
-    from forecasting.stations import load_stations
+    from forecasting.station.simulate import simulate_network, write_network
+    from forecasting.station.network import load_stations
 
     network = simulate_network("2021-01-01", 40, 4, seed=5)
     assert [name for name, *_ in network] == [f"station-00{i}" for i in range(1, 5)]

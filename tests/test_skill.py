@@ -7,12 +7,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from forecasting.baselines import BestNaive
+from forecasting.models.naive import BestNaive
 from forecasting.candidates import fit_candidates
 from forecasting.config import NETWORKS, ForecastParams
-from forecasting.evaluation import FoldSplit, backtest, score
-from forecasting.schema import JENA
-from forecasting.simulate import simulated_observations
+from forecasting.scoring.backtest import FoldSplit, backtest, score
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulated_observations
 from forecasting.features import station_windows
 
 QUICK = ForecastParams(lookback_hours=72, epochs=4, patience=2, batch_size=128)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 
-from forecasting.schema import load_station
+from forecasting.station.schema import load_station
 from registry.ingestion import ingest_file
 from registry.observations import read_observations
 from registry.store import open_store

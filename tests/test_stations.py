@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.schema import JENA
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.station.schema import JENA
+from forecasting.station.simulate import simulate_station, write_station_csv
 from tests.conftest import HOURLY_TOML, small_settings
 
 START, DAYS = "2021-01-01", 60

@@ -10,8 +10,8 @@ import pandas as pd
 from sqlalchemy import func, select, text
 
 from forecasting.config import ForecastParams
-from forecasting.forecast import forecast_as_of
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.issue import forecast_as_of
+from forecasting.station.simulate import simulate_station, write_station_csv
 from registry.backtests import (FORECAST, Step, finish, finish_step, progress, start_or_resume,
                                 write_backtest_forecast)
 from registry.forecasts import read_view, write_forecast

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from forecasting.simulate import simulate_station, write_station_csv
+from forecasting.station.simulate import simulate_station, write_station_csv
 from tests.conftest import api
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

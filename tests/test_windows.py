@@ -100,8 +100,8 @@ def test_between_keeps_targets_inside_the_period():
 def test_input_gaps_of_hours_are_filled_but_never_used_as_targets():
     from forecasting.config import ForecastParams
     from forecasting.features import build_features
-    from forecasting.schema import JENA
-    from forecasting.simulate import simulated_observations
+    from forecasting.station.schema import JENA
+    from forecasting.station.simulate import simulated_observations
 
     observed = simulated_observations("2021-01-01", 5, seed=1)
     gap = observed.index[300:318]  # three hours missing

@@ -17,7 +17,7 @@ from statistics import NormalDist
 import numpy as np
 
 from forecasting.config import COMPOSED, ENSEMBLE, FAMILIES, ForecastParams
-from forecasting.evaluation import Backtest, Scores
+from forecasting.scoring.backtest import Backtest, Scores
 
 
 @dataclass(frozen=True)

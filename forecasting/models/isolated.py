@@ -2,7 +2,7 @@
 
 TensorFlow takes about 0.65 GB once imported and each fit adds compiled code it never gives
 back, so a process that retrains day after day grows by GBs. Here each job runs in
-`python -m forecasting.isolated JOB_DIR`, which exits when done: the memory goes back to the
+`python -m forecasting.models.isolated JOB_DIR`, which exits when done: the memory goes back to the
 system, the calling process never loads TensorFlow, and jobs are independent of each other
 (each seeds itself), so running them side by side changes no result. Only files cross: the
 windows as plain arrays, the model directories, and the predictions; never pickles.
@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import ForecastParams
-from forecasting.evaluation import predict_windows
-from forecasting.linear import META_FILE, LinearForecaster
+from forecasting.scoring.backtest import predict_windows
+from forecasting.models.families import load_model, read_meta
+from forecasting.models.linear import LinearForecaster
 from forecasting.windows import Windows
 
 JOB_FILE = "job.json"
@@ -91,7 +92,7 @@ class SavedNetwork:
         return Path(directory)
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        from forecasting.training import NetworkForecaster  # TensorFlow only when asked
+        from forecasting.models.networks import NetworkForecaster  # TensorFlow only when asked
         if self._loaded is None:
             self._loaded = NetworkForecaster.load(self.directory)
         return self._loaded.predict(inputs)
@@ -100,7 +101,7 @@ class SavedNetwork:
 def run_job(job_dir: Path, job: dict) -> None:
     """Run one job in a child process; JobFailed with its stderr when it fails."""
     (job_dir / JOB_FILE).write_text(json.dumps(job))
-    done = subprocess.run([sys.executable, "-m", "forecasting.isolated", str(job_dir)],
+    done = subprocess.run([sys.executable, "-m", "forecasting.models.isolated", str(job_dir)],
                           capture_output=True, text=True, errors="replace")
     if done.returncode:
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
@@ -125,7 +126,7 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
     with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
         for family in families:
             directory = job_dir / family
-            meta = json.loads((directory / META_FILE).read_text())
+            meta = read_meta(directory)
             fitted[family] = (SavedNetwork(family, params, tuple(meta["columns"]), directory,
                                            meta["epochs_run"], meta.get("training", {})),
                               predictions[family])
@@ -143,15 +144,13 @@ def predict_saved(job_dir: Path, model: Path, sets: dict[str, Windows],
 
 
 def _main(job_dir: Path) -> None:
-    from forecasting.candidates import load_model
-    from forecasting.linear import load_linear
-    from forecasting.training import NetworkForecaster, set_tensorflow_threads
+    from forecasting.models.networks import NetworkForecaster, set_tensorflow_threads
 
     job = json.loads((job_dir / JOB_FILE).read_text())
     set_tensorflow_threads(job["threads"])
     sets = load_windows(job_dir / WINDOWS_FILE)
     if job["kind"] == "fit":
-        base, predictions = load_linear(job_dir / BASE_FILES), {}
+        base, predictions = LinearForecaster.load(job_dir / BASE_FILES), {}
         for family in job["families"]:
             network = NetworkForecaster(family, ForecastParams(**job["params"]),
                                         np.array(job["relative"], bool), base)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from forecasting.schema import JENA
+from forecasting.station.schema import JENA
 
 SENTINEL = -9999.0
 

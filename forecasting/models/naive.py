@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasting.evaluation import score
+from forecasting.scoring.backtest import score
 from forecasting.windows import Windows
 
 

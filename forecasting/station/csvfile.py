@@ -11,7 +11,7 @@ from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
-from forecasting.schema import StationSchema
+from forecasting.station.schema import StationSchema
 
 
 BLOCK_BYTES = 1 << 22

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from forecasting.csvfile import MAX_LINE_BYTES, Header, RawChunk, decode
-from forecasting.schema import StationSchema
+from forecasting.station.csvfile import MAX_LINE_BYTES, Header, RawChunk, decode
+from forecasting.station.schema import StationSchema
 
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 RAW_LIMIT = 2000  # characters of a rejected line kept in quarantine

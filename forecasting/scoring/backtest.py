@@ -10,16 +10,19 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from forecasting.intervals import changeability
+from forecasting.scoring.intervals import changeability
 from forecasting.windows import NotEnoughData, Windows
 
 PREDICT_ROWS = 4096  # windows gathered at a time, to bound memory
 
 
-class Forecaster(Protocol):
+class Predictor(Protocol):
+    """What scoring needs of a model, a naive forecast included: fit and predict (the saved
+    families meet the whole `forecasting.models.families.Predictor` contract)."""
+
     name: str
 
-    def fit(self, train: Windows, validation: Windows) -> Forecaster: ...
+    def fit(self, train: Windows, validation: Windows) -> Predictor: ...
 
     def predict(self, inputs: np.ndarray) -> np.ndarray: ...
 
@@ -61,14 +64,14 @@ class Scores:
         return cls(tuple(float(v) for v in errors.mean(axis=0)), len(windows))
 
 
-def predict_windows(model: Forecaster, windows: Windows) -> np.ndarray:
+def predict_windows(model: Predictor, windows: Windows) -> np.ndarray:
     """(n, horizon) predictions of any forecaster for every window, in batches."""
     if not len(windows):
         return np.zeros((0, windows.horizon), np.float32)
     return np.concatenate([model.predict(inputs) for inputs, _ in windows.batches(PREDICT_ROWS)])
 
 
-def score(predictor: Forecaster, windows: Windows) -> Scores:
+def score(predictor: Predictor, windows: Windows) -> Scores:
     return Scores.of(predict_windows(predictor, windows), windows)
 
 
@@ -136,7 +139,7 @@ class FoldFit:
     """What fitting at one cut-off gives: the models, and their predictions for the fold's
     test windows (made where each model was fitted, so no network is loaded to score it)."""
 
-    models: dict[str, Forecaster]
+    models: dict[str, Predictor]
     predictions: dict[str, np.ndarray]
 
 
@@ -149,7 +152,7 @@ class Backtest:
     folds: list[FoldSplit]
     fold_scores: dict[str, list[Scores | None]] = field(default_factory=dict)
     fold_residuals: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
-    models: dict[str, Forecaster] = field(default_factory=dict)
+    models: dict[str, Predictor] = field(default_factory=dict)
 
     def folds_of(self, name: str) -> list[int]:
         """The folds (numbered from the oldest) at which `name` was fitted and scored."""
@@ -183,7 +186,7 @@ class Backtest:
 
     def changeability(self, day: int, folds: list[int] | None = None) -> np.ndarray:
         """How changeable the weather was at each test window's origin, in the order of
-        `residuals` for the same folds (see forecasting.intervals)."""
+        `residuals` for the same folds (see forecasting.scoring.intervals)."""
         chosen = range(len(self.folds)) if folds is None else folds
         return np.concatenate([changeability(self.folds[k].test.target,
                                              self.folds[k].test.origins, day) for k in chosen])

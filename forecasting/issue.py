@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.baselines import BestNaive, Persistence
+from forecasting.models.naive import BestNaive, Persistence
 from forecasting.config import ForecastParams
-from forecasting.evaluation import Forecaster, predict_windows
-from forecasting.intervals import Calibration, bounds, calibrate, changeability
+from forecasting.scoring.backtest import Predictor, predict_windows
+from forecasting.scoring.intervals import Calibration, bounds, calibrate, changeability
 from forecasting.features import build_features
-from forecasting.schema import StationSchema
+from forecasting.station.schema import StationSchema
 from forecasting.windows import latest_input, make_windows
 
 NAIVE_FIT_DAYS = 14  # days of windows on which the naive fallback picks its forecast per hour
@@ -31,7 +31,7 @@ class Forecast:
     naive: str = ""  # which naive forecast, when not by the model
     note: str = ""  # why the model was not used, when it was given
     # The interval offsets of the forecaster that made the values (None: no intervals), and
-    # how changeable the weather was at the issue time (forecasting.intervals).
+    # how changeable the weather was at the issue time (forecasting.scoring.intervals).
     calibration: Calibration | None = None
     changeability: float = float("nan")
 
@@ -50,7 +50,7 @@ def input_span(params: ForecastParams) -> pd.Timedelta:
 
 
 def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
-                   at: pd.Timestamp, network: Forecaster | None = None,
+                   at: pd.Timestamp, network: Predictor | None = None,
                    calibration: Calibration | None = None) -> Forecast:
     """The target at each whole hour 1..horizon after the newest input sample.
 

@@ -9,19 +9,18 @@ learn a correction on top of one of them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
-from forecasting.baselines import seasonal_positions
+from forecasting.models.naive import seasonal_positions
 from forecasting.config import ForecastParams
+from forecasting.models.families import read_meta, write_meta
 from forecasting.features import TIME_FEATURES
 from forecasting.windows import Windows
 
-META_FILE = "model.json"
 ARRAYS_FILE = "model.npz"
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 RIDGE_LAG_HOURS = (0, 1, 2, 3, 6, 12, 18, 24)  # other channels; the target gets every hour
@@ -49,13 +48,18 @@ class LinearForecaster:
         self.columns, self.target_index = windows.columns, windows.target_index
 
     def save(self, directory: Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / ARRAYS_FILE, **self.arrays)
-        meta = {"family": self.family, "params": self.params.model_dump(mode="json"),
-                "columns": list(self.columns), "target_index": self.target_index}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2))
-        return directory / ARRAYS_FILE
+        """`model.npz` (the fitted arrays) and `model.json` (family, parameters, columns)."""
+        write_meta(directory, {"family": self.family, "params": self.params.model_dump(
+            mode="json"), "columns": list(self.columns), "target_index": self.target_index})
+        np.savez(Path(directory) / ARRAYS_FILE, **self.arrays)
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> LinearForecaster:
+        """From its JSON description and plain arrays (no pickle), as the family it names."""
+        meta = read_meta(directory)
+        with np.load(Path(directory) / ARRAYS_FILE, allow_pickle=False) as arrays:
+            return LINEAR[meta["family"]].from_files(meta, dict(arrays))
 
     @classmethod
     def from_files(cls, meta: dict, arrays: dict[str, np.ndarray]) -> LinearForecaster:
@@ -201,11 +205,3 @@ def daily_profile(target: np.ndarray, period: int, horizon: int) -> np.ndarray:
 
 
 LINEAR = {cls.family: cls for cls in (LinearBlend, RidgeForecaster)}
-
-
-def load_linear(directory: Path) -> LinearForecaster:
-    """A linear model from its JSON description and plain arrays (no pickle)."""
-    directory = Path(directory)
-    meta = json.loads((directory / META_FILE).read_text())
-    with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
-        return LINEAR[meta["family"]].from_files(meta, dict(arrays))

@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from forecasting.schema import JENA, StationSchema, load_station
+from forecasting.station.schema import JENA, StationSchema, load_station
 
 
 @dataclass(frozen=True)
