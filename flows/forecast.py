@@ -21,9 +21,10 @@ from forecasting.issue import Forecast, StaleData, forecast_as_of, input_span
 from forecasting.config import model_name
 from forecasting.models.families import Forecaster
 from forecasting.plotting import plot_forecast, plot_skill
+from forecasting.scoring.intervals import verified_calibration
 from forecasting.station.schema import StationSchema
 from registry.champions import load_champion
-from registry.forecasts import (BEST_NAIVE, ForecastRun, interval_calibration, read_view,
+from registry.forecasts import (BEST_NAIVE, ForecastRun, verified_residuals, read_view,
                                 record_run, write_forecast)
 from registry.observations import newest_time, read_observations
 from registry.store import Store
@@ -78,9 +79,18 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
         newest = newest_time(session, store.observations, until=at) or at
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
-        calibration = version and interval_calibration(
-            session, store.observations, version, at, settings.interval_min_verified)
+        calibration = version and calibration_as_of(session, store.observations, version,
+                                                    at, settings.interval_min_verified)
     return forecast_as_of(frame, store.station, params, _naive(at), network, calibration)
+
+
+def calibration_as_of(session, observations, version: ModelVersion, at: datetime,
+                      min_verified: int):
+    """The version's interval offsets as of `at`: from its verified out-of-sample errors once
+    every hour ahead has `min_verified` of them, else from its registration backtest (None
+    for versions older than intervals)."""
+    return (verified_calibration(*verified_residuals(session, observations, version, at),
+                                 min_verified) or version.intervals or None)
 
 
 def issue_rows(forecast: Forecast, version: ModelVersion | None, station: StationSchema,

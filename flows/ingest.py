@@ -3,6 +3,7 @@ database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,6 +46,30 @@ def ingest_one(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
                              message=f"the database refused: {exc.orig}")
 
 
+def ingest_source(store: Store, source: Path, chunk_rows: int,
+                  one: Callable[[Store, Path, int], IngestSummary] = ingest_file
+                  ) -> tuple[list[IngestSummary], list[Path]]:
+    """Ingest every CSV file of `source` (a file or a folder) with `one`: each file's
+    summary, and the entries refused because they point outside the folder."""
+    files, refused = files_to_ingest(source)
+    return [one(store, f, chunk_rows) for f in files], refused
+
+
+def describe(summary: IngestSummary) -> str:
+    """One file's outcome in one line, as the run's log and the CLI say it."""
+    s = summary
+    if s.status in ("refused", "failed", "skipped"):
+        return f"{s.source}: {s.status}: {s.message}"
+    ignored = f"; ignored columns: {', '.join(s.extra_columns)}" if s.extra_columns else ""
+    return (f"{s.source}: {s.status}, {s.rows_read} read, {s.rows_inserted} inserted, "
+            f"{s.rows_present} already present, {s.rows_quarantined} quarantined; newest "
+            f"{s.newest_observation}{ignored}")
+
+
+def refusal(entry: Path) -> str:
+    return f"{entry}: refused: it points outside the folder ({entry.resolve()})"
+
+
 @task(cache_policy=NO_CACHE, task_run_name="ingest {station}")
 @database_refusals
 def ingest_station(station: str, store: Store, settings: Settings, path: Path | None
@@ -57,25 +82,15 @@ def ingest_station(station: str, store: Store, settings: Settings, path: Path | 
     source = path or settings.drop_dir(station)
     if not path:
         source.mkdir(parents=True, exist_ok=True)
-    files, refused = files_to_ingest(source)
-    logger.info("Found %d file(s) in %s", len(files), source)
+    summaries, refused = ingest_source(mine, source, settings.chunk_rows, ingest_one)
+    logger.info("Found %d file(s) in %s", len(summaries), source)
     for entry in refused:
-        logger.error("Refused %s: it points outside the drop folder (%s)", entry,
-                     entry.resolve())
-    summaries = [ingest_one(mine, f, settings.chunk_rows) for f in files]
+        logger.error(refusal(entry))
     for s in summaries:
         if s.status in ("refused", "failed"):
-            logger.error("%s: %s: %s", s.source, s.status, s.message)
+            logger.error(describe(s))
             continue
-        if s.status == "skipped":
-            logger.info("%s: skipped: %s", s.source, s.message)
-            continue
-        logger.info(
-            "%s: %s, %d read, %d inserted, %d already present, %d quarantined%s",
-            s.source, s.status, s.rows_read, s.rows_inserted, s.rows_present,
-            s.rows_quarantined, f" (ignored columns: {', '.join(s.extra_columns)})"
-            if s.extra_columns else "",
-        )
+        logger.info(describe(s))
         if s.rows_quarantined:
             logger.warning("%s: %d row(s) quarantined, e.g. %s (all of them: select "
                            "line_number, reason, raw from quarantined_rows where station = "
@@ -91,7 +106,7 @@ def ingest_station(station: str, store: Store, settings: Settings, path: Path | 
                               "again once that is fixed", data=rows)
     bad = [s.source for s in summaries if s.status == "refused"] + [str(e) for e in refused]
     if bad:
-        return Failed(message=f"refused {len(bad)} of {len(files) + len(refused)} file(s): "
+        return Failed(message=f"refused {len(bad)} of {len(summaries) + len(refused)} file(s): "
                               f"{', '.join(bad)} (see ingest_runs.message)", data=rows)
     return rows
 

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -22,6 +21,9 @@ from pydantic_settings import (
 from forecasting.config import ForecastParams
 from forecasting.station.network import Site, load_stations, shared_drop_dirs, station_named
 from forecasting.station.schema import JENA, StationSchema, load_station
+
+if TYPE_CHECKING:  # Prefect reads its settings when imported: the CLI sets them first
+    from prefect.task_runners import TaskRunner
 
 
 class Settings(BaseSettings):
@@ -167,6 +169,8 @@ def fit_runner(settings: Settings, params: ForecastParams) -> TaskRunner:
     or a LocalCluster of single-threaded processes). Fold fits take and return plain data
     (windows, linear models' arrays, saved networks' file paths), never live models, so
     they run anywhere a worker can reach the same disk."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
     if settings.task_runner == "threads":
         return ThreadPoolTaskRunner(max_workers=params.parallel_folds)
     from prefect_dask import DaskTaskRunner

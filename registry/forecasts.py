@@ -19,7 +19,7 @@ from sqlalchemy import (Connection, Index, String, Table, Text, bindparam, func,
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from forecasting.models.naive import BestNaive, Persistence
-from forecasting.scoring.intervals import LEVELS, Calibration, calibrate, changeability
+from forecasting.scoring.intervals import LEVELS
 from forecasting.station.schema import TIMESTAMP_SQL_COLUMN
 from registry.db import Base, UTCDateTime, int_pk, station_key, utc_time
 from registry.tables import target_columns
@@ -229,12 +229,13 @@ def list_runs(session: Session, station: str) -> list[ForecastRun]:
                         r.rows_written, r.message) for r in rows]
 
 
-def interval_calibration(session: Session, observations: Table, version: ModelVersion,
-                         at: datetime, min_verified: int, issues: int = 90
-                         ) -> Calibration | None:
-    """The version's interval offsets as of `at`: from the errors of its newest `issues`
-    verified out-of-sample forecasts (targets observed by `at`) once every hour ahead has
-    `min_verified` of them, else from its registration backtest (None for old versions)."""
+def verified_residuals(session: Session, observations: Table, version: ModelVersion,
+                       at: datetime, issues: int = 90) -> tuple[pd.DataFrame, pd.Series]:
+    """The errors (actual − forecast) of the version's newest `issues` verified
+    out-of-sample forecasts whose targets were observed by `at`: one row per issue (naive
+    UTC), a column per hour ahead; and the target's observations on the hourly grid from
+    two days before the first of those issues up to `at` (for how changeable the weather
+    was at each)."""
     query = text("SELECT issued_at, horizon_hours, actual - forecast AS residual, target "
                  "FROM forecast_skill WHERE model_name = :name AND model_version = :version "
                  "AND out_of_sample AND target_time <= :at").bindparams(
@@ -246,18 +247,14 @@ def interval_calibration(session: Session, observations: Table, version: ModelVe
     residuals = verified.pivot_table(index="issued_at", columns="horizon_hours",
                                      values="residual").reindex(columns=horizons)
     residuals = residuals.sort_index().iloc[-issues:]
-    if not len(residuals) or residuals.count().min() < min_verified:
-        return version.intervals or None
-    # How changeable the weather was at each issue, from the observations on the hourly grid.
-    issued = pd.DatetimeIndex(pd.to_datetime(residuals.index, utc=True).tz_localize(None))
+    residuals.index = pd.DatetimeIndex(pd.to_datetime(residuals.index, utc=True)
+                                       .tz_localize(None))
+    if not len(residuals):
+        return residuals, pd.Series(dtype=np.float64)
     frame = read_observations(session, observations,
-                              start=(issued[0] - pd.Timedelta(days=2)).to_pydatetime()
+                              start=(residuals.index[0] - pd.Timedelta(days=2)).to_pydatetime()
                               .replace(tzinfo=UTC), end=at)
-    hourly = frame[verified.target.iloc[0]].resample("h").asfreq()
-    origins = hourly.index.get_indexer(issued)
-    scales = np.where(origins >= 0, changeability(hourly.to_numpy(), np.maximum(origins, 0),
-                                                  24), np.nan)
-    return calibrate(residuals.to_numpy(), scales)
+    return residuals, frame[verified.target.iloc[0]].resample("h").asfreq()
 
 
 VIEWS = tuple(VIEW_COLUMNS)

@@ -90,8 +90,8 @@ def test_a_file_name_that_is_not_utf8_or_holds_a_newline_is_stored_and_printed_e
             handle.write(JENA_HEADER.encode() + b"\n" + row + b"\n")
     result = runner.invoke(app, ["--data-dir", str(tmp_path / "d"), "ingest"])
     assert result.exit_code == 0, result.output
-    assert f"{drop}/caf\\xe9.csv: 1 read" in result.output
-    assert f"{drop}/forged\\n2 read, 2 inserted.csv: 1 read" in result.output
+    assert f"{drop}/caf\\xe9.csv: complete, 1 read" in result.output
+    assert f"{drop}/forged\\n2 read, 2 inserted.csv: complete, 1 read" in result.output
     with sqlite3.connect(tmp_path / "d" / "sensorcast.db") as connection:
         sources = sorted(s for s, in connection.execute("select source from ingest_runs"))
     assert sources == [f"{drop}/caf\\xe9.csv", f"{drop}/forged\\n2 read, 2 inserted.csv"]
@@ -105,9 +105,9 @@ def test_flows_run_by_the_cli_give_prefect_minutes_to_start_its_server(tmp_path)
 
     script = f"""
 from pathlib import Path
-from flows.cli import _prefect_home
+from flows.cli.common import prefect_home
 from flows.settings import Settings
-_prefect_home(Settings(data_dir=Path({str(tmp_path)!r})))
+prefect_home(Settings(data_dir=Path({str(tmp_path)!r})))
 from prefect.settings import get_current_settings
 print(get_current_settings().server.ephemeral.startup_timeout_seconds)
 """

@@ -16,7 +16,8 @@ from forecasting.features import station_windows
 from forecasting.scoring.intervals import bounds, calibrate, changeability
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulate_station, write_station_csv
-from registry.forecasts import interval_calibration, read_view, write_forecast
+from flows.forecast import calibration_as_of
+from registry.forecasts import read_view, write_forecast
 from registry.ingestion import ingest_file
 from registry.observations import read_observations
 from registry.registration import register_version
@@ -142,11 +143,11 @@ def test_intervals_come_from_verified_errors_once_there_are_enough_and_never_fro
         skill = read_view(session, "forecast_skill")
         at = datetime(2021, 1, 12, tzinfo=UTC)
         table = store.observations
-        assert interval_calibration(session, table, version, at, min_verified=20) == holdout
-        refreshed = interval_calibration(session, table, version, at, min_verified=5)
+        assert calibration_as_of(session, table, version, at, min_verified=20) == holdout
+        refreshed = calibration_as_of(session, table, version, at, min_verified=5)
         # As of the 5th issue's last target, only the four issues verified by then count.
         early = (issues[4] + pd.Timedelta(hours=23)).to_pydatetime().replace(tzinfo=UTC)
-        assert interval_calibration(session, table, version, early, min_verified=5) == holdout
+        assert calibration_as_of(session, table, version, early, min_verified=5) == holdout
     verified = skill.pivot_table(index="issued_at", columns="horizon_hours",
                                  values="error").to_numpy()
     hourly = observed[observed.index.minute == 0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 
 LEVELS = (50, 80, 95)  # central intervals, percent, that the forecasts' columns hold
 FLOOR = 0.2  # of the median changeability, added to every scale: calm days keep a width
@@ -73,3 +74,16 @@ def bounds(values: np.ndarray, calibration: Calibration, level: int,
     unit = (scale if np.isfinite(scale) else calibration["scale"]["median"]) + \
         calibration["scale"]["floor"]
     return values + offsets[:, 0] * unit, values + offsets[:, 1] * unit
+
+
+def verified_calibration(residuals: pd.DataFrame, hourly: pd.Series, min_verified: int
+                         ) -> Calibration | None:
+    """Interval offsets from a model's verified forecasts (`residuals`: a row per issue time,
+    a column per hour ahead; `hourly`: the target observed on the hourly grid around them),
+    once every hour ahead has `min_verified` of them; None before."""
+    if not len(residuals) or residuals.count().min() < min_verified:
+        return None
+    origins = hourly.index.get_indexer(residuals.index)
+    scales = np.where(origins >= 0, changeability(hourly.to_numpy(), np.maximum(origins, 0),
+                                                  24), np.nan)
+    return calibrate(residuals.to_numpy(), scales)

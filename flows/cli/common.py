@@ -1,0 +1,165 @@
+"""What every command shares: one-line refusals, the store, the stations chosen, Prefect's
+home and running a flow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from flows.settings import Settings
+
+LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"  # the server `make serve` starts
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def run_flow(flow, **parameters):
+    """Run a flow; a failed run exits non-zero with its message (refusals carry no traceback).
+    Prefect's temporary API server too slow to start (a loaded machine) is one line too."""
+    try:
+        state = flow(**parameters, return_state=True)
+    except RuntimeError as exc:
+        if "ephemeral" not in str(exc).lower():
+            raise
+        fail(f"{exc}; the machine is too busy for Prefect's temporary server to start in "
+              "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (180): retry, raise it, or "
+              "start a server (make serve) so runs attach to it")
+    if state.is_failed() or state.is_crashed():
+        fail(state.message)
+    return state.result()
+
+
+def timestamp(text: str, option: str):
+    import pandas as pd
+
+    try:
+        moment = pd.Timestamp(text)
+    except ValueError as exc:
+        fail(f"{option} {text!r} is not a timestamp (e.g. 2016-06-01T12:00): {exc}")
+    return (moment.tz_localize("UTC") if moment.tzinfo is None else moment).to_pydatetime()
+
+
+def writable(folder: Path, what: str) -> None:
+    """Refuse, in one line, to start work that must write into `folder` when it cannot."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        fail(f"{what} {folder} is not writable ({exc.strerror or exc}); nothing was done. "
+              "Point --data-dir (or PREFECT_HOME) at a folder this user can write")
+
+
+def settings_store(settings: Settings, read_only: bool = False):
+    """The store; a read-only command on a data directory it cannot write opens the SQLite
+    file read-only (SQLite could not create its WAL files there). Other commands first check
+    that they can write."""
+    from flows.network import unlisted_warning
+    from registry.store import open_store
+
+    url = settings.db_url
+    if read_only and settings.database_url is None and not os.access(settings.data_dir,
+                                                                      os.W_OK):
+        url = (f"sqlite:///file:{(settings.data_dir / 'sensorcast.db').resolve()}"
+               "?mode=ro&immutable=1&uri=true")
+    elif not read_only:
+        writable(settings.data_dir, "the data directory")
+    try:
+        store = open_store(url, settings.stations)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    if names := store.unlisted():
+        typer.echo(f"warning: {unlisted_warning(names)}", err=True)
+    return store
+
+
+def chosen_stations(settings: Settings, station: str | None, one: bool = False) -> tuple:
+    """The stations a command works on: `--station`, or all (`one`: the only one)."""
+    if one and station is None and len(settings.stations) > 1:
+        fail(f"this command works on one station: add --station (one of "
+              f"{', '.join(s.name for s in settings.stations)})")
+    try:
+        return settings.selected(station)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def flow_settings(settings: Settings) -> dict:
+    """The settings a flow run is given, as plain parameters (they show in the UI)."""
+    return {"data_dir": str(settings.data_dir), "database_url": settings.database_url,
+            "station_schema": as_str(settings.station_schema),
+            "stations_file": as_str(settings.stations_file)}
+
+
+def prefect_home(settings: Settings) -> None:
+    """Keep Prefect's own state under the data directory unless the user set it. Runs go to
+    the local server of `make serve` when one is up (they show in its UI, and no server is
+    started per command); otherwise to an ephemeral server, given minutes rather than
+    Prefect's 20 s to start on a loaded machine (set the variable to change it)."""
+    writable(settings.data_dir, "the data directory")
+    os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
+    writable(Path(os.environ["PREFECT_HOME"]), "Prefect's home (PREFECT_HOME)")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    stop_orphaned_servers(os.environ["PREFECT_HOME"])
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    if "PREFECT_API_URL" not in os.environ and healthy(LOCAL_PREFECT_API):
+        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT_API
+
+
+def stop_orphaned_servers(prefect_home: str) -> None:
+    """A CLI killed mid-run (SIGKILL) cannot stop the ephemeral Prefect server it started,
+    which then runs on for ever (about 200 MB). The next CLI call stops those of this
+    PREFECT_HOME whose parent is gone; `make serve`'s server is another command line."""
+    import psutil
+
+    for process in psutil.process_iter(["ppid", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if process.info["ppid"] != 1 or "uvicorn" not in command \
+                or "prefect.server.api.server:create_app" not in command:
+            continue
+        try:
+            if process.environ().get("PREFECT_HOME") == prefect_home:
+                process.terminate()
+        except psutil.Error:
+            continue
+
+
+def healthy(api_url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def as_str(path: Path | None) -> str | None:
+    return str(path) if path else None
+
+
+def station_view(settings: Settings, name: str, station: str):
+    from registry.forecasts import read_view
+
+    store = settings_store(settings)
+    with store.sessions() as session:
+        frame = read_view(session, name, station)
+    store.close()
+    return frame
+
+
+def newest_observation(settings: Settings, station: str):
+    from registry.observations import newest_time
+
+    store = settings_store(settings).of(station)
+    with store.sessions() as session:
+        newest = newest_time(session, store.observations)
+    store.close()
+    return newest

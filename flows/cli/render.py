@@ -1,0 +1,97 @@
+"""How the commands print what they did: leaderboards, versions, forecasts, skill."""
+
+from __future__ import annotations
+
+import typer
+
+from flows.cli.common import station_view
+from flows.settings import Settings
+
+
+def version_label(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
+def echo_leaderboard(station: str, rows: list[dict]) -> None:
+    """MAE ratios against the best naive forecast (below 1 wins): mean, each 6-hour group."""
+    groups = [k for k in rows[0] if k.startswith("group_")] if rows else []
+    hours = [f"{6 * i + 1}-{6 * i + 6}h" for i in range(len(groups))]
+    typer.echo(f"\n{station}:")
+    typer.echo(f"{'family':<18}{'version':>8}{'MAE':>7}{'best naive':>11}{'ratio':>7}"
+               + "".join(f"{h:>7}" for h in hours) + f"{'+24 h':>7}{'persist.':>9}  decision")
+    for row in rows:
+        typer.echo(f"{row['family']:<18}{row['version']:>8}{row['mean_mae']:>7.3f}"
+                   f"{row['best_naive_mean_mae']:>11.3f}{row['vs_best_naive']:>7.3f}"
+                   + "".join(f"{row[g]:>7.3f}" for g in groups)
+                   + f"{row['last_mae']:>7.3f}{row['persistence_last_mae']:>9.3f}  "
+                   f"{row['decision']}: {row['reason']}")
+    typer.echo("(ratio: MAE / best naive MAE on the same backtest windows; below 1 is better; "
+               "+24 h: MAE at +24 h against persistence's)")
+
+
+def echo_model(store, name: str) -> None:
+    from registry.versions import champion, list_events, list_versions
+
+    with store.sessions() as session:
+        versions = list_versions(session, name)
+        current = champion(session, name)
+        events = list_events(session, name)
+    typer.echo(f"model {name}: {len(versions)} version(s)")
+    for v in versions:
+        mark = "*" if current and current.id == v.id else " "
+        naive = (f"best naive {v.best_naive_mean:.3f}, " if v.best_naive_mean is not None
+                 else "")
+        typer.echo(f"{mark} v{v.version:<4} {v.family:<18} mean MAE {v.holdout_mean:.3f} "
+                   f"({naive}persistence {v.persistence_mean:.3f})  +24 h "
+                   f"{v.holdout_last:.3f} ({v.persistence_last:.3f})  trained to "
+                   f"{v.train_end:%Y-%m-%d %H:%M}")
+    for e in events[-10:]:
+        was = version_label(e.previous_champion_version)
+        typer.echo(f"  {e.created_at:%Y-%m-%d %H:%M} {e.decision:<9} "
+                   f"{version_label(e.candidate_version)} (champion was {was}) by "
+                   f"{e.triggered_by}: {e.reason}")
+
+
+def echo_latest(settings: Settings, station: str) -> None:
+    latest = station_view(settings, "latest_forecast", station)
+    if latest.empty:
+        return
+    first = latest.iloc[0]
+    target = next(s for s in settings.stations if s.name == station).target
+    typer.echo(f"\nlatest forecast of {target} at {station}, issued "
+               f"{first.issued_at:%Y-%m-%d %H:%M} UTC by {first.model}:")
+    for row in latest.itertuples():
+        typer.echo(f"  +{row.horizon_hours:>2} h  {row.target_time:%Y-%m-%d %H:%M}  "
+                   f"{row.value:7.2f}")
+
+
+def echo_skill(settings: Settings, station: str) -> None:
+    skill = station_view(settings, "forecast_skill", station)
+    if skill.empty:
+        typer.echo("  no forecast has been verified by observations yet")
+        return
+    typer.echo(f"  {'model':<20}{'issues':>7}{'mean MAE':>10}{'+24 h':>8}"
+               f"{'persist.':>10}{'+24 h':>8}{'seasonal':>10}")
+    for model, rows in skill.groupby("model"):
+        last = rows[rows.horizon_hours == rows.horizon_hours.max()]
+        typer.echo(f"  {model:<20}{rows.issued_at.nunique():>7}{rows.abs_error.mean():>10.3f}"
+                   f"{last.abs_error.mean():>8.3f}{rows.persistence_abs_error.mean():>10.3f}"
+                   f"{last.persistence_abs_error.mean():>8.3f}"
+                   f"{rows.seasonal_persistence_abs_error.mean():>10.3f}")
+
+
+def echo_skill_table(rows: list[dict]) -> None:
+    if not rows:
+        typer.echo("  no forecast has been verified by observations yet")
+        return
+    typer.echo(f"  {'h':>3}{'issues':>8}{'MAE':>8}{'persist.':>10}{'seasonal':>10}"
+               f"{'vs best naive':>15}")
+    for row in rows:
+        typer.echo(f"  {row['horizon_hours']:>3}{row['issues']:>8.0f}{row['mae']:>8.3f}"
+                   f"{row['persistence']:>10.3f}{row['seasonal_persistence']:>10.3f}"
+                   f"{row['vs_best_naive']:>15.3f}")
+    mean = {k: sum(r[k] for r in rows) / len(rows) for k in
+            ("mae", "persistence", "seasonal_persistence")}
+    best = sum(r["mae"] / r["vs_best_naive"] for r in rows) / len(rows)
+    typer.echo(f"  {'all':>3}{'':>8}{mean['mae']:>8.3f}{mean['persistence']:>10.3f}"
+               f"{mean['seasonal_persistence']:>10.3f}{mean['mae'] / best:>15.3f}")
