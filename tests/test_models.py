@@ -13,8 +13,8 @@ import pytest
 from forecasting.models.naive import BestNaive
 from forecasting.candidates import distinct_members, fit_candidates
 from forecasting.models.ensemble import Composed, Ensemble
-from forecasting.models.families import load_model
-from forecasting.config import FAMILIES, NETWORKS, ForecastParams
+from forecasting.models.families import family_class, load_model
+from forecasting.config import COMPOSED, FAMILIES, NETWORKS, ForecastParams
 from forecasting.scoring.backtest import rolling_folds
 from forecasting.models.linear import LINEAR, ARRAYS_FILE
 from forecasting.models.networks import BUILDERS, Normalization
@@ -129,6 +129,36 @@ def test_family_trains_saves_and_reloads_identically(family, tiny, tmp_path):
     if family in LINEAR:
         assert (tmp_path / family / ARRAYS_FILE).exists()  # plain arrays, no pickle
     np.testing.assert_array_equal(load_model(tmp_path / family).predict(inputs), before)
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, COMPOSED])
+def test_every_family_meets_the_forecaster_contract(family, tiny, tmp_path):
+    """family, params, fit, predict, save(directory) -> directory, and the class's own
+    load(directory), which `load_model` dispatches to from the saved `model.json` (an
+    ensemble's and a composed forecast's members laid out beside it, as the registry
+    does)."""
+    fold, _, models = tiny
+    inputs = fold.test.inputs()
+    if family == COMPOSED:
+        model = Composed(models["ridge"], BestNaive(TINY.samples_per_day).fit(fold.train),
+                         np.linspace(1, 0, TINY.horizon_steps))
+    else:
+        model = models[family]
+    members = getattr(model, "members", [])
+    model.references = [{} for _ in members]
+    assert model.family == family and isinstance(model.params, ForecastParams)
+    if family not in NETWORKS:  # (a network's fit is tested on its own; it would change
+        assert model.fit(fold.train, fold.validation) is model  # the module's shared one)
+    assert callable(model.fit) and callable(family_class(family).load)
+    directory = tmp_path / family
+    assert model.save(directory) == directory
+    for k, member in enumerate(members):
+        member.save(directory / f"member{k}")
+    assert isinstance(model, family_class(family))
+    loaded = family_class(family).load(directory)
+    assert type(loaded) is type(model) and loaded.family == family
+    np.testing.assert_allclose(load_model(directory).predict(inputs), model.predict(inputs),
+                               rtol=1e-6, atol=1e-6)
 
 
 def test_ensemble_is_the_mean_of_its_members_and_reloads_only_if_every_member_verifies(
