@@ -27,8 +27,8 @@ def run_flow(flow, **parameters):
         if "ephemeral" not in str(exc).lower():
             raise
         fail(f"{exc}; the machine is too busy for Prefect's temporary server to start in "
-              "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (180): retry, raise it, or "
-              "start a server (make serve) so runs attach to it")
+             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (180): retry, raise it, or "
+             "start a server (make serve) so runs attach to it")
     if state.is_failed() or state.is_crashed():
         fail(state.message)
     return state.result()
@@ -54,7 +54,7 @@ def writable(folder: Path, what: str) -> None:
             pass
     except OSError as exc:
         fail(f"{what} {folder} is not writable ({exc.strerror or exc}); nothing was done. "
-              "Point --data-dir (or PREFECT_HOME) at a folder this user can write")
+             "Point --data-dir (or PREFECT_HOME) at a folder this user can write")
 
 
 def settings_store(settings: Settings, read_only: bool = False):
@@ -84,7 +84,7 @@ def chosen_stations(settings: Settings, station: str | None, one: bool = False) 
     """The stations a command works on: `--station`, or all (`one`: the only one)."""
     if one and station is None and len(settings.stations) > 1:
         fail(f"this command works on one station: add --station (one of "
-              f"{', '.join(s.name for s in settings.stations)})")
+             f"{', '.join(s.name for s in settings.stations)})")
     try:
         return settings.selected(station)
     except ValueError as exc:

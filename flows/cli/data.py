@@ -25,7 +25,7 @@ def ingest(
     stations = chosen_stations(settings, station)
     if path and len(stations) > 1:
         fail(f"which station's file is {path}? add --station (one of "
-              f"{', '.join(s.name for s in stations)})")
+             f"{', '.join(s.name for s in stations)})")
     store = settings_store(settings)
     try:
         failed = sum(_ingest_station(settings, store.of(s.name), path) for s in stations)

@@ -62,7 +62,7 @@ def demo(ctx: typer.Context, days: Annotated[int, typer.Option(min=20)] = 180,
     typer.echo(f"\n[3/4] forecasting as of the newest observation ({newest:%Y-%m-%d %H:%M} "
                f"UTC), backfilling the {backfill} days before with that champion")
     run_flow(forecast_flow, **common, at=newest, days=backfill, model="current",
-              triggered_by="demo")
+             triggered_by="demo")
     echo_latest(settings, station.name)
     typer.echo(f"\n[4/4] skill of the backfilled forecasts, all out of sample (the models saw "
                f"no data after {cut:%Y-%m-%d %H:%M} UTC), MAE in "

@@ -9,15 +9,8 @@ from typing import Annotated
 import typer
 
 from flows.cli.app import StationOption, app
-from flows.cli.common import (
-    chosen_stations,
-    fail,
-    flow_settings,
-    prefect_home,
-    run_flow,
-    settings_store,
-    timestamp,
-)
+from flows.cli.common import (chosen_stations, fail, flow_settings, prefect_home, run_flow,
+                              settings_store, timestamp)
 from flows.cli.render import echo_latest
 from flows.settings import Settings
 

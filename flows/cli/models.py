@@ -11,15 +11,8 @@ import typer
 from pydantic import ValidationError
 
 from flows.cli.app import StationOption, app
-from flows.cli.common import (
-    chosen_stations,
-    fail,
-    flow_settings,
-    prefect_home,
-    run_flow,
-    settings_store,
-    timestamp,
-)
+from flows.cli.common import (chosen_stations, fail, flow_settings, prefect_home, run_flow,
+                              settings_store, timestamp)
 from flows.cli.render import echo_leaderboard, echo_model, echo_skill_table, version_label
 from flows.settings import Settings, invalid_settings
 
@@ -141,10 +134,10 @@ def backtest(
     spec = (model_name(replayed, params), first, last, every, params.model_dump(mode="json"))
     with _progress_bar(settings, spec, len(steps)):
         result = run_flow(backtest_flow, start=first, end=last,
-                           retrain_every_hours=every / pd.Timedelta(hours=1),
-                           families=family or None, epochs=epochs,
-                           **flow_settings(settings), station=replayed.name,
-                           triggered_by="cli")
+                          retrain_every_hours=every / pd.Timedelta(hours=1),
+                          families=family or None, epochs=epochs,
+                          **flow_settings(settings), station=replayed.name,
+                          triggered_by="cli")
     resumed = (f", resumed after {result['resumed_after']} finished steps"
                if result["resumed_after"] else "")
     typer.echo(f"\nbacktest {result['backtest_id']}: {result['steps']} steps{resumed}; "
