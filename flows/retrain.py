@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -29,12 +30,14 @@ from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, para
 from forecasting.models.naive import BestNaive
 from forecasting.candidates import fit_candidates, library_versions
 from forecasting.models.ensemble import Composed
-from forecasting.config import COMPOSED, ENSEMBLE, ForecastParams, model_name
+from forecasting.config import COMPOSED, ENSEMBLE, NETWORKS, ForecastParams, model_name
 from forecasting.scoring.backtest import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
 from forecasting.features import station_windows
 from forecasting.scoring.intervals import calibrate
 from forecasting.models.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.models.families import read_meta
+from forecasting.models.reuse import (PriorNetwork, skipped_families, warm_starts,
+                                     worth_reading)
 from forecasting.scoring.gate import gate_backtest
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
@@ -42,7 +45,8 @@ from registry.leases import LeaseBusy, held
 from registry.observations import newest_time, read_observations
 from registry.registration import lock_model, move_orphans_aside, register_version
 from registry.store import Store
-from registry.versions import ModelVersion, NewVersion, champion, record_event
+from registry.versions import (ModelVersion, NewVersion, champion, list_versions,
+                               record_event)
 
 RIVALS = ("best_naive", "persistence", "seasonal_persistence")
 
@@ -73,12 +77,14 @@ def load_folds(store: Store, params: ForecastParams, until: datetime | None = No
 @task(cache_policy=NO_CACHE, task_run_name="fit fold {number} (cut-off {fold.cutoff:%Y-%m-%d})",
       tags=["training"])
 def fit_fold(fold: FoldSplit, number: int, params: ForecastParams, relative: np.ndarray,
-             workdir: Path, threads: int, networks: bool) -> FoldFit:
+             workdir: Path, threads: int, networks: bool,
+             warm: dict[str, PriorNetwork] | None = None) -> FoldFit:
     """Every candidate (the networks only if `networks`) and naive forecast fitted on the
     data before this fold's cut-off (each network in its own process, saved under
-    `workdir`); logs how each network's training went."""
+    `workdir`, fine-tuned from `warm`'s network of its family if there is one); logs how
+    each network's training went."""
     fitted = fit_candidates(fold, params, relative, workdir / f"fold{number}", threads,
-                            networks)
+                            networks, warm)
     for family, model in fitted.models.items():
         if isinstance(model, SavedNetwork):
             get_run_logger().info("Fold %d, %s: %s", number, family, model.training_summary())
@@ -217,14 +223,45 @@ def reference(name: str, version: ModelVersion, root: Path) -> dict:
 
 
 def submit_fits(runner: TaskRunner, folds: list[FoldSplit], params: ForecastParams,
-                relative: np.ndarray, workdir: Path, threads: int) -> list[PrefectFuture]:
+                relative: np.ndarray, workdir: Path, threads: int,
+                priors: list[PriorNetwork] = ()) -> list[PrefectFuture]:
     """Start fitting every fold on the runner (as many at once as it has workers); the
-    networks only at the newest `network_folds`."""
+    networks only at the newest `network_folds`, each fine-tuned from the prior network
+    `warm_starts` picks for the fold, if any."""
     first_network = len(folds) - min(params.network_folds, len(folds))
+    networks = [f for f in params.families if f in NETWORKS]
     return [runner.submit(fit_fold, {"fold": fold, "number": i + 1, "params": params,
                                      "relative": relative, "workdir": workdir,
-                                     "threads": threads, "networks": i >= first_network})
+                                     "threads": threads, "networks": i >= first_network,
+                                     "warm": warm_starts(priors, params, networks,
+                                                         fold.cutoff)})
             for i, fold in enumerate(folds)]
+
+
+@task(cache_policy=NO_CACHE, task_run_name="prior networks")
+def prior_networks(store: Store, settings: Settings, name: str, params: ForecastParams,
+                   folds: list[FoldSplit], workdir: Path) -> list[PriorNetwork]:
+    """The registered networks of `name` this retrain may skip a family for or fine-tune
+    from (`forecasting.models.reuse`), those it needs read from verified private copies;
+    one whose files fail verification is not reused, with a warning."""
+    with store.sessions() as session:
+        rows = [v for v in list_versions(session, name) if v.family in NETWORKS]
+    priors = [PriorNetwork(v.family, f"{name} v{v.version}",
+                           pd.Timestamp(v.train_end).tz_convert(None), v.params)
+              for v in rows]
+    needed = worth_reading(priors, params, [fold.cutoff for fold in folds])
+    versions = {f"{name} v{v.version}": v for v in rows}
+    read = []
+    for prior in needed:
+        version = versions[prior.label]
+        try:
+            copy = verified_copy(version.artifact_path, version.artifact_sha256, prior.label,
+                                 settings.artifact_dir, workdir / "prior" / f"v{version.version}")
+            read.append(replace(prior, training=read_meta(copy).get("training", {}),
+                                directory=copy))
+        except (ArtifactError, OSError, ValueError) as exc:
+            get_run_logger().warning("Not reusing %s: %s", prior.label, exc)
+    return read
 
 
 def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
@@ -286,10 +323,18 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
                         f"{folds[0].cutoff:%Y-%m-%d %H:%M}", sum(len(f.test) for f in folds))
             with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
                     fit_runner(settings, params) as runner:
-                fits = submit_fits(runner, folds, params, relative, Path(work),
-                                   settings.tensorflow_threads)
+                priors = prior_networks(store, settings, name, params, folds, Path(work))
+                skipped = skipped_families(priors, params, folds[-1].cutoff)
+                for family, reason in skipped.items():
+                    logger.info("%s: %s", family, reason)
+                fitted = params.model_copy(update={"families": tuple(
+                    f for f in params.families if f not in skipped)})
+                fits = submit_fits(runner, folds, fitted, relative, Path(work),
+                                   settings.tensorflow_threads, priors)
                 leaderboard, covered = gate(store, settings, name, folds, fits, windows, rows,
-                                            params, triggered_by, Path(work))
+                                            fitted, triggered_by, Path(work))
+                leaderboard += [{"family": family, "version": None, "decision": "skipped",
+                                 "reason": reason} for family, reason in skipped.items()]
     except LeaseBusy as busy:
         logger.error("Not retraining %s: %s", station, busy)
         return Failed(message=f"not retraining: {busy}")

@@ -15,6 +15,7 @@ from forecasting.models.ensemble import Ensemble
 from forecasting.models.isolated import fit_networks
 from forecasting.models.linear import LINEAR
 from forecasting.models.naive import BestNaive, Persistence, SeasonalPersistence
+from forecasting.models.reuse import PriorNetwork
 from forecasting.scoring.backtest import FoldFit, FoldSplit, Predictor, predict_windows
 from forecasting.windows import Windows
 
@@ -30,13 +31,15 @@ def naive_baselines(train: Windows, params: ForecastParams) -> dict[str, Predict
 
 
 def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray,
-                   workdir: Path, threads: int = 1, networks: bool = True) -> FoldFit:
+                   workdir: Path, threads: int = 1, networks: bool = True,
+                   warm: dict[str, PriorNetwork] | None = None) -> FoldFit:
     """Every family of `params` fitted on the fold's training windows (plus the naive
     baselines), with their predictions for the fold's test windows. Linear models use all
     of it (up to `history_days`); networks the last `window_days`, on top of the
     `network_base` linear model fitted on all of it, in a process of their own whose files
     go under `workdir` (which must outlive the returned networks). Without `networks`, only
-    the cheap families (and an ensemble only if it has no network member)."""
+    the cheap families (and an ensemble only if it has no network member). A network
+    family in `warm` is fine-tuned from that registered network instead of from zero."""
     families = params.families
     if not networks and any(f in NETWORKS for f in families):
         families = tuple(f for f in families if f not in NETWORKS and f != ENSEMBLE)
@@ -52,7 +55,7 @@ def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray
     if costly:
         fitted = fit_networks(Path(workdir) / f"{fold.cutoff:%Y%m%dT%H%M}", costly, params,
                               relative, models[params.network_base], recent, fold.validation,
-                              fold.test, threads)
+                              fold.test, threads, warm)
         for family, (network, network_predictions) in fitted.items():
             models[family], predictions[family] = network, network_predictions
     if ENSEMBLE in families:  # ForecastParams makes sure it has members

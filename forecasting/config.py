@@ -64,6 +64,19 @@ class ForecastParams(BaseModel):
                             "120 days of hourly windows.")
     epochs: int = Field(20, gt=0)
     patience: int = Field(3, gt=0, description="Early-stopping patience (epochs).")
+    give_up_epochs: int = Field(
+        2, gt=0, description="A network whose validation error is not below its base's "
+        "after this many epochs stops: it would keep the base.")
+    warm_epochs: int = Field(
+        5, gt=0, description="Epochs at most when a network is fine-tuned from the newest "
+        "registered one of its family and settings (a warm start) instead of from zero.")
+    network_refresh_days: int = Field(
+        28, ge=0, description="A network is trained from zero again once its chain of warm "
+        "starts began this many days before; 0: always from zero.")
+    skip_after_kept_base: int = Field(
+        3, ge=0, description="A network family whose last this many registered versions all "
+        "kept their base is not fitted (it would forecast as its base) until a refresh is "
+        "due; 0: always fitted.")
     learning_rate: float = Field(1e-3, gt=0)
     jit_compile: bool = Field(True, description="XLA: about 2x faster GRU training on CPU.")
     seed: int = 0

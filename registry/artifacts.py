@@ -13,7 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from forecasting.models.families import load_model, stored_meta
+from forecasting.models.families import has_meta, load_model, stored_meta
 
 
 class ArtifactError(RuntimeError):
@@ -41,7 +41,7 @@ def read_artifact(directory: Path, label: str) -> dict[str, bytes]:
                 files[name] = handle.read()
 
     walk(Path(directory), "")
-    stored_meta(files, directory)
+    has_meta(files, directory)
     return files
 
 

@@ -202,3 +202,14 @@ def test_each_fold_is_scored_with_weights_fitted_on_the_other_folds():
     plan = plan_composition(candidate, naive, 6, 24)
     np.testing.assert_allclose(plan.fold_weights[2], combination_weights(
         [candidate[k] for k in (0, 1, 3)], [naive[k] for k in (0, 1, 3)], 24))
+
+
+def test_a_candidate_whose_weight_is_not_clearly_below_one_keeps_its_own_forecast():
+    """Best naive's errors are the candidate's plus noise of their own: nothing is gained by
+    mixing, and the estimate (near 1, either side) is not taken for evidence of it."""
+    rng = np.random.default_rng(8)
+    candidate = [rng.normal(0, 1, (500, 24)) for _ in range(3)]
+    naive = [c + rng.normal(0, 1, c.shape) for c in candidate]
+    assert np.all(combination_weights(candidate, naive, 24) == 1)
+    plan = plan_composition(candidate, naive, 6, 24)
+    assert not plan.composed and plan.naive_groups == set()

@@ -13,7 +13,10 @@ def version_label(version: int | None) -> str:
 
 
 def echo_leaderboard(station: str, rows: list[dict]) -> None:
-    """MAE ratios against the best naive forecast (below 1 wins): mean, each 6-hour group."""
+    """MAE ratios against the best naive forecast (below 1 wins): mean, each 6-hour group;
+    then the families that were not fitted, and why."""
+    skipped = [row for row in rows if row["decision"] == "skipped"]
+    rows = [row for row in rows if row["decision"] != "skipped"]
     groups = [k for k in rows[0] if k.startswith("group_")] if rows else []
     hours = [f"{6 * i + 1}-{6 * i + 6}h" for i in range(len(groups))]
     typer.echo(f"\n{station}:")
@@ -25,6 +28,8 @@ def echo_leaderboard(station: str, rows: list[dict]) -> None:
                    + "".join(f"{row[g]:>7.3f}" for g in groups)
                    + f"{row['last_mae']:>7.3f}{row['persistence_last_mae']:>9.3f}  "
                    f"{row['decision']}: {row['reason']}")
+    for row in skipped:
+        typer.echo(f"{row['family']:<18}{'-':>8}  skipped: {row['reason']}")
     typer.echo("(ratio: MAE / best naive MAE on the same backtest windows; below 1 is better; "
                "+24 h: MAE at +24 h against persistence's)")
 

@@ -63,11 +63,16 @@ def read_meta(directory: Path) -> dict:
     return json.loads((Path(directory) / META_FILE).read_text())
 
 
-def stored_meta(files: dict[str, bytes], where: Path) -> dict:
-    """The descriptor among a saved model's files (by relative name, as read for checking
-    their checksum); FileNotFoundError naming `where` when there is none."""
+def has_meta(files: dict[str, bytes], where: Path) -> None:
+    """FileNotFoundError naming `where` when a saved model's files (by relative name) hold
+    no descriptor."""
     if META_FILE not in files:
         raise FileNotFoundError(f"no {META_FILE} in {where}")
+
+
+def stored_meta(files: dict[str, bytes], where: Path) -> dict:
+    """The descriptor among a saved model's files, read once their checksum matched."""
+    has_meta(files, where)
     return json.loads(files[META_FILE])
 
 

@@ -24,6 +24,7 @@ from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import predict_windows
 from forecasting.models.families import load_model, read_meta
 from forecasting.models.linear import LinearForecaster
+from forecasting.models.reuse import PriorNetwork
 from forecasting.windows import Windows
 
 JOB_FILE = "job.json"
@@ -84,7 +85,9 @@ class SavedNetwork:
                 if t["stopped_early"] else f"all {t['epochs_max']} epochs (no early stop)")
         outcome = ("no epoch beat the base forecast, so it is kept (an untrained correction)"
                    if t["kept_base"] else f"best epoch {t['best_epoch']}")
-        return (f"{stop}; validation MAE {t['best_val_mae']:.3f} (base "
+        start = (f"fine-tuned from {t['warm_start']}" if t.get("warm_start")
+                 else "trained from zero")
+        return (f"{start}, {stop}; validation MAE {t['best_val_mae']:.3f} (base "
                 f"{t['base_val_mae']:.3f}); {outcome}")
 
     def save(self, directory: Path) -> Path:
@@ -111,17 +114,21 @@ def run_job(job_dir: Path, job: dict) -> None:
 
 def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
                  relative: np.ndarray, base: LinearForecaster, train: Windows,
-                 validation: Windows, test: Windows, threads: int
+                 validation: Windows, test: Windows, threads: int,
+                 warm: dict[str, PriorNetwork] | None = None
                  ) -> dict[str, tuple[SavedNetwork, np.ndarray]]:
     """Fit each network family on `train` (correcting `base`) in one process, save them under
-    `job_dir`, and return each with its predictions for `test`."""
+    `job_dir`, and return each with its predictions for `test`; a family in `warm` is
+    fine-tuned from that saved network (verified by the caller) instead of from zero."""
     job_dir.mkdir(parents=True)
     base.save(job_dir / BASE_FILES)
     save_windows(job_dir / WINDOWS_FILE, {"train": train, "validation": validation,
                                           "test": test})
     run_job(job_dir, {"kind": "fit", "families": families, "threads": threads,
                       "params": params.model_dump(mode="json"),
-                      "relative": np.asarray(relative, bool).tolist()})
+                      "relative": np.asarray(relative, bool).tolist(),
+                      "warm": {family: {"directory": str(w.directory), "label": w.label}
+                               for family, w in (warm or {}).items()}})
     fitted = {}
     with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
         for family in families:
@@ -154,7 +161,10 @@ def _main(job_dir: Path) -> None:
         for family in job["families"]:
             network = NetworkForecaster(family, ForecastParams(**job["params"]),
                                         np.array(job["relative"], bool), base)
-            network.fit(sets["train"], sets["validation"]).save(job_dir / family)
+            warm = job.get("warm", {}).get(family)
+            start = NetworkForecaster.load(warm["directory"]) if warm else None
+            network.fit(sets["train"], sets["validation"], start,
+                        warm["label"] if warm else "").save(job_dir / family)
             predictions[family] = predict_windows(network, sets["test"])
         np.savez(job_dir / PREDICTIONS_FILE, **predictions)
     else:

@@ -197,6 +197,26 @@ def window_dataset(windows: Windows, base: np.ndarray, batch_size: int, shuffle:
         .prefetch(tf.data.AUTOTUNE)
 
 
+class GiveUp(keras.callbacks.Callback):
+    """Stop after `epochs` epochs when none of them beat the base on validation: such a
+    network keeps its base anyway, and its remaining epochs would only cost time."""
+
+    def __init__(self, base_loss: float, epochs: int) -> None:
+        super().__init__()
+        self.base_loss, self.epochs, self.best = base_loss, epochs, float("inf")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.best = min(self.best, (logs or {}).get("val_loss", float("inf")))
+        if epoch + 1 >= self.epochs and self.best >= self.base_loss:
+            self.model.stop_training = True
+
+
+def same_shape(one: keras.Model, other: keras.Model) -> bool:
+    """Whether `one`'s weights fit `other` (same layers, same shapes)."""
+    mine, theirs = one.get_weights(), other.get_weights()
+    return len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs))
+
+
 class NetworkForecaster:
     """A candidate family that learns, with early stopping, a correction to a linear base
     forecast; never worse on validation than the base it starts from."""
@@ -214,8 +234,13 @@ class NetworkForecaster:
         self.training: dict = {}  # how the fit went, in words for the run's logs
         self.columns: tuple[str, ...] = ()
 
-    def fit(self, train: Windows, validation: Windows) -> NetworkForecaster:
-        """Train on `train` (its base, unless given, is fitted on the same windows)."""
+    def fit(self, train: Windows, validation: Windows, start: NetworkForecaster | None = None,
+            start_label: str = "") -> NetworkForecaster:
+        """Train on `train` (its base, unless given, is fitted on the same windows). With
+        `start`, a network of the same family and shape fitted on earlier data (named
+        `start_label` in the record), fine-tune its weights for at most `warm_epochs`
+        instead of training from zero. A network that never beats its base on validation
+        keeps the base; one that has not beaten it after `give_up_epochs` stops there."""
         p = self.params
         if self.base is None:
             self.base = LINEAR[p.network_base](p).fit(train, validation)
@@ -228,27 +253,40 @@ class NetworkForecaster:
                            jit_compile=p.jit_compile)
         val_data = window_dataset(validation, predict_windows(self.base, validation),
                                   p.batch_size)
-        start_weights = self.model.get_weights()
-        start_loss = self.model.evaluate(val_data, verbose=0)
+        base_weights = self.model.get_weights()  # a zero correction: the base itself
+        base_loss = self.model.evaluate(val_data, verbose=0)
+        warm = start is not None and same_shape(start.model, self.model)
+        if warm:
+            self.model.set_weights(start.model.get_weights())
+        epochs = p.warm_epochs if warm else p.epochs
         history = self.model.fit(
             window_dataset(train, predict_windows(self.base, train), p.batch_size,
                            shuffle=True, seed=p.seed),
             validation_data=val_data,
-            epochs=p.epochs,
-            callbacks=[keras.callbacks.EarlyStopping(
-                patience=p.patience, restore_best_weights=True)],
+            epochs=epochs,
+            callbacks=[keras.callbacks.EarlyStopping(patience=p.patience,
+                                                     restore_best_weights=True),
+                       GiveUp(base_loss, p.give_up_epochs)],
             shuffle=False,  # the dataset shuffles itself
             verbose=0,
         )
         self.epochs_run = len(history.history["loss"])
         losses = history.history["val_loss"]
-        kept_base = min(losses) >= start_loss
+        kept_base = min(losses) >= base_loss
         if kept_base:
-            self.model.set_weights(start_weights)  # training never beat the base
-        self.training = {"epochs_run": self.epochs_run, "epochs_max": p.epochs,
+            self.model.set_weights(base_weights)  # training never beat the base
+        data_end = str(validation.times[validation.origins[-1] + validation.horizon])
+        self.training = {"epochs_run": self.epochs_run, "epochs_max": epochs,
                          "best_epoch": int(np.argmin(losses)) + 1,
-                         "best_val_mae": float(min(losses)), "base_val_mae": float(start_loss),
-                         "stopped_early": self.epochs_run < p.epochs, "kept_base": kept_base}
+                         "best_val_mae": float(min(losses)), "base_val_mae": float(base_loss),
+                         "stopped_early": self.epochs_run < epochs, "kept_base": kept_base,
+                         "gave_up": kept_base and self.epochs_run <= p.give_up_epochs < epochs,
+                         "warm_start": start_label if warm else None,
+                         # when the chain of fine-tunings began (from zero): a refresh is due
+                         # `network_refresh_days` after it
+                         "trained_from_zero_to": (start.training.get("trained_from_zero_to",
+                                                                     data_end)
+                                                  if warm else data_end)}
         self.columns = train.columns
         return self
 

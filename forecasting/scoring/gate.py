@@ -97,13 +97,15 @@ def paired_statistic(difference: np.ndarray, lag: int) -> float:
     return float(d.mean() / np.sqrt(variance / len(d)))
 
 
-def combination_weights(candidate: list[np.ndarray], naive: list[np.ndarray], lag: int
-                        ) -> np.ndarray:
+def combination_weights(candidate: list[np.ndarray], naive: list[np.ndarray], lag: int,
+                        confidence: float = 0.95) -> np.ndarray:
     """Per horizon step, the weight w of the candidate in best naive + w (candidate − best
     naive) that minimises the squared error over the given folds' windows (the residuals
-    `candidate` and `naive`, actual − forecast, (windows, horizon) per fold), kept within
-    [0, 1] and shrunk towards 0 by its own uncertainty, times (1 − 1/t²)+ with t the
-    estimate over its autocorrelation-robust standard error: where the evidence for the
+    `candidate` and `naive`, actual − forecast, (windows, horizon) per fold). A forecast is
+    mixed only on evidence: w is 1 (the candidate's own forecast) unless it is below 1 at
+    `confidence` (one-sided, for all the steps together: Bonferroni), and otherwise kept
+    within [0, 1] and shrunk towards 0 by its own uncertainty, times (1 − 1/t²)+; t and the
+    test use its autocorrelation-robust standard error. Where the evidence for the
     candidate is thin, the forecast stays near best naive's."""
     mine, theirs = np.concatenate(candidate), np.concatenate(naive)
     spread = theirs - mine  # the candidate's forecast minus best naive's
@@ -114,9 +116,12 @@ def combination_weights(candidate: list[np.ndarray], naive: list[np.ndarray], la
                        where=power > 0)
     moments = spread * (theirs - weight * spread)  # zero on average at the fitted weight
     error = np.sqrt(len(mine) * newey_west(moments, lag)) / np.where(power > 0, power, 1)
+    critical = NormalDist().inv_cdf(1 - (1 - confidence) / len(weight))
+    below_one = (1 - weight) > critical * error
     t_squared = np.divide(weight * weight, error * error, out=np.full_like(weight, np.inf),
                           where=error > 0)
-    return np.clip(weight, 0, 1) * np.clip(1 - 1 / t_squared, 0, 1)
+    shrunk = np.clip(weight, 0, 1) * np.clip(1 - 1 / t_squared, 0, 1)
+    return np.where(below_one, shrunk, 1.0)
 
 
 def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group_steps: int,
@@ -135,12 +140,12 @@ def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group
     fold_weights = [combination_weights([candidate[j] for j in everyone if j != k] or
                                         [candidate[k]],
                                         [naive[j] for j in everyone if j != k] or [naive[k]],
-                                        lag) for k in everyone]
+                                        lag, confidence) for k in everyone]
     blended = [np.abs(n + w * (c - n))
                for c, n, w in zip(candidate, naive, fold_weights, strict=True)]
     baseline = [np.abs(n) for n in naive]
     mine, theirs = np.concatenate(blended), np.concatenate(baseline)
-    weights = combination_weights(candidate, naive, lag)
+    weights = combination_weights(candidate, naive, lag, confidence)
     horizon = mine.shape[1]
     evidence = []
     for start in range(0, horizon, group_steps):
