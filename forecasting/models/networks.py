@@ -249,15 +249,19 @@ class NetworkForecaster:
         norm = Normalization.fit(train_rows, self.relative, train.target_index)
         self.model = BUILDERS[self.family](
             (train.lookback, train.data.shape[1]), train.horizon, norm, units=p.units)
-        self.model.compile(optimizer=keras.optimizers.Adam(p.learning_rate), loss="mae",
+        warm = start is not None and same_shape(start.model, self.model)
+        # Fine-tuning takes smaller steps: the full rate would first undo what it starts from.
+        rate = p.learning_rate / 10 if warm else p.learning_rate
+        self.model.compile(optimizer=keras.optimizers.Adam(rate), loss="mae",
                            jit_compile=p.jit_compile)
         val_data = window_dataset(validation, predict_windows(self.base, validation),
                                   p.batch_size)
         base_weights = self.model.get_weights()  # a zero correction: the base itself
         base_loss = self.model.evaluate(val_data, verbose=0)
-        warm = start is not None and same_shape(start.model, self.model)
         if warm:
             self.model.set_weights(start.model.get_weights())
+            start_weights, start_loss = start.model.get_weights(), \
+                self.model.evaluate(val_data, verbose=0)
         epochs = p.warm_epochs if warm else p.epochs
         history = self.model.fit(
             window_dataset(train, predict_windows(self.base, train), p.batch_size,
@@ -272,13 +276,17 @@ class NetworkForecaster:
         )
         self.epochs_run = len(history.history["loss"])
         losses = history.history["val_loss"]
-        kept_base = min(losses) >= base_loss
+        if warm and start_loss <= min(losses):
+            self.model.set_weights(start_weights)  # fine-tuning did not improve on it
+        best = min([*losses, start_loss] if warm else losses)
+        kept_base = best >= base_loss
         if kept_base:
             self.model.set_weights(base_weights)  # training never beat the base
         data_end = str(validation.times[validation.origins[-1] + validation.horizon])
         self.training = {"epochs_run": self.epochs_run, "epochs_max": epochs,
                          "best_epoch": int(np.argmin(losses)) + 1,
-                         "best_val_mae": float(min(losses)), "base_val_mae": float(base_loss),
+                         "best_val_mae": float(best), "base_val_mae": float(base_loss),
+                         "first_epoch_mae": float(history.history["loss"][0]),
                          "stopped_early": self.epochs_run < epochs, "kept_base": kept_base,
                          "gave_up": kept_base and self.epochs_run <= p.give_up_epochs < epochs,
                          "warm_start": start_label if warm else None,
