@@ -2,15 +2,15 @@
 
 A simulated station (180 days, as the demo) is ingested into a temporary data directory,
 then `sensorcast retrain` runs with the default settings (and, with `--runs N`, N more
-times, each after one more day of data: the daily retrain once networks are registered,
-which skips or fine-tunes them) while this script samples the
+times, each after `--every-days` more days of data: retrains once networks are registered,
+which skip or fine-tune them) while this script samples the
 resident memory of its whole process tree (the CLI and every process it starts) every
 0.1 s. Reports the peak of the sum, the peak of the CLI process alone, of Prefect's
 temporary API server (started by the CLI when no PREFECT_API_URL is set; a served
 deployment talks to a running server instead) and of the network-fitting processes, and
 the seconds.
 
-    .venv/bin/python bench/retrain.py [--days 180] [--runs 1]
+    .venv/bin/python bench/retrain.py [--days 180] [--runs 2 --every-days 16]
 """
 
 from __future__ import annotations
@@ -66,21 +66,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--runs", type=int, default=1,
-                        help="daily retrains after the first (each one day of data later)")
+                        help="retrains after the first, each --every-days of data later")
+    parser.add_argument("--every-days", type=int, default=1,
+                        help="16: by the third retrain every network fold has a registered "
+                             "network trained before its cut-off to start from")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sensorcast-bench-") as work:
         env = {**os.environ, "SENSORCAST_DATA_DIR": work, "PREFECT_HOME": f"{work}/prefect"}
         drop = Path(work) / "incoming"
         feed = Path(work) / "feed.csv"
         done = sensorcast("simulate", "--out", str(feed), "--days",
-                          str(args.days + args.runs), "--seed", "7", env=env)
+                          str(args.days + args.runs * args.every_days), "--seed", "7", env=env)
         if done.wait():
             raise SystemExit(f"sensorcast simulate failed:\n{done.stdout.read()}")
         header, *rows = feed.read_text().splitlines(keepends=True)
         per_day = 144  # the simulated station's rows a day (every 10 minutes)
         first = None
         for run in range(args.runs + 1):
-            upto = len(rows) - (args.runs - run) * per_day
+            upto = len(rows) - (args.runs - run) * args.every_days * per_day
             (drop / f"day{run}.csv").parent.mkdir(parents=True, exist_ok=True)
             (drop / f"day{run}.csv").write_text(header + "".join(rows[:upto]))
             ingested = sensorcast("ingest", env=env)
@@ -92,7 +95,8 @@ def main() -> None:
             first = first or seconds_of
             parts = ", ".join(f"{name} {mib:.0f}" for name, mib in peaks.items())
             kind = ("first retrain (no registered network yet)" if run == 0 else
-                    f"daily retrain {run} ({seconds_of / first:.2f} x the first)")
+                    f"retrain {run}, {run * args.every_days} days later "
+                    f"({seconds_of / first:.2f} x the first)")
             skipped = sum(line.split()[1:2] == ["-"] for line in output.splitlines())
             print(f"{kind}: {seconds_of:.0f} s; {skipped} network families skipped; peak "
                   f"memory {tree:.0f} MiB for the process tree; the largest process of each "
