@@ -54,6 +54,9 @@ def test_a_fold_starts_from_the_newest_network_trained_before_its_cut_off():
     assert warm_starts(priors, PARAMS, ["gru"], pd.Timestamp("2024-03-10"))["gru"].label \
         == "m v2"
     assert warm_starts(priors, PARAMS, ["gru"], pd.Timestamp("2024-02-20")) == {}
+    # times recorded with their offset (a network's record) compare as UTC
+    aware = [prior("gru", 9, "2024-03-15", from_zero="2024-03-01 00:00:00+00:00")]
+    assert warm_starts(aware, PARAMS, ["gru"], pd.Timestamp("2024-03-16", tz="UTC"))
 
 
 def test_a_chain_of_fine_tunings_is_restarted_from_zero_after_the_refresh_days():

@@ -32,6 +32,12 @@ class PriorNetwork:
     directory: Path | None = None
 
 
+def naive_utc(moment) -> pd.Timestamp:
+    """A time as naive UTC (what the library computes in), whether it came aware or not."""
+    moment = pd.Timestamp(moment)
+    return moment.tz_convert(None) if moment.tzinfo else moment
+
+
 def same_settings(prior: PriorNetwork, params: ForecastParams) -> bool:
     mine = params.model_dump(mode="json")
     return all(prior.params.get(key) == mine[key] for key in SHAPING)
@@ -43,7 +49,7 @@ def skipped_families(priors: list[PriorNetwork], params: ForecastParams,
     the reason: the last `skip_after_kept_base` registered versions of the family (same
     settings) all kept their base, and the newest of them is less than
     `network_refresh_days` old. At least one family other than the ensemble is fitted."""
-    count = params.skip_after_kept_base
+    count, cutoff = params.skip_after_kept_base, naive_utc(cutoff)
     if not count:
         return {}
     skipped = {}
@@ -52,7 +58,7 @@ def skipped_families(priors: list[PriorNetwork], params: ForecastParams,
                       key=lambda p: p.train_end, reverse=True)[:count]
         if len(mine) < count or not all((p.training or {}).get("kept_base") for p in mine):
             continue
-        due = mine[0].train_end + pd.Timedelta(days=params.network_refresh_days)
+        due = naive_utc(mine[0].train_end) + pd.Timedelta(days=params.network_refresh_days)
         if cutoff < due:
             skipped[family] = (
                 f"not fitted: its last {count} versions ({', '.join(p.label for p in mine)}) "
@@ -71,12 +77,12 @@ def warm_starts(priors: list[PriorNetwork], params: ForecastParams, families: li
     it; none (train from zero) where there is no such network."""
     if not params.network_refresh_days:
         return {}
-    chosen = {}
+    chosen, cutoff = {}, naive_utc(cutoff)
     for family in families:
         usable = [p for p in priors if p.family == family and same_settings(p, params)
-                  and p.directory is not None and p.train_end <= cutoff
-                  and cutoff - pd.Timestamp((p.training or {}).get("trained_from_zero_to",
-                                                                   p.train_end))
+                  and p.directory is not None and naive_utc(p.train_end) <= cutoff
+                  and cutoff - naive_utc((p.training or {}).get("trained_from_zero_to",
+                                                                p.train_end))
                   < pd.Timedelta(days=params.network_refresh_days)]
         if usable:
             chosen[family] = max(usable, key=lambda p: p.train_end)
@@ -95,7 +101,7 @@ def worth_reading(priors: list[PriorNetwork], params: ForecastParams,
         for p in mine[:params.skip_after_kept_base]:
             needed[p.label] = p
         for cutoff in cutoffs:
-            p = next((p for p in mine if p.train_end <= cutoff), None)
+            p = next((p for p in mine if naive_utc(p.train_end) <= naive_utc(cutoff)), None)
             if p is not None and params.network_refresh_days:
                 needed[p.label] = p
     return list(needed.values())
