@@ -370,3 +370,22 @@ def test_the_champion_is_scored_only_on_folds_after_its_training_data_ended(trai
     assert unseen and sorted(rival.by_fold) == unseen and not rival.problem
     assert f"champion v{current.version} compared on the {len(unseen)} fold(s) after its " \
            "training data ended" in rival.how(list(range(len(folds))))
+
+
+def test_a_retrain_after_one_with_networks_fine_tunes_them_from_the_registered_ones(trained):
+    """The newest fold's GRU starts from a GRU registered before, whose data ended at that
+    fold's cut-off or earlier; its record names it and it ran at most `warm_epochs`."""
+    from forecasting.config import ForecastParams
+    from forecasting.models.families import read_meta
+
+    data, store, _ = trained
+    with store.sessions() as session:
+        before = {v.version: v for v in list_versions(session, NAME)}
+    retrain_small(data_dir=str(data), families=["ridge", "gru"], epochs=2)
+    with store.sessions() as session:
+        (gru,) = [v for v in list_versions(session, NAME)
+                  if v.family == "gru" and v.version not in before]
+    training = read_meta(data / "artifacts" / gru.artifact_path)["training"]
+    start = int(training["warm_start"].removeprefix(f"{NAME} v"))
+    assert before[start].family == "gru" and before[start].train_end <= gru.train_end
+    assert training["epochs_max"] == ForecastParams().warm_epochs

@@ -112,3 +112,17 @@ def test_input_gaps_of_hours_are_filled_but_never_used_as_targets():
     longer = observed.index[300:348]  # eight hours: more than max_input_gap_minutes
     features, _, _ = build_features(observed.drop(index=longer), JENA, ForecastParams())
     assert features.isna().any(axis=1).sum() == 8
+
+
+def test_windows_sent_to_a_job_process_come_back_with_their_times(tmp_path):
+    """The times travel as nanoseconds whatever unit the index has (a microsecond index
+    once came back as 1970)."""
+    from forecasting.models.isolated import load_windows, save_windows
+
+    times = pd.date_range("2021-03-01", periods=60, freq="h").as_unit("us")
+    features = pd.DataFrame({"a": np.arange(60.0), "b": np.arange(60.0) * 2}, index=times)
+    windows = make_windows(features, "a", lookback=24, horizon=6)
+    save_windows(tmp_path / "w.npz", {"train": windows})
+    back = load_windows(tmp_path / "w.npz")["train"]
+    assert (back.times.tz_convert(None) == times).all()
+    np.testing.assert_array_equal(back.origins, windows.origins)

@@ -43,7 +43,8 @@ def save_windows(path: Path, sets: dict[str, Windows]) -> None:
     if any(w.data is not first.data for w in sets.values()):
         raise ValueError("the window sets of one job must share one series")
     np.savez(path, data=first.data, target=first.target,
-             times=first.times.asi8, lookback=first.lookback, horizon=first.horizon,
+             times=first.times.as_unit("ns").asi8, lookback=first.lookback,
+             horizon=first.horizon,
              target_index=first.target_index, columns=np.array(first.columns),
              **{f"origins_{name}": w.origins for name, w in sets.items()})
 
