@@ -89,15 +89,25 @@ def test_retrain_registers_every_candidate_and_promotes_the_gates_choice(
 
 
 def test_champion_stays_when_the_new_best_is_worse(trained):
+    """A GRU retrained after the first retrain is also fine-tuned from the GRU registered
+    then (its data ended at the newest fold's cut-off or before), for at most `epochs`."""
+    from forecasting.models.families import read_meta
+
     data, store, _ = trained
     with store.sessions() as session:
         before = champion(session, NAME)
+        registered = {v.version: v for v in list_versions(session, NAME)}
     board = retrain_small(data_dir=str(data), families=["gru"], epochs=1)
     with store.sessions() as session:
         after = champion(session, NAME)
+        (gru,) = [v for v in list_versions(session, NAME) if v.version not in registered]
     assert board[0]["decision"] == "rejected"
     assert board[0]["champion_mean_mae"] is not None  # re-scored on this backtest's windows
     assert after.id == before.id
+    training = read_meta(data / "artifacts" / gru.artifact_path)["training"]
+    start = registered[int(training["warm_start"].removeprefix(f"{NAME} v"))]
+    assert start.family == "gru" and start.train_end <= gru.train_end
+    assert training["epochs_max"] == 1
 
 
 def test_manual_promotion_and_rollback_are_recorded(trained):
@@ -370,22 +380,3 @@ def test_the_champion_is_scored_only_on_folds_after_its_training_data_ended(trai
     assert unseen and sorted(rival.by_fold) == unseen and not rival.problem
     assert f"champion v{current.version} compared on the {len(unseen)} fold(s) after its " \
            "training data ended" in rival.how(list(range(len(folds))))
-
-
-def test_a_retrain_after_one_with_networks_fine_tunes_them_from_the_registered_ones(trained):
-    """The newest fold's GRU starts from a GRU registered before, whose data ended at that
-    fold's cut-off or earlier; its record names it and it ran at most `warm_epochs`."""
-    from forecasting.config import ForecastParams
-    from forecasting.models.families import read_meta
-
-    data, store, _ = trained
-    with store.sessions() as session:
-        before = {v.version: v for v in list_versions(session, NAME)}
-    retrain_small(data_dir=str(data), families=["ridge", "gru"], epochs=2)
-    with store.sessions() as session:
-        (gru,) = [v for v in list_versions(session, NAME)
-                  if v.family == "gru" and v.version not in before]
-    training = read_meta(data / "artifacts" / gru.artifact_path)["training"]
-    start = int(training["warm_start"].removeprefix(f"{NAME} v"))
-    assert before[start].family == "gru" and before[start].train_end <= gru.train_end
-    assert training["epochs_max"] == ForecastParams().warm_epochs

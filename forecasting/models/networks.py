@@ -239,8 +239,9 @@ class NetworkForecaster:
         """Train on `train` (its base, unless given, is fitted on the same windows). With
         `start`, a network of the same family and shape fitted on earlier data (named
         `start_label` in the record), fine-tune its weights for at most `warm_epochs`
-        instead of training from zero. A network that never beats its base on validation
-        keeps the base; one that has not beaten it after `give_up_epochs` stops there."""
+        instead of training from zero (nor more than `epochs`). A network that never beats
+        its base on validation keeps the base; one that has not beaten it after
+        `give_up_epochs` stops there."""
         p = self.params
         if self.base is None:
             self.base = LINEAR[p.network_base](p).fit(train, validation)
@@ -262,7 +263,7 @@ class NetworkForecaster:
             self.model.set_weights(start.model.get_weights())
             start_weights, start_loss = start.model.get_weights(), \
                 self.model.evaluate(val_data, verbose=0)
-        epochs = p.warm_epochs if warm else p.epochs
+        epochs = min(p.warm_epochs, p.epochs) if warm else p.epochs
         history = self.model.fit(
             window_dataset(train, predict_windows(self.base, train), p.batch_size,
                            shuffle=True, seed=p.seed),
