@@ -35,8 +35,8 @@ from forecasting.features import station_windows
 from forecasting.scoring.intervals import calibrate
 from forecasting.models.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.models.families import read_meta
-from forecasting.models.reuse import (PriorNetwork, naive_utc, skipped_families,
-                                     warm_starts, worth_reading)
+from forecasting.models.reuse import (PriorNetwork, skipped_families, warm_starts,
+                                     worth_reading)
 from forecasting.scoring.gate import gate_backtest
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
@@ -245,7 +245,7 @@ def prior_networks(store: Store, settings: Settings, name: str, params: Forecast
     one whose files fail verification is not reused, with a warning."""
     with store.sessions() as session:
         rows = [v for v in list_versions(session, name) if v.family in NETWORKS]
-    priors = [PriorNetwork(v.family, f"{name} v{v.version}", naive_utc(v.train_end), v.params)
+    priors = [PriorNetwork(v.family, f"{name} v{v.version}", v.train_end, v.params)
               for v in rows]
     needed = worth_reading(priors, params, [fold.cutoff for fold in folds])
     versions = {f"{name} v{v.version}": v for v in rows}

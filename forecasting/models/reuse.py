@@ -31,6 +31,9 @@ class PriorNetwork:
     training: dict | None = None  # None until read from its verified files
     directory: Path | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_end", naive_utc(self.train_end))
+
 
 def naive_utc(moment) -> pd.Timestamp:
     """A time as naive UTC (what the library computes in), whether it came aware or not."""
@@ -41,6 +44,13 @@ def naive_utc(moment) -> pd.Timestamp:
 def same_settings(prior: PriorNetwork, params: ForecastParams) -> bool:
     mine = params.model_dump(mode="json")
     return all(prior.params.get(key) == mine[key] for key in SHAPING)
+
+
+def newest_first(priors: list[PriorNetwork], family: str, params: ForecastParams
+                 ) -> list[PriorNetwork]:
+    """The registered networks of `family` with this retrain's settings, newest first."""
+    return sorted((p for p in priors if p.family == family and same_settings(p, params)),
+                  key=lambda p: p.train_end, reverse=True)
 
 
 def skipped_families(priors: list[PriorNetwork], params: ForecastParams,
@@ -54,11 +64,10 @@ def skipped_families(priors: list[PriorNetwork], params: ForecastParams,
         return {}
     skipped = {}
     for family in (f for f in params.families if f in NETWORKS):
-        mine = sorted((p for p in priors if p.family == family and same_settings(p, params)),
-                      key=lambda p: p.train_end, reverse=True)[:count]
+        mine = newest_first(priors, family, params)[:count]
         if len(mine) < count or not all((p.training or {}).get("kept_base") for p in mine):
             continue
-        due = naive_utc(mine[0].train_end) + pd.Timedelta(days=params.network_refresh_days)
+        due = mine[0].train_end + pd.Timedelta(days=params.network_refresh_days)
         if cutoff < due:
             skipped[family] = (
                 f"not fitted: its last {count} versions ({', '.join(p.label for p in mine)}) "
@@ -79,13 +88,13 @@ def warm_starts(priors: list[PriorNetwork], params: ForecastParams, families: li
         return {}
     chosen, cutoff = {}, naive_utc(cutoff)
     for family in families:
-        usable = [p for p in priors if p.family == family and same_settings(p, params)
-                  and p.directory is not None and naive_utc(p.train_end) <= cutoff
+        usable = [p for p in newest_first(priors, family, params)
+                  if p.directory is not None and p.train_end <= cutoff
                   and cutoff - naive_utc((p.training or {}).get("trained_from_zero_to",
                                                                 p.train_end))
                   < pd.Timedelta(days=params.network_refresh_days)]
         if usable:
-            chosen[family] = max(usable, key=lambda p: p.train_end)
+            chosen[family] = usable[0]
     return chosen
 
 
@@ -96,12 +105,11 @@ def worth_reading(priors: list[PriorNetwork], params: ForecastParams,
     retrain's settings, and the newest usable for each cut-off."""
     needed = {}
     for family in (f for f in params.families if f in NETWORKS):
-        mine = sorted((p for p in priors if p.family == family and same_settings(p, params)),
-                      key=lambda p: p.train_end, reverse=True)
+        mine = newest_first(priors, family, params)
         for p in mine[:params.skip_after_kept_base]:
             needed[p.label] = p
         for cutoff in cutoffs:
-            p = next((p for p in mine if naive_utc(p.train_end) <= naive_utc(cutoff)), None)
+            p = next((p for p in mine if p.train_end <= naive_utc(cutoff)), None)
             if p is not None and params.network_refresh_days:
                 needed[p.label] = p
     return list(needed.values())
