@@ -88,7 +88,7 @@ def test_deployed_flows_run_through_a_worker_against_a_real_prefect_api(prefect_
                       simulate_until(pd.Timestamp.now("UTC"), 40, seed=3))
     env = {**os.environ, **SMALL, "PREFECT_API_URL": PREFECT_API_URL.value(),
            "PREFECT_HOME": str(tmp_path / "prefect-cli"), "SENSORCAST_DATA_DIR": str(data),
-           "SENSORCAST_FORECAST__FAMILIES": '["gru"]', "SENSORCAST_FORECAST__EPOCHS": "1",
+           "SENSORCAST_FORECAST__FAMILIES": '["ridge"]',
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     prefect_cli("work-pool", "create", "sensorcast", "--type", "process", env=env)
     prefect_cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all",
