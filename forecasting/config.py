@@ -73,6 +73,11 @@ class ForecastParams(BaseModel):
     network_refresh_days: int = Field(
         28, ge=0, description="A network is trained from zero again once its chain of warm "
         "starts began this many days before; 0: always from zero.")
+    network_every_days: float = Field(
+        7, ge=0, description="The networks are fitted at most this often: a retrain less "
+        "than this many days after the newest registered network of a family (same "
+        "settings) does not fit that family, while the linear families retrain every time; "
+        "0: at every retrain.")
     skip_after_kept_base: int = Field(
         3, ge=0, description="A network family whose last this many registered versions all "
         "kept their base is not fitted (it would forecast as its base) until a refresh is "

@@ -30,15 +30,11 @@ def kept_base_network(params) -> NetworkForecaster:
     return network
 
 
-def test_a_family_that_kept_its_base_three_times_is_skipped_and_not_registered(
-        prefect_harness, tmp_path):
-    frame = simulate_station("2019-01-01", 120, seed=3)
-    store = station(tmp_path, frame)
-    with small_settings():
-        params = params_from(Settings(data_dir=tmp_path), ["blend", "gru"])
+def register_grus(store, tmp_path, frame, params, days_before_newest: list[int]) -> None:
+    """GRUs registered as if trained on data up to those days before the newest row."""
     with store.sessions.begin() as session:
-        for k in range(3):  # registered over the three days before the newest cut-off
-            train_end = (frame.index[-1] - timedelta(days=9 - k)).to_pydatetime()
+        for days in days_before_newest:
+            train_end = (frame.index[-1] - timedelta(days=days)).to_pydatetime()
             train_end = train_end.replace(tzinfo=UTC)
             register_version(session, tmp_path / "artifacts", NewVersion(
                 model_name=NAME, family="gru", params=params.model_dump(mode="json"),
@@ -47,6 +43,18 @@ def test_a_family_that_kept_its_base_three_times_is_skipped_and_not_registered(
                 holdout_mae=(1.0,) * 24, persistence_mae=(2.0,) * 24,
                 best_naive_mae=(2.0,) * 24, seasonal_mae=(2.0,) * 24, library_versions={},
                 intervals=None), kept_base_network(params))
+
+
+def test_a_family_that_kept_its_base_three_times_is_skipped_and_not_registered(
+        prefect_harness, tmp_path):
+    frame = simulate_station("2019-01-01", 120, seed=3)
+    store = station(tmp_path, frame)
+    with small_settings():
+        params = params_from(Settings(data_dir=tmp_path), ["blend", "gru"])
+    # registered over the three days before the newest cut-off (a week before the newest
+    # row), each a week after the one before as the cadence asks
+    register_grus(store, tmp_path, frame, params.model_copy(
+        update={"network_every_days": 0}), [23, 16, 9])
     board = retrain_small(data_dir=str(tmp_path), families=["blend", "gru"])
     skipped = [row for row in board if row["decision"] == "skipped"]
     assert [row["family"] for row in skipped] == ["gru"]
@@ -55,6 +63,24 @@ def test_a_family_that_kept_its_base_three_times_is_skipped_and_not_registered(
     with store.sessions() as session:
         families = [v.family for v in list_versions(session, NAME)]
     assert families.count("gru") == 3 and "blend" in families
+    store.close()
+
+
+def test_a_network_fitted_less_than_its_cadence_ago_is_skipped_until_due(
+        prefect_harness, tmp_path):
+    frame = simulate_station("2019-01-01", 120, seed=3)
+    store = station(tmp_path, frame)
+    with small_settings():
+        params = params_from(Settings(data_dir=tmp_path), ["blend", "gru"])
+    register_grus(store, tmp_path, frame, params, [10])  # 3 days before the newest cut-off
+    board = retrain_small(data_dir=str(tmp_path), families=["blend", "gru"])
+    (skipped,) = [row for row in board if row["decision"] == "skipped"]
+    assert skipped["family"] == "gru" and skipped["version"] is None
+    assert "networks are fitted every 7 days" in skipped["reason"]
+    assert f"{NAME} v1 was trained on data up to" in skipped["reason"]
+    with store.sessions() as session:
+        families = [v.family for v in list_versions(session, NAME)]
+    assert families.count("gru") == 1 and "blend" in families
     store.close()
 
 

@@ -39,6 +39,19 @@ def test_a_family_whose_last_versions_all_kept_their_base_is_skipped_until_a_ref
     assert skipped_families(priors, other, pd.Timestamp("2024-03-10")) == {}
 
 
+def test_a_network_family_is_fitted_again_only_when_its_cadence_is_due():
+    priors = [prior("gru", 1, "2024-03-01 00:00", kept_base=False),
+              prior("gru", 2, "2024-03-05 06:00", kept_base=False)]
+    skipped = skipped_families(priors, PARAMS, pd.Timestamp("2024-03-12 05:50"))
+    assert "networks are fitted every 7 days" in skipped["gru"]
+    assert "m v2 was trained on data up to 2024-03-05 06:00" in skipped["gru"]
+    assert "fitted again from 2024-03-12 06:00" in skipped["gru"]
+    assert skipped_families(priors, PARAMS, pd.Timestamp("2024-03-12 06:00")) == {}
+    every_time = PARAMS.model_copy(update={"network_every_days": 0})
+    assert skipped_families(priors, every_time, pd.Timestamp("2024-03-06")) == {}
+    assert skipped_families([], PARAMS, pd.Timestamp("2024-03-06")) == {}  # none yet
+
+
 def test_the_only_fitted_family_is_never_skipped():
     alone = PARAMS.model_copy(update={"families": ("gru", "ensemble")})
     priors = [prior("gru", v, f"2024-03-0{v}") for v in (1, 2, 3)]

@@ -1,6 +1,7 @@
-"""What a retrain can reuse of the networks registered before it: a family that kept its base
-retrain after retrain is not fitted again until a refresh is due (it would forecast as its
-base), and the others are fine-tuned from the newest network of their family and settings
+"""What a retrain can reuse of the networks registered before it: a network family is fitted
+at most every `network_every_days` (the linear ones at every retrain); one that kept its
+base retrain after retrain is not fitted again until a refresh is due (it would forecast as
+its base); the others are fine-tuned from the newest network of their family and settings
 whose training data ended at or before the fold's cut-off (so the backtest stays out of
 sample), instead of trained from zero. Pure decisions on the registry's record."""
 
@@ -58,24 +59,45 @@ def skipped_families(priors: list[PriorNetwork], params: ForecastParams,
     """The network families not to fit at a retrain whose newest cut-off is `cutoff`, with
     the reason: the last `skip_after_kept_base` registered versions of the family (same
     settings) all kept their base, and the newest of them is less than
-    `network_refresh_days` old. At least one family other than the ensemble is fitted."""
-    count, cutoff = params.skip_after_kept_base, naive_utc(cutoff)
-    if not count:
-        return {}
+    `network_refresh_days` old; or the newest was trained less than `network_every_days`
+    before (not due yet). At least one family other than the ensemble is fitted."""
+    cutoff = naive_utc(cutoff)
     skipped = {}
     for family in (f for f in params.families if f in NETWORKS):
-        mine = newest_first(priors, family, params)[:count]
-        if len(mine) < count or not all((p.training or {}).get("kept_base") for p in mine):
-            continue
-        due = mine[0].train_end + pd.Timedelta(days=params.network_refresh_days)
-        if cutoff < due:
-            skipped[family] = (
-                f"not fitted: its last {count} versions ({', '.join(p.label for p in mine)}) "
-                f"all kept their {params.network_base} base, so it would forecast as the "
-                f"base; fitted again from {due:%Y-%m-%d}")
+        mine = newest_first(priors, family, params)
+        reason = kept_base_reason(mine, params, cutoff) or not_due_reason(mine, params, cutoff)
+        if reason:
+            skipped[family] = reason
     if not set(params.families) - set(skipped) - {ENSEMBLE}:
         return {}
     return skipped
+
+
+def kept_base_reason(mine: list[PriorNetwork], params: ForecastParams,
+                     cutoff: pd.Timestamp) -> str:
+    count = params.skip_after_kept_base
+    last = mine[:count]
+    if not count or len(last) < count or not all((p.training or {}).get("kept_base")
+                                                 for p in last):
+        return ""
+    due = last[0].train_end + pd.Timedelta(days=params.network_refresh_days)
+    if cutoff >= due:
+        return ""
+    return (f"not fitted: its last {count} versions ({', '.join(p.label for p in last)}) "
+            f"all kept their {params.network_base} base, so it would forecast as the base; "
+            f"fitted again from {due:%Y-%m-%d}")
+
+
+def not_due_reason(mine: list[PriorNetwork], params: ForecastParams,
+                   cutoff: pd.Timestamp) -> str:
+    if not mine or not params.network_every_days:
+        return ""
+    due = mine[0].train_end + pd.Timedelta(days=params.network_every_days)
+    if cutoff >= due:
+        return ""
+    return (f"not fitted: networks are fitted every {params.network_every_days:g} days "
+            f"(network_every_days) and {mine[0].label} was trained on data up to "
+            f"{mine[0].train_end:%Y-%m-%d %H:%M}; fitted again from {due:%Y-%m-%d %H:%M}")
 
 
 def warm_starts(priors: list[PriorNetwork], params: ForecastParams, families: list[str],
