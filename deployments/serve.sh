@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make serve`: a local Prefect server (its SQLite database under data/prefect) and the
-# deployments served from one process. Ctrl-C stops both.
+# deployments served from one process. Ctrl-C, SIGINT or SIGTERM stops both. PREFECT_PORT
+# (default 4200) is the server's port; the CLI attaches to a server on the same port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -20,4 +21,17 @@ until "$BIN/python" -c "import urllib.request; urllib.request.urlopen('$PREFECT_
   sleep 1
 done
 echo "Prefect UI: http://127.0.0.1:$PORT   (Ctrl-C stops the deployments and the server)"
-"$BIN/python" deployments/serve.py
+# In the background: bash runs no trap while a foreground command runs, so a SIGTERM or
+# SIGINT sent to this script's PID alone (a container's stop, systemd) would wait for ever.
+# Either becomes a SIGTERM to the deployments' process (Prefect's runner stops gracefully on
+# it); once that has ended, the EXIT trap stops the server.
+"$BIN/python" deployments/serve.py &
+serving=$!
+trap 'kill -TERM "$serving" 2>/dev/null || true' INT TERM
+status=0
+wait "$serving" || status=$?
+if ((status > 128)); then  # the wait was cut short by the signal: wait for the stop itself
+  status=0
+  wait "$serving" || status=$?
+fi
+exit "$status"

@@ -10,7 +10,10 @@ import typer
 
 from flows.settings import Settings
 
-LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"  # the server `make serve` starts
+
+def local_prefect_api() -> str:
+    """The API of the server `make serve` starts (on PREFECT_PORT, default 4200)."""
+    return f"http://127.0.0.1:{os.environ.get('PREFECT_PORT') or 4200}/api"
 
 
 def fail(message: str) -> None:
@@ -109,8 +112,8 @@ def prefect_home(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     stop_orphaned_servers(os.environ["PREFECT_HOME"])
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    if "PREFECT_API_URL" not in os.environ and healthy(LOCAL_PREFECT_API):
-        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT_API
+    if "PREFECT_API_URL" not in os.environ and healthy(local_prefect_api()):
+        os.environ["PREFECT_API_URL"] = local_prefect_api()
 
 
 def stop_orphaned_servers(prefect_home: str) -> None:
