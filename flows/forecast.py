@@ -45,6 +45,12 @@ def load_model(store: Store, settings: Settings, name: str, triggered_by: str,
     return loaded or (None, None)
 
 
+# Why a past forecast may have no champion though one exists now, and what to run instead.
+PAST_CHAMPION = (". The champion as of a time is the version promoted before that time (a "
+                 "model promoted later was not in service then); `--model current` forecasts "
+                 "with today's champion, `sensorcast backtest` replays retrains over the past")
+
+
 @task(cache_policy=NO_CACHE, task_run_name="forecast as of {at:%Y-%m-%d %H:%M}")
 def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion | None,
           network: Forecaster | None, triggered_by: str) -> ForecastRun:
@@ -187,8 +193,9 @@ def forecast_station(station: str, store: Store, settings: Settings, end: dateti
                 "now" if model == "current" else f"as of {moment:%Y-%m-%d %H:%M}")
             if loaded[key][0] is None:
                 logger.warning("No usable champion for %s as of %s: writing the best naive "
-                               "forecast, labelled model_name='%s'", name,
-                               f"{moment:%Y-%m-%d %H:%M}", BEST_NAIVE)
+                               "forecast, labelled model_name='%s'%s", name,
+                               f"{moment:%Y-%m-%d %H:%M}", BEST_NAIVE,
+                               "" if model == "current" else PAST_CHAMPION)
         runs.append(issue(mine, settings, moment, *loaded[key], triggered_by))
     plot, skill_plot = draw(mine, settings)
     with mine.sessions() as session:

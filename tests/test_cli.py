@@ -18,13 +18,31 @@ def test_simulate_then_ingest_prints_summary_and_is_idempotent(tmp_path):
     data = str(tmp_path / "data")
     out = tmp_path / "feed.csv"
     result = runner.invoke(app, ["simulate", "--out", str(out), "--days", "2", "--seed", "1",
-                                 "--sentinels", "0.05"])
+                                 "--sentinels", "0.05", "--start", "2021-01-01"])
     assert result.exit_code == 0, result.output
     first = runner.invoke(app, ["--data-dir", data, "ingest", str(out)])
     assert first.exit_code == 0, first.output
     assert "288 read" in first.output and "quarantined" in first.output
     second = runner.invoke(app, ["--data-dir", data, "ingest", str(out)])
     assert "skipped" in second.output
+
+
+def test_simulated_data_ends_now_unless_a_start_is_given(tmp_path):
+    """So that `forecast` right after `simulate` and `ingest` has current data."""
+    import pandas as pd
+
+    from forecasting.station.schema import JENA
+
+    now = pd.Timestamp.now(JENA.timezone).tz_localize(None)
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "a.csv"), "--days", "3"])
+    assert result.exit_code == 0 and "3 days up to now" in result.output, result.output
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "net"), "--days", "3",
+                                 "--stations", "2"])
+    assert result.exit_code == 0, result.output
+    for path in [tmp_path / "a.csv", *sorted((tmp_path / "net").rglob("*.csv"))]:
+        times = pd.to_datetime(pd.read_csv(path)["Date Time"], format="%d.%m.%Y %H:%M:%S")
+        assert now - pd.Timedelta(minutes=20) <= times.max() <= now, path
+        assert times.min() <= now - pd.Timedelta(days=3), path
 
 
 def test_refused_file_exits_non_zero_naming_the_columns(tmp_path):
@@ -206,6 +224,7 @@ HOSTILE = [
     (["forecast", "--at", "2009-13-45"], "--at '2009-13-45' is not a timestamp"),
     (["backtest", "--start", "garbage", "--end", "2020-01-01"], "--start 'garbage'"),
     (["monitor", "--station", "nope"], "no station 'nope'"),
+    (["monitor", "--at", "2009-13-45"], "--at '2009-13-45' is not a timestamp"),
     (["plot", "--days", "-1"], "Invalid value for '--days'"),
     (["demo", "--days", "0"], "Invalid value for '--days'"),
     (["nosuch"], "No such command 'nosuch'"),

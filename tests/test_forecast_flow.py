@@ -78,6 +78,9 @@ def test_no_champion_writes_24_labelled_best_naive_rows_once(prefect_harness, tm
     assert all(r[3] in (now, day_before) for r, day_before in zip(latest, seasonal))
     assert latest[0][3] == now  # an hour ahead, persistence is the better naive forecast
     assert latest[11][3] == seasonal[11] != now  # 12 h ahead, the daily cycle wins
+    logs = flow_run_logs(state.state_details.flow_run_id, "No usable champion")
+    warning = next(m for _, m in logs if "No usable champion" in m)
+    assert "promoted before that time" in warning and "--model current" in warning
     # Its 80 % interval, from its own errors over the last 14 days; 50 % and 95 % not asked.
     assert sql(tmp_path, "select count(*) from latest_forecast where lower_80 < value and "
                          "value < upper_80 and lower_50 is null") == [(24,)]

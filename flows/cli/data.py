@@ -58,7 +58,9 @@ def _ingest_station(settings: Settings, store, path: Path | None) -> int:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="CSV file to write (a folder with --stations).")],
-    start: Annotated[str, typer.Option(help="First day (station local time).")] = "2009-01-01",
+    start: Annotated[str | None, typer.Option(
+        help="First day (station local time); default: the data ends now, so `forecast` "
+             "can use it at once.")] = None,
     days: Annotated[int, typer.Option(min=1, max=36_525)] = 180,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     gaps: Annotated[float, typer.Option(help="Fraction of rows missing (0 to 1).")] = 0.0,
@@ -77,8 +79,10 @@ def simulate(
 
     from forecasting.station.simulate import (
         Faults,
+        network_until,
         simulate_network,
         simulate_station,
+        simulate_until,
         write_network,
         write_station_csv,
     )
@@ -89,19 +93,21 @@ def simulate(
         if not (math.isfinite(value) and 0 <= value < 1):
             fail(f"--{name} {value}: a fraction of the rows, at least 0 and below 1")
     try:
-        pd.Timestamp(start)
+        pd.Timestamp(start or "now")
     except ValueError as exc:
         fail(f"--start {start!r} is not a date (e.g. 2016-01-01): {exc}")
-    faults = Faults(gaps, duplicates, sentinels, garbled)
+    faults, now = Faults(gaps, duplicates, sentinels, garbled), pd.Timestamp.now("UTC")
+    span = f"{days} days from {start}" if start else f"{days} days up to now, {now:%Y-%m-%d %H:%M} UTC"
     try:
         if stations:
-            network = simulate_network(start, days, stations, seed)
+            network = (simulate_network(start, days, stations, seed) if start
+                       else network_until(now, days, stations, seed))
             listed = write_network(out, network, faults, seed)
-            typer.echo(f"wrote {stations} stations ({days} days from {start}) under {out}; "
+            typer.echo(f"wrote {stations} stations ({span}) under {out}; "
                        f"use them with --stations-file {listed}")
             return
-        frame = simulate_station(start, days, seed)
+        frame = simulate_station(start, days, seed) if start else simulate_until(now, days, seed)
         write_station_csv(out, frame, faults, seed)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    typer.echo(f"wrote {len(frame)} rows ({days} days from {start}) to {out}")
+    typer.echo(f"wrote {len(frame)} rows ({span}) to {out}")

@@ -182,15 +182,19 @@ def _progress_bar(settings: Settings, spec: tuple, total: int):
 @app.command()
 def monitor(ctx: typer.Context,
             retrain: Annotated[bool, typer.Option(help="Retrain when it demotes.")] = True,
+            at: Annotated[str | None, typer.Option(
+                help="Judge as of this time (ISO, UTC unless an offset is given); default "
+                     "now.")] = None,
             station: StationOption = None) -> None:
-    """Judge the champion on its verified forecasts of the last `monitor_days`; demote it
-    (and retrain) when it loses to the best naive forecast."""
+    """Judge the champion on its verified forecasts of the last `monitor_days` (before
+    `--at`); demote it (and retrain) when it loses to the best naive forecast."""
     settings: Settings = ctx.obj
+    when = timestamp(at, "--at") if at else None
     chosen_stations(settings, station)
     prefect_home(settings)
     from flows.monitor import monitor as monitor_flow
 
-    results = run_flow(monitor_flow, **flow_settings(settings), station=station,
+    results = run_flow(monitor_flow, **flow_settings(settings), station=station, at=when,
                         retrain=retrain, triggered_by="cli")
     for result in results.values():
         version = f" v{result['version']}" if result.get("version") else ""

@@ -143,10 +143,24 @@ def simulate_network(start: str | pd.Timestamp, days: int, stations: int, seed: 
 def simulate_until(end: pd.Timestamp, days: int, seed: int = 0) -> pd.DataFrame:
     """`days` of station data whose last row is at `end` (UTC, floored to the cadence), so a
     demo or test station is current: its newest forecast is today's."""
+    first, last = _span_until(end, days)
+    frame = simulate_station(first, days + 1, seed)
+    return frame[frame.index <= last]
+
+
+def network_until(end: pd.Timestamp, days: int, stations: int, seed: int = 0
+                  ) -> list[tuple[str, Climate, pd.DataFrame]]:
+    """`simulate_network` whose stations' last rows are at `end` (as `simulate_until`)."""
+    first, last = _span_until(end, days)
+    return [(name, climate, frame[frame.index <= last])
+            for name, climate, frame in simulate_network(first, days + 1, stations, seed)]
+
+
+def _span_until(end: pd.Timestamp, days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(first day, last row) in station local time of `days` ending at `end` (UTC)."""
     last = pd.Timestamp(end).tz_convert(JENA.timezone).tz_localize(None).floor(
         f"{JENA.cadence_minutes}min")
-    frame = simulate_station(last.floor("D") - pd.Timedelta(days=days), days + 1, seed)
-    return frame[frame.index <= last]
+    return last.floor("D") - pd.Timedelta(days=days), last
 
 
 def station_csv(frame: pd.DataFrame, faults: Faults = Faults(), seed: int = 0) -> str:
