@@ -312,8 +312,7 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
                                              "most %g s)", station, holder,
                                              settings.retrain_wait_seconds)):
             loaded = load_folds(store, params, until)
-            if isinstance(loaded, NotEnoughData):
-                logger.error("Not retraining %s: %s", station, loaded)
+            if isinstance(loaded, NotEnoughData):  # Prefect logs the message, at ERROR
                 return Failed(message=f"not retraining: {loaded}")
             windows, folds, relative, rows = loaded
             logger.info("Backtesting %s on %d rows: %d folds of %g days from %s, %d test "
@@ -334,7 +333,6 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
                 leaderboard += [{"family": family, "version": None, "decision": "skipped",
                                  "reason": reason} for family, reason in skipped.items()]
     except LeaseBusy as busy:
-        logger.error("Not retraining %s: %s", station, busy)
         return Failed(message=f"not retraining: {busy}")
     finally:
         store.close()

@@ -91,6 +91,12 @@ def test_fitting_a_network_never_loads_tensorflow_into_the_calling_process():
     assert "'gru'" in result.stdout and "'ensemble'" in result.stdout
 
 
+def test_loading_the_networks_prints_no_tensorflow_start_up_notices():
+    result = subprocess.run([sys.executable, "-c", "import forecasting.models.networks"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
 def test_a_failing_fit_process_reports_its_error(tiny_fit, tmp_path):
     fold, relative, fit = tiny_fit
     broken = np.ones(len(relative) + 3, bool)  # does not match the features

@@ -269,6 +269,10 @@ def test_retrain_with_less_than_one_window_is_refused_and_writes_nothing(prefect
     assert ("error: retrain failed for 1 of 1 station(s): jena: not retraining: no complete "
             "window") in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    # one line each: the station's task, the run's verdict, its end and the CLI's error; no
+    # engine echo with an empty traceback
+    assert "NoneType: None" not in result.stderr and "failed with state" not in result.stderr
+    assert result.stderr.count("no complete window") == 4
     store = open_store(f"sqlite:///{tmp_path / 'sensorcast.db'}", JENA)
     with store.sessions() as session:
         assert list_versions(session, NAME) == [] and list_events(session, NAME) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from flows.logs import drop_temporary_server_notices
 from flows.settings import Settings
 
 
@@ -112,6 +113,7 @@ def prefect_home(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     stop_orphaned_servers(os.environ["PREFECT_HOME"])
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    drop_temporary_server_notices()
     if "PREFECT_API_URL" not in os.environ and healthy(local_prefect_api()):
         os.environ["PREFECT_API_URL"] = local_prefect_api()
 

@@ -16,10 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers, ops
+
+from forecasting.models.quiet import tensorflow_noise_filtered
+
+with tensorflow_noise_filtered():
+    import keras
+    import tensorflow as tf
+    from keras import layers, ops
 
 from forecasting.config import ForecastParams
 from forecasting.models.families import read_meta, write_meta
