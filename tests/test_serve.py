@@ -4,29 +4,21 @@ server (bash alone would wait for its foreground child for ever)."""
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
 
 from forecasting.station.simulate import simulate_station, write_station_csv
+from tests.conftest import api, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lines_of(process: subprocess.Popen) -> queue.Queue:
@@ -49,15 +41,9 @@ def wait_for(lines: queue.Queue, text: str, seconds: float, seen: list[str]) -> 
     raise AssertionError(f"no {text!r} within {seconds} s:\n{''.join(seen)[-3000:]}")
 
 
-def api(port: int, path: str) -> list[dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/{path}", data=b"{}",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def test_serve_honours_prefect_port_and_stops_on_sigterm_to_its_own_pid(tmp_path):
     port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
     write_station_csv(tmp_path / "data" / "incoming" / "a.csv",
                       simulate_station("2021-01-01", 2, seed=1))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
@@ -73,7 +59,7 @@ def test_serve_honours_prefect_port_and_stops_on_sigterm_to_its_own_pid(tmp_path
         cli = subprocess.run([str(Path(sys.executable).parent / "sensorcast"), "ingest"],
                              env=env, capture_output=True, text=True, timeout=300)
         assert cli.returncode == 0, cli.stdout + cli.stderr
-        assert "ingest" in {flow["name"] for flow in api(port, "flows/filter")}
+        assert "ingest" in {flow["name"] for flow in api(f"{url}/flows/filter", {})}
         serve.send_signal(signal.SIGTERM)  # the script's PID only, as a supervisor does
         assert serve.wait(timeout=120) == 0
     finally:
@@ -82,7 +68,7 @@ def test_serve_honours_prefect_port_and_stops_on_sigterm_to_its_own_pid(tmp_path
                 process.kill()
     wait_for(lines, "stopped", 10, seen)
     try:
-        api(port, "flows/filter")
+        api(f"{url}/health")
         raise AssertionError("the Prefect server still answers after serve.sh stopped")
     except OSError:
         pass

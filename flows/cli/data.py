@@ -97,7 +97,8 @@ def simulate(
     except ValueError as exc:
         fail(f"--start {start!r} is not a date (e.g. 2016-01-01): {exc}")
     faults, now = Faults(gaps, duplicates, sentinels, garbled), pd.Timestamp.now("UTC")
-    span = f"{days} days from {start}" if start else f"{days} days up to now, {now:%Y-%m-%d %H:%M} UTC"
+    span = (f"{days} days from {start}" if start
+            else f"{days} days up to now, {now:%Y-%m-%d %H:%M} UTC")
     try:
         if stations:
             network = (simulate_network(start, days, stations, seed) if start

@@ -13,25 +13,26 @@ def version_label(version: int | None) -> str:
 
 
 def echo_leaderboard(station: str, rows: list[dict]) -> None:
-    """MAE ratios against the best naive forecast (below 1 wins): mean, each 6-hour group;
-    then the families that were not fitted, and why."""
+    """The leaderboard's numbers under two headings, ratios to best naive's MAE (below 1
+    wins) and MAEs, then each decision and why; the families not fitted last."""
     skipped = [row for row in rows if row["decision"] == "skipped"]
     rows = [row for row in rows if row["decision"] != "skipped"]
-    groups = [k for k in rows[0] if k.startswith("group_")] if rows else []
-    hours = [f"{6 * i + 1}-{6 * i + 6}h" for i in range(len(groups))]
+    ratios = [k for k in rows[0] if k.endswith(" / best naive")] if rows else []
+    maes = ["mean MAE", "best naive MAE"]
+    labels = [k.removesuffix(" / best naive") for k in ratios] + ["model", "best naive"]
+    width = 8 * len(ratios)
     typer.echo(f"\n{station}:")
-    typer.echo(f"{'family':<18}{'version':>8}{'MAE':>7}{'best naive':>11}{'ratio':>7}"
-               + "".join(f"{h:>7}" for h in hours) + f"{'+24 h':>7}{'persist.':>9}  decision")
+    typer.echo(f"{'':<18}{'':>8}{'MAE / best naive MAE':^{width}}{'mean MAE':^24}")
+    typer.echo(f"{'family':<18}{'version':>8}" + "".join(f"{h:>8}" for h in labels[:-2])
+               + f"{labels[-2]:>12}{labels[-1]:>12}  decision")
     for row in rows:
-        typer.echo(f"{row['family']:<18}{row['version']:>8}{row['mean_mae']:>7.3f}"
-                   f"{row['best_naive_mean_mae']:>11.3f}{row['vs_best_naive']:>7.3f}"
-                   + "".join(f"{row[g]:>7.3f}" for g in groups)
-                   + f"{row['last_mae']:>7.3f}{row['persistence_last_mae']:>9.3f}  "
-                   f"{row['decision']}: {row['reason']}")
+        typer.echo(f"{row['family']:<18}{row['version']:>8}"
+                   + "".join(f"{row[k]:>8.3f}" for k in ratios)
+                   + "".join(f"{row[k]:>12.3f}" for k in maes)
+                   + f"  {row['decision']}: {row['reason']}")
     for row in skipped:
         typer.echo(f"{row['family']:<18}{'-':>8}  skipped: {row['reason']}")
-    typer.echo("(ratio: MAE / best naive MAE on the same backtest windows; below 1 is better; "
-               "+24 h: MAE at +24 h against persistence's)")
+    typer.echo("(on the same backtest windows; a ratio below 1 beats the best naive forecast)")
 
 
 def echo_model(store, name: str) -> None:
