@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from flows.network import artifact_key, database_refusals, map_over_store, outcome
 from flows.settings import Settings, run_name, settings_from
-from registry.ingestion import (IngestSummary, files_to_ingest, ingest_file,
+from registry.ingestion import (IngestSummary, files_to_ingest, ingest_and_archive,
                                 quarantine_examples)
 from registry.store import Store
 
@@ -33,12 +33,13 @@ def retry_when_busy(task, task_run, state) -> bool:
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
       retry_condition_fn=retry_when_busy, task_run_name="ingest {path.name}")
-def ingest_one(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
-    """Validate and store one file; bad rows go to quarantine, a file that is not the
-    station's CSV is refused on its own (the others go on). A database that refuses the
-    writes fails the file in one line (nothing of it is stored: one transaction a chunk)."""
+def ingest_one(store: Store, path: Path, chunk_rows: int, done: Path | None) -> IngestSummary:
+    """Validate and store one file (then move it to `done`, if given, once all its rows are
+    stored); bad rows go to quarantine, a file that is not the station's CSV is refused on
+    its own (the others go on). A database that refuses the writes fails the file in one
+    line (nothing of it is stored: one transaction a chunk)."""
     try:
-        return ingest_file(store, path, chunk_rows)
+        return ingest_and_archive(store, path, chunk_rows, done)
     except OperationalError as exc:
         if busy(exc):
             raise  # retried
@@ -46,24 +47,28 @@ def ingest_one(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
                              message=f"the database refused: {exc.orig}")
 
 
-def ingest_source(store: Store, source: Path, chunk_rows: int,
-                  one: Callable[[Store, Path, int], IngestSummary] = ingest_file
-                  ) -> tuple[list[IngestSummary], list[Path]]:
-    """Ingest every CSV file of `source` (a file or a folder) with `one`: each file's
-    summary, and the entries refused because they point outside the folder."""
+def ingest_source(store: Store, source: Path, chunk_rows: int, done: Path | None,
+                  one: Callable[[Store, Path, int, Path | None], IngestSummary]
+                  = ingest_and_archive) -> tuple[list[IngestSummary], list[Path]]:
+    """Ingest every CSV file of `source` (a file or a folder) with `one`, moving those fully
+    stored to `done` if given: each file's summary, and the entries refused because they
+    point outside the folder."""
     files, refused = files_to_ingest(source)
-    return [one(store, f, chunk_rows) for f in files], refused
+    return [one(store, f, chunk_rows, done) for f in files], refused
 
 
 def describe(summary: IngestSummary) -> str:
     """One file's outcome in one line, as the run's log and the CLI say it."""
     s = summary
-    if s.status in ("refused", "failed", "skipped"):
+    if s.status in ("refused", "failed"):
         return f"{s.source}: {s.status}: {s.message}"
+    moved = f"; moved to {s.archived_to}" if s.archived_to else ""
+    if s.status == "skipped":
+        return f"{s.source}: skipped: {s.message}{moved}"
     ignored = f"; ignored columns: {', '.join(s.extra_columns)}" if s.extra_columns else ""
     return (f"{s.source}: {s.status}, {s.rows_read} read, {s.rows_inserted} inserted, "
             f"{s.rows_present} already present, {s.rows_quarantined} quarantined; newest "
-            f"{s.newest_observation}{ignored}")
+            f"{s.newest_observation}{ignored}{moved}")
 
 
 def refusal(entry: Path) -> str:
@@ -82,7 +87,8 @@ def ingest_station(station: str, store: Store, settings: Settings, path: Path | 
     source = path or settings.drop_dir(station)
     if not path:
         source.mkdir(parents=True, exist_ok=True)
-    summaries, refused = ingest_source(mine, source, settings.chunk_rows, ingest_one)
+    summaries, refused = ingest_source(mine, source, settings.chunk_rows,
+                                       None if path else settings.done_dir(station), ingest_one)
     logger.info("Found %d file(s) in %s", len(summaries), source)
     for entry in refused:
         logger.error(refusal(entry))

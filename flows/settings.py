@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         None, description="TOML list of the stations served (forecasting.station.network); "
         "default: one station, station_schema's, with its files dropped into data_dir/incoming.")
     chunk_rows: int = Field(50_000, gt=0, description="Rows per ingest transaction.")
+    ingested_folder: str = Field(
+        "done", description="A drop-folder file whose rows are all stored is moved to "
+        "<drop folder>/<this>/<UTC date>/ (never deleted), so a run reads only new files; "
+        "'' leaves files in place (each run then hashes every one again).")
     parallel_stations: int = Field(
         2, gt=0, description="Stations a run works on at once (threads): a retrain holds "
         "its station's windows in memory and fits `parallel_folds` folds at once.")
@@ -123,6 +127,10 @@ class Settings(BaseSettings):
         """Where the station's files arrive."""
         site = next(s for s in self.sites if s.station.name == station)
         return site.drop_dir or self.data_dir / "incoming" / station
+
+    def done_dir(self, station: str) -> Path | None:
+        """Where the station's fully ingested files go (None: they stay)."""
+        return self.drop_dir(station) / self.ingested_folder if self.ingested_folder else None
 
     @property
     def artifact_dir(self) -> Path:

@@ -33,6 +33,47 @@ def test_ingest_flow_takes_the_drop_folder_and_skips_it_next_time(prefect_harnes
     store.close()
 
 
+def test_fully_stored_files_leave_the_drop_folder_so_a_run_reads_only_new_ones(
+        prefect_harness, tmp_path):
+    """A run's work follows the new files, not the history: each file whose rows are all
+    stored moves to incoming/done/<UTC date>/ (never deleted); a refused file, and one
+    written in the last minute (its writer may not be done), stay."""
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    from flows.ingest import ingest
+
+    data = tmp_path / "data"
+    drop = data / "incoming"
+    write_station_csv(drop / "a.csv", simulate_station("2020-01-01", 2, seed=1))
+    write_station_csv(drop / "b.csv", simulate_station("2020-01-03", 1, seed=2))
+    (drop / "bad.csv").write_text("not,a,station,file\n1,2,3,4\n")
+    old = time.time() - 300
+    for name in ("a.csv", "b.csv", "bad.csv"):
+        os.utime(drop / name, (old, old))
+    write_station_csv(drop / "fresh.csv", simulate_station("2020-01-04", 1, seed=3))
+
+    first = ingest(data_dir=str(data), return_state=True)
+    assert first.is_failed()  # bad.csv is refused, the others go on
+    done = drop / "done" / f"{datetime.now(UTC):%Y-%m-%d}"
+    assert sorted(p.name for p in done.iterdir()) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in drop.glob("*.csv")) == ["bad.csv", "fresh.csv"]
+
+    (drop / "bad.csv").unlink()  # the operator removes it
+    os.utime(drop / "fresh.csv", (old, old))
+    write_station_csv(drop / "a.csv", simulate_station("2020-01-01", 2, seed=1))  # again
+    os.utime(drop / "a.csv", (old, old))
+    second = ingest(data_dir=str(data))["jena"]
+    # fresh.csv was stored by the first run, but stayed: now it only moves
+    assert [(r["file"], r["status"]) for r in second] == [("a.csv", "skipped"),
+                                                          ("fresh.csv", "skipped")]
+    assert second[0]["archived_to"].endswith("a.1.csv")
+    assert sorted(p.name for p in done.iterdir()) == ["a.1.csv", "a.csv", "b.csv",
+                                                      "fresh.csv"]
+    assert ingest(data_dir=str(data))["jena"] == []  # nothing new: no file read, no task
+
+
 def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_ingested(
         prefect_harness, tmp_path):
     """What used to stop the scheduled ingest for ever: each bad file is refused with its

@@ -42,7 +42,9 @@ def _ingest_station(settings: Settings, store, path: Path | None) -> int:
 
     source = path or settings.drop_dir(store.station.name)
     try:
-        summaries, refused = ingest_source(store, source, settings.chunk_rows)
+        summaries, refused = ingest_source(
+            store, source, settings.chunk_rows,
+            None if path else settings.done_dir(store.station.name))
     except OSError as exc:
         fail(str(exc))
     prefix = f"{store.station.name}: " if len(settings.stations) > 1 else ""
