@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         1800, ge=0, description="A retrain of a station that another live process is "
         "retraining waits this long for it, then fails saying who holds it (a holder that "
         "died is taken over at once).")
+    stale_forecast_hours: float = Field(
+        26, gt=0, description="`sensorcast status` calls a station stale (exit 1) when its "
+        "last issued forecast is older than this (a daily forecast, and two hours' grace).")
     monitor_days: int = Field(14, gt=0, description="The skill monitor judges the champion "
                               "on its verified forecasts of the last this many days.")
     monitor_margin: float = Field(

@@ -258,23 +258,26 @@ def verified_residuals(session: Session, observations: Table, version: ModelVers
 
 
 VIEWS = tuple(VIEW_COLUMNS)
+READABLE = (*VIEWS, "forecasts")  # the views, and every forecast issued
 
 
 def read_view(session: Session, view: str, station: str | None = None,
-              since: datetime | None = None, backtest_id: int | None = None) -> pd.DataFrame:
-    """A forecast view as a frame, optionally only one station's rows, issues since `since`
-    (and, for `backtest_skill`, one backtest): times naive UTC, plus a `model` label
-    (`jena/t_degc_24h v3`, or `persistence`)."""
-    if view not in VIEWS:
-        raise ValueError(f"unknown forecast view {view!r}; choose from {VIEWS}")
+              since: datetime | None = None, backtest_id: int | None = None,
+              until: datetime | None = None) -> pd.DataFrame:
+    """A forecast view (or the `forecasts` table) as a frame, optionally only one station's
+    rows, issues since `since` and before `until` (and, for `backtest_skill`, one backtest):
+    times naive UTC, plus a `model` label (`jena/t_degc_24h v3`, or `persistence`)."""
+    if view not in READABLE:
+        raise ValueError(f"unknown forecast view {view!r}; choose from {READABLE}")
     conditions = {"station = :station": station, "issued_at >= :since": since,
-                  "backtest_id = :backtest_id": backtest_id}
+                  "issued_at < :until": until, "backtest_id = :backtest_id": backtest_id}
     where = " AND ".join(c for c, value in conditions.items() if value is not None)
-    order = "issued_at, target_time" if "issued_at" in VIEW_COLUMNS[view] else \
-        "level, horizon_hours"
+    order = "level, horizon_hours" if view == "forecast_coverage" else \
+        "issued_at, target_time"
     query = text(f"SELECT * FROM {view} {'WHERE ' + where if where else ''} ORDER BY {order}")
-    if since is not None:
-        query = query.bindparams(bindparam("since", since, type_=UTCDateTime()))
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None:
+            query = query.bindparams(bindparam(name, moment, type_=UTCDateTime()))
     if backtest_id is not None:
         query = query.bindparams(backtest_id=backtest_id)
     if station is not None:

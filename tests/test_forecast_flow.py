@@ -81,6 +81,22 @@ def test_no_champion_writes_24_labelled_best_naive_rows_once(prefect_harness, tm
     logs = flow_run_logs(state.state_details.flow_run_id, "No usable champion")
     warning = next(m for _, m in logs if "No usable champion" in m)
     assert "promoted before that time" in warning and "--model current" in warning
+    # the CLI's export: the same rows through pandas, in CSV and Parquet, in local time
+    for out in (tmp_path / "latest.csv", tmp_path / "latest.parquet"):
+        done = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "export", "latest",
+                                        "--out", str(out), "--tz", "Europe/Berlin"])
+        assert done.exit_code == 0 and "wrote 24 rows" in done.output, done.output
+        back = (pd.read_csv(out) if out.suffix == ".csv" else pd.read_parquet(out))
+        issued = pd.to_datetime(back.issued_at, utc=True)
+        assert (issued == pd.Timestamp("2021-02-20 12:00", tz="UTC")).all()
+        assert str(back.issued_at[0]).startswith("2021-02-20 13:00:00+01:00")
+        assert back.value.tolist() == [r[3] for r in latest]
+    period = tmp_path / "period.csv"
+    done = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "export", "forecasts",
+                                    "--start", "2021-02-19T12:00", "--end", "2021-02-20T12:00",
+                                    "--out", str(period)])
+    assert done.exit_code == 0, done.output
+    assert pd.read_csv(period).issued_at.unique().tolist() == ["2021-02-19 12:00:00+00:00"]
     # Its 80 % interval, from its own errors over the last 14 days; 50 % and 95 % not asked.
     assert sql(tmp_path, "select count(*) from latest_forecast where lower_80 < value and "
                          "value < upper_80 and lower_50 is null") == [(24,)]

@@ -1,11 +1,12 @@
 """`sensorcast`: the user's entry point (ingest, retrain, forecast, registry, demo). The
-commands are grouped by subject (`data`, `models`, `forecasts`, `demo`) on one Typer app."""
+commands are grouped by subject (`data`, `models`, `forecasts`, `status`, `demo`) on one
+Typer app."""
 
 from __future__ import annotations
 
 import typer
 
-from flows.cli import data, demo, forecasts, models  # noqa: F401  (they register the commands)
+from flows.cli import data, demo, forecasts, models, status  # noqa: F401  (they register the commands)
 from flows.cli.app import app
 
 __all__ = ["app", "run"]

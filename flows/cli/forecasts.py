@@ -55,6 +55,67 @@ def forecast(
         echo_latest(settings, name)
 
 
+class Export(str, Enum):
+    latest = "latest"
+    forecasts = "forecasts"
+    skill = "skill"
+
+
+EXPORTED = {"latest": "latest_forecast", "forecasts": "forecasts", "skill": "forecast_skill"}
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    what: Annotated[Export, typer.Argument(
+        help="latest: each station's newest forecast; forecasts: every forecast issued (in "
+             "--start/--end); skill: each verified forecast beside what was observed and "
+             "the naive forecasts.")],
+    out: Annotated[Path, typer.Option(help="A .csv or .parquet file to write.")],
+    start: Annotated[str | None, typer.Option(
+        help="Issued at or after (ISO, UTC unless an offset is given).")] = None,
+    end: Annotated[str | None, typer.Option(help="Issued before.")] = None,
+    tz: Annotated[str, typer.Option(
+        help="Time zone of the times written (e.g. Europe/Berlin); the database keeps UTC.")
+    ] = "UTC",
+    station: StationOption = None,
+) -> None:
+    """Write forecasts or their skill as CSV or Parquet (by the file's suffix), times with
+    their offset in `--tz`."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from registry.forecasts import read_view
+
+    settings: Settings = ctx.obj
+    chosen_stations(settings, station)
+    if out.suffix not in (".csv", ".parquet"):
+        fail(f"--out {out}: name a .csv or .parquet file")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"--tz {tz!r} is not a time zone (e.g. UTC, Europe/Berlin)")
+    since = timestamp(start, "--start") if start else None
+    until = timestamp(end, "--end") if end else None
+    store = settings_store(settings, read_only=True)
+    try:
+        with store.sessions() as session:
+            frame = read_view(session, EXPORTED[what.value], station, since, until=until)
+    finally:
+        store.close()
+    for column in ("issued_at", "target_time", "created_at"):
+        if column in frame:
+            frame[column] = frame[column].dt.tz_localize("UTC").dt.tz_convert(tz)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".csv":
+            frame.to_csv(out, index=False)
+        else:
+            frame.to_parquet(out, index=False)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    typer.echo(f"wrote {len(frame)} rows to {out} (times in {tz})")
+
+
 @app.command()
 def plot(
     ctx: typer.Context,

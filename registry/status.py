@@ -1,0 +1,101 @@
+"""Where a station stands, from the system of record alone: its newest observation, its
+champion and since when, its last forecast, the last run of each flow and the rows it
+quarantined lately. `sensorcast status` prints it and judges what is stale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
+
+from registry.forecasts import ForecastRunRow
+from registry.observations import newest_time
+from registry.tables import IngestRun, QuarantinedRow
+from registry.versions import CHAMPION, ModelAliasRow, PromotionEventRow, champion
+
+
+RETRAIN_DECISIONS = ("promoted", "rejected")  # what a retrain records on each candidate
+
+
+@dataclass(frozen=True)
+class LastRun:
+    at: datetime
+    outcome: str  # an ingest's status, a retrain's decision, a forecast's status
+
+
+@dataclass(frozen=True)
+class StationStatus:
+    station: str
+    newest_observation: datetime | None
+    champion: str | None  # "jena/t_degc_24h v4 (ridge)"
+    champion_since: datetime | None
+    last_forecast: datetime | None  # when the newest issued forecast was written
+    last_forecast_by: str | None
+    last_runs: dict[str, LastRun]  # "ingest", "retrain", "forecast"
+    quarantined_last_day: int
+
+
+def station_status(session: Session, observations: Table, station: str, model_name: str,
+                   now: datetime) -> StationStatus:
+    current = champion(session, model_name)
+    alias = session.get(ModelAliasRow, (model_name, CHAMPION)) if current else None
+    issued = session.scalars(
+        select(ForecastRunRow).where(ForecastRunRow.station == station,
+                                     ForecastRunRow.status == "issued")
+        .order_by(ForecastRunRow.created_at.desc(), ForecastRunRow.id.desc()).limit(1)).first()
+    runs = {}
+    ingest = session.scalars(select(IngestRun).where(IngestRun.station == station)
+                             .order_by(IngestRun.id.desc()).limit(1)).first()
+    if ingest:
+        runs["ingest"] = LastRun(ingest.started_at, ingest.status)
+    event = session.scalars(
+        select(PromotionEventRow).where(PromotionEventRow.model_name == model_name,
+                                        PromotionEventRow.decision.in_(RETRAIN_DECISIONS))
+        .order_by(PromotionEventRow.id.desc()).limit(1)).first()
+    if event:
+        runs["retrain"] = LastRun(event.created_at, event.decision)
+    forecast = session.scalars(
+        select(ForecastRunRow).where(ForecastRunRow.station == station)
+        .order_by(ForecastRunRow.id.desc()).limit(1)).first()
+    if forecast:
+        runs["forecast"] = LastRun(forecast.created_at, forecast.status)
+    quarantined = session.scalar(
+        select(func.count()).select_from(QuarantinedRow)
+        .join(IngestRun, IngestRun.id == QuarantinedRow.run_id)
+        .where(QuarantinedRow.station == station,
+               IngestRun.started_at >= now - timedelta(days=1)))
+    by = None
+    if issued:
+        by = issued.model_name + (f" v{issued.model_version}" if issued.model_version else "")
+    return StationStatus(
+        station, newest_time(session, observations, until=now),
+        f"{model_name} v{current.version} ({current.family})" if current else None,
+        alias.updated_at if alias else None, issued.created_at if issued else None, by, runs,
+        int(quarantined or 0))
+
+
+def stale_reasons(status: StationStatus, max_data_age: timedelta, max_forecast_age: timedelta,
+                  now: datetime) -> list[str]:
+    """Why the station needs a look, in words; none when its data and forecast are current."""
+    reasons = []
+    if status.newest_observation is None:
+        reasons.append("no observation stored")
+    elif now - status.newest_observation > max_data_age:
+        reasons.append(f"newest observation {age(now - status.newest_observation)} old "
+                       f"(a forecast refuses data older than {age(max_data_age)})")
+    if status.last_forecast is None:
+        reasons.append("no forecast issued")
+    elif now - status.last_forecast > max_forecast_age:
+        reasons.append(f"last forecast issued {age(now - status.last_forecast)} ago (more "
+                       f"than {age(max_forecast_age)})")
+    return reasons
+
+
+def age(span: timedelta) -> str:
+    """A duration the way a person says it: 12 min, 5.5 h, 3.2 days."""
+    minutes = span.total_seconds() / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h" if minutes < 48 * 60 else f"{minutes / 1440:.1f} days"
