@@ -58,13 +58,16 @@ def insert_observations(
     existing times are kept.
 
     SQLite takes pre-formatted rows straight to the driver's `executemany` (the ORM's
-    per-row processing would cost more than the insert itself); other databases get the
-    same statement through SQLAlchemy's parameter handling.
+    per-row processing would cost more than the insert itself); PostgreSQL takes them by
+    COPY (`_copy_postgresql`); other databases get the same statement through
+    SQLAlchemy's parameter handling.
     """
     if not len(times):
         return 0
     stmt = _insert_ignore_statement(session, table)
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return _copy_postgresql(connection, table, times, values)
     if connection.dialect.name == "sqlite":
         compiled = stmt.compile(dialect=connection.dialect)
         if list(compiled.positiontup) != [c.name for c in table.columns]:
@@ -77,6 +80,34 @@ def insert_observations(
         for t, v in zip(_aware(times), values.tolist())
     ]
     return _counted(connection, stmt, rows)
+
+
+def _copy_postgresql(connection, table: Table, times: np.ndarray, values: np.ndarray) -> int:
+    """PostgreSQL's bulk path: COPY the rows into a temporary table shaped like the target,
+    then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, whose row count is exactly the
+    rows inserted. All in the caller's transaction, so a chunk is still all or nothing; the
+    temporary table goes with the transaction."""
+    from psycopg import sql
+
+    names = [c.name for c in table.columns]
+    columns = sql.SQL(", ").join(map(sql.Identifier, names))
+    target, staging = sql.Identifier(table.name), sql.Identifier(f"staging_{table.name}")
+    cursor = connection.connection.driver_connection.cursor()
+    cursor.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DROP")
+                   .format(staging, target))
+    # One CSV block (pandas writes floats at full precision; NaN, a blank optional cell, as
+    # an empty field, which COPY reads as NULL), not a Python call per row.
+    rows = pd.DataFrame(values, columns=names[2:])
+    rows.insert(0, names[1], [f"{stamp}+00" for stamp in _sqlite_stamps(times)])
+    rows.insert(0, names[0], table.info["station"])
+    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)")
+                     .format(staging, columns)) as copy:
+        copy.write(rows.to_csv(header=False, index=False, lineterminator="\n"))
+    cursor.execute(sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT DO NOTHING")
+                   .format(t=target, c=columns, s=staging))
+    inserted = cursor.rowcount
+    cursor.execute(sql.SQL("TRUNCATE {}").format(staging))  # the next chunk of this transaction
+    return inserted
 
 
 def _sqlite_stamps(times: np.ndarray) -> list[str]:

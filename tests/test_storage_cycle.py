@@ -27,6 +27,14 @@ def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp
     overlap = write_station_csv(tmp_path / "overlap.csv", frame.iloc[-300:])
     again = ingest_file(store, overlap, 5_000)
     assert (again.rows_inserted, again.rows_present) == (0, 300)  # not -1
+    # stored and new rows in one chunk: PostgreSQL's COPY path counts exactly what it adds
+    more = pd.concat([frame.iloc[-300:],
+                      simulate_station("2021-01-01", 21, seed=2).iloc[20 * 144:20 * 144 + 100]])
+    mixed = ingest_file(store, write_station_csv(tmp_path / "mixed.csv", more), 5_000)
+    assert (mixed.rows_read, mixed.rows_inserted, mixed.rows_present) == (400, 100, 300)
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(store.observations)) == \
+            20 * 144 + 100
 
     with store.sessions() as session:
         observed = read_observations(session, store.observations)
