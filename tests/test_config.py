@@ -40,3 +40,14 @@ def test_an_ensemble_without_other_families_is_refused_naming_the_field():
     assert ForecastParams(families=("ridge", "ensemble")).families == ("ridge", "ensemble")
     with pytest.raises(ValidationError, match="each family once, please: ridge, ridge"):
         ForecastParams(families=("ridge", "ridge"))
+
+
+def test_the_readme_lists_every_setting():
+    """The README's settings table names every field of both settings objects."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("| setting | default | what it does |"):]
+    table = table[:table.index("\n\n")]
+    names = [n for n in Settings.model_fields if n != "forecast"]
+    names += [f"forecast.{n}" for n in ForecastParams.model_fields]
+    missing = [n for n in names if f"| `{n}` |" not in table]
+    assert missing == []

@@ -67,6 +67,7 @@ def test_serve_script_builds_the_same_deployments(monkeypatch):
     assert served["ingest"].schedules[0].schedule.interval.total_seconds() == 600
     (trigger,) = served["forecast"].triggers  # and the forecast follows every retrain
     assert trigger.expect == {"prefect.flow-run.Completed"}
+    assert trigger.name == "forecast after retrain"
     assert trigger.match_related.root["prefect.resource.name"] == "retrain"
 
 
@@ -166,3 +167,4 @@ def test_a_completed_retrain_triggers_a_forecast_run(prefect_server, tmp_path):
         time.sleep(1)
     (run,) = triggered()
     assert run["created_by"]["type"] == "AUTOMATION"
+    assert run["created_by"]["display_value"] == "forecast after retrain"  # its name says it
