@@ -9,6 +9,12 @@ from the smallest to the largest network, and the latency of the SQL a dashboard
 "latest forecast of one station", at each size (median of 200).
 
     .venv/bin/python bench/stations.py [--sizes 1 10 50] [--days 45]
+    .venv/bin/python bench/stations.py --default-families --sizes 1 10 --next-days 1
+
+`--default-families` retrains the seven default families (four GRUs) instead of the linear
+ones; `--next-days N` then times N more daily cycles (a new day each): once the networks are
+registered they are fitted weekly (`network_every_days`), so these cycles show a station's
+daily cost after its first retrain.
 """
 
 from __future__ import annotations
@@ -29,14 +35,19 @@ QUICK = {"SENSORCAST_FORECAST__FAMILIES": '["blend", "ridge"]',
 LATEST = "select * from latest_forecast where station = ?"
 
 
-def cycle(work: Path, stations: int, days: int) -> dict[str, float]:
-    """Seconds of each step of one cycle for a network of `stations`, and the query's ms."""
+def cycle(work: Path, stations: int, days: int, next_days: int = 0) -> dict[str, float]:
+    """Seconds of each step of one cycle for a network of `stations` (and, with
+    `next_days`, of the retrain in each of that many more daily cycles), and the query's
+    ms."""
     from flows.forecast import forecast
     from flows.ingest import ingest
     from flows.retrain import retrain
     from forecasting.station.simulate import simulate_network, write_network, write_station_csv
 
-    network = simulate_network(START, days + 1, stations, seed=stations)
+    network = simulate_network(START, days + 1 + next_days, stations, seed=stations)
+    later = [frame.iloc[len(frame) - 144 * next_days:] for _, _, frame in network]
+    network = [(name, climate, frame.iloc[:len(frame) - 144 * next_days])
+               for name, climate, frame in network]
     history = [(name, climate, frame.iloc[:-144]) for name, climate, frame in network]
     listed = write_network(work, history)
     common = {"data_dir": str(work), "stations_file": str(listed)}
@@ -62,6 +73,14 @@ def cycle(work: Path, stations: int, days: int) -> dict[str, float]:
             latencies.append(time.perf_counter() - started)
             assert len(rows) == 24
     seconds["latest_ms"] = 1000 * statistics.median(latencies)
+    for day in range(next_days):
+        for (name, _, _), frame in zip(network, later):
+            write_station_csv(work / "incoming" / name / f"day{day}.csv",
+                              frame.iloc[144 * day:144 * (day + 1)])
+        ingest(**common)
+        started = time.perf_counter()
+        retrain(**common, triggered_by="bench")
+        seconds[f"retrain day {day + 2}"] = time.perf_counter() - started
     return seconds
 
 
@@ -69,8 +88,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--days", type=int, default=45, help="history per station")
+    parser.add_argument("--default-families", action="store_true")
+    parser.add_argument("--next-days", type=int, default=0)
     args = parser.parse_args()
-    os.environ.update(QUICK)
+    if not args.default_families:
+        os.environ.update(QUICK)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from prefect.testing.utilities import prefect_test_harness
 
@@ -79,11 +101,12 @@ def main() -> None:
             prefect_test_harness(server_startup_timeout=300):
         for size in args.sizes:
             print(f"{size} station(s): {args.days} days of history each ...", flush=True)
-            results[size] = cycle(Path(scratch) / f"n{size}", size, args.days)
+            results[size] = cycle(Path(scratch) / f"n{size}", size, args.days,
+                                  args.next_days)
+    steps = ("ingest", "retrain", "forecast")
     table = pd.DataFrame({size: {**{f"{k} s/station": v / size for k, v in r.items()
                                     if k != "latest_ms"},
-                                 "cycle s/station": sum(v for k, v in r.items()
-                                                        if k != "latest_ms") / size,
+                                 "cycle s/station": sum(r[k] for k in steps) / size,
                                  "latest forecast query ms": r["latest_ms"]}
                           for size, r in results.items()}).T
     table.index.name = "stations"

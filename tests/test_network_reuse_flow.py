@@ -30,6 +30,14 @@ def kept_base_network(params) -> NetworkForecaster:
     return network
 
 
+def blend_and_gru(tmp_path):
+    """120 simulated days stored, and the settings of a blend and GRU retrain."""
+    frame = simulate_station("2019-01-01", 120, seed=3)
+    with small_settings():
+        params = params_from(Settings(data_dir=tmp_path), ["blend", "gru"])
+    return frame, station(tmp_path, frame), params
+
+
 def register_grus(store, tmp_path, frame, params, days_before_newest: list[int]) -> None:
     """GRUs registered as if trained on data up to those days before the newest row."""
     with store.sessions.begin() as session:
@@ -47,10 +55,7 @@ def register_grus(store, tmp_path, frame, params, days_before_newest: list[int])
 
 def test_a_family_that_kept_its_base_three_times_is_skipped_and_not_registered(
         prefect_harness, tmp_path):
-    frame = simulate_station("2019-01-01", 120, seed=3)
-    store = station(tmp_path, frame)
-    with small_settings():
-        params = params_from(Settings(data_dir=tmp_path), ["blend", "gru"])
+    frame, store, params = blend_and_gru(tmp_path)
     # registered over the three days before the newest cut-off (a week before the newest
     # row), each a week after the one before as the cadence asks
     register_grus(store, tmp_path, frame, params.model_copy(
@@ -68,10 +73,7 @@ def test_a_family_that_kept_its_base_three_times_is_skipped_and_not_registered(
 
 def test_a_network_fitted_less_than_its_cadence_ago_is_skipped_until_due(
         prefect_harness, tmp_path):
-    frame = simulate_station("2019-01-01", 120, seed=3)
-    store = station(tmp_path, frame)
-    with small_settings():
-        params = params_from(Settings(data_dir=tmp_path), ["blend", "gru"])
+    frame, store, params = blend_and_gru(tmp_path)
     register_grus(store, tmp_path, frame, params, [10])  # 3 days before the newest cut-off
     board = retrain_small(data_dir=str(tmp_path), families=["blend", "gru"])
     (skipped,) = [row for row in board if row["decision"] == "skipped"]

@@ -73,6 +73,13 @@ def skipped_families(priors: list[PriorNetwork], params: ForecastParams,
     return skipped
 
 
+def waiting_until(since: pd.Timestamp, days: float, cutoff: pd.Timestamp
+                  ) -> pd.Timestamp | None:
+    """When a family that waits `days` after `since` is fitted again; None if by `cutoff`."""
+    due = since + pd.Timedelta(days=days)
+    return due if cutoff < due else None
+
+
 def kept_base_reason(mine: list[PriorNetwork], params: ForecastParams,
                      cutoff: pd.Timestamp) -> str:
     count = params.skip_after_kept_base
@@ -80,8 +87,8 @@ def kept_base_reason(mine: list[PriorNetwork], params: ForecastParams,
     if not count or len(last) < count or not all((p.training or {}).get("kept_base")
                                                  for p in last):
         return ""
-    due = last[0].train_end + pd.Timedelta(days=params.network_refresh_days)
-    if cutoff >= due:
+    due = waiting_until(last[0].train_end, params.network_refresh_days, cutoff)
+    if due is None:
         return ""
     return (f"not fitted: its last {count} versions ({', '.join(p.label for p in last)}) "
             f"all kept their {params.network_base} base, so it would forecast as the base; "
@@ -92,8 +99,8 @@ def not_due_reason(mine: list[PriorNetwork], params: ForecastParams,
                    cutoff: pd.Timestamp) -> str:
     if not mine or not params.network_every_days:
         return ""
-    due = mine[0].train_end + pd.Timedelta(days=params.network_every_days)
-    if cutoff >= due:
+    due = waiting_until(mine[0].train_end, params.network_every_days, cutoff)
+    if due is None:
         return ""
     return (f"not fitted: networks are fitted every {params.network_every_days:g} days "
             f"(network_every_days) and {mine[0].label} was trained on data up to "
