@@ -213,9 +213,7 @@ def forecast_station(station: str, store: Store, settings: Settings, end: dateti
         create_table_artifact(
             key=artifact_key("forecast", station),
             description=f"Latest forecast of {name}; plot: {plot}",
-            table=[{"target_time": f"{r.target_time:%Y-%m-%d %H:%M}", "horizon_hours":
-                    r.horizon_hours, "value": round(r.value, 2), "model": r.model_name,
-                    "version": r.model_version} for r in latest.itertuples()])
+            table=[forecast_row(r, settings.intervals) for r in latest.itertuples()])
     for kind, picture in (("forecast-plot", plot), ("skill-plot", skill_plot)):
         if picture:  # the picture itself, inline: the Prefect UI shows it without a server
             image = base64.b64encode(picture.read_bytes()).decode()
@@ -228,6 +226,18 @@ def forecast_station(station: str, store: Store, settings: Settings, end: dateti
         return Failed(message=f"refused {len(refused)} of {len(runs)} forecast(s); "
                               f"last: {refused[-1].message}")
     return [asdict(r) for r in runs]
+
+
+def forecast_row(row, levels: tuple[int, ...]) -> dict:
+    """One hour of the latest forecast as the UI's table shows it: its time (UTC), the
+    value and each interval's bounds, then the model."""
+    shown = {"target time (UTC)": f"{row.target_time:%Y-%m-%d %H:%M}",
+             "hours ahead": row.horizon_hours, "value": round(row.value, 2)}
+    for level in levels:
+        low, high = getattr(row, f"lower_{level}"), getattr(row, f"upper_{level}")
+        shown[f"{level} % interval"] = (f"{low:.2f} .. {high:.2f}" if pd.notna(low)
+                                        else "not calibrated")
+    return {**shown, "model": row.model_name, "version": row.model_version}
 
 
 @flow(name="forecast", flow_run_name=run_name("forecast"))

@@ -305,6 +305,12 @@ def test_plot_shows_the_latest_forecast_as_a_png(prefect_harness, tmp_path):
                                      "--at", "2021-01-29T06:00", "--days", "3"])
     assert issued.exit_code == 0, issued.output
     assert "issued 2021-01-29 06:00 UTC by best_naive" in issued.output
+    # times say UTC, and the 80 % interval's bounds stand beside each value
+    assert "target time (UTC)" in issued.output and "80 % interval" in issued.output
+    first_hour = next(line for line in issued.output.splitlines()
+                      if line.strip().startswith("1 h"))
+    low, high = (float(x) for x in first_hour.split()[-3::2])
+    assert low < float(first_hour.split()[4]) < high
     out = tmp_path / "out.png"
     plotted = runner.invoke(app, ["--data-dir", str(tmp_path), "plot", "--out", str(out)])
     assert plotted.exit_code == 0, plotted.output

@@ -64,11 +64,17 @@ def echo_latest(settings: Settings, station: str) -> None:
         return
     first = latest.iloc[0]
     target = next(s for s in settings.stations if s.name == station).target
+    levels = [level for level in settings.intervals
+              if latest[f"lower_{level}"].notna().any()]
     typer.echo(f"\nlatest forecast of {target} at {station}, issued "
                f"{first.issued_at:%Y-%m-%d %H:%M} UTC by {first.model}:")
+    typer.echo(f"  {'ahead':>5}  {'target time (UTC)':<17}  {'value':>7}"
+               + "".join(f"  {f'{level} % interval':>17}" for level in levels))
     for row in latest.itertuples():
-        typer.echo(f"  +{row.horizon_hours:>2} h  {row.target_time:%Y-%m-%d %H:%M}  "
-                   f"{row.value:7.2f}")
+        bounds = "".join(f"  {getattr(row, f'lower_{level}'):>7.2f} .. "
+                         f"{getattr(row, f'upper_{level}'):>7.2f}" for level in levels)
+        typer.echo(f"  {row.horizon_hours:>3} h  {row.target_time:%Y-%m-%d %H:%M}  "
+                   f"{row.value:7.2f}{bounds}")
 
 
 def echo_skill(settings: Settings, station: str) -> None:
