@@ -83,31 +83,65 @@ def insert_observations(
 
 
 def _copy_postgresql(connection, table: Table, times: np.ndarray, values: np.ndarray) -> int:
-    """PostgreSQL's bulk path: COPY the rows into a temporary table shaped like the target,
-    then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, whose row count is exactly the
-    rows inserted. All in the caller's transaction, so a chunk is still all or nothing; the
-    temporary table goes with the transaction."""
-    from psycopg import sql
+    """PostgreSQL's bulk path, in the caller's transaction (a chunk stays all or nothing).
+    Rows that are all new (the ingest has set aside the times it found stored) are COPYed
+    straight into the table; if another writer stored one of them meanwhile, COPY fails on
+    the key, is rolled back to its savepoint, and the rows go through a temporary table
+    and one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`. Either way the count is exact."""
+    from psycopg import errors, sql
 
     names = [c.name for c in table.columns]
     columns = sql.SQL(", ").join(map(sql.Identifier, names))
     target, staging = sql.Identifier(table.name), sql.Identifier(f"staging_{table.name}")
+    form, block = _copy_block(table.info["station"], times, values)
     cursor = connection.connection.driver_connection.cursor()
+
+    def copy_into(name) -> None:
+        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {})")
+                         .format(name, columns, sql.SQL(form))) as copy:
+            copy.write(block)
+
+    cursor.execute("SAVEPOINT sensorcast_copy")
+    try:
+        copy_into(target)
+    except errors.UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT sensorcast_copy")
+    else:
+        cursor.execute("RELEASE SAVEPOINT sensorcast_copy")
+        return len(times)
     cursor.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DROP")
                    .format(staging, target))
-    # One CSV block (pandas writes floats at full precision; NaN, a blank optional cell, as
-    # an empty field, which COPY reads as NULL), not a Python call per row.
-    rows = pd.DataFrame(values, columns=names[2:])
-    rows.insert(0, names[1], [f"{stamp}+00" for stamp in _sqlite_stamps(times)])
-    rows.insert(0, names[0], table.info["station"])
-    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)")
-                     .format(staging, columns)) as copy:
-        copy.write(rows.to_csv(header=False, index=False, lineterminator="\n"))
+    copy_into(staging)
     cursor.execute(sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT DO NOTHING")
                    .format(t=target, c=columns, s=staging))
     inserted = cursor.rowcount
     cursor.execute(sql.SQL("TRUNCATE {}").format(staging))  # the next chunk of this transaction
     return inserted
+
+
+PG_EPOCH = np.datetime64("2000-01-01T00:00:00", "us")  # timestamptz's zero, binary COPY
+
+
+def _copy_block(station: str, times: np.ndarray, values: np.ndarray) -> tuple[str, bytes]:
+    """The rows (station, UTC time, channel values) as COPY data, built by numpy rather than
+    a Python call per row: PostgreSQL's binary format (a fixed-size record per row: text,
+    timestamptz, float8s) when no value is missing, else CSV, where NaN (a blank optional
+    cell) is an empty field, which COPY reads as NULL."""
+    if np.isnan(values).any():
+        rows = pd.DataFrame(values)
+        rows.insert(0, "t", [f"{stamp}+00" for stamp in _sqlite_stamps(times)])
+        rows.insert(0, "s", station)
+        return "csv", rows.to_csv(header=False, index=False, lineterminator="\n").encode()
+    name = station.encode()
+    fields = [("n", ">i2"), ("ls", ">i4"), ("s", f"S{len(name)}"), ("lt", ">i4"), ("t", ">i8")]
+    fields += [f for k in range(values.shape[1]) for f in ((f"l{k}", ">i4"), (f"v{k}", ">f8"))]
+    rows = np.empty(len(times), np.dtype(fields))
+    rows["n"], rows["ls"], rows["s"], rows["lt"] = 2 + values.shape[1], len(name), name, 8
+    rows["t"] = (times.astype("datetime64[us]") - PG_EPOCH).astype(np.int64)
+    for k in range(values.shape[1]):
+        rows[f"l{k}"], rows[f"v{k}"] = 8, values[:, k]
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") * 2
+    return "binary", header + rows.tobytes() + (-1).to_bytes(2, "big", signed=True)
 
 
 def _sqlite_stamps(times: np.ndarray) -> list[str]:

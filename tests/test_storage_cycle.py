@@ -98,3 +98,35 @@ def test_backtest_forecasts_are_scored_apart_from_live_ones_and_resume_by_spec(s
         assert read_view(session, "latest_forecast").empty
     assert len(skill) == 24 and set(skill.backtest_id) == {run.id}
     assert skill.persistence_abs_error.notna().all()
+
+
+def test_inserting_rows_some_already_stored_adds_only_the_new_and_counts_them(store):
+    """The bulk insert on its own: on PostgreSQL a COPY that meets a stored key falls back
+    to the insert that skips it, in the same transaction; nothing stored changes."""
+    import numpy as np
+
+    from registry.observations import insert_observations, stored_between
+
+    times = np.arange("2021-01-01T00:00", "2021-01-01T10:00", 10, dtype="datetime64[m]")
+    times = times.astype("datetime64[s]")
+    values = np.arange(len(times) * len(store.station.columns), dtype=float).reshape(
+        len(times), -1)
+    with store.sessions.begin() as session:
+        assert insert_observations(session, store.observations, times[:40], values[:40]) == 40
+    with store.sessions.begin() as session:  # 20 stored (other values), 20 new
+        assert insert_observations(session, store.observations, times[20:],
+                                   values[20:] + 1000) == 20
+    later = times + np.timedelta64(1, "D")
+    blank = values.copy()
+    blank[::2, 3] = np.nan  # a blank optional cell is NULL, not NaN nor 0
+    with store.sessions.begin() as session:
+        assert insert_observations(session, store.observations, later, blank) == len(later)
+    with store.sessions() as session:
+        stored_times, stored = stored_between(session, store.observations, times[0], later[-1])
+    assert (stored_times == np.concatenate([times, later])).all()
+    assert (stored[:40] == values[:40]).all() and (stored[40:60] == values[40:] + 1000).all()
+    assert np.array_equal(stored[60:], blank, equal_nan=True)
+    with store.sessions() as session:
+        nulls = session.scalar(select(func.count()).select_from(store.observations).where(
+            store.observations.c[store.station.columns[3]].is_(None)))
+    assert nulls == len(later) // 2
