@@ -111,7 +111,7 @@ open_store(sys.argv[1], JENA).close()
 def test_processes_opening_a_new_database_at_once_all_create_the_schema(tmp_path):
     """Without the schema lock, one process created a table between another's check and its
     CREATE ("table ... already exists"), or upgraded a read to a write too late ("locked")."""
-    for round_ in range(5):
+    for round_ in range(3):
         url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
         processes = [subprocess.Popen([sys.executable, "-c", OPEN, url], stderr=subprocess.PIPE,
                                       text=True) for _ in range(8)]

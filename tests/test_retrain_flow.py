@@ -37,7 +37,7 @@ def trained(prefect_harness, tmp_path_factory):
     """One retrain of all four families on 150 simulated days."""
     data = tmp_path_factory.mktemp("retrain")
     store = station(data, simulate_station("2019-01-01", 150, seed=8))
-    board = retrain_small(data_dir=str(data), epochs=5)
+    board = retrain_small(data_dir=str(data), epochs=3)
     yield data, store, board
     store.close()
 
