@@ -107,3 +107,24 @@ def echo_skill_table(rows: list[dict]) -> None:
     best = sum(r["mae"] / r["vs_best_naive"] for r in rows) / len(rows)
     typer.echo(f"  {'all':>3}{'':>8}{mean['mae']:>8.3f}{mean['persistence']:>10.3f}"
                f"{mean['seasonal_persistence']:>10.3f}{mean['mae'] / best:>15.3f}")
+
+
+def echo_status(name: str, s, waiting: int, drop, reasons: list[str], now) -> None:
+    """One station's `registry.status.StationStatus` and verdict, a line a fact."""
+    from registry.status import age
+
+    def when(moment) -> str:
+        return f"{moment:%Y-%m-%d %H:%M} UTC ({age(now - moment)} ago)" if moment else "none"
+
+    runs = "; ".join(f"{kind} {when(run.at)}: {run.outcome}"
+                     for kind, run in s.last_runs.items()) or "none"
+    typer.echo(f"{name}:")
+    typer.echo(f"  newest observation  {when(s.newest_observation)}")
+    typer.echo(f"  champion            {s.champion or 'none (forecasts are best naive)'}"
+               + (f", since {when(s.champion_since)}" if s.champion_since else ""))
+    typer.echo(f"  last forecast       {when(s.last_forecast)}"
+               + (f" by {s.last_forecast_by}" if s.last_forecast_by else ""))
+    typer.echo(f"  last runs           {runs}")
+    typer.echo(f"  drop folder         {waiting} file(s) waiting in {drop}")
+    typer.echo(f"  quarantined         {s.quarantined_last_day} row(s) in the last day")
+    typer.echo(f"  status              {'STALE: ' + '; '.join(reasons) if reasons else 'ok'}")

@@ -9,6 +9,7 @@ import typer
 
 from flows.cli.app import StationOption, app
 from flows.cli.common import chosen_stations, settings_store
+from flows.cli.render import echo_status
 from flows.settings import Settings
 
 
@@ -20,7 +21,7 @@ def status(ctx: typer.Context, station: StationOption = None) -> None:
     is older than `forecast.max_data_age_minutes` or its last forecast older than
     `stale_forecast_hours`."""
     from forecasting.config import model_name
-    from registry.status import age, stale_reasons, station_status
+    from registry.status import stale_reasons, station_status
 
     settings: Settings = ctx.obj
     stations = chosen_stations(settings, station)
@@ -37,24 +38,7 @@ def status(ctx: typer.Context, station: StationOption = None) -> None:
                 s, timedelta(minutes=settings.forecast.max_data_age_minutes),
                 timedelta(hours=settings.stale_forecast_hours), now)
             stale += bool(reasons)
-
-            def when(moment: datetime | None) -> str:
-                return (f"{moment:%Y-%m-%d %H:%M} UTC ({age(now - moment)} ago)" if moment
-                        else "none")
-
-            runs = "; ".join(f"{kind} {when(run.at)}: {run.outcome}"
-                             for kind, run in s.last_runs.items()) or "none"
-            typer.echo(f"{schema.name}:")
-            typer.echo(f"  newest observation  {when(s.newest_observation)}")
-            typer.echo(f"  champion            {s.champion or 'none (forecasts are best naive)'}"
-                       + (f", since {when(s.champion_since)}" if s.champion_since else ""))
-            typer.echo(f"  last forecast       {when(s.last_forecast)}"
-                       + (f" by {s.last_forecast_by}" if s.last_forecast_by else ""))
-            typer.echo(f"  last runs           {runs}")
-            typer.echo(f"  drop folder         {waiting} file(s) waiting in {drop}")
-            typer.echo(f"  quarantined         {s.quarantined_last_day} row(s) in the last day")
-            verdict = "STALE: " + "; ".join(reasons) if reasons else "ok"
-            typer.echo(f"  status              {verdict}")
+            echo_status(schema.name, s, waiting, drop, reasons, now)
     finally:
         store.close()
     if stale:
