@@ -355,8 +355,8 @@ def test_each_network_records_how_its_training_went(trained):
     for version in networks:
         meta = read_meta(data / "artifacts" / version.artifact_path)
         t = meta["training"]
-        assert 1 <= t["epochs_run"] <= t["epochs_max"] == 5
-        assert t["stopped_early"] == (t["epochs_run"] < 5)
+        assert 1 <= t["epochs_run"] <= t["epochs_max"] == 3  # the fixture's epochs
+        assert t["stopped_early"] == (t["epochs_run"] < 3)
         assert t["kept_base"] == (t["best_val_mae"] >= t["base_val_mae"])
         summary = SavedNetwork(version.family, None, (), Path(), t["epochs_run"],
                                t).training_summary()
