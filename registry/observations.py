@@ -64,10 +64,10 @@ def insert_observations(
     """
     if not len(times):
         return 0
-    stmt = _insert_ignore_statement(session, table)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         return _copy_postgresql(connection, table, times, values)
+    stmt = _insert_ignore_statement(session, table)
     if connection.dialect.name == "sqlite":
         compiled = stmt.compile(dialect=connection.dialect)
         if list(compiled.positiontup) != [c.name for c in table.columns]:

@@ -114,8 +114,9 @@ def prefect_home(settings: Settings) -> None:
     stop_orphaned_servers(os.environ["PREFECT_HOME"])
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     drop_temporary_server_notices()
-    if "PREFECT_API_URL" not in os.environ and healthy(local_prefect_api()):
-        os.environ["PREFECT_API_URL"] = local_prefect_api()
+    local = local_prefect_api()
+    if "PREFECT_API_URL" not in os.environ and healthy(local):
+        os.environ["PREFECT_API_URL"] = local
 
 
 def stop_orphaned_servers(prefect_home: str) -> None:
