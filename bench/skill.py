@@ -12,6 +12,7 @@ hour, whichever did better on the training data).
         [--cutoffs 6 --test-days 30 --history-days 120 --families ridge ensemble ...]
     .venv/bin/python bench/skill.py --history-days 90 --cutoffs-at 2016-04-01 2016-09-01 ...
     .venv/bin/python bench/skill.py --transitions [--csv ...]   # the two together, below
+    .venv/bin/python bench/skill.py --trained-days-before 6 ...  # the champion a week old
 
 `--history-days N` replays a station that has only N days of data at each cut-off (a new
 station); `--cutoffs-at` puts the cut-offs where it is hardest (season changes). Each
@@ -19,7 +20,10 @@ promotion is a promise: the gate's backtest said the forecast beats best naive o
 at +24 h and in every 6-hour group; the report prints the backtest's ratios beside the next
 `--test-days` days' and counts the promises kept. `--transitions` is the hardest case: a new
 station (90 days of history) at each season change in the data (cut-offs on 1 and 15 April,
-1 May, 1 and 15 September and 1 October).
+1 May, 1 and 15 September and 1 October). `--trained-days-before N` retrains on the data
+up to N days before each cut-off and scores the same days after it: what a forecast costs
+when its models are N days old, as the networks are between weekly fits
+(`network_every_days`); the naive references stay those of the cut-off.
 
 The file is read through the product's own ingestion (validation, quarantine, UTC) into a
 temporary SQLite database. Ratios below 1 beat the reference.
@@ -142,6 +146,8 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, help="networks' window")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--network-base", choices=("blend", "ridge"))
+    parser.add_argument("--trained-days-before", type=float, default=0, metavar="N",
+                        help="retrain on the data up to N days before each cut-off")
     args = parser.parse_args()
     if args.quick:
         args.cutoffs, args.test_days = 2, 14
@@ -178,8 +184,11 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         # A station with `history_days` of data at the cut-off: nothing older exists.
         before = windows.between(cutoff - pd.Timedelta(days=params.history_days)
                                  + pd.Timedelta(hours=params.lookback_hours), cutoff)
+        trained_until = cutoff - pd.Timedelta(days=args.trained_days_before)
+        seen = windows.between(trained_until - pd.Timedelta(days=params.history_days)
+                               + pd.Timedelta(hours=params.lookback_hours), trained_until)
         retrained = backtest(
-            before, lambda fold, networks: fit_candidates(
+            seen, lambda fold, networks: fit_candidates(
                 fold, params, relative, work / f"cut{i}", settings.tensorflow_threads,
                 networks),
             params.folds, params.fold_days, params.validation_days, params.backtest_days,
@@ -197,12 +206,14 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         issue_hours = test.origin_times().hour
         test = test.select(issue_hours % args.issue_every == 0)
         # The naive forecasts are refitted at the cut-off itself, as the forecast flow's
-        # fallback would be; the candidates are the models the retrain registered.
+        # fallback would be; the candidates are the models the retrain registered, and a
+        # composed champion keeps the best naive of its retrain.
         models = {**retrained.models, **naive_baselines(before, params)}
         for name in names[:-1]:
             results[name].append(score(models[name], test))
         if winner and plans[winner].composed:
-            gate = Composed(models[winner], models["best_naive"], plans[winner].weights)
+            gate = Composed(models[winner], naive_baselines(seen, params)["best_naive"],
+                            plans[winner].weights)
             results[GATE].append(score(gate, test))
             chosen.append(f"{winner} with best naive ({plans[winner].weighting})")
         else:
@@ -260,7 +271,9 @@ def report(names, results, cutoffs, chosen, seconds, params: ForecastParams, arg
     naive, persistence = total["best_naive"], total["persistence"]
     print(f"\nMAE in target units over {len(cutoffs)} cut-offs x {args.test_days:g} days, "
           f"issued every {args.issue_every} h ({total['best_naive'].windows} issues); "
-          f"history {params.history_days} d (linear), {params.window_days} d (networks)")
+          f"history {params.history_days} d (linear), {params.window_days} d (networks)"
+          + (f"; trained {args.trained_days_before:g} days before each cut-off"
+             if args.trained_days_before else ""))
     header = (f"{'method':<22}" + "".join(f"{h:>7}" for h in hours)
               + f"{'mean':>7}{'+24h':>7}{'/pers.':>8}{'/best':>7}{'worst':>7}{'wins':>6}")
     print(header)
