@@ -13,6 +13,7 @@ hour, whichever did better on the training data).
     .venv/bin/python bench/skill.py --history-days 90 --cutoffs-at 2016-04-01 2016-09-01 ...
     .venv/bin/python bench/skill.py --transitions [--csv ...]   # the two together, below
     .venv/bin/python bench/skill.py --trained-days-before 6 ...  # the champion a week old
+    .venv/bin/python bench/skill.py --warm-after-days 7 ...      # networks fine-tuned weekly
 
 `--history-days N` replays a station that has only N days of data at each cut-off (a new
 station); `--cutoffs-at` puts the cut-offs where it is hardest (season changes). Each
@@ -24,6 +25,9 @@ station (90 days of history) at each season change in the data (cut-offs on 1 an
 up to N days before each cut-off and scores the same days after it: what a forecast costs
 when its models are N days old, as the networks are between weekly fits
 (`network_every_days`); the naive references stay those of the cut-off.
+`--warm-after-days N` first fits the networks as a retrain N days before the cut-off would
+(its newest fold), then fine-tunes each fold's networks from them as the scheduled retrain
+does from the registered ones (a warm start), instead of training them from zero.
 
 The file is read through the product's own ingestion (validation, quarantine, UTC) into a
 temporary SQLite database. Ratios below 1 beat the reference.
@@ -46,7 +50,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from forecasting.candidates import NAIVE, fit_candidates, naive_baselines  # noqa: E402
 from forecasting.models.ensemble import Composed  # noqa: E402
-from forecasting.config import COMPOSED, FAMILIES, ForecastParams  # noqa: E402
+from forecasting.config import COMPOSED, FAMILIES, NETWORKS, ForecastParams  # noqa: E402
+from forecasting.models.reuse import PriorNetwork, warm_starts  # noqa: E402
 from flows.settings import Settings
 from forecasting.scoring.backtest import Scores, backtest, score  # noqa: E402
 from forecasting.scoring.gate import gate_backtest  # noqa: E402
@@ -146,6 +151,8 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, help="networks' window")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--network-base", choices=("blend", "ridge"))
+    parser.add_argument("--warm-after-days", type=float, default=0, metavar="N",
+                        help="fine-tune the networks from those of a retrain N days before")
     parser.add_argument("--trained-days-before", type=float, default=0, metavar="N",
                         help="retrain on the data up to N days before each cut-off")
     args = parser.parse_args()
@@ -187,11 +194,11 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         trained_until = cutoff - pd.Timedelta(days=args.trained_days_before)
         seen = windows.between(trained_until - pd.Timedelta(days=params.history_days)
                                + pd.Timedelta(hours=params.lookback_hours), trained_until)
+        fit = fitter(params, relative, work / f"cut{i}", settings.tensorflow_threads,
+                     earlier_networks(windows, trained_until, params, relative, work / f"cut{i}",
+                                      settings.tensorflow_threads, args.warm_after_days))
         retrained = backtest(
-            seen, lambda fold, networks: fit_candidates(
-                fold, params, relative, work / f"cut{i}", settings.tensorflow_threads,
-                networks),
-            params.folds, params.fold_days, params.validation_days, params.backtest_days,
+            seen, fit, params.folds, params.fold_days, params.validation_days, params.backtest_days,
             params.network_folds)
         verdict = gate_backtest(retrained, params.families, params)
         winner, plans = verdict.winner, verdict.plans
@@ -223,8 +230,39 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
               file=sys.stderr, flush=True)
         for family, plan in plans.items():
             print(f"    {family}: {plan.summary}", file=sys.stderr, flush=True)
+        for family in (f for f in params.families if f in NETWORKS):
+            print(f"    {family} (newest fold): {retrained.models[family].training_summary()}",
+                  file=sys.stderr, flush=True)
     report(names, results, cutoffs, chosen, seconds, params, args)
     report_promises(results, cutoffs, chosen, promised, params)
+
+
+def fitter(params: ForecastParams, relative, workdir: Path, threads: int,
+           priors: list[PriorNetwork]):
+    """What the scheduled retrain fits at each fold: every family, the networks fine-tuned
+    from `priors` where a usable one exists."""
+    networks = [f for f in params.families if f in NETWORKS]
+    return lambda fold, costly: fit_candidates(
+        fold, params, relative, workdir, threads, costly,
+        warm_starts(priors, params, networks, fold.cutoff))
+
+
+def earlier_networks(windows, until: pd.Timestamp, params: ForecastParams, relative,
+                     workdir: Path, threads: int, days_before: float) -> list[PriorNetwork]:
+    """The networks a retrain `days_before` days before `until` would have registered (its
+    newest fold's, trained from zero); none for 0."""
+    if not days_before or not any(f in NETWORKS for f in params.families):
+        return []
+    then = until - pd.Timedelta(days=days_before)
+    earlier = backtest(
+        windows.between(then - pd.Timedelta(days=params.history_days)
+                        + pd.Timedelta(hours=params.lookback_hours), then),
+        fitter(params, relative, workdir / "earlier", threads, []), params.folds,
+        params.fold_days, params.validation_days, params.backtest_days, 1)
+    trained_to = earlier.folds[-1].cutoff
+    return [PriorNetwork(family, f"{family} trained to {trained_to:%Y-%m-%d}", trained_to,
+                         params.model_dump(mode="json"), model.training, model.directory)
+            for family, model in earlier.models.items() if family in NETWORKS]
 
 
 def ratios(mine: Scores, naive: Scores, group_steps: int) -> np.ndarray:
@@ -273,7 +311,9 @@ def report(names, results, cutoffs, chosen, seconds, params: ForecastParams, arg
           f"issued every {args.issue_every} h ({total['best_naive'].windows} issues); "
           f"history {params.history_days} d (linear), {params.window_days} d (networks)"
           + (f"; trained {args.trained_days_before:g} days before each cut-off"
-             if args.trained_days_before else ""))
+             if args.trained_days_before else "")
+          + (f"; networks fine-tuned from a retrain {args.warm_after_days:g} days before"
+             if args.warm_after_days else ""))
     header = (f"{'method':<22}" + "".join(f"{h:>7}" for h in hours)
               + f"{'mean':>7}{'+24h':>7}{'/pers.':>8}{'/best':>7}{'worst':>7}{'wins':>6}")
     print(header)
