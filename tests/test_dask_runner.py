@@ -21,6 +21,7 @@ def test_a_retrain_on_a_dask_cluster_gives_the_thread_runners_results(prefect_ha
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SENSORCAST_TASK_RUNNER", runner)
             mp.setenv("SENSORCAST_FORECAST__PARALLEL_FOLDS", "2")
+            mp.setenv("SENSORCAST_FORECAST__NETWORK_FOLDS", "1")  # one GRU fit is enough
             boards[runner] = retrain_small(data_dir=str(tmp_path / runner),
                                            families=["ridge", "gru"], epochs=1)
     assert [r["family"] for r in boards["dask"]] and boards["dask"] == boards["threads"]

@@ -22,9 +22,9 @@ from registry.registration import inconsistencies
 from registry.store import open_store
 from registry.versions import champion, list_events, list_versions
 
-# One registration as the retrain does it: lock, move orphans aside, save, record. With
-# "crash", the process kills itself after the version is saved and recorded but before the
-# transaction commits (a real SIGKILL at the most dangerous moment).
+# Registrations as the retrain does them, one after the other: lock, move orphans aside,
+# save, record. With "crash", the process kills itself after the version is saved and
+# recorded but before the transaction commits (a real SIGKILL at the most dangerous moment).
 REGISTER = """
 import os, signal, sys
 from datetime import UTC, datetime
@@ -44,31 +44,34 @@ new = NewVersion(model_name="t", family="blend", params=model.params.model_dump(
                  best_naive_mae=(2.0, 2.0, 2.0), seasonal_mae=(2.0, 2.0, 2.0),
                  library_versions={}, intervals={})
 store = open_store(url, JENA)
-with store.sessions.begin() as session:
-    lock_model(session, "t")
-    moved = move_orphans_aside(session, root, "t")
-    version = register_version(session, root, new, model)
-    if crash:
-        os.kill(os.getpid(), signal.SIGKILL)
-print(version.version, len(moved))
+for _ in range(int(sys.argv[4])):
+    with store.sessions.begin() as session:
+        lock_model(session, "t")
+        moved = move_orphans_aside(session, root, "t")
+        version = register_version(session, root, new, model)
+        if crash:
+            os.kill(os.getpid(), signal.SIGKILL)
+    print(version.version, len(moved))
 """
 
 
-def register(tmp_path: Path, url: str, crash: bool = False) -> subprocess.Popen:
+def register(tmp_path: Path, url: str, crash: bool = False, times: int = 1
+             ) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", REGISTER, url, str(tmp_path / "artifacts"),
-         "crash" if crash else "ok"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "crash" if crash else "ok", str(times)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
 
 
 def test_two_processes_registering_at_once_never_share_a_version(tmp_path, database_url):
     open_store(database_url, JENA).close()
     numbers = []
-    for _ in range(4):  # four rounds of five processes started together
-        rivals = [register(tmp_path, database_url) for _ in range(5)]
-        for process in rivals:
-            out, err = process.communicate(timeout=120)
-            assert process.returncode == 0, err
-            numbers.append(int(out.split()[0]))
+    # five processes started together, each registering four versions one after another
+    rivals = [register(tmp_path, database_url, times=4) for _ in range(5)]
+    for process in rivals:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        numbers.extend(int(line.split()[0]) for line in out.splitlines())
     assert sorted(numbers) == list(range(1, 21))
     store = open_store(database_url, JENA)
     with store.sessions() as session:

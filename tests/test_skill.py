@@ -1,6 +1,6 @@
 """Skill on the simulated feed, out of sample: train on the months before a cut-off, score the
-month after it against the best naive forecast. Modest sizes (3-day lookback, a few epochs)
-keep these under a minute each; they can fail."""
+month after it against the best naive forecast. Modest sizes (3-day lookback, 16 units, a
+few epochs) keep these under a minute each; they can fail."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
 from forecasting.features import station_windows
 
-QUICK = ForecastParams(lookback_hours=72, epochs=4, patience=2, batch_size=128)
+QUICK = ForecastParams(lookback_hours=72, epochs=4, patience=2, batch_size=128, units=16)
 
 
 @pytest.fixture(scope="module")
