@@ -133,6 +133,18 @@ def transition_cutoffs(times: pd.DatetimeIndex, test_days: float, history_days: 
     return fits
 
 
+def days_before(text: str) -> float:
+    """A number of days before the cut-off: a negative one would train on the test days."""
+    wrong = argparse.ArgumentTypeError(f"{text!r}: days before the cut-off must be 0 or more")
+    try:
+        days = float(text)
+    except ValueError:
+        raise wrong from None
+    if not days >= 0:  # also refuses nan
+        raise wrong
+    return days
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, help="station file (default: simulated)")
@@ -151,9 +163,9 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, help="networks' window")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--network-base", choices=("blend", "ridge"))
-    parser.add_argument("--warm-after-days", type=float, default=0, metavar="N",
+    parser.add_argument("--warm-after-days", type=days_before, default=0, metavar="N",
                         help="fine-tune the networks from those of a retrain N days before")
-    parser.add_argument("--trained-days-before", type=float, default=0, metavar="N",
+    parser.add_argument("--trained-days-before", type=days_before, default=0, metavar="N",
                         help="retrain on the data up to N days before each cut-off")
     args = parser.parse_args()
     if args.quick:
