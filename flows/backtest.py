@@ -29,25 +29,29 @@ from forecasting.windows import NotEnoughData
 from registry.backtests import (RETRAIN, BacktestRun, Step, finish, finish_step, plan,
                                 start_or_resume, write_backtest_forecast)
 from registry.forecasts import read_view
-from registry.leases import LeaseBusy, held
+from registry.leases import Lease, LeaseBusy, LeaseLost, held
 from registry.store import Store, open_store
 from registry.versions import ModelVersion, champion
 
 
 @task(cache_policy=NO_CACHE, task_run_name="forecast as of {step.at:%Y-%m-%d %H:%M}")
-def forecast_step(store: Store, settings: Settings, run: BacktestRun, step: Step,
-                  version: ModelVersion | None, network: Forecaster | None) -> str:
+def forecast_step(store: Store, settings: Settings, lease: Lease, run: BacktestRun,
+                  step: Step, version: ModelVersion | None, network: Forecaster | None) -> str:
     """The day's forecast into `backtest_forecasts`, recorded as done in the same
-    transaction; a refusal (stale or missing data) is a finished step too."""
+    transaction (while this run holds the backtest's lease); a refusal (stale or missing
+    data) is a finished step too."""
     try:
         forecast = forecast_at(store, settings, step.at, version, network)
     except StaleData as refused:
         outcome = f"refused: {refused}"
         with store.sessions.begin() as session:
-            finish_step(session, run.id, step, outcome)
+            if lease.holds(session):
+                finish_step(session, run.id, step, outcome)
         return outcome
     rows = issue_rows(forecast, version, store.station, settings.intervals)
     with store.sessions.begin() as session:
+        if not lease.holds(session):
+            return "not written: the backtest's lease was lost"
         written = write_backtest_forecast(session, run.id, **rows)
         by = rows["model_name"] + (f" v{rows['model_version']}" if rows["model_version"]
                                    else "")
@@ -88,14 +92,18 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
                                   as_utc(end), timedelta(hours=retrain_every_hours),
                                   params.model_dump(mode="json"))
         triggered_by = f"backtest {run.id} ({who_started(triggered_by)})"
-        with held(store.sessions, f"backtest {run.id}", 0):
-            pending = replay(store, settings, params, run, steps, triggered_by)
+        with held(store.sessions, f"backtest {run.id}", 0,
+                  ttl=settings.lease_ttl_seconds) as lease:
+            pending = replay(store, settings, lease, params, run, steps, triggered_by)
         with store.sessions.begin() as session:
             finish(session, run.id)
             skill = verified_skill(read_view(session, "backtest_skill", backtest_id=run.id))
     except LeaseBusy as busy:
         logger.error("Not backtesting: already running (backtest %d): %s", run.id, busy)
         return Failed(message=f"not backtesting: already running (backtest {run.id}): {busy}")
+    except LeaseLost as lost:
+        logger.error("Backtest %d stopped: %s", run.id, lost)
+        return Failed(message=f"backtest {run.id} stopped: {lost}")
     finally:
         store.close()
     table = [{"horizon_hours": h, **{k: round(float(v), 3) for k, v in row.items()}}
@@ -107,8 +115,8 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
             "resumed_after": len(steps) - len(pending), "skill": table}
 
 
-def replay(store: Store, settings: Settings, params: ForecastParams, run: BacktestRun,
-           steps: list[Step], triggered_by: str) -> list[Step]:
+def replay(store: Store, settings: Settings, lease: Lease, params: ForecastParams,
+           run: BacktestRun, steps: list[Step], triggered_by: str) -> list[Step]:
     """Run the steps the backtest has not finished, in time order (the retrain points'
     fits first, in parallel); returns them."""
     logger = get_run_logger()
@@ -122,8 +130,8 @@ def replay(store: Store, settings: Settings, params: ForecastParams, run: Backte
         loaded: dict[int | None, tuple] = {}
         for number, step in enumerate(pending, len(steps) - len(pending) + 1):
             if step.kind == RETRAIN:
-                outcome = retrain_step(store, settings, params, run, step, fits.pop(step),
-                                       triggered_by, Path(work))
+                outcome = retrain_step(store, settings, lease, params, run, step,
+                                       fits.pop(step), triggered_by, Path(work))
             else:
                 with store.sessions() as session:
                     current = champion(session, run.model_name)
@@ -131,7 +139,8 @@ def replay(store: Store, settings: Settings, params: ForecastParams, run: Backte
                 if key not in loaded:
                     loaded[key] = load_model(store, settings, run.model_name,
                                              triggered_by, None, f"as of {step.at:%F}")
-                outcome = forecast_step(store, settings, run, step, *loaded[key])
+                outcome = forecast_step(store, settings, lease, run, step, *loaded[key])
+            lease.stop()
             logger.info("Step %d/%d, %s at %s: %s", number, len(steps), step.kind,
                         f"{step.at:%Y-%m-%d %H:%M}", outcome)
     return pending
@@ -151,15 +160,17 @@ def start_fits(runner: TaskRunner, store: Store, settings: Settings,
     return loaded, futures
 
 
-def retrain_step(store: Store, settings: Settings, params: ForecastParams, run: BacktestRun,
-                 step: Step, fits: tuple[tuple, list[PrefectFuture]] | NotEnoughData,
-                 triggered_by: str, workdir: Path) -> str:
+def retrain_step(store: Store, settings: Settings, lease: Lease, params: ForecastParams,
+                 run: BacktestRun, step: Step,
+                 fits: tuple[tuple, list[PrefectFuture]] | NotEnoughData, triggered_by: str,
+                 workdir: Path) -> str:
     """Gate the retrain point's candidates against the backtest's champion; the step is
     recorded as done with the registrations (or alone, when there was too little data)."""
     if isinstance(fits, NotEnoughData):
         outcome = f"not retrained: {fits}"
         with store.sessions.begin() as session:
-            finish_step(session, run.id, step, outcome)
+            if lease.holds(session):
+                finish_step(session, run.id, step, outcome)
         return outcome
     (windows, folds, _, rows), futures = fits
     outcomes = []
@@ -171,7 +182,7 @@ def retrain_step(store: Store, settings: Settings, params: ForecastParams, run: 
                         f"{len(leaderboard)} candidates, none promoted")
         finish_step(session, run.id, step, outcomes[0])
 
-    gate(store, settings, run.model_name, folds, futures, windows, rows, params,
+    gate(store, settings, lease, run.model_name, folds, futures, windows, rows, params,
          triggered_by, workdir / f"{step.at:%Y%m%dT%H%M}", then=record)
     return outcomes[0]
 

@@ -40,7 +40,7 @@ from forecasting.models.reuse import (PriorNetwork, skipped_families, warm_start
 from forecasting.scoring.gate import gate_backtest
 from forecasting.windows import NotEnoughData, Windows
 from registry.artifacts import ArtifactError, member_reference, verified_copy
-from registry.leases import LeaseBusy, held
+from registry.leases import Lease, LeaseBusy, LeaseLost, held
 from registry.observations import newest_time, read_observations
 from registry.registration import lock_model, move_orphans_aside, register_version
 from registry.store import Store
@@ -181,18 +181,22 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
 
 
 @task(cache_policy=NO_CACHE, task_run_name="register and gate")
-def register_and_gate(store: Store, settings: Settings, name: str, backtest: Backtest,
-                      rows: int, rival: ChampionScores, params: ForecastParams,
+def register_and_gate(store: Store, settings: Settings, lease: Lease, name: str,
+                      backtest: Backtest, rows: int, rival: ChampionScores,
+                      params: ForecastParams,
                       triggered_by: str,
                       then: Callable[[Session, list[dict]], None] | None = None
-                      ) -> tuple[list[dict], list]:
+                      ) -> tuple[list[dict], list] | None:
     """In one transaction under the model's lock: move aside what a crashed retrain left,
     register every candidate (an ensemble after the members it references), record the
     gate's decision on each (a winner trusted only in some horizon groups is registered
     and promoted as a composed forecast referencing it), and run `then` (a backtest
-    records its step there). A crash registers nothing; two retrains take turns."""
+    records its step there), if this run still holds its `lease` (None, nothing written,
+    when it lost it). A crash registers nothing; two retrains take turns."""
     root = settings.artifact_dir
     with store.sessions.begin() as session:
+        if not lease.holds(session):
+            return None
         lock_model(session, name)
         orphans = move_orphans_aside(session, root, name)
         now = champion(session, name)
@@ -262,12 +266,13 @@ def prior_networks(store: Store, settings: Settings, name: str, params: Forecast
     return read
 
 
-def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
+def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[FoldSplit],
          fits: list[PrefectFuture], windows: Windows, rows: int, params: ForecastParams,
          triggered_by: str, workdir: Path,
          then: Callable[[Session, list[dict]], None] | None = None) -> tuple[list[dict], str]:
     """Score the fitted folds and the champion on the same windows, then register and gate
-    the candidates; returns the leaderboard and what the backtest covered, in words."""
+    the candidates (LeaseLost, nothing registered, when this run lost its `lease`); returns
+    the leaderboard and what the backtest covered, in words."""
     logger = get_run_logger()
     backtest = Backtest.assemble(folds, [f.result() for f in fits])
     # A composed forecast falls back on best naive as the forecast flow does: its choice of
@@ -276,8 +281,11 @@ def gate(store: Store, settings: Settings, name: str, folds: list[FoldSplit],
     rival = score_champion(store, settings, name, backtest, windows, workdir)
     if rival.problem:
         logger.warning("Champion not comparable: %s", rival.problem)
-    leaderboard, orphans = register_and_gate(store, settings, name, backtest, rows, rival,
-                                             params, triggered_by, then)
+    registered = register_and_gate(store, settings, lease, name, backtest, rows, rival,
+                                   params, triggered_by, then)
+    if registered is None:
+        lease.stop()
+    leaderboard, orphans = registered
     for orphan in orphans:
         logger.warning("Moved aside %s, left by an interrupted retrain (no version row)",
                        orphan)
@@ -310,7 +318,8 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
         with held(store.sessions, f"retrain {station}", settings.retrain_wait_seconds,
                   lambda holder: logger.info("Waiting for the retrain of %s held by %s (at "
                                              "most %g s)", station, holder,
-                                             settings.retrain_wait_seconds)):
+                                             settings.retrain_wait_seconds),
+                  ttl=settings.lease_ttl_seconds) as lease:
             loaded = load_folds(store, params, until)
             if isinstance(loaded, NotEnoughData):  # Prefect logs the message, at ERROR
                 return Failed(message=f"not retraining: {loaded}")
@@ -328,12 +337,14 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
                     f for f in params.families if f not in skipped)})
                 fits = submit_fits(runner, folds, fitted, relative, Path(work),
                                    settings.tensorflow_threads, priors)
-                leaderboard, covered = gate(store, settings, name, folds, fits, windows, rows,
-                                            fitted, triggered_by, Path(work))
+                leaderboard, covered = gate(store, settings, lease, name, folds, fits,
+                                            windows, rows, fitted, triggered_by, Path(work))
                 leaderboard += [{"family": family, "decision": "skipped", "version": None,
                                  "reason": reason} for family, reason in skipped.items()]
     except LeaseBusy as busy:
         return Failed(message=f"not retraining: {busy}")
+    except LeaseLost as lost:
+        return Failed(message=f"not registering: {lost}")
     finally:
         store.close()
     create_table_artifact(key=artifact_key("retrain-leaderboard", station), table=leaderboard,

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         1800, ge=0, description="A retrain of a station that another live process is "
         "retraining waits this long for it, then fails saying who holds it (a holder that "
         "died is taken over at once).")
+    lease_ttl_seconds: float = Field(
+        150, gt=0, description="A retrain or backtest that has not renewed its lease (every "
+        "sixth of this, by the database's clock) for this long may be taken over; the frozen "
+        "holder then registers nothing. Keep it well above SQLite's 60 s busy timeout.")
     stale_forecast_hours: float = Field(
         26, gt=0, description="`sensorcast status` calls a station stale (exit 1) when its "
         "last issued forecast is older than this (a daily forecast, and two hours' grace).")

@@ -10,13 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulate_station
-from registry.leases import LeaseBusy, held
+from registry.leases import LeaseBusy, LeaseRow, held
 from registry.store import open_store
 from tests.conftest import SMALL, station
 
@@ -141,3 +143,86 @@ def test_a_backtest_started_again_while_it_runs_is_refused_in_one_line(prefect_h
                                "--family", "blend")
     assert "already running (backtest 1)" in error
     assert f"held by process {os.getpid()}" in error
+
+
+def versions(data: Path) -> list[str]:
+    with sqlite3.connect(data / "sensorcast.db") as connection:
+        return [f"{family} v{version}" for family, version in connection.execute(
+            "select family, version from model_versions order by version")]
+
+
+def test_a_retrain_frozen_past_its_lease_is_taken_over_and_registers_nothing(
+        prefect_harness, fed):
+    """Retrain 1 is frozen (SIGSTOP) while it fits; retrain 2 takes its lease over after the
+    ttl and registers; retrain 1, resumed, finds its lease gone and stops with one line."""
+    ttl = {"SENSORCAST_LEASE_TTL_SECONDS": "3"}
+    command, env = cli(fed, "retrain", "--family", "blend", "--family", "gru")
+    first = subprocess.Popen(command, env={**env, **ttl}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while lease_row(fed) is None and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGSTOP)  # its network-fitting child goes on
+    try:
+        assert lease_row(fed)[1] == first.pid
+        command, env = cli(fed, "retrain", "--family", "blend")
+        started = time.monotonic()
+        second = subprocess.run(command, env={**env, **ttl}, capture_output=True, text=True,
+                                timeout=300)
+        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+        assert "Waiting for the retrain of jena held by process" in second.stderr
+        assert time.monotonic() - started >= 3  # not taken before the ttl
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=300)
+    registered = versions(fed)
+    assert registered and all(v.startswith(("blend", "composed")) for v in registered)
+    assert "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "lost the lease" in errors[0], err[-2000:]
+    assert "nothing was registered" in errors[0] and first.returncode != 0
+
+
+def test_a_live_holder_in_another_pid_namespace_with_the_same_host_name_keeps_its_lease(
+        tmp_path):
+    """Containers on host networking share the host name, not process numbers: a holder
+    whose process number means nothing here is freed by its ttl alone."""
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}", JENA)
+    now = datetime.now(UTC)
+    with store.sessions.begin() as session:
+        session.add(LeaseRow(name=NAME, host=socket.gethostname(),
+                             machine="another-boot pid:[4026530000]", pid=1,
+                             process_started=1.0, taken_at=now, renewed_at=now))
+    with pytest.raises(LeaseBusy, match="held by process 1 on"):
+        with held(store.sessions, NAME, 1, ttl=60, poll_seconds=0.1):
+            pass
+    started = time.monotonic()
+    with held(store.sessions, NAME, 10, ttl=2, poll_seconds=0.1):  # its ttl passes
+        assert time.monotonic() - started >= 0.9
+        assert lease_row(tmp_path, "db.sqlite")[1] == os.getpid()
+    store.close()
+
+
+def test_lease_times_are_the_databases_so_a_host_whose_clock_runs_ahead_takes_nothing_early(
+        tmp_path, monkeypatch):
+    """A host whose clock runs an hour ahead neither stamps its renewals an hour ahead nor
+    takes over a live holder on another host that renewed a moment ago."""
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}", JENA)
+    with held(store.sessions, "other", 1):  # renewed by the database's clock just now
+        with store.sessions.begin() as session:
+            session.execute(update(LeaseRow).values(host="elsewhere", pid=1))
+
+        class Ahead(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return datetime.now(tz) + timedelta(hours=1)
+
+        monkeypatch.setattr("registry.leases.datetime", Ahead)
+        with pytest.raises(LeaseBusy, match="held by process 1 on elsewhere"):
+            with held(store.sessions, "other", 0.5, ttl=60, poll_seconds=0.1):
+                pass
+        with held(store.sessions, NAME, 1):
+            with store.sessions() as session:
+                stamped = session.get(LeaseRow, NAME).renewed_at
+            assert abs(stamped - datetime.now(UTC)) < timedelta(seconds=5)
+    store.close()

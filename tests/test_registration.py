@@ -18,6 +18,7 @@ from forecasting.features import station_windows
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
 from registry.champions import promote_version
+from registry.leases import held
 from registry.registration import inconsistencies
 from registry.store import open_store
 from registry.versions import champion, list_events, list_versions
@@ -121,7 +122,9 @@ def test_a_champion_promoted_by_hand_during_a_retrain_is_not_overridden(small_ba
     params, result = small_backtest
     settings = Settings(data_dir=tmp_path)
     store = open_store(settings.db_url, JENA)
-    register_and_gate.fn(store, settings, "t", result, 100, ChampionScores(None), params, "test")
+    with held(store.sessions, "retrain t", 0) as lease:
+        register_and_gate.fn(store, settings, lease, "t", result, 100, ChampionScores(None),
+                             params, "test")
     with store.sessions.begin() as session:
         scored, other = [v for v in list_versions(session, "t") if v.family in params.families]
         promote_version(session, settings.artifact_dir, "t", scored.version, "first", "cli")
@@ -130,8 +133,9 @@ def test_a_champion_promoted_by_hand_during_a_retrain_is_not_overridden(small_ba
         promote_version(session, settings.artifact_dir, "t", other.version, "by hand", "cli")
     weak = Scores(tuple(99.0 for _ in range(params.horizon_steps)),
                   result.scores("best_naive").windows)  # easy to beat
-    second, _ = register_and_gate.fn(store, settings, "t", result, 100,
-                                     ChampionScores(scored, weak, [0, 1]), params, "test")
+    with held(store.sessions, "retrain t", 0) as lease:
+        second, _ = register_and_gate.fn(store, settings, lease, "t", result, 100,
+                                         ChampionScores(scored, weak, [0, 1]), params, "test")
     with store.sessions() as session:
         assert champion(session, "t").id == other.id
         events = list_events(session, "t")[-2:]
