@@ -44,7 +44,7 @@ def main() -> None:
         from flows.ingest import ingest
         from flows.settings import Settings
         from forecasting.station.simulate import simulate_station
-        from registry.ingestion import ingest_and_archive
+        from registry.dropfolder import ingest_and_archive
         from registry.store import open_store
 
         frame = simulate_station("2024-03-01", max(args.days) + 1, seed=3)

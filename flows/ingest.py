@@ -15,8 +15,8 @@ from sqlalchemy.exc import OperationalError
 
 from flows.network import artifact_key, database_refusals, map_over_store, outcome
 from flows.settings import Settings, run_name, settings_from
-from registry.ingestion import (IngestSummary, files_to_ingest, ingest_and_archive,
-                                quarantine_examples)
+from registry.dropfolder import files_to_read, ingest_and_archive
+from registry.ingestion import IngestSummary, printable, quarantine_examples
 from registry.store import Store
 
 
@@ -37,23 +37,26 @@ def ingest_one(store: Store, path: Path, chunk_rows: int, done: Path | None) -> 
     """Validate and store one file (then move it to `done`, if given, once all its rows are
     stored); bad rows go to quarantine, a file that is not the station's CSV is refused on
     its own (the others go on). A database that refuses the writes fails the file in one
-    line (nothing of it is stored: one transaction a chunk)."""
+    line (nothing of it is stored: one transaction a chunk); so does a file system error
+    about this file, never costing the other files theirs."""
     try:
         return ingest_and_archive(store, path, chunk_rows, done)
     except OperationalError as exc:
         if busy(exc):
             raise  # retried
-        return IngestSummary(str(path), "", "failed",
+        return IngestSummary(printable(path), "", "failed",
                              message=f"the database refused: {exc.orig}")
+    except OSError as exc:
+        return IngestSummary(printable(path), "", "failed", message=f"{exc.strerror or exc}")
 
 
 def ingest_source(store: Store, source: Path, chunk_rows: int, done: Path | None,
                   one: Callable[[Store, Path, int, Path | None], IngestSummary]
                   = ingest_and_archive) -> tuple[list[IngestSummary], list[Path]]:
     """Ingest every CSV file of `source` (a file or a folder) with `one`, moving those fully
-    stored to `done` if given: each file's summary, and the entries refused because they
-    point outside the folder."""
-    files, refused = files_to_ingest(source)
+    stored to `done` if given (and reading again those archived there that changed since):
+    each file's summary, and the entries refused because they point outside the folder."""
+    files, refused = files_to_read(store, source, done)
     return [one(store, f, chunk_rows, done) for f in files], refused
 
 
@@ -66,9 +69,19 @@ def describe(summary: IngestSummary) -> str:
     if s.status == "skipped":
         return f"{s.source}: skipped: {s.message}{moved}"
     ignored = f"; ignored columns: {', '.join(s.extra_columns)}" if s.extra_columns else ""
+    ignored += f"; {s.message}" if s.message else ""
     return (f"{s.source}: {s.status}, {s.rows_read} read, {s.rows_inserted} inserted, "
             f"{s.rows_present} already present, {s.rows_quarantined} quarantined; newest "
             f"{s.newest_observation}{ignored}{moved}")
+
+
+def archive_warning(summaries: list[IngestSummary]) -> str | None:
+    """One line for every stored file that could not be moved (None if none)."""
+    stuck = [s for s in summaries if s.archive_problem]
+    if not stuck:
+        return None
+    return (f"{len(stuck)} file(s) stored but left in place: {stuck[0].archive_problem}; "
+            f"their rows are all stored, and the next run skips them by content")
 
 
 def refusal(entry: Path) -> str:
@@ -92,6 +105,8 @@ def ingest_station(station: str, store: Store, settings: Settings, path: Path | 
     logger.info("Found %d file(s) in %s", len(summaries), source)
     for entry in refused:
         logger.error(refusal(entry))
+    if warning := archive_warning(summaries):
+        logger.warning(warning)
     for s in summaries:
         if s.status in ("refused", "failed"):
             logger.error(describe(s))

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,6 +93,16 @@ class Settings(BaseSettings):
         "by more than this (relative) overall or in any horizon group.")
     monitor_min_issues: int = Field(7, gt=0, description="Verified issues the monitor needs "
                                     "in the period before it judges.")
+
+    @field_validator("ingested_folder")
+    @classmethod
+    def _inside_the_drop_folder(cls, folder: str) -> str:
+        """Files move only within their drop folder: never to an absolute path or up."""
+        if folder and (Path(folder).is_absolute() or ".." in Path(folder).parts
+                       or Path(folder) == Path(".")):
+            raise ValueError(f"{folder!r} must be a folder inside the drop folder (e.g. "
+                             "'done'), not an absolute path, '.' or one going up with '..'")
+        return folder
 
     @classmethod
     def settings_customise_sources(

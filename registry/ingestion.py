@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,10 +42,7 @@ class IngestSummary:
     newest_observation: datetime | None = None
     message: str = ""
     archived_to: str = ""  # where a drop-folder file went once all its rows were stored
-
-# A file changed this recently may still be being written: it stays in the drop folder.
-SETTLE_SECONDS = 60
-
+    archive_problem: str = ""  # why a fully stored drop-folder file could not be moved
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -53,57 +50,6 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def files_to_ingest(path: Path) -> tuple[list[Path], list[Path]]:
-    """(files to ingest, entries refused): a file, or the `*.csv` files of a drop folder in
-    name order. A folder entry that resolves outside the folder (a symlink elsewhere) is
-    refused, so what lands in the drop folder cannot make the job read other files."""
-    path = Path(path)
-    if path.is_dir():
-        inside = path.resolve()
-        entries = sorted(p for p in path.glob("*.csv") if p.is_file())
-        escaping = [p for p in entries if not p.resolve().is_relative_to(inside)]
-        return [p for p in entries if p not in escaping], escaping
-    if path.exists() and not path.is_file():
-        raise OSError(f"{path} is not a regular file (a FIFO, device or socket?); ingest a "
-                      "CSV file or a folder of them")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    return [path], []
-
-
-def ingest_and_archive(store: Store, path: Path, chunk_rows: int, done: Path | None
-                       ) -> IngestSummary:
-    """`ingest_file`, then, with `done`, move the file there (`archive`) when every row of it
-    is stored (complete, or already ingested), so the next run reads only new files."""
-    seen = path.stat() if done else None
-    summary = ingest_file(store, path, chunk_rows)
-    if done and summary.status in ("complete", "skipped"):
-        moved = archive(path, done, seen, datetime.now(UTC))
-        if moved:
-            summary = replace(summary, archived_to=str(moved))
-    return summary
-
-
-def archive(path: Path, done: Path, seen: os.stat_result, now: datetime,
-            settle_seconds: float = SETTLE_SECONDS) -> Path | None:
-    """Move an ingested file into `done/<UTC date>/`, unless it changed since `seen` (its
-    state before the ingest) or within `settle_seconds` (its writer may not be finished):
-    such a file stays, and a later run skips it by content and moves it then. Never
-    deleted, never overwritten: a name already there gets a numbered suffix."""
-    now_stat = path.stat()
-    if ((now_stat.st_size, now_stat.st_mtime_ns) != (seen.st_size, seen.st_mtime_ns)
-            or now.timestamp() - now_stat.st_mtime < settle_seconds):
-        return None
-    folder = done / f"{now:%Y-%m-%d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    target, n = folder / path.name, 0
-    while target.exists():
-        n += 1
-        target = folder / f"{path.stem}.{n}{path.suffix}"
-    os.replace(path, target)
-    return target
 
 
 def printable(path: Path) -> str:

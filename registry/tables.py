@@ -16,8 +16,8 @@ from contextlib import closing
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import Column, Connection, Float, ForeignKey, MetaData, String, Table, Text
-from sqlalchemy import UniqueConstraint, select
+from sqlalchemy import (BigInteger, Column, Connection, Float, ForeignKey, MetaData, String,
+                        Table, Text, UniqueConstraint, select)
 from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as POSTGRESQL_RESERVED
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,6 +68,20 @@ class IngestRun(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[utc_time]
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ArchivedFile(Base):
+    """A drop-folder file moved to the ingested folder, with its size and modification time
+    as ingested: one that changes after its move (a writer still held it open) is read
+    again, for `ingestion.WATCH_DAYS`."""
+
+    __tablename__ = "archived_files"
+
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    station: Mapped[station_key]
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    archived_at: Mapped[utc_time] = mapped_column(index=True)
 
 
 class QuarantinedRow(Base):

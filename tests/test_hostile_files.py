@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from forecasting.station.csvfile import MAX_LINE_BYTES
 from forecasting.station.schema import JENA
-from registry.ingestion import files_to_ingest, ingest_file
+from registry.dropfolder import files_to_ingest
+from registry.ingestion import ingest_file
 from registry.store import open_store
 from tests.conftest import JENA_HEADER, JENA_SAMPLE
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from forecasting.station.schema import JENA
@@ -40,7 +42,6 @@ def test_fully_stored_files_leave_the_drop_folder_so_a_run_reads_only_new_ones(
     written in the last minute (its writer may not be done), stay."""
     import os
     import time
-    from datetime import UTC, datetime
 
     from flows.ingest import ingest
 
@@ -56,8 +57,10 @@ def test_fully_stored_files_leave_the_drop_folder_so_a_run_reads_only_new_ones(
 
     first = ingest(data_dir=str(data), return_state=True)
     assert first.is_failed()  # bad.csv is refused, the others go on
-    done = drop / "done" / f"{datetime.now(UTC):%Y-%m-%d}"
-    assert sorted(p.name for p in done.iterdir()) == ["a.csv", "b.csv"]
+    def archived() -> list[str]:  # under done/<UTC date>/, whichever dates the runs saw
+        return sorted(p.name for p in (drop / "done").glob("*/*"))
+
+    assert archived() == ["a.csv", "b.csv"]
     assert sorted(p.name for p in drop.glob("*.csv")) == ["bad.csv", "fresh.csv"]
 
     (drop / "bad.csv").unlink()  # the operator removes it
@@ -68,9 +71,11 @@ def test_fully_stored_files_leave_the_drop_folder_so_a_run_reads_only_new_ones(
     # fresh.csv was stored by the first run, but stayed: now it only moves
     assert [(r["file"], r["status"]) for r in second] == [("a.csv", "skipped"),
                                                           ("fresh.csv", "skipped")]
-    assert second[0]["archived_to"].endswith("a.1.csv")
-    assert sorted(p.name for p in done.iterdir()) == ["a.1.csv", "a.csv", "b.csv",
-                                                      "fresh.csv"]
+    moved = Path(second[0]["archived_to"])  # a name already there gets a suffix
+    (first_a,) = [p for p in (drop / "done").glob("*/a.csv") if p != moved]
+    assert moved.exists() and (moved.name == "a.1.csv") == (first_a.parent == moved.parent)
+    assert archived() in (["a.1.csv", "a.csv", "b.csv", "fresh.csv"],  # the same day
+                          ["a.csv", "a.csv", "b.csv", "fresh.csv"])  # across UTC midnight
     assert ingest(data_dir=str(data))["jena"] == []  # nothing new: no file read, no task
 
 

@@ -38,18 +38,19 @@ def ingest(
 def _ingest_station(settings: Settings, store, path: Path | None) -> int:
     """Ingest one station's files, saying each file's outcome as the flow's log does;
     returns how many were refused or failed."""
-    from flows.ingest import describe, ingest_source, refusal
+    from flows.ingest import archive_warning, describe, ingest_source, refusal
 
     source = path or settings.drop_dir(store.station.name)
+    done = None if path else settings.done_dir(store.station.name)
     try:
-        summaries, refused = ingest_source(
-            store, source, settings.chunk_rows,
-            None if path else settings.done_dir(store.station.name))
+        summaries, refused = ingest_source(store, source, settings.chunk_rows, done)
     except OSError as exc:
         fail(str(exc))
     prefix = f"{store.station.name}: " if len(settings.stations) > 1 else ""
     for entry in refused:
         typer.echo(prefix + refusal(entry), err=True)
+    if warning := archive_warning(summaries):
+        typer.echo(f"{prefix}warning: {warning}", err=True)
     for s in summaries:
         typer.echo(prefix + describe(s), err=s.status in ("refused", "failed"))
     if not summaries and not refused:
