@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from registry.ingestion import IngestSummary, file_sha256, ingest_file, printable
 from registry.store import Store
-from registry.tables import ArchivedFile
+from registry.tables import ArchivedFile, IngestRun
 
 # A file changed this recently may still be being written: it stays in the drop folder.
 SETTLE_SECONDS = 60
@@ -175,3 +175,22 @@ def changed_archives(store: Store, done: Path) -> list[Path]:
                     row.size, row.mtime_ns):
                 changed.append(path)
     return changed
+
+
+def waiting(session: Session, station: str, drop: Path) -> list[Path]:
+    """The drop folder's files whose content is not all stored yet (one just ingested but
+    not moved, e.g. still settling, is not waiting)."""
+    if not drop.is_dir():
+        return []
+    files, _ = files_to_ingest(drop)
+    stored = set(session.scalars(select(IngestRun.sha256).where(
+        IngestRun.station == station, IngestRun.status == "complete")))
+    unread = []
+    for path in files:
+        try:
+            if file_sha256(path) in stored:
+                continue
+        except OSError:
+            pass
+        unread.append(path)
+    return unread

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from registry.forecasts import ForecastRunRow
 from registry.observations import newest_time
 from registry.tables import IngestRun, QuarantinedRow
-from registry.versions import CHAMPION, ModelAliasRow, PromotionEventRow, champion
+from registry.versions import (CHAMPION, ModelAliasRow, ModelVersionRow, PromotionEventRow,
+                               champion)
 
 
 RETRAIN_DECISIONS = ("promoted", "rejected")  # what a retrain records on each candidate
@@ -31,7 +32,7 @@ class StationStatus:
     newest_observation: datetime | None
     champion: str | None  # "jena/t_degc_24h v4 (ridge)"
     champion_since: datetime | None
-    last_forecast: datetime | None  # when the newest issued forecast was written
+    last_forecast: datetime | None  # the newest time a forecast was issued for (its as-of)
     last_forecast_by: str | None
     last_runs: dict[str, LastRun]  # "ingest", "retrain", "forecast"
     quarantined_last_day: int
@@ -44,7 +45,7 @@ def station_status(session: Session, observations: Table, station: str, model_na
     issued = session.scalars(
         select(ForecastRunRow).where(ForecastRunRow.station == station,
                                      ForecastRunRow.status == "issued")
-        .order_by(ForecastRunRow.created_at.desc(), ForecastRunRow.id.desc()).limit(1)).first()
+        .order_by(ForecastRunRow.issued_at.desc(), ForecastRunRow.id.desc()).limit(1)).first()
     runs = {}
     ingest = session.scalars(select(IngestRun).where(IngestRun.station == station)
                              .order_by(IngestRun.id.desc()).limit(1)).first()
@@ -55,7 +56,7 @@ def station_status(session: Session, observations: Table, station: str, model_na
                                         PromotionEventRow.decision.in_(RETRAIN_DECISIONS))
         .order_by(PromotionEventRow.id.desc()).limit(1)).first()
     if event:
-        runs["retrain"] = LastRun(event.created_at, event.decision)
+        runs["retrain"] = LastRun(event.created_at, retrain_outcome(session, event))
     forecast = session.scalars(
         select(ForecastRunRow).where(ForecastRunRow.station == station)
         .order_by(ForecastRunRow.id.desc()).limit(1)).first()
@@ -72,8 +73,25 @@ def station_status(session: Session, observations: Table, station: str, model_na
     return StationStatus(
         station, newest_time(session, observations, until=now),
         f"{model_name} v{current.version} ({current.family})" if current else None,
-        alias.updated_at if alias else None, issued.created_at if issued else None, by, runs,
+        alias.updated_at if alias else None, issued.issued_at if issued else None, by, runs,
         int(quarantined or 0))
+
+
+def retrain_outcome(session: Session, newest: PromotionEventRow) -> str:
+    """What the retrain that recorded `newest` decided: `promoted <family> v<n>` when it
+    promoted any of its candidates (their versions share its cut-off and its minute), else
+    the newest decision."""
+    cutoff = session.scalar(select(ModelVersionRow.train_end).where(
+        ModelVersionRow.id == newest.candidate_version_id))
+    promoted = session.execute(
+        select(ModelVersionRow.family, ModelVersionRow.version)
+        .join(PromotionEventRow, PromotionEventRow.candidate_version_id == ModelVersionRow.id)
+        .where(PromotionEventRow.model_name == newest.model_name,
+               PromotionEventRow.decision == "promoted",
+               PromotionEventRow.created_at >= newest.created_at - timedelta(minutes=1),
+               ModelVersionRow.train_end == cutoff)
+        .order_by(PromotionEventRow.id.desc()).limit(1)).first()
+    return f"promoted {promoted[0]} v{promoted[1]}" if promoted else newest.decision
 
 
 def stale_reasons(status: StationStatus, max_data_age: timedelta, max_forecast_age: timedelta,
@@ -88,8 +106,8 @@ def stale_reasons(status: StationStatus, max_data_age: timedelta, max_forecast_a
     if status.last_forecast is None:
         reasons.append("no forecast issued")
     elif now - status.last_forecast > max_forecast_age:
-        reasons.append(f"last forecast issued {age(now - status.last_forecast)} ago (more "
-                       f"than {age(max_forecast_age)})")
+        reasons.append(f"newest forecast is as of {age(now - status.last_forecast)} ago "
+                       f"(more than {age(max_forecast_age)})")
     return reasons
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, inspect, select
 from sqlalchemy.orm import sessionmaker
 
 from forecasting.station.schema import StationSchema
@@ -13,7 +13,7 @@ from forecasting.station.network import station_named
 from registry import backtests, leases, versions  # noqa: F401  (registers their tables)
 from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views
-from registry.tables import create_tables, observation_table
+from registry.tables import StationRow, create_tables, observation_table
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,22 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(database_url: str, stations: StationSchema | Sequence[StationSchema]) -> Store:
+def open_store(database_url: str, stations: StationSchema | Sequence[StationSchema],
+               read_only: bool = False) -> Store:
     """Connect, create any missing tables, migrate an older database and record the
-    stations (idempotent); the store is seen from the first station."""
+    stations (idempotent); the store is seen from the first station. `read_only` changes
+    nothing: it only checks that the database holds sensorcast's tables (ValueError)."""
     stations = (stations,) if isinstance(stations, StationSchema) else tuple(stations)
     engine = make_engine(database_url)
     try:
-        with schema_transaction(engine) as connection:
-            grew = create_tables(connection, stations)
-            create_forecast_views(connection, rebuild=grew)
+        if read_only:
+            if not inspect(engine).has_table(StationRow.__tablename__):
+                raise ValueError(f"{engine.url.database} holds no sensorcast tables; nothing "
+                                 "was changed")
+        else:
+            with schema_transaction(engine) as connection:
+                grew = create_tables(connection, stations)
+                create_forecast_views(connection, rebuild=grew)
     except Exception:
         engine.dispose()
         raise

@@ -16,7 +16,9 @@ def run() -> None:
     """The `sensorcast` command: the app, with database refusals (read-only file, full disk,
     server down) as one line instead of a traceback. Each write is one transaction, so
     nothing stored is lost or half-written: re-run once the cause is fixed."""
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    from flows.cli.common import DAMAGED_EXIT, opened_database
 
     # Typer's own copy of click (pinned Typer): its usage errors, raised here rather than
     # drawn as a box of several lines.
@@ -41,4 +43,8 @@ def run() -> None:
         typer.echo(f"error: the database refused: {exc.orig}; nothing stored was lost or "
                    "half-written, re-run once that is fixed", err=True)
         raise SystemExit(2) from None
+    except DatabaseError as exc:  # a bad header, a truncated file, garbage mid-file
+        typer.echo(f"error: {opened_database.get()} is damaged or not a sensorcast database "
+                   f"({exc.orig}); nothing was changed", err=True)
+        raise SystemExit(DAMAGED_EXIT) from None
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -4,9 +4,11 @@ home and running a flow."""
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 
 import typer
+from sqlalchemy.engine import make_url
 
 from flows.logs import drop_temporary_server_notices
 from flows.settings import Settings
@@ -17,9 +19,12 @@ def local_prefect_api() -> str:
     return f"http://127.0.0.1:{os.environ.get('PREFECT_PORT') or 4200}/api"
 
 
-def fail(message: str) -> None:
+DAMAGED_EXIT = 3  # the database is damaged or not sensorcast's (1 is `status`'s "stale")
+
+
+def fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def run_flow(flow, **parameters):
@@ -62,26 +67,49 @@ def writable(folder: Path, what: str) -> None:
 
 
 def settings_store(settings: Settings, read_only: bool = False):
-    """The store; a read-only command on a data directory it cannot write opens the SQLite
-    file read-only (SQLite could not create its WAL files there). Other commands first check
-    that they can write."""
+    """The store. A read-only command never creates or changes a database: a SQLite file is
+    opened read-only (reading its write-ahead log, so what is committed is what it sees),
+    and a missing or empty one is refused. Other commands first check that they can
+    write."""
     from flows.network import unlisted_warning
     from registry.store import open_store
 
     url = settings.db_url
-    if read_only and settings.database_url is None and not os.access(settings.data_dir,
-                                                                      os.W_OK):
-        url = (f"sqlite:///file:{(settings.data_dir / 'sensorcast.db').resolve()}"
-               "?mode=ro&immutable=1&uri=true")
+    opened_database.set(database_name(settings))
+    if read_only and make_url(url).get_backend_name() == "sqlite":
+        url = read_only_sqlite(Path(make_url(url).database))
     elif not read_only:
         writable(settings.data_dir, "the data directory")
     try:
-        store = open_store(url, settings.stations)
+        store = open_store(url, settings.stations, read_only=read_only)
     except (ValueError, OSError) as exc:
         fail(str(exc))
     if names := store.unlisted():
         typer.echo(f"warning: {unlisted_warning(names)}", err=True)
     return store
+
+
+# The database a command opened, for a refusal raised where the settings are not at hand.
+opened_database: ContextVar[str] = ContextVar("opened_database", default="the database")
+
+
+def database_name(settings: Settings) -> str:
+    """The database, in words: a SQLite file's path, or a server URL without its password."""
+    url = make_url(settings.db_url)
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)
+
+
+def read_only_sqlite(path: Path) -> str:
+    """The URL that opens an existing SQLite file read-only; a missing or empty file is
+    refused in one line (opening it would create a database)."""
+    if not path.is_file():
+        fail(f"no database at {path}: ingest data first (nothing was created)")
+    if path.stat().st_size == 0:
+        fail(f"{path} is empty, not a sensorcast database; nothing was written",
+             DAMAGED_EXIT)
+    return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
 
 
 def chosen_stations(settings: Settings, station: str | None, one: bool = False) -> tuple:

@@ -17,10 +17,11 @@ from flows.settings import Settings
 def status(ctx: typer.Context, station: StationOption = None) -> None:
     """Per station: newest observation and its age, champion and since when, last forecast
     and its age, the last run of ingest, retrain and forecast, files waiting in the drop
-    folder, rows quarantined in the last day. Exits 1 when a station's newest observation
+    folder (not yet stored), rows quarantined in the last day. Exits 1 when a station's newest observation
     is older than `forecast.max_data_age_minutes` or its last forecast older than
     `stale_forecast_hours`."""
     from forecasting.config import model_name
+    from registry.dropfolder import waiting
     from registry.status import stale_reasons, station_status
 
     settings: Settings = ctx.obj
@@ -32,13 +33,13 @@ def status(ctx: typer.Context, station: StationOption = None) -> None:
             with mine.sessions() as session:
                 s = station_status(session, mine.observations, schema.name,
                                    model_name(schema, settings.forecast), now)
-            drop = settings.drop_dir(schema.name)
-            waiting = len(list(drop.glob("*.csv"))) if drop.is_dir() else 0
+                drop = settings.drop_dir(schema.name)
+                unread = len(waiting(session, schema.name, drop))
             reasons = stale_reasons(
                 s, timedelta(minutes=settings.forecast.max_data_age_minutes),
                 timedelta(hours=settings.stale_forecast_hours), now)
             stale += bool(reasons)
-            echo_status(schema.name, s, waiting, drop, reasons, now)
+            echo_status(schema.name, s, unread, drop, reasons, now)
     finally:
         store.close()
     if stale:
