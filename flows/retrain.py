@@ -244,26 +244,26 @@ def submit_fits(runner: TaskRunner, folds: list[FoldSplit], params: ForecastPara
 @task(cache_policy=NO_CACHE, task_run_name="prior networks")
 def prior_networks(store: Store, settings: Settings, name: str, params: ForecastParams,
                    folds: list[FoldSplit], workdir: Path) -> list[PriorNetwork]:
-    """The registered networks of `name` this retrain may skip a family for or fine-tune
-    from (`forecasting.models.reuse`), those it needs read from verified private copies;
-    one whose files fail verification is not reused, with a warning."""
+    """The registered networks of `name` (`forecasting.models.reuse`): all of them count
+    for the cadence; those the skip and warm-start rules need are read from verified
+    private copies, and one whose files fail verification is not reused, with a warning."""
     with store.sessions() as session:
         rows = [v for v in list_versions(session, name) if v.family in NETWORKS]
     priors = [PriorNetwork(v.family, f"{name} v{v.version}", v.train_end, v.params)
               for v in rows]
     needed = worth_reading(priors, params, [fold.cutoff for fold in folds])
     versions = {f"{name} v{v.version}": v for v in rows}
-    read = []
+    read = {}
     for prior in needed:
         version = versions[prior.label]
         try:
             copy = verified_copy(version.artifact_path, version.artifact_sha256, prior.label,
                                  settings.artifact_dir, workdir / "prior" / f"v{version.version}")
-            read.append(replace(prior, training=read_meta(copy).get("training", {}),
-                                directory=copy))
+            read[prior.label] = replace(prior, training=read_meta(copy).get("training", {}),
+                                        directory=copy)
         except (ArtifactError, OSError, ValueError) as exc:
             get_run_logger().warning("Not reusing %s: %s", prior.label, exc)
-    return read
+    return [read.get(p.label, p) for p in priors]  # every one counts for the cadence
 
 
 def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[FoldSplit],

@@ -72,7 +72,10 @@ def test_a_family_that_kept_its_base_three_times_is_skipped_and_not_registered(
 
 
 def test_a_network_fitted_less_than_its_cadence_ago_is_skipped_until_due(
-        prefect_harness, tmp_path):
+        prefect_harness, tmp_path, monkeypatch):
+    """Even with warm starts and the kept-base rule off, which read no network files."""
+    monkeypatch.setenv("SENSORCAST_FORECAST__NETWORK_REFRESH_DAYS", "0")
+    monkeypatch.setenv("SENSORCAST_FORECAST__SKIP_AFTER_KEPT_BASE", "0")
     frame, store, params = blend_and_gru(tmp_path)
     register_grus(store, tmp_path, frame, params, [10])  # 3 days before the newest cut-off
     board = retrain_small(data_dir=str(tmp_path), families=["blend", "gru"])

@@ -52,6 +52,16 @@ def test_a_network_family_is_fitted_again_only_when_its_cadence_is_due():
     assert skipped_families([], PARAMS, pd.Timestamp("2024-03-06")) == {}  # none yet
 
 
+def test_a_network_trained_after_the_cut_off_neither_skips_nor_delays_a_retrain_of_the_past():
+    """A retrain with `until` in the past judges by what was registered before its cut-off:
+    a network trained later does not make the family 'not due' or 'kept its base'."""
+    later = [prior("gru", v, f"2024-06-0{v}") for v in (1, 2, 3)]
+    assert skipped_families(later, PARAMS, pd.Timestamp("2024-03-10")) == {}
+    before = prior("gru", 4, "2024-03-08", kept_base=False)
+    skipped = skipped_families([*later, before], PARAMS, pd.Timestamp("2024-03-10"))
+    assert "m v4 was trained on data up to 2024-03-08" in skipped["gru"]
+
+
 def test_the_only_fitted_family_is_never_skipped():
     alone = PARAMS.model_copy(update={"families": ("gru", "ensemble")})
     priors = [prior("gru", v, f"2024-03-0{v}") for v in (1, 2, 3)]

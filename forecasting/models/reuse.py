@@ -57,14 +57,15 @@ def newest_first(priors: list[PriorNetwork], family: str, params: ForecastParams
 def skipped_families(priors: list[PriorNetwork], params: ForecastParams,
                      cutoff: pd.Timestamp) -> dict[str, str]:
     """The network families not to fit at a retrain whose newest cut-off is `cutoff`, with
-    the reason: the last `skip_after_kept_base` registered versions of the family (same
-    settings) all kept their base, and the newest of them is less than
+    the reason, judged on the versions trained on data up to `cutoff` (a retrain of the
+    past ignores later ones): the last `skip_after_kept_base` registered versions of the
+    family (same settings) all kept their base, and the newest of them is less than
     `network_refresh_days` old; or the newest was trained less than `network_every_days`
     before (not due yet). At least one family other than the ensemble is fitted."""
     cutoff = naive_utc(cutoff)
     skipped = {}
     for family in (f for f in params.families if f in NETWORKS):
-        mine = newest_first(priors, family, params)
+        mine = [p for p in newest_first(priors, family, params) if p.train_end <= cutoff]
         reason = kept_base_reason(mine, params, cutoff) or not_due_reason(mine, params, cutoff)
         if reason:
             skipped[family] = reason
