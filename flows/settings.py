@@ -20,10 +20,17 @@ from pydantic_settings import (
 
 from forecasting.config import ForecastParams
 from forecasting.station.network import Site, load_stations, shared_drop_dirs, station_named
-from forecasting.station.schema import JENA, StationSchema, load_station
+from forecasting.station.schema import JENA, StationSchema, load_station, read_toml
 
 if TYPE_CHECKING:  # Prefect reads its settings when imported: the CLI sets them first
     from prefect.task_runners import TaskRunner
+
+
+class BoundedToml(TomlConfigSettingsSource):
+    """`sensorcast.toml`, read only if it is a regular file of a sane size."""
+
+    def _read_file(self, file_path: Path) -> dict:
+        return read_toml(file_path, "settings file")
 
 
 class Settings(BaseSettings):
@@ -113,7 +120,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, BoundedToml(settings_cls))
 
     @property
     def db_url(self) -> str:

@@ -85,6 +85,9 @@ class BacktestRun:
     done: frozenset[Step]
 
 
+MAX_STEPS = 20_000  # 50 years of daily forecasts and weekly retrains
+
+
 def plan(start: datetime, end: datetime, retrain_every: timedelta) -> list[Step]:
     """What the scheduler would have run from `start` to `end`: a retrain at `start` and
     every `retrain_every` after, and a forecast each day at `start`'s time of day, each
@@ -94,6 +97,12 @@ def plan(start: datetime, end: datetime, retrain_every: timedelta) -> list[Step]
                          f"({start:%Y-%m-%d %H:%M})")
     if retrain_every <= timedelta(0):
         raise ValueError(f"retrain_every must be positive, not {retrain_every}")
+    steps = (end - start) // timedelta(days=1) + (end - start) // retrain_every + 2
+    if steps > MAX_STEPS:
+        raise ValueError(f"the backtest would plan {steps:,} steps (a retrain every "
+                         f"{retrain_every} and a forecast a day from {start:%Y-%m-%d} to "
+                         f"{end:%Y-%m-%d}); at most {MAX_STEPS:,}: shorten it or retrain "
+                         "less often")
     moments = {Step(FORECAST, start + timedelta(days=k))
                for k in range((end - start) // timedelta(days=1) + 1)}
     moments |= {Step(RETRAIN, start + k * retrain_every)

@@ -288,3 +288,30 @@ def test_a_read_only_data_directory_is_read_and_writes_are_refused_in_one_line(
                 assert "0 version(s)" in out and not err
     finally:
         subprocess.run(["chattr", "-R", "-i", str(data)], check=True)
+
+
+@pytest.mark.parametrize("flag, what", [("--stations-file", "stations file"),
+                                        ("--station-schema", "station schema")])
+def test_a_settings_file_that_is_a_device_or_too_large_is_refused_in_one_line(
+        tmp_path, flag, what):
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * (5 << 20))
+    for path, rule in (("/dev/zero", "not a regular file"), (huge, "larger than 4 MB")):
+        result = runner.invoke(app, ["--data-dir", str(tmp_path), flag, str(path), "models"])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"error: {what} {path}: {rule}")
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_backtest_of_unbounded_steps_and_an_export_ending_before_it_starts_are_refused(
+        tmp_path):
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "backtest", "--start",
+                                 "1900-01-01", "--end", "2100-01-01", "--retrain-every", "1s"])
+    assert result.exit_code == 2 and "at most 20,000" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "export", "forecasts", "--out",
+                                 str(tmp_path / "x.csv"), "--start", "2024-02-01",
+                                 "--end", "2024-01-01"])
+    assert result.exit_code == 2, result.output
+    assert "--end 2024-01-01 is before --start 2024-02-01" in result.output
+    assert not (tmp_path / "x.csv").exists()

@@ -96,6 +96,8 @@ def export(
         fail(f"--tz {tz!r} is not a time zone (e.g. UTC, Europe/Berlin)")
     since = timestamp(start, "--start") if start else None
     until = timestamp(end, "--end") if end else None
+    if since and until and until < since:
+        fail(f"--end {end} is before --start {start}")
     store = settings_store(settings, read_only=True)
     try:
         with store.sessions() as session:

@@ -13,11 +13,10 @@ Relative paths are relative to the stations file.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from forecasting.station.schema import JENA, StationSchema, load_station
+from forecasting.station.schema import JENA, StationSchema, load_station, read_toml
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,7 @@ def shared_drop_dirs(dirs: dict[str, Path]) -> str | None:
 def load_stations(path: Path) -> tuple[Site, ...]:
     """Read the stations file; every problem names the entry and the key."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"stations file {path}: {exc}") from exc
+    doc = read_toml(path, "stations file")
     entries = doc.get("stations")
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"stations file {path}: no [[stations]] entries")

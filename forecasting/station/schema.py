@@ -171,6 +171,26 @@ JENA = StationSchema(
 )
 
 
+MAX_TOML_BYTES = 4 << 20  # a description of even thousands of stations is far smaller
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """A settings or station TOML file, read only if it is a regular file of at most
+    MAX_TOML_BYTES (a device such as /dev/zero would be read for ever); ValueError naming
+    `what` and the rule otherwise."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{what} {path}: not a regular file (a device, FIFO or folder?)")
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_TOML_BYTES + 1)
+        if len(text) > MAX_TOML_BYTES:
+            raise ValueError(f"{what} {path}: larger than {MAX_TOML_BYTES >> 20} MB; not read")
+        return tomllib.loads(text.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{what} {path}: {exc}") from exc
+
+
 def load_station(path: Path) -> StationSchema:
     """Read a station description from TOML.
 
@@ -193,10 +213,7 @@ def load_station(path: Path) -> StationSchema:
     "day", "hour"]`, joined with spaces for `timestamp_format = "%Y %m %d %H"`); per channel
     `optional = true` and `categories = { NW = 315, cv = nan }`.
     """
-    try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"station schema {path}: {exc}") from exc
+    doc = read_toml(path, "station schema")
     required = ["name", "timestamp_column", "timestamp_format", "cadence_minutes", "target"]
     missing = [key for key in required + ["channels"] if key not in doc]
     if missing:
