@@ -195,3 +195,48 @@ def test_a_backtest_killed_half_way_resumes_to_exactly_the_rows_of_an_uninterrup
     assert "vs best naive" in resumed.stdout
     assert backtest_rows(killed) == backtest_rows(data)
     assert sqlite_rows(killed, "select id, status from backtests") == [(1, "complete")]
+
+
+def test_a_backtest_stopped_by_sigterm_to_its_process_group_exits_in_seconds_in_one_line(
+        prepared, tmp_path):
+    """As a service manager or a terminal stops it: the whole group, its own temporary
+    Prefect server included, gets SIGTERM. It used to retry that dead server for two
+    minutes and print tracebacks; now the server is out of the group, the run is recorded
+    as crashed, the command exits, and the finished steps stay for a resume."""
+    import psutil
+
+    stopped = tmp_path / "data"
+    shutil.copytree(prepared, stopped, ignore=shutil.ignore_patterns("prefect"))
+    command = [str(Path(sys.executable).with_name("sensorcast")), "--data-dir", str(stopped),
+               "backtest", "--start", START.isoformat(), "--end", END.isoformat(),
+               "--retrain-every", "5d", "--family=blend"]
+    env = {k: v for k, v in {**os.environ, **BACKTEST_SETTINGS}.items()
+           if k not in ("PREFECT_API_URL", "PREFECT_HOME")}  # its own temporary server
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline, done = time.monotonic() + 300, 0
+    while time.monotonic() < deadline and child.poll() is None and done < 3:
+        try:
+            done = sqlite_rows(stopped, "select count(*) from backtest_steps")[0][0]
+        except sqlite3.OperationalError:  # not created yet
+            pass
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGTERM)
+    started = time.monotonic()
+    output = child.communicate(timeout=120)[0]
+    assert time.monotonic() - started < 20 and child.returncode == 128 + signal.SIGTERM, output
+    assert "Traceback" not in output, output[-3000:]
+    assert [line for line in output.splitlines() if line.startswith("stopped")] == [
+        "stopped (SIGTERM); what finished is stored: run the same command again to go on"]
+    assert sqlite_rows(stopped, "select count(*) from backtest_steps")[0][0] >= 3
+    home = str((stopped / "prefect").resolve())
+    time.sleep(1)
+
+    def serves_it(process: psutil.Process) -> bool:
+        try:
+            return "uvicorn" in " ".join(process.cmdline()) and \
+                process.environ().get("PREFECT_HOME") == home
+        except psutil.Error:  # gone meanwhile
+            return False
+
+    assert not any(map(serves_it, psutil.process_iter()))  # its temporary server stopped

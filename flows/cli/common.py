@@ -4,6 +4,7 @@ home and running a flow."""
 from __future__ import annotations
 
 import os
+import signal
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -145,6 +146,47 @@ def prefect_home(settings: Settings) -> None:
     local = local_prefect_api()
     if "PREFECT_API_URL" not in os.environ and healthy(local):
         os.environ["PREFECT_API_URL"] = local
+    if "PREFECT_API_URL" not in os.environ:
+        detach_temporary_server()
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+
+
+def stop_on_sigterm(signum: int, _frame) -> None:
+    """SIGTERM (a service manager stopping the command, `kill`): Prefect first records the
+    run as crashed, then this ends the command in one line, through the normal exit (the
+    temporary server is stopped, leases are given back). Finished steps are kept."""
+    typer.echo("stopped (SIGTERM); what finished is stored: run the same command again to "
+               "go on", err=True)
+    raise SystemExit(128 + signum)
+
+
+def detach_temporary_server() -> None:
+    """Start Prefect's temporary API server in a session of its own: a SIGTERM to the
+    command's process group then stops the command, which reports its run to a server
+    still up and stops it on exit, within seconds, instead of retrying a dead server for
+    minutes with tracebacks. One left behind by a SIGKILL is stopped by the next command
+    (`stop_orphaned_servers`)."""
+    import subprocess
+    import sys
+
+    import prefect
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    class Detached(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen:
+            """Prefect 3.9's command for its temporary server, in a new session."""
+            return subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir",
+                 str(prefect.__module_path__.parent), "--factory",
+                 "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port",
+                 str(self.port), "--log-level", "error", "--lifespan", "on"],
+                env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                     "PREFECT__SERVER_FINAL": "1",
+                     **get_current_settings().to_environment_variables(exclude_unset=True)},
+                start_new_session=True)
+
+    Detached()  # Prefect's SubprocessASGIServer() returns this one (one per port)
 
 
 def stop_orphaned_servers(prefect_home: str) -> None:
