@@ -3,6 +3,7 @@ roll back, refuse corrupted artifacts."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -67,16 +68,31 @@ def test_retrain_registers_every_candidate_and_promotes_the_gates_choice(
     if composed:  # the member's own event says how it was combined with best naive
         member = next(e for e in events if e.reason.startswith(f"promoted as {COMPOSED} v"))
         assert "combined with best naive's (" in member.reason and "at 1-6 h" in member.reason
-    family = {v.version: v.family for v in versions}[promoted.candidate_version]
-    for event in events:  # every other candidate lost for a named failed comparison, or
-        if event is promoted:  # passed and lost the choice, which the reason explains
+    family = {v.version: v.family for v in versions}
+    winner = family[promoted.candidate_version]
+    if composed:  # the composed version's member won the gate
+        winner = next(family[e.candidate_version] for e in events
+                      if e.reason.startswith(f"promoted as {COMPOSED} v"))
+    for event in events:  # every other candidate lost for a reason its numbers confirm
+        if event is promoted:
             continue
         assert event.decision == "rejected"
-        assert any(phrase in event.reason for phrase in (
-            ">= best naive", "> best naive", ">= champion", "no horizon group beat",
-            "passed the gate, but", f"promoted as {COMPOSED} v{promoted.candidate_version}"))
-        if "passed the gate, but ensemble is within" in event.reason:
-            assert family == "ensemble" or family == COMPOSED
+        mine = family[event.candidate_version]
+        if event.reason.startswith(f"promoted as {COMPOSED} v"):
+            assert composed and mine == winner
+        elif event.reason.startswith("passed the gate, but "):
+            (named, theirs, ours), = re.findall(
+                r"^passed the gate, but (\w+) (?:has|is).*\(([\d.]+) vs ([\d.]+)\)$",
+                event.reason)
+            assert named == winner and mine != winner
+            margin = 1.03 if "is within 3%" in event.reason else 1.001
+            assert float(theirs) <= float(ours) * margin
+        else:  # failed the gate: each failed comparison named holds on its numbers
+            failed = re.findall(r"(?:mean|\+24 h|[\d-]+ h) MAE ([\d.]+) (>=|>) "
+                                r"(?:best naive|champion) ([\d.]+)", event.reason)
+            assert failed or event.reason.startswith("no horizon group beat"), event.reason
+            for a, sign, b in failed:
+                assert float(a) >= float(b) if sign == ">=" else float(a) > float(b)
     assert {row["decision"] for row in board} == {"promoted", "rejected"}
     # numbers first, in words a reader of the UI's table knows; the long reason last
     assert list(board[0])[:9] == [
