@@ -12,13 +12,12 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
 from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner
 from pydantic import ValidationError
 
 from flows.forecast import forecast_at, issue_rows, load_model
-from flows.retrain import gate, load_folds, submit_fits
+from flows.retrain import fit_and_gate, load_folds
 from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, params_from, run_name,
                             settings_from, who_started)
 from forecasting.config import ForecastParams, model_name
@@ -68,10 +67,11 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
              station_schema: str | None = None, stations_file: str | None = None,
              station: str | None = None, triggered_by: str | None = None) -> dict | State:
     """Replay retrains (every `retrain_every_hours` from `start`) and daily forecasts (at
-    `start`'s time of day) up to `end`. Resumes the unfinished backtest of the same
-    specification, skipping its finished steps. Retrain points are fitted in parallel (up
-    to `parallel_folds` folds at once); the gates and forecasts then run in time order. One
-    station is replayed: `station`, or the only one."""
+    `start`'s time of day) up to `end`, in time order, as the schedule runs them: each
+    retrain fits its folds in parallel (up to `parallel_folds` at once), its networks only
+    when due and fine-tuned from the backtest's earlier ones. Resumes the unfinished
+    backtest of the same specification, skipping its finished steps. One station is
+    replayed: `station`, or the only one."""
     logger = get_run_logger()
     settings = settings_from(data_dir, database_url, station_schema, stations_file)
     try:
@@ -117,21 +117,20 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
 
 def replay(store: Store, settings: Settings, lease: Lease, params: ForecastParams,
            run: BacktestRun, steps: list[Step], triggered_by: str) -> list[Step]:
-    """Run the steps the backtest has not finished, in time order (the retrain points'
-    fits first, in parallel); returns them."""
+    """Run the steps the backtest has not finished, in time order, each retrain as the
+    schedule runs it (`fit_and_gate`: networks only when due, fine-tuned from the
+    backtest's own earlier networks); returns them."""
     logger = get_run_logger()
     pending = [s for s in steps if s not in run.done]
     logger.info("Backtest %d (models registered as %s): %d steps, %d already done",
                 run.id, run.model_name, len(steps), len(steps) - len(pending))
     with tempfile.TemporaryDirectory(prefix="sensorcast-backtest-") as work, \
             fit_runner(settings, params) as runner:
-        fits = {s: start_fits(runner, store, settings, params, s, Path(work))
-                for s in pending if s.kind == RETRAIN}
         loaded: dict[int | None, tuple] = {}
         for number, step in enumerate(pending, len(steps) - len(pending) + 1):
             if step.kind == RETRAIN:
-                outcome = retrain_step(store, settings, lease, params, run, step,
-                                       fits.pop(step), triggered_by, Path(work))
+                outcome = retrain_step(store, settings, lease, params, run, step, runner,
+                                       triggered_by, Path(work) / f"{step.at:%Y%m%dT%H%M}")
             else:
                 with store.sessions() as session:
                     current = champion(session, run.model_name)
@@ -146,33 +145,20 @@ def replay(store: Store, settings: Settings, lease: Lease, params: ForecastParam
     return pending
 
 
-def start_fits(runner: TaskRunner, store: Store, settings: Settings,
-               params: ForecastParams, step: Step, workdir: Path
-               ) -> tuple[tuple, list[PrefectFuture]] | NotEnoughData:
-    """The retrain point's windows, and its folds' fits started on the shared runner."""
+def retrain_step(store: Store, settings: Settings, lease: Lease, params: ForecastParams,
+                 run: BacktestRun, step: Step, runner: TaskRunner, triggered_by: str,
+                 workdir: Path) -> str:
+    """Retrain on the data up to the step and gate against the backtest's champion; the
+    step is recorded as done with the registrations (or alone, when there was too little
+    data)."""
     loaded = load_folds.with_options(task_run_name=f"retrain {step.at:%Y-%m-%d %H:%M}: "
                                                    "load windows")(store, params, step.at)
     if isinstance(loaded, NotEnoughData):
-        return loaded
-    windows, folds, relative, rows = loaded
-    futures = submit_fits(runner, folds, params, relative, workdir / f"{step.at:%Y%m%dT%H%M}",
-                          settings.tensorflow_threads)
-    return loaded, futures
-
-
-def retrain_step(store: Store, settings: Settings, lease: Lease, params: ForecastParams,
-                 run: BacktestRun, step: Step,
-                 fits: tuple[tuple, list[PrefectFuture]] | NotEnoughData, triggered_by: str,
-                 workdir: Path) -> str:
-    """Gate the retrain point's candidates against the backtest's champion; the step is
-    recorded as done with the registrations (or alone, when there was too little data)."""
-    if isinstance(fits, NotEnoughData):
-        outcome = f"not retrained: {fits}"
+        outcome = f"not retrained: {loaded}"
         with store.sessions.begin() as session:
             if lease.holds(session):
                 finish_step(session, run.id, step, outcome)
         return outcome
-    (windows, folds, _, rows), futures = fits
     outcomes = []
 
     def record(session, leaderboard: list[dict]) -> None:
@@ -182,7 +168,6 @@ def retrain_step(store: Store, settings: Settings, lease: Lease, params: Forecas
                         f"{len(leaderboard)} candidates, none promoted")
         finish_step(session, run.id, step, outcomes[0])
 
-    gate(store, settings, lease, run.model_name, folds, futures, windows, rows, params,
-         triggered_by, workdir / f"{step.at:%Y%m%dT%H%M}", then=record)
+    fit_and_gate(store, settings, lease, run.model_name, loaded, params, runner, workdir,
+                 triggered_by, then=record)
     return outcomes[0]
-

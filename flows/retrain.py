@@ -298,6 +298,30 @@ def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[
                          f"newest {min(params.network_folds, len(folds))})")
 
 
+def fit_and_gate(store: Store, settings: Settings, lease: Lease, name: str, loaded: tuple,
+                 params: ForecastParams, runner: TaskRunner, workdir: Path, triggered_by: str,
+                 then: Callable[[Session, list[dict]], None] | None = None
+                 ) -> tuple[list[dict], str]:
+    """One retrain as the schedule runs it, on `loaded` (`load_folds`' windows and folds):
+    the network families not due (`skipped_families`) are left out, the others fitted on
+    every fold (networks fine-tuned from the registered ones of `name`), then gated and
+    registered (`gate`); returns the leaderboard, skipped families included, and what the
+    backtest covered."""
+    windows, folds, relative, rows = loaded
+    priors = prior_networks(store, settings, name, params, folds, workdir)
+    skipped = skipped_families(priors, params, folds[-1].cutoff)
+    for family, reason in skipped.items():
+        get_run_logger().info("%s: %s", family, reason)
+    fitted = params.model_copy(update={"families": tuple(
+        f for f in params.families if f not in skipped)})
+    fits = submit_fits(runner, folds, fitted, relative, workdir, settings.tensorflow_threads,
+                       priors)
+    leaderboard, covered = gate(store, settings, lease, name, folds, fits, windows, rows,
+                                fitted, triggered_by, workdir, then)
+    return leaderboard + [{"family": family, "decision": "skipped", "version": None,
+                           "reason": reason} for family, reason in skipped.items()], covered
+
+
 @task(cache_policy=NO_CACHE, task_run_name="retrain {station}")
 @database_refusals
 def retrain_station(station: str, overrides: dict, families: list[str] | None,
@@ -329,18 +353,8 @@ def retrain_station(station: str, overrides: dict, families: list[str] | None,
                         f"{folds[0].cutoff:%Y-%m-%d %H:%M}", sum(len(f.test) for f in folds))
             with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
                     fit_runner(settings, params) as runner:
-                priors = prior_networks(store, settings, name, params, folds, Path(work))
-                skipped = skipped_families(priors, params, folds[-1].cutoff)
-                for family, reason in skipped.items():
-                    logger.info("%s: %s", family, reason)
-                fitted = params.model_copy(update={"families": tuple(
-                    f for f in params.families if f not in skipped)})
-                fits = submit_fits(runner, folds, fitted, relative, Path(work),
-                                   settings.tensorflow_threads, priors)
-                leaderboard, covered = gate(store, settings, lease, name, folds, fits,
-                                            windows, rows, fitted, triggered_by, Path(work))
-                leaderboard += [{"family": family, "decision": "skipped", "version": None,
-                                 "reason": reason} for family, reason in skipped.items()]
+                leaderboard, covered = fit_and_gate(store, settings, lease, name, loaded,
+                                                    params, runner, Path(work), triggered_by)
     except LeaseBusy as busy:
         return Failed(message=f"not retraining: {busy}")
     except LeaseLost as lost:

@@ -240,3 +240,16 @@ def test_a_backtest_stopped_by_sigterm_to_its_process_group_exits_in_seconds_in_
             return False
 
     assert not any(map(serves_it, psutil.process_iter()))  # its temporary server stopped
+
+
+def test_a_backtest_replays_the_weekly_network_cadence_as_the_schedule_runs_it(prepared,
+                                                                              tmp_path):
+    """Retrains every 3 days: the GRU is fitted at the first and, not due again for a week,
+    left out of the next, as the scheduled retrain would."""
+    data = tmp_path / "data"
+    shutil.copytree(prepared, data)
+    run_backtest(data, start=MIDDLE, end=END, retrain_every_hours=72,
+                 families=["blend", "gru"], epochs=1)
+    families = [f for (f,) in sqlite_rows(data, "select family from model_versions where "
+                                                "model_name like '%@backtest-%' order by id")]
+    assert families.count("gru") == 1 and families.count("blend") == 2, families

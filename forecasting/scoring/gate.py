@@ -105,8 +105,9 @@ def combination_weights(candidate: list[np.ndarray], naive: list[np.ndarray], la
     mixed only on evidence: w is 1 (the candidate's own forecast) unless it is below 1 at
     `confidence` (one-sided, for all the steps together: Bonferroni), and otherwise kept
     within [0, 1] and shrunk towards 0 by its own uncertainty, times (1 − 1/t²)+; t and the
-    test use its autocorrelation-robust standard error. Where the evidence for the
-    candidate is thin, the forecast stays near best naive's."""
+    test use its autocorrelation-robust standard error. Where the evidence against the
+    candidate is thin, the candidate's own forecast is kept (w = 1): whether to trust it in
+    a horizon group at all was decided before, by the paired test."""
     mine, theirs = np.concatenate(candidate), np.concatenate(naive)
     spread = theirs - mine  # the candidate's forecast minus best naive's
     power = (spread * spread).sum(axis=0)
