@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     ingested_folder: str = Field(
         "done", description="A drop-folder file whose rows are all stored is moved to "
         "<drop folder>/<this>/<UTC date>/ (never deleted), so a run reads only new files; "
-        "'' leaves files in place (each run then hashes every one again).")
+        "'' leaves files in place (each run then hashes every one again). It must lie inside "
+        "the drop folder (no absolute path, no '..').")
     parallel_stations: int = Field(
         2, gt=0, description="Stations a run works on at once (threads): a retrain holds "
         "its station's windows in memory and fits `parallel_folds` folds at once.")
@@ -92,7 +93,8 @@ class Settings(BaseSettings):
         "holder then registers nothing. Keep it well above SQLite's 60 s busy timeout.")
     stale_forecast_hours: float = Field(
         26, gt=0, description="`sensorcast status` calls a station stale (exit 1) when its "
-        "last issued forecast is older than this (a daily forecast, and two hours' grace).")
+        "newest issued forecast is as of longer ago than this (a daily forecast, and two "
+        "hours' grace).")
     monitor_days: int = Field(14, gt=0, description="The skill monitor judges the champion "
                               "on its verified forecasts of the last this many days.")
     monitor_margin: float = Field(
