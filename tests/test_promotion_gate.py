@@ -8,7 +8,7 @@ import pytest
 
 from forecasting.scoring.backtest import Scores
 from forecasting.scoring.gate import (ENSEMBLE_MARGIN, choose_champion, combination_weights,
-                                   decide_promotion, paired_statistic,
+                                   decide_promotion, paired_test,
                                    plan_composition)
 
 NAIVE = Scores((1.0,) * 6 + (2.0,) * 6 + (2.0,) * 6 + (2.0,) * 6, 100)
@@ -113,7 +113,7 @@ def test_a_group_won_on_the_pooled_mean_but_lost_in_a_fold_of_three_is_left_to_b
     candidate, naive = fold_errors(rng, [[0.6, 0.7, 0.8, 0.85], [0.6, 1.08, 0.8, 0.85],
                                          [0.6, 0.7, 0.8, 0.85]])
     plan = plan_composition(candidate, naive, 6, 24)
-    assert plan.evidence[1].statistic < -1.645  # the paired test alone would trust it
+    assert plan.evidence[1].fold_ratios[1] > 1  # lost in the middle fold
     pooled = (np.abs(np.concatenate(candidate)[:, 6:12]).mean()
               / np.abs(np.concatenate(naive)[:, 6:12]).mean())
     assert pooled < 0.9  # it won 7-12 h on the pooled mean
@@ -132,7 +132,7 @@ def test_a_group_whose_win_fails_the_paired_test_is_left_to_best_naive():
     candidate = [n - 0.03 + swing for n in naive]
     difference = np.concatenate([np.abs(c) - np.abs(n) for c, n in zip(candidate, naive)])
     assert all(d.mean() < 0 for d in np.split(difference, 3))
-    assert -1.645 < paired_statistic(difference[:, 0], 24) < 0
+    assert not paired_test(difference[:, 0], 24).significant
     assert 0 in plan_composition(candidate, naive, 6, 24).naive_groups
 
 
@@ -213,3 +213,55 @@ def test_a_candidate_whose_weight_is_not_clearly_below_one_keeps_its_own_forecas
     assert np.all(combination_weights(candidate, naive, 24) == 1)
     plan = plan_composition(candidate, naive, 6, 24)
     assert not plan.composed and plan.naive_groups == set()
+
+
+def ar1_series(rng, reps: int, windows: int, rho: float) -> np.ndarray:
+    """`reps` stationary AR(1) series of `windows` values with mean 0: no real difference."""
+    shocks = rng.standard_normal((reps, windows))
+    series = np.empty_like(shocks)
+    series[:, 0] = shocks[:, 0] / np.sqrt(1 - rho * rho)
+    for t in range(1, windows):
+        series[:, t] = rho * series[:, t - 1] + shocks[:, t]
+    return series
+
+
+@pytest.mark.parametrize("windows", [5, 20, 48, 168])
+def test_the_paired_test_trusts_no_difference_at_most_at_its_nominal_rate(windows):
+    """On loss differences with no real difference, at the sample sizes the gate meets and
+    with autocorrelated errors (AR(1) up to 0.95), the test trusts the candidate at most
+    5 % of the time, give or take its Monte-Carlo error (two standard errors)."""
+    rng, reps = np.random.default_rng(windows), 2000
+    allowed = 0.05 + 2 * np.sqrt(0.05 * 0.95 / reps)
+    for rho in (0.0, 0.5, 0.9, 0.95):
+        series = ar1_series(rng, reps, windows, rho)
+        rate = np.mean([paired_test(d, 24).significant for d in series])
+        assert rate <= allowed, (windows, rho, rate)
+
+
+def test_no_spread_and_too_few_windows_are_no_evidence():
+    assert paired_test(np.full(3, -0.1), 24) == paired_test(np.full(3, -0.1), 24)
+    assert not paired_test(np.full(30, -0.1), 24).significant  # constant: no spread
+    assert np.isfinite(paired_test(np.full(30, -0.1), 24).statistic)
+    assert not paired_test(np.array([-0.1, -0.12]), 24).significant
+    gains = [np.full((1, 24), 1.9), np.full((1, 24), 1.9), np.full((1, 24), 1.9)]
+    naive = [np.full((1, 24), 2.0)] * 3  # a tiny constant gain over one-window folds
+    assert plan_composition(gains, naive, 6, 24, min_windows=24).naive_groups == {0, 1, 2, 3}
+
+
+def test_each_fold_is_scored_with_the_groups_the_other_folds_trust():
+    """The group choice is cross-fitted like the weights: a group won widely in one fold
+    and narrowly, with the weather swinging, in the others is trusted on all folds, but the
+    wide fold is scored as best naive there (the others alone do not back it), while each
+    narrow fold is scored with the group (the others, the wide one among them, back it)."""
+    rng = np.random.default_rng(7)
+    candidate, naive = [], []
+    for fold in range(3):
+        base = np.abs(rng.normal(2.0, 0.3, (168, 24))) * rng.choice([-1, 1], (168, 24))
+        swing = 0.1 * np.sin(2 * np.pi * np.arange(168) / 56)[:, None]
+        naive.append(base)
+        candidate.append(base * 0.5 if fold == 0 else
+                         base * (0.995 + swing * rng.uniform(0.5, 1.5, (168, 24))))
+    plan = plan_composition(candidate, naive, 6, 24)
+    assert 0 not in plan.naive_groups and np.all(plan.weights[:6] > 0)
+    assert np.all(plan.fold_weights[0][:6] == 0)
+    assert np.all(plan.fold_weights[1][:6] > 0) and np.all(plan.fold_weights[2][:6] > 0)
