@@ -254,3 +254,33 @@ def test_a_real_hourly_file_is_read_as_it_comes(tmp_path, write_csv):
                                  "['NE', 'NW', 'SE', 'SW', 'cv']")]
     assert quarantined == (6, "TEMP: 'oops' is not a number")
     assert station.timestamp_label == "year+month+day+hour"
+
+
+def test_a_dwd_ten_minute_file_is_read_as_the_dwd_writes_it(tmp_path, write_csv):
+    """bench/dwd_muenchen.toml on the DWD's own format: `;`, padded values, YYYYMMDDHHMM in
+    UTC, the `eor` column, and -999 for a missing value (a row without its temperature is
+    quarantined, a missing optional value is NULL, each with the rule it broke)."""
+    from pathlib import Path
+
+    schema = Path(__file__).resolve().parents[1] / "bench" / "dwd_muenchen.toml"
+    station = load_station(schema)
+    db = tmp_path / "dwd.db"
+    store = open_store(f"sqlite:///{db}", station)
+    lines = ["STATIONS_ID;MESS_DATUM;  QN;PP_10;TT_10;TM5_10;RF_10;TD_10;eor",
+             "       3379;201810040000;    3;  966.3;   9.2;   8.6;  92.9;   8.1;eor",
+             "       3379;201810040010;    3;  966.4;   9.0;   8.2;  92.7;   7.9;eor",
+             "       3379;201810040020;    3; -999.0;   8.9;   8.1;  92.9;   7.8;eor",
+             "       3379;201810040030;    3;  966.4;-999.0;   8.0;  93.0;   7.8;eor"]
+    summary = ingest_file(store, write_csv(lines), chunk_rows=100)
+    store.close()
+    assert (summary.rows_inserted, summary.rows_quarantined) == (3, 1)
+    assert set(summary.extra_columns) == {"STATIONS_ID", "QN", "eor"}
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("select observed_at, air_temp_2m, station_pressure from "
+                                  "observations order by observed_at").fetchall()
+        (cell,) = connection.execute("select line_number, reason from cell_problems")
+        (row,) = connection.execute("select line_number, reason from quarantined_rows")
+    assert rows == [("2018-10-04 00:00:00", 9.2, 966.3), ("2018-10-04 00:10:00", 9.0, 966.4),
+                    ("2018-10-04 00:20:00", 8.9, None)]
+    assert cell == (4, "PP_10: -999.0 is the station's code for a missing value")
+    assert row == (5, "TT_10: -999.0 is the station's code for a missing value")

@@ -42,6 +42,7 @@ class StationSchema:
     delimiter: str = ","
     wind_speed: str | None = None  # source names of the wind channels, for the wind vector
     wind_direction: str | None = None
+    missing: tuple[float, ...] = ()  # the station's codes for a missing value (DWD: -999)
 
     def __post_init__(self) -> None:
         if not STATION_NAME.fullmatch(self.name):
@@ -211,7 +212,8 @@ def load_station(path: Path) -> StationSchema:
     Optional: `delimiter`; `wind_speed` / `wind_direction` (channel sources) to let the
     models see wind as a vector; `timestamp_column` as a list of columns (`["year", "month",
     "day", "hour"]`, joined with spaces for `timestamp_format = "%Y %m %d %H"`); per channel
-    `optional = true` and `categories = { NW = 315, cv = nan }`.
+    `optional = true` and `categories = { NW = 315, cv = nan }`; `missing = [-999]`, the
+    station's codes for a missing value (read as a missing cell, never as a number).
     """
     doc = read_toml(path, "station schema")
     required = ["name", "timestamp_column", "timestamp_format", "cadence_minutes", "target"]
@@ -252,4 +254,5 @@ def load_station(path: Path) -> StationSchema:
         delimiter=doc.get("delimiter", ","),
         wind_speed=doc.get("wind_speed"),
         wind_direction=doc.get("wind_direction"),
+        missing=tuple(float(code) for code in doc.get("missing", ())),
     )

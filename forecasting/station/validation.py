@@ -91,7 +91,7 @@ def validate_chunk(chunk: RawChunk, header: Header, station: StationSchema,
     cell_reasons: list[tuple[np.ndarray, list[str]]] = [time_reasons]
     blanked: list[tuple[int, str, str]] = []  # (row of `shaped`, column, reason)
     for k, channel in enumerate(station.channels):
-        values[:, k], bad = _parse_numbers(table.column(stamps + k), channel)
+        values[:, k], bad = _parse_numbers(table.column(stamps + k), channel, station.missing)
         if channel.optional:
             values[bad[0], k] = np.nan
             blanked += [(j, channel.column, m) for j, m in zip(bad[0].tolist(), bad[1])]
@@ -253,9 +253,11 @@ def _round_trips(text: pa.ChunkedArray, parsed: pa.ChunkedArray, fmt: str) -> np
     return ok.to_numpy(zero_copy_only=False)
 
 
-def _parse_numbers(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]:
+def _parse_numbers(column: pa.ChunkedArray, channel, missing: tuple[float, ...] = ()
+                   ) -> tuple[np.ndarray, tuple]:
     """Strings -> float64 (a channel's categories read as their numbers); empty,
-    non-numeric, non-finite and out-of-range values are flagged."""
+    non-numeric, non-finite and out-of-range values, and the station's `missing` codes,
+    are flagged."""
     if channel.categories:
         return _parse_categories(column, channel)
     try:
@@ -268,12 +270,16 @@ def _parse_numbers(column: pa.ChunkedArray, channel) -> tuple[np.ndarray, tuple]
     values = numbers.to_numpy(zero_copy_only=False).astype(np.float64)
     with np.errstate(invalid="ignore"):
         outside = (values < channel.minimum) | (values > channel.maximum)
-    bad = ~np.isfinite(values) | outside
+    coded = np.isin(values, missing)
+    bad = ~np.isfinite(values) | outside | coded
     rows = np.flatnonzero(bad)
     messages = []
     for j in rows.tolist():
         raw = column[j].as_py().strip()
-        if not raw:
+        if coded[j]:
+            messages.append(f"{channel.source}: {raw} is the station's code for a missing "
+                            "value")
+        elif not raw:
             messages.append(f"{channel.source}: empty value")
         elif np.isnan(values[j]) and text is not None:
             messages.append(f"{channel.source}: {raw!r} is not a number")
