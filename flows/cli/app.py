@@ -39,8 +39,11 @@ def main(
         fail(f"invalid settings: {invalid_settings(invalid)}")
     except ValueError as unreadable:  # sensorcast.toml that is not TOML
         fail(f"sensorcast.toml: {unreadable}")
-    try:
-        ctx.obj.stations  # the stations' descriptions, checked before any command uses them
+    from registry.tables import observation_table
+
+    try:  # the stations' descriptions, checked before any command uses them
+        for station in ctx.obj.stations:
+            observation_table(station)  # each channel can be an SQL column
         checked_url(ctx.obj.db_url)
     except (ValueError, OSError) as invalid:
         fail(str(invalid))
