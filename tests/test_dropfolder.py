@@ -158,7 +158,8 @@ def test_two_ingests_of_one_drop_folder_at_once_both_end_cleanly(tmp_path):
     for process, output in zip(both, outputs):
         assert process.returncode == 0, output
         assert "Errno" not in output and "Traceback" not in output, output
-    said = {line.split(":")[0] for line in "".join(outputs).splitlines()}
+    said = {line.split(":")[0] for line in "".join(outputs).splitlines()
+            if line.split(":")[0].endswith(".csv")}  # a run that came late finds none
     assert said == {str(drop / f"{day:02d}.csv") for day in range(1, 25)}
     assert stored(data) == 24 * 144 and list(drop.glob("*.csv")) == []
     assert len(list((drop / "done").rglob("*.csv"))) == 24

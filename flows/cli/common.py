@@ -77,8 +77,9 @@ def settings_store(settings: Settings, read_only: bool = False):
 
     url = settings.db_url
     opened_database.set(database_name(settings))
-    if read_only and make_url(url).get_backend_name() == "sqlite":
-        url = read_only_sqlite(Path(make_url(url).database))
+    parsed = make_url(url)
+    if read_only and parsed.get_backend_name() == "sqlite" and not parsed.query.get("uri"):
+        url = read_only_sqlite(Path(parsed.database))
     elif not read_only:
         writable(settings.data_dir, "the data directory")
     try:
@@ -103,14 +104,19 @@ def database_name(settings: Settings) -> str:
 
 
 def read_only_sqlite(path: Path) -> str:
-    """The URL that opens an existing SQLite file read-only; a missing or empty file is
-    refused in one line (opening it would create a database)."""
+    """The URL that opens an existing SQLite file read-only, reading its write-ahead log; a
+    missing or empty file is refused in one line (opening it would create a database).
+    Where there is no log and none can be made (a folder no one may write), the file alone
+    holds everything committed and is opened as immutable."""
     if not path.is_file():
         fail(f"no database at {path}: ingest data first (nothing was created)")
     if path.stat().st_size == 0:
         fail(f"{path} is empty, not a sensorcast database; nothing was written",
              DAMAGED_EXIT)
-    return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+    wal = path.with_name(path.name + "-wal")
+    frozen = not wal.exists() and not os.access(path.parent, os.W_OK)
+    return (f"sqlite:///file:{path.resolve()}?mode=ro" + ("&immutable=1" if frozen else "")
+            + "&uri=true")
 
 
 def chosen_stations(settings: Settings, station: str | None, one: bool = False) -> tuple:
