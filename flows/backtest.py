@@ -40,7 +40,7 @@ def forecast_step(store: Store, settings: Settings, lease: Lease, run: BacktestR
     transaction (while this run holds the backtest's lease); a refusal (stale or missing
     data) is a finished step too."""
     try:
-        forecast = forecast_at(store, settings, step.at, version, network)
+        forecast = forecast_at(store, settings, step.at, version, network, run.id)
     except StaleData as refused:
         outcome = f"refused: {refused}"
         with store.sessions.begin() as session:

@@ -24,8 +24,8 @@ from forecasting.plotting import plot_forecast, plot_skill
 from forecasting.scoring.intervals import verified_calibration
 from forecasting.station.schema import StationSchema
 from registry.champions import load_champion
-from registry.forecasts import (BEST_NAIVE, ForecastRun, verified_residuals, read_view,
-                                record_run, write_forecast)
+from registry.forecasts import (BEST_NAIVE, ForecastRun, read_view, record_run,
+                                verified_issues, verified_residuals, write_forecast)
 from registry.observations import newest_time, read_observations
 from registry.store import Store
 from registry.versions import ModelVersion, champion, champion_at
@@ -33,6 +33,7 @@ from registry.versions import ModelVersion, champion, champion_at
 PLOT_FILE = "forecast.png"
 SKILL_FILE = "skill.png"
 SKILL_DAYS = 30
+CORRECTION_DAYS = 30  # verified issues older than this weigh under 0.1 % (3-day half-life)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load the champion {which}")
@@ -74,9 +75,11 @@ def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion 
 
 
 def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVersion | None,
-                network: Forecaster | None) -> Forecast:
+                network: Forecaster | None, backtest_id: int | None = None) -> Forecast:
     """The forecast from observations at or before `at` (raises StaleData when refused),
-    with the intervals of the version as of `at`."""
+    with the intervals of the version as of `at`, self-corrected by the station's issues
+    verified by `at` (a backtest's own, given its id): the one path of live forecasts,
+    backfills and backtests."""
     # The champion's windows and features, under today's limit on the age of the data.
     params = (network.params if network else settings.forecast).model_copy(
         update={"max_data_age_minutes": settings.forecast.max_data_age_minutes})
@@ -87,7 +90,10 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
                                   start=min(at - input_span(params), newest), end=at)
         calibration = version and calibration_as_of(session, store.observations, version,
                                                     at, settings.interval_min_verified)
-    return forecast_as_of(frame, store.station, params, _naive(at), network, calibration)
+        verified = network and verified_issues(session, store.station.name, at,
+                                               CORRECTION_DAYS, backtest_id)
+    return forecast_as_of(frame, store.station, params, _naive(at), network, calibration,
+                          verified or None)
 
 
 def calibration_as_of(session, observations, version: ModelVersion, at: datetime,
@@ -115,7 +121,8 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, station: Statio
             "out_of_sample": not forecast.by_model or version.train_end <= issued_at,
             "target": station.target_channel.column,
             "bounds": {level: (pair[0].tolist(), pair[1].tolist())
-                       for level, pair in bounds.items() if pair}}
+                       for level, pair in bounds.items() if pair},
+            "parts": forecast.parts()}
 
 
 def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,

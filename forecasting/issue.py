@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.models.ensemble import Composed
 from forecasting.models.naive import BestNaive, Persistence
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import Predictor, predict_windows
+from forecasting.scoring.correction import Verified, corrected_weights
 from forecasting.scoring.intervals import Calibration, bounds, calibrate, changeability
 from forecasting.features import build_features
 from forecasting.station.schema import StationSchema
@@ -34,6 +36,18 @@ class Forecast:
     # how changeable the weather was at the issue time (forecasting.scoring.intervals).
     calibration: Calibration | None = None
     changeability: float = float("nan")
+    # A model's issue is self-corrected (forecasting.scoring.correction): values = naive +
+    # weights * (champion - naive), each per hour ahead; None for a naive forecast.
+    champion: np.ndarray | None = None
+    naive_values: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    def parts(self) -> dict[str, list[float]] | None:
+        """The self-corrected issue's parts as the forecasts table stores them."""
+        if self.weights is None:
+            return None
+        return {"champion_value": self.champion.tolist(),
+                "naive_value": self.naive_values.tolist(), "weight": self.weights.tolist()}
 
     def bounds(self, level: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(lower, upper) of the central `level` % interval at each hour ahead."""
@@ -51,7 +65,8 @@ def input_span(params: ForecastParams) -> pd.Timedelta:
 
 def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
                    at: pd.Timestamp, network: Predictor | None = None,
-                   calibration: Calibration | None = None) -> Forecast:
+                   calibration: Calibration | None = None,
+                   verified: Verified | None = None) -> Forecast:
     """The target at each whole hour 1..horizon after the newest input sample.
 
     `frame` may hold later rows; they are cut off at `at`, so the result never depends on
@@ -60,7 +75,10 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     best naive one: per hour ahead, persistence or the value a day before, whichever did
     better over the last `NAIVE_FIT_DAYS` (persistence alone when those days have too many
     holes to tell). Stale data is refused outright. The model's intervals come from
-    `calibration`; the naive forecast's from its own errors over those days.
+    `calibration`; the naive forecast's from its own errors over those days. A model's
+    forecast is self-corrected: best naive + w (champion - best naive) per hour ahead, w
+    from the `verified` issues known at `at` (`corrected_weights`), starting from the
+    gate's weights (a composed champion's; 1 for any other).
     """
     frame = frame[frame.index <= at]
     if frame.empty:
@@ -91,20 +109,42 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
         note = (f"the {params.lookback_hours} h input window ending {issued_at:%Y-%m-%d %H:%M} "
                 f"UTC misses {missing} of {lookback} samples after filling input gaps up to "
                 f"{params.input_gap_minutes} minutes; a naive forecast instead")
-    naive = ""
+    naive, parts = "", {}
+    hourly = params.hourly_steps
     if by_network:
-        path = np.asarray(network.predict(window))[0]
+        parts = self_corrected(network, window, naive_forecast(
+            features, station.target_channel.column, params)[1], hourly,
+            verified or Verified.none(int(hourly.sum())), params.group_hours)
+        path = parts["naive_values"] + parts["weights"] * (parts["champion"]
+                                                           - parts["naive_values"])
     else:
         naive, path, calibration = naive_forecast(features, station.target_channel.column,
                                                   params)
-    hourly = params.hourly_steps
+        path = path[hourly]
     minutes = params.step_minutes * np.arange(1, horizon + 1)[hourly]
-    # The shortest decimal of each float32 (1.35, not 1.350000023841858) reads well in SQL.
-    values = np.array([float(str(v)) for v in path[hourly].astype(np.float32)])
     series = features.iloc[:, target].to_numpy()
     now = changeability(series, np.array([len(series) - 1]), params.samples_per_day)[0]
     return Forecast(issued_at, issued_at + pd.to_timedelta(minutes, unit="min"),
-                    values, by_network, naive, note, calibration, now)
+                    shortest(path), by_network, naive, note, calibration, now, **parts)
+
+
+def shortest(values: np.ndarray) -> np.ndarray:
+    """The shortest decimal of each float32 (1.35, not 1.350000023841858): reads well in SQL."""
+    return np.array([float(str(v)) for v in np.asarray(values).astype(np.float32)])
+
+
+def self_corrected(network: Predictor, window: np.ndarray, naive_path: np.ndarray,
+                   hourly: np.ndarray, verified: Verified, group_hours: int
+                   ) -> dict[str, np.ndarray]:
+    """The champion's forecast (a composed one's member's) and best naive's at each hour
+    ahead, and the champion's weight against best naive there: the gate's weights moved by
+    the verified issues (`corrected_weights`)."""
+    composed = isinstance(network, Composed)
+    member = network.member if composed else network
+    prior = network.weights[hourly] if composed else np.ones(int(hourly.sum()))
+    return {"champion": shortest(np.asarray(member.predict(window))[0][hourly]),
+            "naive_values": shortest(naive_path[hourly]),
+            "weights": np.round(corrected_weights(prior, verified, group_hours), 4)}
 
 
 def naive_forecast(features: pd.DataFrame, target: str, params: ForecastParams

@@ -2,15 +2,16 @@
 
 Views are plain SQL over the tables so that any SQL client can read and score forecasts,
 each row led by its station: `latest_forecast` (the rows of each station's newest issue),
-`forecast_skill` (each forecast next to what was observed at its target time, and next to
-persistence and seasonal persistence from the same issue time) and `backtest_skill` (the
-same for backtests' forecasts, by backtest id).
+`forecast_skill` (each forecast next to what was observed at its target time, next to
+persistence and seasonal persistence from the same issue time, and next to the champion's
+uncorrected forecast and best naive's that the self-correcting issue combined) and
+`backtest_skill` (the same for backtests' forecasts, by backtest id).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from sqlalchemy import (Connection, Index, String, Table, Text, bindparam, func,
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from forecasting.models.naive import BestNaive, Persistence
+from forecasting.scoring.correction import Verified
 from forecasting.scoring.intervals import LEVELS
 from forecasting.station.schema import TIMESTAMP_SQL_COLUMN
 from registry.db import Base, UTCDateTime, int_pk, station_key, utc_time
@@ -37,7 +39,8 @@ VIEW_COLUMNS = {
                        "model_version", "forecast", "actual", "error", "abs_error",
                        "persistence_forecast", "persistence_abs_error",
                        "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
-                       "out_of_sample", "target", *BOUNDS],
+                       "out_of_sample", "target", *BOUNDS, "champion_value",
+                       "champion_abs_error", "naive_value", "naive_abs_error", "weight"],
     "forecast_coverage": ["station", "horizon_hours", "level", "verified", "inside", "coverage"],
 }
 VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]]
@@ -67,6 +70,12 @@ class ForecastColumns:
     upper_80: Mapped[float | None]
     lower_95: Mapped[float | None]
     upper_95: Mapped[float | None]
+    # The self-correcting issue (forecasting.scoring.correction): value = naive_value +
+    # weight * (champion_value - naive_value), the champion's uncorrected forecast and best
+    # naive's at the issue time; NULL for a naive forecast and on rows from before.
+    champion_value: Mapped[float | None]
+    naive_value: Mapped[float | None]
+    weight: Mapped[float | None]
 
 
 class ForecastRow(ForecastColumns, Base):
@@ -144,7 +153,9 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
                    ABS({persisted} - {actual}) AS persistence_abs_error,
                    {seasonal} AS seasonal_persistence_forecast,
                    ABS({seasonal} - {actual}) AS seasonal_persistence_abs_error,
-                   f.out_of_sample, f.target, {bounds}
+                   f.out_of_sample, f.target, {bounds}, f.champion_value,
+                   ABS(f.champion_value - {actual}) AS champion_abs_error, f.naive_value,
+                   ABS(f.naive_value - {actual}) AS naive_abs_error, f.weight
             FROM {table} f
             JOIN observations o ON o.station = f.station AND o.{ts} = f.target_time
             LEFT JOIN observations p ON p.station = f.station AND p.{ts} = f.issued_at
@@ -197,13 +208,15 @@ def write_forecast(session: Session, *forecast, **named) -> int:
 def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime],
                   values: list[float], model_name: str, model_version: int | None,
                   out_of_sample: bool, target: str,
-                  bounds: dict[int, tuple[list[float], list[float]]] | None = None
-                  ) -> list[dict]:
+                  bounds: dict[int, tuple[list[float], list[float]]] | None = None,
+                  parts: dict[str, list[float]] | None = None) -> list[dict]:
     """One issue's values as rows of `forecasts` (and of `backtest_forecasts`), with the
-    (lower, upper) bounds of each interval level given."""
+    (lower, upper) bounds of each interval level given, and the `parts` of a
+    self-corrected issue (`champion_value`, `naive_value`, `weight`: a list each)."""
     now = datetime.now(UTC)
     intervals = [{f"{side}_{level}": float(edge[i]) for level, pair in (bounds or {}).items()
                   for side, edge in zip(("lower", "upper"), pair)}
+                 | {name: float(column[i]) for name, column in (parts or {}).items()}
                  for i in range(len(values))]
     return [
         {"station": station, "issued_at": issued_at, "target_time": t, "value": float(v),
@@ -255,6 +268,32 @@ def verified_residuals(session: Session, observations: Table, version: ModelVers
                               start=(residuals.index[0] - pd.Timedelta(days=2)).to_pydatetime()
                               .replace(tzinfo=UTC), end=at)
     return residuals, frame[verified.target.iloc[0]].resample("h").asfreq()
+
+
+def verified_issues(session: Session, station: str, at: datetime, days: float,
+                    backtest_id: int | None = None) -> Verified:
+    """The station's self-corrected issues of the `days` before `at` whose targets were
+    observed by `at`, as the correction reads them (a backtest's own, given its id): what
+    was known at `at`, so a backfill or a backtest uses exactly that."""
+    view = "backtest_skill" if backtest_id is not None else "forecast_skill"
+    query = text(
+        f"SELECT issued_at, horizon_hours, champion_value, naive_value, actual FROM {view} "
+        "WHERE station = :station AND champion_value IS NOT NULL AND target_time <= :at "
+        "AND issued_at >= :since" + (" AND backtest_id = :backtest_id"
+                                      if backtest_id is not None else "")).bindparams(
+        bindparam("at", at, type_=UTCDateTime()),
+        bindparam("since", at - timedelta(days=days), type_=UTCDateTime()), station=station,
+        **({"backtest_id": backtest_id} if backtest_id is not None else {}))
+    rows = pd.DataFrame(session.execute(query).all(), columns=[
+        "issued_at", "horizon_hours", "champion_value", "naive_value", "actual"])
+    horizons = range(1, int(rows.horizon_hours.max() if len(rows) else 0) + 1)
+    wide = {name: rows.pivot_table(index="issued_at", columns="horizon_hours", values=name,
+                                   dropna=False).reindex(columns=horizons)
+            for name in ("champion_value", "naive_value", "actual")}
+    issued = pd.to_datetime(wide["actual"].index, utc=True)
+    ages = (pd.Timestamp(at) - issued) / pd.Timedelta(days=1)
+    return Verified(np.asarray(ages, np.float64), wide["champion_value"].to_numpy(),
+                    wide["naive_value"].to_numpy(), wide["actual"].to_numpy())
 
 
 VIEWS = tuple(VIEW_COLUMNS)

@@ -1,5 +1,6 @@
 """The self-correcting forecast's weight: the gate's weights until issues are verified,
-then what the verified errors support, within days, per horizon group, within [0, 1]."""
+then down at once where the verified errors say the champion loses, up beyond the gate only
+on clear evidence, never above the gate at +24 h, within [0, 1]."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import numpy as np
 from forecasting.scoring.correction import Verified, corrected_weights
 
 
-def history(days: int, model_error: float, rng, horizon: int = 24, per_day: int = 1
-            ) -> Verified:
+def history(days: int, model_error: float, rng, horizon: int = 24) -> Verified:
     """Daily verified issues: best naive off by 2 on average, the model `model_error` off."""
-    n = days * per_day
-    truth = rng.normal(10, 3, (n, horizon))
-    naive = truth + rng.normal(0, 2, (n, horizon))
-    model = truth + rng.normal(0, model_error, (n, horizon))
-    return Verified(np.arange(n)[::-1] / per_day + 1.0, model, naive, truth)
+    truth = rng.normal(10, 3, (days, horizon))
+    naive = truth + rng.normal(0, 2, (days, horizon))
+    model = truth + rng.normal(0, model_error, (days, horizon))
+    return Verified(np.arange(days)[::-1] + 1.0, model, naive, truth)
 
 
 def test_with_nothing_verified_the_gates_weights_stand():
@@ -24,43 +23,42 @@ def test_with_nothing_verified_the_gates_weights_stand():
 
 
 def test_a_model_that_starts_losing_is_leaned_off_within_days():
-    """A model twice as wrong as best naive (least squares would give it 0.2): four days
-    of verified issues take its weight from the gate's 1 to near a half, two weeks to
-    below 0.45."""
+    """A model twice as wrong as best naive (least squares would give it 0.2): three days
+    of verified issues take its weight from the gate's 1 to below a half."""
     rng = np.random.default_rng(1)
-    assert np.all(corrected_weights(np.ones(24), history(4, 4.0, rng), 6) < 0.6)
-    assert np.all(corrected_weights(np.ones(24), history(14, 4.0, rng), 6) < 0.45)
-    winning = history(3, 0.5, rng)
-    assert np.all(corrected_weights(np.ones(24), winning, 6) > 0.85)
+    assert np.all(corrected_weights(np.ones(24), history(3, 4.0, rng), 6) < 0.5)
+    assert np.all(corrected_weights(np.ones(24), history(3, 0.5, rng), 6) > 0.9)
 
 
-def test_the_weight_follows_the_errors_of_each_group_and_stays_within_zero_and_one():
+def test_the_gates_weight_is_exceeded_only_on_clear_evidence_and_never_at_24_hours():
     rng = np.random.default_rng(2)
-    verified = history(20, 1.0, rng)
-    verified.model[:, 12:] = verified.naive[:, 12:] + 3 * (verified.naive[:, 12:]
-                                                           - verified.observed[:, 12:])
-    weights = corrected_weights(np.full(24, 0.5), verified, 6)
-    assert np.all(weights[:12] > 0.6)  # the model is better: towards its own forecast
-    assert np.all(weights[12:] == 0)  # pointing away from the truth: best naive's, not less
-    assert np.all(weights <= 1)
+    prior = np.zeros(24)  # the gate left every group to best naive
+    one_day = corrected_weights(prior, history(1, 1.9, rng), 6)
+    assert np.all(one_day == 0)  # one day of a slight edge: no reason to trust it
+    weeks = corrected_weights(prior, history(14, 0.5, rng), 6)
+    assert np.all(weeks[:-1] > 0.5) and weeks[-1] == 0  # +24 h: never above the gate
 
 
 def test_old_verified_issues_count_less_than_new_ones():
-    """A month of losing, then a week of winning: that week lifts the weight well above
+    """A month of losing, then a week of winning: the week lifts the weight well above
     where the month left it."""
     rng = np.random.default_rng(3)
     old, new = history(30, 4.0, rng), history(7, 0.5, rng)
-    before = corrected_weights(np.zeros(24), Verified(old.age_days, old.model, old.naive,
-                                                      old.observed), 6)
+    before = corrected_weights(np.ones(24), Verified(old.age_days, old.model, old.naive,
+                                                     old.observed), 6)
     verified = Verified(np.r_[old.age_days + 7, new.age_days], np.r_[old.model, new.model],
                         np.r_[old.naive, new.naive], np.r_[old.observed, new.observed])
-    after = corrected_weights(np.zeros(24), verified, 6)
-    assert np.all(before < 0.2) and np.all(after > before + 0.2)
+    after = corrected_weights(np.ones(24), verified, 6)
+    assert np.all(before < 0.3) and np.all(after[:-1] > before[:-1] + 0.3)
 
 
-def test_targets_not_yet_observed_are_left_out():
+def test_the_weight_stays_within_zero_and_one_and_unobserved_targets_are_left_out():
     rng = np.random.default_rng(4)
-    verified = history(5, 4.0, rng)
+    verified = history(20, 1.0, rng)
+    away = Verified(verified.age_days, verified.naive + 3 * (verified.naive
+                                                             - verified.observed),
+                    verified.naive, verified.observed)  # pointing away from the truth
+    assert np.all(corrected_weights(np.ones(24), away, 6) == 0)
     unknown = Verified(verified.age_days, verified.model, verified.naive,
                        np.full_like(verified.observed, np.nan))
     assert np.array_equal(corrected_weights(np.ones(24), unknown, 6), np.ones(24))

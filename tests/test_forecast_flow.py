@@ -16,6 +16,7 @@ from flows.cli import app
 from forecasting.station.simulate import simulate_station
 from registry.forecasts import list_runs
 from registry.versions import champion, list_events
+from forecasting.station.schema import JENA
 from tests.conftest import NAME, flow_run_logs, retrain_small, small_settings, station
 
 AT = datetime(2021, 2, 20, 12, 0, tzinfo=UTC)  # well inside the simulated 60 days
@@ -400,3 +401,45 @@ def test_forecasts_carry_calibrated_intervals_and_sql_gives_their_coverage(with_
         assert coverage[80][horizon] == pytest.approx(sum(mine) / len(mine))
     assert sql(data, "select min(verified) from forecast_coverage where level = 80") == \
         [(len(skill) // 24,)]
+
+
+def test_each_issue_is_self_corrected_by_what_was_verified_by_its_time(with_champion,
+                                                                       tmp_path):
+    """value = naive_value + weight (champion_value - naive_value) on every row; the weight
+    is what the correction gives from the issues verified by each issue's time, the same
+    for a backfill and for issues made one by one, as the schedule makes them."""
+    from flows.settings import Settings
+    from forecasting.scoring.correction import corrected_weights
+    from registry.forecasts import verified_issues
+    from registry.store import open_store
+
+    backfilled, one_by_one = tmp_path / "backfilled", tmp_path / "one-by-one"
+    for data in (backfilled, one_by_one):
+        copy_data_dir(with_champion, data)
+        sql(data, "delete from forecasts")  # (other tests' issues)
+    assert run_forecast(backfilled, at=AT + timedelta(days=4), days=4,
+                        model="current").is_completed()
+    for day in range(5):
+        assert run_forecast(one_by_one, at=AT + timedelta(days=day),
+                            model="current").is_completed()
+    query = ("select issued_at, target_time, value, champion_value, naive_value, weight "
+             f"from forecasts where model_name = '{NAME}' order by 1, 2")
+    rows = sql(backfilled, query)
+    assert len(rows) == 5 * 24 and rows == sql(one_by_one, query)
+    values = np.array([r[2:] for r in rows], np.float64)
+    assert np.allclose(values[:, 0], values[:, 2] + values[:, 3] * (values[:, 1]
+                                                                    - values[:, 2]), atol=2e-3)
+    assert np.all((values[:, 3] >= 0) & (values[:, 3] <= 1))
+    assert np.all(values[:24, 3] == 1)  # nothing verified yet: the GRU's own forecast
+    store = open_store(Settings(data_dir=backfilled).db_url, JENA)
+    last = (AT + timedelta(days=4)).replace(tzinfo=UTC)
+    with store.sessions() as session:
+        verified = verified_issues(session, "jena", last, 30)
+    store.close()
+    assert len(verified.age_days) == 4  # the four issues before, all verified by then
+    expected = corrected_weights(np.ones(24), verified, 6)
+    assert np.allclose(values[-24:, 3], expected, atol=1e-4)
+    skill = sql(backfilled, "select avg(abs_error), avg(champion_abs_error), "
+                            "avg(naive_abs_error) from forecast_skill where model_name = "
+                            f"'{NAME}'")
+    assert all(v is not None for v in skill[0])  # the uncorrected champion's skill beside

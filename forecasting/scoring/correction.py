@@ -4,13 +4,16 @@ hour ahead, with w updated at every issue from the verified forecasts of the rec
 A backtest over past months cannot know that April will not be like March; an operational
 forecaster watches the verified forecasts and leans on the naive forecast, hour ahead by
 hour ahead, as soon as the model starts losing (updateable MOS, Kalman-filter bias
-correction). Here w is the exponentially weighted least-squares weight of the champion
-against best naive, fitted on the verified issues (a target observed by the issue time)
-with a half-life of HALF_LIFE_DAYS, pooled over each horizon group (6 hours: one issue
-gives 6 pairs), and starting from the gate's weights, which count as PRIOR_DAYS of
-verified issues: with none verified yet the gate's weights stand, after a few days of
-verified issues the evidence leads. w stays in [0, 1]: between best naive's forecast and
-the champion's own.
+correction). Here w starts from the gate's weights and moves by the exponentially weighted
+least-squares weight of the champion against best naive on the verified issues (targets
+observed by the issue time), with a half-life of HALF_LIFE_DAYS, pooled over each horizon
+group (6 hours: one issue gives 6 pairs). It follows that fit down at once (the champion
+is losing there: lean on best naive), but up, beyond the gate's weight, only as far as the
+fit is above it at RAISE_CONFIDENCE (one-sided Student t on its standard error clustered
+by issue, the verified issues less one as degrees of freedom): the gate did not trust the
+champion there, and a few lucky days are no reason to. At the last hour ahead it never
+rises above the gate's weight: the promise there is to be no worse than best naive. With
+nothing verified yet the gate's weights stand; w stays in [0, 1].
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 HALF_LIFE_DAYS = 3.0  # a verified issue this old counts half: the rule reacts within days
-PRIOR_DAYS = 1.0  # the gate's weights weigh as much as this many days of verified issues
+RAISE_CONFIDENCE = 0.95  # how sure the fit must be to trust the champion more than the gate
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,12 @@ class Verified:
 
 def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
                       half_life_days: float = HALF_LIFE_DAYS,
-                      prior_days: float = PRIOR_DAYS) -> np.ndarray:
+                      raise_confidence: float = RAISE_CONFIDENCE) -> np.ndarray:
     """The champion's weight against best naive at each hour ahead for the next issue: the
-    decayed least-squares fit of (observed - naive) on (model - naive) over the verified
-    pairs of its horizon group, shrunk towards `prior` (the gate's weights) by prior
-    evidence worth `prior_days` of the verified issues' rate; clipped to [0, 1]."""
+    gate's weights `prior`, moved per horizon group by the decayed least-squares fit of
+    (observed - naive) on (model - naive) over the verified pairs (down at once, up only as
+    far as the fit is above it at `raise_confidence`); the last hour never above its prior;
+    within [0, 1]."""
     prior = np.asarray(prior, np.float64)
     spread = verified.model - verified.naive
     error = verified.observed - verified.naive
@@ -56,20 +61,20 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
     decay = 0.5 ** (np.asarray(verified.age_days, np.float64) / half_life_days)[:, None]
     decay = np.where(seen, decay, 0.0)
     x, y = np.where(seen, spread, 0.0), np.where(seen, error, 0.0)
-    ages = np.sort(np.asarray(verified.age_days, np.float64))
-    spacing = float(np.diff(ages).mean()) if len(ages) > 1 else 1.0
-    per_day = 1 / max(spacing, 1 / 24)  # issues a day, to size the prior's weight
-    weights = np.empty_like(prior)
+    weights = prior.copy()
     for start in range(0, len(prior), group_steps):
         group = slice(start, min(start + group_steps, len(prior)))
-        pairs = decay[:, group].sum()
         sxx = (decay[:, group] * x[:, group] ** 2).sum()
-        sxy = (decay[:, group] * x[:, group] * y[:, group]).sum()
-        if pairs <= 0 or sxx <= 0:
-            weights[group] = prior[group]
+        if sxx <= 0:
             continue
-        # the prior's pseudo-pairs: as many as `prior_days` of issues give, at the spread
-        # the verified ones had
-        strength = prior_days * per_day * (group.stop - start) * sxx / pairs
-        weights[group] = (strength * prior[group] + sxy) / (strength + sxx)
+        fitted = (decay[:, group] * x[:, group] * y[:, group]).sum() / sxx
+        per_issue = (decay[:, group] * x[:, group]
+                     * (y[:, group] - fitted * x[:, group])).sum(axis=1)
+        error_of_fit = np.sqrt((per_issue ** 2).sum()) / sxx
+        issues = int((decay[:, group] > 0).any(axis=1).sum())
+        sure = student_t.ppf(raise_confidence, issues - 1) if issues > 1 else np.inf
+        move = fitted - prior[group]
+        weights[group] = np.where(move < 0, fitted, prior[group] + np.maximum(
+            move - sure * error_of_fit, 0))
+    weights[-1] = min(weights[-1], prior[-1])
     return np.clip(weights, 0.0, 1.0)

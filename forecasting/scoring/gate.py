@@ -194,10 +194,12 @@ def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group
     baseline = [np.abs(n) for n in naive]
     horizon = blended[0].shape[1]
 
+    allowed = len(candidate) // FOLDS_PER_LOSS  # lost folds, of the whole backtest
+
     def judged(folds: list[int]) -> list[GroupEvidence]:
         return [group_evidence([blended[k] for k in folds], [baseline[k] for k in folds],
                                start, min(start + group_steps, horizon), horizon, lag,
-                               confidence, step_hours, min_windows)
+                               confidence, step_hours, min_windows, allowed)
                 for start in range(0, horizon, group_steps)]
 
     evidence = judged(list(everyone))
@@ -218,9 +220,10 @@ def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group
 
 def group_evidence(blended: list[np.ndarray], baseline: list[np.ndarray], start: int,
                    stop: int, horizon: int, lag: int, confidence: float, step_hours: float,
-                   min_windows: int) -> GroupEvidence:
+                   min_windows: int, allowed_losses: int) -> GroupEvidence:
     """How the combination did against best naive in the horizon steps start..stop-1 of the
-    given folds' absolute errors (windows, horizon), and whether that is trusted."""
+    given folds' absolute errors (windows, horizon), and whether that is trusted (at most
+    `allowed_losses` of the folds lost)."""
     group = slice(start, stop)
     label = f"{(start + 1) * step_hours:g}-{stop * step_hours:g} h"
     mine, theirs = np.concatenate(blended), np.concatenate(baseline)
@@ -229,7 +232,7 @@ def group_evidence(blended: list[np.ndarray], baseline: list[np.ndarray], start:
     test = paired_test(mine[:, group].mean(axis=1) - theirs[:, group].mean(axis=1), lag,
                        confidence, [len(c) for c in blended])
     lost = sum(r >= 1 for r in folds)
-    trusted = (test.significant and lost <= len(folds) // FOLDS_PER_LOSS
+    trusted = (test.significant and lost <= allowed_losses
                and min(len(c) for c in blended) >= min_windows)
     if stop == horizon:
         trusted = trusted and mine[:, -1].mean() < theirs[:, -1].mean()
