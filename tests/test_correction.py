@@ -35,6 +35,10 @@ def test_the_gates_weight_is_exceeded_only_on_clear_evidence_and_never_at_24_hou
     prior = np.zeros(24)  # the gate left every group to best naive
     one_day = corrected_weights(prior, history(1, 1.9, rng), 6)
     assert np.all(one_day == 0)  # one day of a slight edge: no reason to trust it
+    exact = history(1, 1.0, rng)  # one issue the fit matches exactly: still no reason
+    exact = Verified(exact.age_days, exact.naive + 2 * (exact.observed - exact.naive),
+                     exact.naive, exact.observed)
+    assert np.all(corrected_weights(prior, exact, 6) == 0)
     weeks = corrected_weights(prior, history(14, 0.5, rng), 6)
     assert np.all(weeks[:-1] > 0.5) and weeks[-1] == 0  # +24 h: never above the gate
 

@@ -7,11 +7,12 @@ hour ahead, as soon as the model starts losing (updateable MOS, Kalman-filter bi
 correction). Here w starts from the gate's weights and moves by the exponentially weighted
 least-squares weight of the champion against best naive on the verified issues (targets
 observed by the issue time), with a half-life of HALF_LIFE_DAYS, pooled over each horizon
-group (6 hours: one issue gives 6 pairs). It follows that fit down at once (the champion
-is losing there: lean on best naive), but up, beyond the gate's weight, only as far as the
-fit is above it at RAISE_CONFIDENCE (one-sided Student t on its standard error clustered
-by issue, the verified issues less one as degrees of freedom): the gate did not trust the
-champion there, and a few lucky days are no reason to. At the last hour ahead it never
+group (6 hours: one issue gives 6 pairs), once MIN_ISSUES are verified. It moves only as
+far as the fit is beyond the gate's weight at a one-sided confidence (a Student t on the
+fit's standard error clustered by issue, the verified issues less one as degrees of
+freedom): down readily (LOWER_CONFIDENCE: the champion is losing there, lean on best
+naive), up beyond the gate's weight only on clear evidence (RAISE_CONFIDENCE: the gate did
+not trust the champion there, and a few lucky days are no reason to). At the last hour ahead it never
 rises above the gate's weight: the promise there is to be no worse than best naive. With
 nothing verified yet the gate's weights stand; w stays in [0, 1].
 """
@@ -25,6 +26,8 @@ from scipy.stats import t as student_t
 
 HALF_LIFE_DAYS = 3.0  # a verified issue this old counts half: the rule reacts within days
 RAISE_CONFIDENCE = 0.95  # how sure the fit must be to trust the champion more than the gate
+LOWER_CONFIDENCE = 0.75  # ... and to trust it less: leaning on best naive costs less
+MIN_ISSUES = 3  # verified issues a group needs before its weight moves at all
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,9 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
                       raise_confidence: float = RAISE_CONFIDENCE) -> np.ndarray:
     """The champion's weight against best naive at each hour ahead for the next issue: the
     gate's weights `prior`, moved per horizon group by the decayed least-squares fit of
-    (observed - naive) on (model - naive) over the verified pairs (down at once, up only as
-    far as the fit is above it at `raise_confidence`); the last hour never above its prior;
-    within [0, 1]."""
+    (observed - naive) on (model - naive) over the verified pairs, as far as the fit is
+    beyond it at LOWER_CONFIDENCE (down) or `raise_confidence` (up); the last hour never
+    above its prior; within [0, 1]."""
     prior = np.asarray(prior, np.float64)
     spread = verified.model - verified.naive
     error = verified.observed - verified.naive
@@ -72,9 +75,11 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
                      * (y[:, group] - fitted * x[:, group])).sum(axis=1)
         error_of_fit = np.sqrt((per_issue ** 2).sum()) / sxx
         issues = int((decay[:, group] > 0).any(axis=1).sum())
-        sure = student_t.ppf(raise_confidence, issues - 1) if issues > 1 else np.inf
+        if issues < MIN_ISSUES:
+            continue
         move = fitted - prior[group]
-        weights[group] = np.where(move < 0, fitted, prior[group] + np.maximum(
-            move - sure * error_of_fit, 0))
+        up = student_t.ppf(raise_confidence, issues - 1) * error_of_fit
+        down = student_t.ppf(LOWER_CONFIDENCE, issues - 1) * error_of_fit
+        weights[group] = prior[group] + np.maximum(move - up, 0) - np.maximum(-move - down, 0)
     weights[-1] = min(weights[-1], prior[-1])
     return np.clip(weights, 0.0, 1.0)
