@@ -25,6 +25,11 @@ station (90 days of history) at each season change in the data (cut-offs on 1 an
 up to N days before each cut-off and scores the same days after it: what a forecast costs
 when its models are N days old, as the networks are between weekly fits
 (`network_every_days`); the naive references stay those of the cut-off.
+The `self-correcting` row is the gate's choice issued as the product issues it, corrected at
+each issue from the issues verified by then (`forecasting.scoring.correction`), with the
+champion kept as trained at the cut-off (the daily retrains between are not replayed). A
+promise is kept when, over the test days, the mean and +24 h are not above best naive's
+and no 6-hour group is above 1.02 of it.
 `--warm-after-days N` first fits the networks as a retrain N days before the cut-off would
 (its newest fold), then fine-tunes each fold's networks from them as the scheduled retrain
 does from the registered ones (a warm start), instead of training them from zero.
