@@ -35,11 +35,11 @@ FAMILIES = ["blend", "ridge", "ensemble"]
 KWARGS = {"start": START, "end": END, "retrain_every_hours": 5 * 24, "families": FAMILIES}
 
 
-def run_backtest(data: Path, **kwargs):
+def run_backtest(data: Path, settings: dict | None = None, **kwargs):
     from flows.backtest import backtest
 
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in BACKTEST_SETTINGS.items():
+        for key, value in {**BACKTEST_SETTINGS, **(settings or {})}.items():
             mp.setenv(key, value)
         return backtest(data_dir=str(data), **{**KWARGS, **kwargs})
 
@@ -215,7 +215,7 @@ def test_a_backtest_stopped_by_sigterm_to_its_process_group_exits_in_seconds_in_
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline, done = time.monotonic() + 300, 0
-    while time.monotonic() < deadline and child.poll() is None and done < 3:
+    while time.monotonic() < deadline and child.poll() is None and done < 1:
         try:
             done = sqlite_rows(stopped, "select count(*) from backtest_steps")[0][0]
         except sqlite3.OperationalError:  # not created yet
@@ -228,7 +228,7 @@ def test_a_backtest_stopped_by_sigterm_to_its_process_group_exits_in_seconds_in_
     assert "Traceback" not in output, output[-3000:]
     assert [line for line in output.splitlines() if line.startswith("stopped")] == [
         "stopped (SIGTERM); what finished is stored: run the same command again to go on"]
-    assert sqlite_rows(stopped, "select count(*) from backtest_steps")[0][0] >= 3
+    assert sqlite_rows(stopped, "select count(*) from backtest_steps")[0][0] >= 1
     home = str((stopped / "prefect").resolve())
     time.sleep(1)
 
@@ -248,8 +248,8 @@ def test_a_backtest_replays_the_weekly_network_cadence_as_the_schedule_runs_it(p
     left out of the next, as the scheduled retrain would."""
     data = tmp_path / "data"
     shutil.copytree(prepared, data)
-    run_backtest(data, start=MIDDLE, end=END, retrain_every_hours=72,
-                 families=["blend", "gru"], epochs=1)
+    run_backtest(data, {"SENSORCAST_FORECAST__NETWORK_FOLDS": "1"}, start=MIDDLE, end=END,
+                 retrain_every_hours=72, families=["blend", "gru"], epochs=1)
     families = [f for (f,) in sqlite_rows(data, "select family from model_versions where "
                                                 "model_name like '%@backtest-%' order by id")]
     assert families.count("gru") == 1 and families.count("blend") == 2, families

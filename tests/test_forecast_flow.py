@@ -417,26 +417,26 @@ def test_each_issue_is_self_corrected_by_what_was_verified_by_its_time(with_cham
     for data in (backfilled, one_by_one):
         copy_data_dir(with_champion, data)
         sql(data, "delete from forecasts")  # (other tests' issues)
-    assert run_forecast(backfilled, at=AT + timedelta(days=4), days=4,
+    assert run_forecast(backfilled, at=AT + timedelta(days=3), days=3,
                         model="current").is_completed()
-    for day in range(5):
+    for day in range(4):
         assert run_forecast(one_by_one, at=AT + timedelta(days=day),
                             model="current").is_completed()
     query = ("select issued_at, target_time, value, champion_value, naive_value, weight "
              f"from forecasts where model_name = '{NAME}' order by 1, 2")
     rows = sql(backfilled, query)
-    assert len(rows) == 5 * 24 and rows == sql(one_by_one, query)
+    assert len(rows) == 4 * 24 and rows == sql(one_by_one, query)
     values = np.array([r[2:] for r in rows], np.float64)
     assert np.allclose(values[:, 0], values[:, 2] + values[:, 3] * (values[:, 1]
                                                                     - values[:, 2]), atol=2e-3)
     assert np.all((values[:, 3] >= 0) & (values[:, 3] <= 1))
     assert np.all(values[:24, 3] == 1)  # nothing verified yet: the GRU's own forecast
     store = open_store(Settings(data_dir=backfilled).db_url, JENA)
-    last = (AT + timedelta(days=4)).replace(tzinfo=UTC)
+    last = (AT + timedelta(days=3)).replace(tzinfo=UTC)
     with store.sessions() as session:
         verified = verified_issues(session, "jena", last, 30)
     store.close()
-    assert len(verified.age_days) == 4  # the four issues before, all verified by then
+    assert len(verified.age_days) == 3  # the three issues before, all verified by then
     expected = corrected_weights(np.ones(24), verified, 6)
     assert np.allclose(values[-24:, 3], expected, atol=1e-4)
     skill = sql(backfilled, "select avg(abs_error), avg(champion_abs_error), "
