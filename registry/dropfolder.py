@@ -35,9 +35,9 @@ def files_to_ingest(path: Path) -> tuple[list[Path], list[Path]]:
     refused, so what lands in the drop folder cannot make the job read other files."""
     path = Path(path)
     if path.is_dir():
-        inside = path.resolve()
+        root = path.resolve()
         entries = sorted(p for p in path.glob("*.csv") if p.is_file())
-        escaping = [p for p in entries if not p.resolve().is_relative_to(inside)]
+        escaping = [p for p in entries if not p.resolve().is_relative_to(root)]
         return [p for p in entries if p not in escaping], escaping
     if path.exists() and not path.is_file():
         raise OSError(f"{path} is not a regular file (a FIFO, device or socket?); ingest a "
@@ -63,7 +63,7 @@ def ingest_and_archive(store: Store, path: Path, chunk_rows: int, done: Path | N
         return gone(path)
     if not done or summary.status not in ("complete", "skipped"):
         return summary
-    if path.is_relative_to(done):
+    if inside(path, done):
         with store.sessions.begin() as session:
             watch(session, store.station.name, path, seen)
         return summary
@@ -139,11 +139,19 @@ def move(path: Path, target: Path) -> None:
     path.unlink()
 
 
+def inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder`, by absolute paths (links kept as they are, so a done
+    folder that links to another file system still counts)."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
 def watch(session: Session, station: str, path: Path, seen: os.stat_result) -> None:
-    """Remember an archived file as it was when its rows were stored."""
-    row = session.get(ArchivedFile, str(path))
+    """Remember an archived file, by its absolute path, as it was when its rows were
+    stored."""
+    key = os.path.abspath(path)
+    row = session.get(ArchivedFile, key)
     if row is None:
-        row = ArchivedFile(path=str(path), station=station, archived_at=datetime.now(UTC))
+        row = ArchivedFile(path=key, station=station, archived_at=datetime.now(UTC))
         session.add(row)
     row.size, row.mtime_ns = seen.st_size, seen.st_mtime_ns
 
@@ -171,7 +179,7 @@ def changed_archives(store: Store, done: Path) -> list[Path]:
                 now = path.stat()
             except OSError:  # removed or moved on by the operator
                 continue
-            if path.is_relative_to(done) and (now.st_size, now.st_mtime_ns) != (
+            if inside(path, done) and (now.st_size, now.st_mtime_ns) != (
                     row.size, row.mtime_ns):
                 changed.append(path)
     return changed
