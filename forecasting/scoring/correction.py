@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import t as student_t
 
 HALF_LIFE_DAYS = 3.0  # a verified issue this old counts half: the rule reacts within days
 RAISE_CONFIDENCE = 0.95  # how sure the fit must be to trust the champion more than the gate
@@ -55,6 +54,9 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
     (observed - naive) on (model - naive) over the verified pairs, as far as the fit is
     beyond it at LOWER_CONFIDENCE (down) or `raise_confidence` (up); the last hour never
     above its prior; within [0, 1]."""
+    from scipy.stats import t as student_t  # here: every process that opens the store
+    # imports this module, and scipy.stats costs it half a second
+
     prior = np.asarray(prior, np.float64)
     spread = verified.model - verified.naive
     error = verified.observed - verified.naive

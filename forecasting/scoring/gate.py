@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import t as student_t
 
 from forecasting.config import COMPOSED, ENSEMBLE, FAMILIES, ForecastParams
 from forecasting.scoring.backtest import Backtest, Scores
@@ -122,6 +121,8 @@ def paired_test(difference: np.ndarray, lag: int, confidence: float = 0.95,
     the nominal rate for 5 to 1,000 windows and AR(1) errors up to 0.95
     (`tests/test_promotion_gate.py`, `bench/gate_size.py`). A series without spread, or
     of too few effective windows, is no evidence."""
+    from scipy.stats import t as student_t  # only when judging: importing it costs 0.5 s
+
     d = np.asarray(difference, np.float64)
     n = len(d)
     stretches = np.split(d, np.cumsum(folds or [n])[:-1])
