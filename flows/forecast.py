@@ -90,10 +90,10 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
                                   start=min(at - input_span(params), newest), end=at)
         calibration = version and calibration_as_of(session, store.observations, version,
                                                     at, settings.interval_min_verified)
-        verified = network and verified_issues(session, store.station.name, at,
-                                               CORRECTION_DAYS, backtest_id)
+        verified = verified_issues(session, store.station.name, at, CORRECTION_DAYS,
+                                   backtest_id) if network else None
     return forecast_as_of(frame, store.station, params, _naive(at), network, calibration,
-                          verified or None)
+                          verified)
 
 
 def calibration_as_of(session, observations, version: ModelVersion, at: datetime,
