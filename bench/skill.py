@@ -14,6 +14,7 @@ hour, whichever did better on the training data).
     .venv/bin/python bench/skill.py --transitions [--csv ...]   # the two together, below
     .venv/bin/python bench/skill.py --trained-days-before 6 ...  # the champion a week old
     .venv/bin/python bench/skill.py --warm-after-days 7 ...      # networks fine-tuned weekly
+    .venv/bin/python bench/skill.py --replay [--retrain-every 1d] ...  # the schedule, replayed
 
 `--history-days N` replays a station that has only N days of data at each cut-off (a new
 station); `--cutoffs-at` puts the cut-offs where it is hardest (season changes). Each
@@ -30,6 +31,12 @@ each issue from the issues verified by then (`forecasting.scoring.correction`), 
 champion kept as trained at the cut-off (the daily retrains between are not replayed). A
 promise is kept when, over the test days, the mean and +24 h are not above best naive's
 and no 6-hour group is above 1.02 of it.
+`--replay` also replays each test period as the product runs it: the product's own
+`sensorcast backtest` over the stored station (retrains every `--retrain-every`, the networks
+on their weekly cadence with warm starts, the gate against the champion of the day, the
+self-correcting issue once a day at the scheduled forecast time). Its `replayed` rows score
+those issues against the bench's best naive on the same issue times; they are fewer (one a
+day) than the frozen rows' (every `--issue-every` hours), so compare them with each other.
 `--warm-after-days N` first fits the networks as a retrain N days before the cut-off would
 (its newest fold), then fine-tunes each fold's networks from them as the scheduled retrain
 does from the registered ones (a warm start), instead of training them from zero.
@@ -45,8 +52,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import shutil
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +80,8 @@ from forecasting.features import station_windows  # noqa: E402
 
 GATE = "gate's choice"
 CORRECTED = "self-correcting"  # the gate's choice, corrected at each issue (frozen champion)
+REPLAYED = "replayed"  # what the product issued, replaying the schedule over the test days
+ISSUE_TIME = pd.Timedelta(hours=3, minutes=30)  # the daily forecast's cron in prefect.yaml
 
 
 def load_frame(csv: Path | None, schema: Path | None, work: Path):
@@ -183,6 +193,10 @@ def main() -> None:
                         help="fine-tune the networks from those of a retrain N days before")
     parser.add_argument("--trained-days-before", type=days_before, default=0, metavar="N",
                         help="retrain on the data up to N days before each cut-off")
+    parser.add_argument("--replay", action="store_true",
+                        help="also replay each test period as the schedule runs it")
+    parser.add_argument("--retrain-every", default="1d",
+                        help="the replay's retrain cadence (e.g. 1d, 7d)")
     args = parser.parse_args()
     if args.quick:
         args.cutoffs, args.test_days = 2, 14
@@ -201,6 +215,58 @@ def main() -> None:
         run(frame, station, params, settings, args, Path(work))
 
 
+def replay(params: ForecastParams, args, work: Path, cutoff: pd.Timestamp, windows,
+           naive) -> tuple[Scores, Scores, str]:
+    """The test days as the product runs them: its own `sensorcast backtest` on the stored
+    station from the cut-off (a retrain every `--retrain-every`, a forecast a day at the
+    scheduled time, each self-corrected by the backtest's issues verified by then). Returns
+    the issued forecasts' scores, `naive`'s on the same issue times, and who issued."""
+    start = cutoff + ISSUE_TIME
+    end = start + pd.Timedelta(days=args.test_days - 1)  # each issue's +24 h in the period
+    home = work / f"replay-{cutoff:%Y%m%d}"
+    command = [str(Path(sys.executable).with_name("sensorcast")),
+               "--data-dir", str(home), "--database-url", f"sqlite:///{work / 'bench.db'}",
+               *(["--station-schema", str(args.station_schema.resolve())]
+                 if args.station_schema else []),
+               "backtest", "--start", start.isoformat(), "--end", end.isoformat(),
+               "--retrain-every", args.retrain_every,
+               *(a for f in params.families for a in ("--family", f))]
+    # The bench's model parameters (history, epochs, ...) as the settings' own.
+    env = {**os.environ, "SENSORCAST_FORECAST": params.model_dump_json()}
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the replay from {cutoff:%Y-%m-%d} failed:\n"
+                         f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    from sqlalchemy import text
+
+    from registry.forecasts import read_view
+    from registry.store import open_store
+
+    store = open_store(f"sqlite:///{work / 'bench.db'}", windows_station(args))
+    try:
+        with store.sessions() as session:
+            newest = session.execute(text("SELECT max(id) FROM backtests")).scalar_one()
+            rows = read_view(session, "backtest_skill", backtest_id=newest)
+    finally:
+        store.close()
+    step = pd.Timedelta(minutes=params.step_minutes)
+    rows["origin"] = rows.groupby("issued_at").target_time.transform("min") - step
+    rows["step"] = ((rows.target_time - rows.origin) / step).astype(int) - 1
+    issued = rows.pivot_table(index="origin", columns="step", values="forecast")
+    issued = issued.reindex(columns=range(params.horizon_steps))
+    test = windows.select(windows.origin_times().isin(issued.index))
+    values = issued.loc[test.origin_times()].to_numpy(np.float64)
+    whole = ~np.isnan(values).any(axis=1)  # a target with no observation is not scored
+    test, values = test.select(whole), values[whole]
+    by_model = rows[~rows.model_name.isin(NAIVE)].issued_at.nunique()
+    return (Scores.of(values, test), score(naive, test),
+            f"{by_model} of {rows.issued_at.nunique()} issues by a promoted model")
+
+
+def windows_station(args):
+    return load_station(args.station_schema) if args.station_schema else JENA
+
+
 def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
     windows, relative = station_windows(frame, station, params)
     if args.transitions:
@@ -210,6 +276,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
                                     params.history_days))
     names = [*NAIVE, *params.families, GATE, CORRECTED]
     results: dict[str, list[Scores]] = {name: [] for name in names}
+    replayed: list[tuple[Scores, Scores, str]] = []
     seconds, chosen, promised = [], [], []
     for i, cutoff in enumerate(cutoffs, start=1):
         print(f"[{i}/{len(cutoffs)}] cut-off {cutoff:%Y-%m-%d}: retraining as the schedule "
@@ -264,6 +331,13 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
             results[CORRECTED].append(results["best_naive"][-1])
         print(f"    {seconds[-1]:.0f} s; gate promoted {chosen[-1]}; {len(test)} issues",
               file=sys.stderr, flush=True)
+        if args.replay:
+            started = time.perf_counter()
+            replayed.append(replay(params, args, work, cutoff, windows.between(
+                cutoff, cutoff + pd.Timedelta(days=args.test_days)),
+                naive_baselines(before, params)["best_naive"]))
+            print(f"    replayed in {time.perf_counter() - started:.0f} s: {replayed[-1][2]}",
+                  file=sys.stderr, flush=True)
         for family, plan in plans.items():
             print(f"    {family}: {plan.summary}", file=sys.stderr, flush=True)
         for family in (f for f in params.families if f in NETWORKS):
@@ -272,6 +346,8 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
     report(names, results, cutoffs, chosen, seconds, params, args)
     report_promises(results, cutoffs, chosen, promised, params)
     report_promises(results, cutoffs, chosen, promised, params, CORRECTED)
+    if replayed:
+        report_replay(replayed, cutoffs, params, args)
 
 
 def self_corrected(model, naive, prior: np.ndarray, test, params: ForecastParams) -> Scores:
@@ -353,14 +429,36 @@ def report_promises(results, cutoffs, chosen, promised, params: ForecastParams,
             continue
         realised = ratios(results[issued][k], results["best_naive"][k], params.group_steps)
         count += kept(realised)
-
-        def row(r: np.ndarray) -> str:
-            return f"{r[0]:.3f} | {' '.join(f'{v:.3f}' for v in r[1:-1])} | {r[-1]:.3f}"
-
-        print(f"  {cutoff:%Y-%m-%d} {chosen[k]}: {row(promised[k])} -> {row(realised)}: "
+        print(f"  {cutoff:%Y-%m-%d} {chosen[k]}: {row_text(promised[k])} -> "
+              f"{row_text(realised)}: "
               + ("kept" if kept(realised) else "BROKEN"))
     made = sum(p is not None for p in promised)
     print(f"promises kept: {count} of {made}")
+
+
+def report_replay(replayed, cutoffs, params: ForecastParams, args) -> None:
+    """The schedule replayed: per cut-off and over all, mean | each 6-hour group | +24 h of
+    the issued forecasts against best naive on the same issues, and the promises kept (a
+    cut-off where a promoted model issued at least once made one)."""
+    print(f"\nThe schedule replayed over {args.test_days:g} days from each cut-off (retrain every "
+          f"{args.retrain_every}, one self-corrected issue a day at "
+          f"{pd.Timestamp(0) + ISSUE_TIME:%H:%M} UTC): the issued forecast "
+          "(mean | each 6-hour group | +24 h, against best naive)")
+    made = count = 0
+    for cutoff, (issued, naive, by) in zip(cutoffs, replayed):
+        realised = ratios(issued, naive, params.group_steps)
+        promise = not by.startswith("0 ")
+        made += promise
+        count += promise and kept(realised)
+        verdict = ("kept" if kept(realised) else "BROKEN") if promise else "no promise"
+        print(f"  {cutoff:%Y-%m-%d}: {row_text(realised)} ({by}): {verdict}")
+    total = ratios(Scores.combine([r[0] for r in replayed]),
+                   Scores.combine([r[1] for r in replayed]), params.group_steps)
+    print(f"  all: {row_text(total)}\npromises kept (replayed): {count} of {made}")
+
+
+def row_text(r: np.ndarray) -> str:
+    return f"{r[0]:.3f} | {' '.join(f'{v:.3f}' for v in r[1:-1])} | {r[-1]:.3f}"
 
 
 def report(names, results, cutoffs, chosen, seconds, params: ForecastParams, args) -> None:
