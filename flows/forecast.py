@@ -33,7 +33,7 @@ from registry.versions import ModelVersion, champion, champion_at
 PLOT_FILE = "forecast.png"
 SKILL_FILE = "skill.png"
 SKILL_DAYS = 30
-CORRECTION_DAYS = 30  # verified issues older than this weigh under 0.1 % (3-day half-life)
+CORRECTION_DAYS = 70  # verified issues older than this weigh under 0.1 % (7-day half-life)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load the champion {which}")

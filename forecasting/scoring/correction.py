@@ -4,17 +4,17 @@ hour ahead, with w updated at every issue from the verified forecasts of the rec
 A backtest over past months cannot know that April will not be like March; an operational
 forecaster watches the verified forecasts and leans on the naive forecast, hour ahead by
 hour ahead, as soon as the model starts losing (updateable MOS, Kalman-filter bias
-correction). Here w starts from the gate's weights and moves by the exponentially weighted
-least-squares weight of the champion against best naive on the verified issues (targets
-observed by the issue time), with a half-life of HALF_LIFE_DAYS, pooled over each horizon
-group (6 hours: one issue gives 6 pairs), once MIN_ISSUES are verified. It moves only as
-far as the fit is beyond the gate's weight at a one-sided confidence (a Student t on the
-fit's standard error clustered by issue, the verified issues less one as degrees of
-freedom): down readily (LOWER_CONFIDENCE: the champion is losing there, lean on best
-naive), up beyond the gate's weight only on clear evidence (RAISE_CONFIDENCE: the gate did
-not trust the champion there, and a few lucky days are no reason to). At the last hour ahead it never
-rises above the gate's weight: the promise there is to be no worse than best naive. With
-nothing verified yet the gate's weights stand; w stays in [0, 1].
+correction). Here, per horizon group (6 hours: one issue gives 6 verified pairs), w is the
+combination weight on a grid of WEIGHTS (0, 0.05, .., 1: the experts) whose forecasts had
+the smallest exponentially weighted mean absolute error over the issues verified by the
+issue time (targets observed by then), with a half-life of HALF_LIFE_DAYS: discounted
+follow-the-leader over the experts, once MIN_ISSUES issues are verified. The loss is the
+absolute error because the promise and every score are MAE: a least-squares weight trusts a
+champion that saves a few large misses while it loses a little on most days, which MAE
+counts. The gate's weight is the ceiling: below it w follows the verified errors at once
+(leaning on best naive is the safe side of the promise), above it nothing a few days show
+is reason enough to trust the champion more than the backtest did. With nothing verified
+yet, the gate's weights stand; w stays in [0, 1].
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HALF_LIFE_DAYS = 3.0  # a verified issue this old counts half: the rule reacts within days
-RAISE_CONFIDENCE = 0.95  # how sure the fit must be to trust the champion more than the gate
-LOWER_CONFIDENCE = 0.75  # ... and to trust it less: leaning on best naive costs less
+HALF_LIFE_DAYS = 7.0  # a verified issue this old counts half: with one issue a day, about
+# ten issues carry the weight, few enough to react within days, enough not to chase one day
+WEIGHTS = np.linspace(0.0, 1.0, 21)  # the experts: best naive, 5 % steps, the champion
 MIN_ISSUES = 3  # verified issues a group needs before its weight moves at all
 
 
@@ -47,41 +47,27 @@ class Verified:
 
 
 def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
-                      half_life_days: float = HALF_LIFE_DAYS,
-                      raise_confidence: float = RAISE_CONFIDENCE) -> np.ndarray:
-    """The champion's weight against best naive at each hour ahead for the next issue: the
-    gate's weights `prior`, moved per horizon group by the decayed least-squares fit of
-    (observed - naive) on (model - naive) over the verified pairs, as far as the fit is
-    beyond it at LOWER_CONFIDENCE (down) or `raise_confidence` (up); the last hour never
-    above its prior; within [0, 1]."""
-    from scipy.stats import t as student_t  # here: every process that opens the store
-    # imports this module, and scipy.stats costs it half a second
-
-    prior = np.asarray(prior, np.float64)
+                      half_life_days: float = HALF_LIFE_DAYS) -> np.ndarray:
+    """The champion's weight against best naive at each hour ahead for the next issue: per
+    horizon group, the weight of WEIGHTS with the smallest decayed MAE over the verified
+    pairs, capped by the gate's weights `prior`; `prior` where fewer than MIN_ISSUES issues
+    are verified there."""
+    prior = np.clip(np.asarray(prior, np.float64), 0.0, 1.0)
     spread = verified.model - verified.naive
-    error = verified.observed - verified.naive
-    seen = np.isfinite(error) & np.isfinite(spread)
+    miss = verified.observed - verified.naive
+    seen = np.isfinite(miss) & np.isfinite(spread)
     if not seen.any():
-        return np.clip(prior, 0, 1)
+        return prior
     decay = 0.5 ** (np.asarray(verified.age_days, np.float64) / half_life_days)[:, None]
     decay = np.where(seen, decay, 0.0)
-    x, y = np.where(seen, spread, 0.0), np.where(seen, error, 0.0)
+    x, y = np.where(seen, spread, 0.0), np.where(seen, miss, 0.0)
     weights = prior.copy()
     for start in range(0, len(prior), group_steps):
         group = slice(start, min(start + group_steps, len(prior)))
-        sxx = (decay[:, group] * x[:, group] ** 2).sum()
-        if sxx <= 0:
+        if int(seen[:, group].any(axis=1).sum()) < MIN_ISSUES:
             continue
-        fitted = (decay[:, group] * x[:, group] * y[:, group]).sum() / sxx
-        per_issue = (decay[:, group] * x[:, group]
-                     * (y[:, group] - fitted * x[:, group])).sum(axis=1)
-        error_of_fit = np.sqrt((per_issue ** 2).sum()) / sxx
-        issues = int((decay[:, group] > 0).any(axis=1).sum())
-        if issues < MIN_ISSUES:
-            continue
-        move = fitted - prior[group]
-        up = student_t.ppf(raise_confidence, issues - 1) * error_of_fit
-        down = student_t.ppf(LOWER_CONFIDENCE, issues - 1) * error_of_fit
-        weights[group] = prior[group] + np.maximum(move - up, 0) - np.maximum(-move - down, 0)
-    weights[-1] = min(weights[-1], prior[-1])
-    return np.clip(weights, 0.0, 1.0)
+        # (experts,): the decayed absolute error of naive + w (champion - naive), each w
+        loss = (decay[None, :, group] * np.abs(
+            y[None, :, group] - WEIGHTS[:, None, None] * x[None, :, group])).sum(axis=(1, 2))
+        weights[group] = np.minimum(prior[group], WEIGHTS[int(np.argmin(loss))])
+    return weights
