@@ -336,7 +336,9 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
             replayed.append(replay(params, args, work, cutoff, windows.between(
                 cutoff, cutoff + pd.Timedelta(days=args.test_days)),
                 naive_baselines(before, params)["best_naive"]))
-            print(f"    replayed in {time.perf_counter() - started:.0f} s: {replayed[-1][2]}",
+            issued, naive, by = replayed[-1]
+            print(f"    replayed in {time.perf_counter() - started:.0f} s ({by}): "
+                  f"{row_text(ratios(issued, naive, params.group_steps))} of best naive",
                   file=sys.stderr, flush=True)
         for family, plan in plans.items():
             print(f"    {family}: {plan.summary}", file=sys.stderr, flush=True)
