@@ -34,9 +34,11 @@ and no 6-hour group is above 1.02 of it.
 `--replay` also replays each test period as the product runs it: the product's own
 `sensorcast backtest` over the stored station (retrains every `--retrain-every`, the networks
 on their weekly cadence with warm starts, the gate against the champion of the day, the
-self-correcting issue once a day at the scheduled forecast time). Its `replayed` rows score
-those issues against the bench's best naive on the same issue times; they are fewer (one a
-day) than the frozen rows' (every `--issue-every` hours), so compare them with each other.
+self-correcting issue once a day at the scheduled forecast time). It scores those issues
+against the bench's best naive on the same issue times; they are fewer (one a day) than the
+frozen rows' (every `--issue-every` hours). Each replay starts at its cut-off with nothing
+issued before, as a new station would: its first issues have nothing verified to correct
+them.
 `--warm-after-days N` first fits the networks as a retrain N days before the cut-off would
 (its newest fold), then fine-tunes each fold's networks from them as the scheduled retrain
 does from the registered ones (a warm start), instead of training them from zero.
@@ -80,7 +82,6 @@ from forecasting.features import station_windows  # noqa: E402
 
 GATE = "gate's choice"
 CORRECTED = "self-correcting"  # the gate's choice, corrected at each issue (frozen champion)
-REPLAYED = "replayed"  # what the product issued, replaying the schedule over the test days
 ISSUE_TIME = pd.Timedelta(hours=3, minutes=30)  # the daily forecast's cron in prefect.yaml
 
 
