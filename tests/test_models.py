@@ -13,15 +13,15 @@ import pytest
 from forecasting.models.naive import BestNaive
 from forecasting.candidates import distinct_members, fit_candidates
 from forecasting.models.ensemble import Composed, Ensemble
-from forecasting.models.families import family_class, load_model
+from forecasting.models.families import family_class, holds_network, load_model
 from forecasting.config import COMPOSED, FAMILIES, NETWORKS, ForecastParams
-from forecasting.scoring.backtest import rolling_folds
+from forecasting.scoring.backtest import predict_windows, rolling_folds
 from forecasting.models.linear import LINEAR, ARRAYS_FILE
 from forecasting.models.networks import BUILDERS, Normalization
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
 from forecasting.features import station_windows
-from forecasting.models.isolated import JobFailed, SavedNetwork, fit_networks
+from forecasting.models.isolated import JobFailed, SavedNetwork, fit_networks, predict_saved
 from forecasting.models.networks import NetworkForecaster
 from forecasting.windows import NotEnoughData
 from registry.artifacts import (ArtifactError, artifact_digest, load_verified, member_reference,
@@ -68,7 +68,7 @@ NO_TENSORFLOW = """
 import sys, tempfile
 from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
-from forecasting.scoring.backtest import rolling_folds
+from forecasting.scoring.backtest import predict_windows, rolling_folds
 from forecasting.features import station_windows
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
@@ -95,6 +95,19 @@ def test_loading_the_networks_prints_no_tensorflow_start_up_notices():
     result = subprocess.run([sys.executable, "-c", "import forecasting.models.networks"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_a_saved_model_is_predicted_in_a_process_of_its_own_only_when_it_holds_a_network(
+        tiny_fit, tiny, tmp_path):
+    """Scoring a linear champion at each retrain needs no TensorFlow process (seconds and
+    0.65 GB); a network does."""
+    fold, _, models = tiny
+    models["ridge"].save(tmp_path / "ridge")
+    here = predict_saved(tmp_path / "ridge-job", tmp_path / "ridge", {"test": fold.test}, 1)
+    assert not (tmp_path / "ridge-job").exists()  # no job written, no process started
+    np.testing.assert_array_equal(here["test"], predict_windows(models["ridge"], fold.test))
+    assert not holds_network(tmp_path / "ridge")
+    assert holds_network(tiny_fit[2].models["gru"].directory)
 
 
 def test_a_failing_fit_process_reports_its_error(tiny_fit, tmp_path):

@@ -76,6 +76,13 @@ def stored_meta(files: dict[str, bytes], where: Path) -> dict:
     return json.loads(files[META_FILE])
 
 
+def holds_network(directory: Path) -> bool:
+    """Whether a saved model (or any member of it) is a network: only then does using it
+    need TensorFlow."""
+    return any(read_meta(meta.parent)["family"] in NETWORKS
+               for meta in Path(directory).rglob(META_FILE))
+
+
 def load_model(directory: Path) -> Forecaster:
     """A saved model of any family, as `registry.artifacts.verified_copy` lays it out (an
     ensemble's or a composed forecast's members in `member0`, `member1`, ... beside it)."""

@@ -22,7 +22,7 @@ import pandas as pd
 
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import predict_windows
-from forecasting.models.families import load_model, read_meta
+from forecasting.models.families import holds_network, load_model, read_meta
 from forecasting.models.linear import LinearForecaster
 from forecasting.models.reuse import PriorNetwork
 from forecasting.windows import Windows
@@ -143,7 +143,15 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
 
 def predict_saved(job_dir: Path, model: Path, sets: dict[str, Windows],
                   threads: int) -> dict[str, np.ndarray]:
-    """The forecast of a saved model (as `load_model` reads it) for each window set."""
+    """The forecast of a saved model (as `load_model` reads it) for each window set: in a
+    process of its own when it holds a network, here when it does not (a linear model needs
+    no TensorFlow, and a process that imports it costs seconds and 0.65 GB)."""
+    try:
+        linear = None if holds_network(model) else load_model(model)
+    except (OSError, ValueError, KeyError) as unreadable:
+        raise JobFailed(f"{type(unreadable).__name__}: {unreadable}") from unreadable
+    if linear is not None:
+        return {name: predict_windows(linear, w).astype(np.float64) for name, w in sets.items()}
     job_dir.mkdir(parents=True)
     save_windows(job_dir / WINDOWS_FILE, sets)
     run_job(job_dir, {"kind": "predict", "model": str(model), "threads": threads})
