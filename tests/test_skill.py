@@ -15,7 +15,7 @@ from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
 from forecasting.features import station_windows
 
-QUICK = ForecastParams(lookback_hours=72, epochs=4, patience=2, batch_size=128, units=16)
+QUICK = ForecastParams(lookback_hours=72, epochs=3, patience=2, batch_size=128, units=16)
 
 
 @pytest.fixture(scope="module")
