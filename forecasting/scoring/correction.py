@@ -46,8 +46,7 @@ class Verified:
         return cls(np.zeros(0), empty, empty, empty)
 
 
-def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
-                      half_life_days: float = HALF_LIFE_DAYS) -> np.ndarray:
+def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int) -> np.ndarray:
     """The champion's weight against best naive at each hour ahead for the next issue: per
     horizon group, the weight of WEIGHTS with the smallest decayed MAE over the verified
     pairs, capped by the gate's weights `prior`; `prior` where fewer than MIN_ISSUES issues
@@ -58,7 +57,7 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int,
     seen = np.isfinite(miss) & np.isfinite(spread)
     if not seen.any():
         return prior
-    decay = 0.5 ** (np.asarray(verified.age_days, np.float64) / half_life_days)[:, None]
+    decay = 0.5 ** (np.asarray(verified.age_days, np.float64) / HALF_LIFE_DAYS)[:, None]
     decay = np.where(seen, decay, 0.0)
     x, y = np.where(seen, spread, 0.0), np.where(seen, miss, 0.0)
     weights = prior.copy()
