@@ -216,7 +216,7 @@ def main() -> None:
         run(frame, station, params, settings, args, Path(work))
 
 
-def replay(params: ForecastParams, args, work: Path, cutoff: pd.Timestamp, windows,
+def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timestamp, windows,
            naive) -> tuple[Scores, Scores, str]:
     """The test days as the product runs them: its own `sensorcast backtest` on the stored
     station from the cut-off (a retrain every `--retrain-every`, a forecast a day at the
@@ -243,7 +243,7 @@ def replay(params: ForecastParams, args, work: Path, cutoff: pd.Timestamp, windo
     from registry.forecasts import read_view
     from registry.store import open_store
 
-    store = open_store(f"sqlite:///{work / 'bench.db'}", windows_station(args))
+    store = open_store(f"sqlite:///{work / 'bench.db'}", station)
     try:
         with store.sessions() as session:
             newest = session.execute(text("SELECT max(id) FROM backtests")).scalar_one()
@@ -262,10 +262,6 @@ def replay(params: ForecastParams, args, work: Path, cutoff: pd.Timestamp, windo
     by_model = rows[~rows.model_name.isin(NAIVE)].issued_at.nunique()
     return (Scores.of(values, test), score(naive, test),
             f"{by_model} of {rows.issued_at.nunique()} issues by a promoted model")
-
-
-def windows_station(args):
-    return load_station(args.station_schema) if args.station_schema else JENA
 
 
 def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
@@ -334,9 +330,8 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
               file=sys.stderr, flush=True)
         if args.replay:
             started = time.perf_counter()
-            replayed.append(replay(params, args, work, cutoff, windows.between(
-                cutoff, cutoff + pd.Timedelta(days=args.test_days)),
-                naive_baselines(before, params)["best_naive"]))
+            replayed.append(replay(params, station, args, work, cutoff, windows.between(
+                cutoff, cutoff + pd.Timedelta(days=args.test_days)), models["best_naive"]))
             issued, naive, by = replayed[-1]
             print(f"    replayed in {time.perf_counter() - started:.0f} s ({by}): "
                   f"{row_text(ratios(issued, naive, params.group_steps))} of best naive",
