@@ -2,8 +2,9 @@
 
 Rolling origin over several cut-offs across the seasons. At each cut-off, exactly what the
 scheduled retrain does on the data before it (a backtest of `folds` folds, fitting every
-family at each, then the gate), and then every method scored on forecasts issued every
-`--issue-every` hours over the following `--test-days` days, which nothing saw. The reference
+family at each, then the gate), and then every method scored on forecasts issued at the
+product's issue hours (`forecast.issue_hours`: the scheduled forecast's 03 UTC; or every
+`--issue-every` hours) over the following `--test-days` days, which nothing saw. The reference
 is the best naive forecast per horizon (persistence or the value 24 h before the target
 hour, whichever did better on the training data).
 
@@ -35,8 +36,7 @@ and no 6-hour group is above 1.02 of it.
 `sensorcast backtest` over the stored station (retrains every `--retrain-every`, the networks
 on their weekly cadence with warm starts, the gate against the champion of the day, the
 self-correcting issue once a day at the scheduled forecast time). It scores those issues
-against the bench's best naive on the same issue times; they are fewer (one a day) than the
-frozen rows' (every `--issue-every` hours). Each replay starts at its cut-off with nothing
+against the bench's best naive on the same issue times. Each replay starts at its cut-off with nothing
 issued before, as a new station would: its first issues have nothing verified to correct
 them.
 `--warm-after-days N` first fits the networks as a retrain N days before the cut-off would
@@ -82,7 +82,12 @@ from forecasting.features import station_windows  # noqa: E402
 
 GATE = "gate's choice"
 CORRECTED = "self-correcting"  # the gate's choice, corrected at each issue (frozen champion)
-ISSUE_TIME = pd.Timedelta(hours=3, minutes=30)  # the daily forecast's cron in prefect.yaml
+ISSUE_MINUTE = 30  # prefect.yaml runs the forecast at half past its issue hour
+
+
+def issue_time(params: ForecastParams) -> pd.Timedelta:
+    """The daily forecast's time of day (UTC): half past the first issue hour."""
+    return pd.Timedelta(hours=params.issue_hours[0], minutes=ISSUE_MINUTE)
 
 
 def load_frame(csv: Path | None, schema: Path | None, work: Path):
@@ -182,7 +187,8 @@ def main() -> None:
     parser.add_argument("--cutoffs-at", nargs="+", type=pd.Timestamp, metavar="DATE",
                         help="cut-offs at these dates (UTC) instead of evenly spread ones")
     parser.add_argument("--test-days", type=float, default=30)
-    parser.add_argument("--issue-every", type=int, default=3, help="hours between issues")
+    parser.add_argument("--issue-every", type=int,
+                        help="hours between issues (default: the product's issue hours)")
     parser.add_argument("--transitions", action="store_true",
                         help="90 days of history, cut-offs at every spring and autumn change")
     parser.add_argument("--families", nargs="+", choices=FAMILIES)
@@ -222,7 +228,7 @@ def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timesta
     station from the cut-off (a retrain every `--retrain-every`, a forecast a day at the
     scheduled time, each self-corrected by the backtest's issues verified by then). Returns
     the issued forecasts' scores, `naive`'s on the same issue times, and who issued."""
-    start = cutoff + ISSUE_TIME
+    start = cutoff + issue_time(params)
     end = start + pd.Timedelta(days=args.test_days - 1)  # each issue's +24 h in the period
     home = work / f"replay-{cutoff:%Y%m%d}"
     command = [str(Path(sys.executable).with_name("sensorcast")),
@@ -291,7 +297,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
                                       settings.tensorflow_threads, args.warm_after_days))
         retrained = backtest(
             seen, fit, params.folds, params.fold_days, params.validation_days, params.backtest_days,
-            params.network_folds)
+            params.network_folds, params.scored_hours)
         verdict = gate_backtest(retrained, params.families, params)
         winner, plans = verdict.winner, verdict.plans
         seconds.append(time.perf_counter() - started)
@@ -302,8 +308,9 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         else:
             promised.append(None)
         test = windows.between(cutoff, cutoff + pd.Timedelta(days=args.test_days))
-        issue_hours = test.origin_times().hour
-        test = test.select(issue_hours % args.issue_every == 0)
+        hours = test.origin_times().hour
+        test = test.select(hours % args.issue_every == 0 if args.issue_every
+                           else np.isin(hours, params.issue_hours))
         # The naive forecasts are refitted at the cut-off itself, as the forecast flow's
         # fallback would be; the candidates are the models the retrain registered, and a
         # composed champion keeps the best naive of its retrain.
@@ -388,7 +395,7 @@ def earlier_networks(windows, until: pd.Timestamp, params: ForecastParams, relat
         windows.between(then - pd.Timedelta(days=params.history_days)
                         + pd.Timedelta(hours=params.lookback_hours), then),
         fitter(params, relative, workdir / "earlier", threads, []), params.folds,
-        params.fold_days, params.validation_days, params.backtest_days, 1)
+        params.fold_days, params.validation_days, params.backtest_days, 1, params.scored_hours)
     trained_to = earlier.folds[-1].cutoff
     return [PriorNetwork(family, f"{family} trained to {trained_to:%Y-%m-%d}", trained_to,
                          params.model_dump(mode="json"), model.training, model.directory)
@@ -442,7 +449,7 @@ def report_replay(replayed, cutoffs, params: ForecastParams, args) -> None:
     cut-off where a promoted model issued at least once made one)."""
     print(f"\nThe schedule replayed over {args.test_days:g} days from each cut-off (retrain every "
           f"{args.retrain_every}, one self-corrected issue a day at "
-          f"{pd.Timestamp(0) + ISSUE_TIME:%H:%M} UTC): the issued forecast "
+          f"{pd.Timestamp(0) + issue_time(params):%H:%M} UTC): the issued forecast "
           "(mean | each 6-hour group | +24 h, against best naive)")
     made = count = 0
     for cutoff, (issued, naive, by) in zip(cutoffs, replayed):
@@ -468,7 +475,9 @@ def report(names, results, cutoffs, chosen, seconds, params: ForecastParams, arg
     total = {name: Scores.combine(parts) for name, parts in results.items()}
     naive, persistence = total["best_naive"], total["persistence"]
     print(f"\nMAE in target units over {len(cutoffs)} cut-offs x {args.test_days:g} days, "
-          f"issued every {args.issue_every} h ({total['best_naive'].windows} issues); "
+          + (f"issued every {args.issue_every} h" if args.issue_every else
+             f"issued at {', '.join(f'{h:02d}' for h in params.issue_hours)} UTC")
+          + f" ({total['best_naive'].windows} issues); "
           f"history {params.history_days} d (linear), {params.window_days} d (networks)"
           + (f"; trained {args.trained_days_before:g} days before each cut-off"
              if args.trained_days_before else "")

@@ -67,7 +67,8 @@ def load_folds(store: Store, params: ForecastParams, until: datetime | None = No
     windows, relative = station_windows(frame, store.station, params)
     try:
         folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days,
-                              params.backtest_days, min(params.network_folds, params.folds))
+                              params.backtest_days, min(params.network_folds, params.folds),
+                              params.scored_hours)
     except NotEnoughData as refused:
         return refused
     return windows, folds, relative, len(frame)

@@ -52,6 +52,18 @@ class ForecastParams(BaseModel):
         84, ge=0, description="The folds are spread over this many days before the newest "
         "data (or over what a shorter history has), so the gate sees several stretches of "
         "weather, not only the last weeks; 0: the last `folds` weeks.")
+    issue_hours: tuple[int, ...] = Field(
+        (3,), description="UTC hours of the newest sample the scheduled forecast is issued "
+        "from (deployments/prefect.yaml runs `forecast` at 03:30, from the 03:00 sample). "
+        "A model's skill against best naive depends on the hour it is issued at (from 03 UTC "
+        "the 7-18 h forecast is of the coming day, where yesterday's value is hard to beat, "
+        "though the same model wins from every afternoon hour), so the backtest scores, and "
+        "the gate judges and calibrates, the forecasts from within `issue_spread_hours` of "
+        "these hours; empty: from every hour.")
+    issue_spread_hours: int = Field(
+        2, ge=0, le=11, description="Origins this many hours either side of an issue hour "
+        "are scored too: neighbouring hours behave alike and give the gate five times the "
+        "evidence of the issue hour alone.")
     gate_confidence: float = Field(
         0.95, gt=0.5, lt=1, description="A candidate is trusted in a horizon group only if "
         "it beat best naive there in every fold and a paired test (Diebold-Mariano) says so "
@@ -93,6 +105,13 @@ class ForecastParams(BaseModel):
         1, gt=0, description="Backtest folds fitted at once; each fold's networks train in a "
         "process of their own (one core, about 1.4 GB), so 2 on 2 cores nearly halves the time.")
 
+    @field_validator("issue_hours")
+    @classmethod
+    def _hours_of_a_day(cls, hours: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= h < 24 for h in hours):
+            raise ValueError(f"issue hours are hours of the day, 0-23 (got {list(hours)})")
+        return tuple(sorted(set(hours)))
+
     @field_validator("families")
     @classmethod
     def _ensemble_has_members(cls, families: tuple[str, ...]) -> tuple[str, ...]:
@@ -121,6 +140,27 @@ class ForecastParams(BaseModel):
     @property
     def samples_per_day(self) -> int:
         return 24 * 60 // self.step_minutes
+
+    @property
+    def scored_hours(self) -> frozenset[int] | None:
+        """The origin hours (UTC) the backtest scores: the issue hours and their neighbours
+        (None: every hour)."""
+        if not self.issue_hours:
+            return None
+        spread = range(-self.issue_spread_hours, self.issue_spread_hours + 1)
+        return frozenset((h + d) % 24 for h in self.issue_hours for d in spread)
+
+    @property
+    def scored_per_day(self) -> int:
+        """Backtest windows scored per day."""
+        hours = self.scored_hours
+        return self.samples_per_day * (len(hours) if hours else 24) // 24
+
+    @property
+    def overlap_windows(self) -> int:
+        """How many scored windows in a row a forecast's horizon overlaps: the lag over
+        which the gate's paired test expects their errors to be dependent."""
+        return max(1, -(-self.horizon_steps * self.scored_per_day // self.samples_per_day))
 
     @property
     def group_steps(self) -> int:

@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
+from forecasting.config import ForecastParams
 from forecasting.station.simulate import simulate_until, write_station_csv
 from tests.conftest import SMALL, api
 
@@ -50,6 +51,8 @@ def test_each_prefect_yaml_deployment_is_a_real_flow_with_valid_parameters(monke
     forecast_hour = int(deployments["forecast"]["schedules"][0]["cron"].split()[1])
     monitor_hour = int(deployments["monitor"]["schedules"][0]["cron"].split()[1])
     assert monitor_hour > forecast_hour > retrain_hour  # fresh champion, then judged
+    # The gate judges the forecasts from the hour the schedule issues them at.
+    assert ForecastParams().issue_hours == (forecast_hour,)
 
 
 def test_serve_script_builds_the_same_deployments(monkeypatch):

@@ -4,13 +4,15 @@ few epochs) keep these under a minute each; they can fail."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from forecasting.models.naive import BestNaive
 from forecasting.candidates import fit_candidates
 from forecasting.config import NETWORKS, ForecastParams
-from forecasting.scoring.backtest import FoldSplit, backtest, score
+from forecasting.scoring.backtest import FoldFit, FoldSplit, backtest, predict_windows, score
+from forecasting.scoring.gate import gate_backtest
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
 from forecasting.features import station_windows
@@ -80,3 +82,33 @@ def test_backtest_scores_every_model_on_the_same_folds_with_data_before_each_cut
                            "ridge"}
     assert len({tuple(c) for c in counts.values()}) == 1  # the same windows for everyone
     assert all(n > 100 for n in counts["ridge"])
+
+
+def test_the_gate_judges_a_candidate_where_the_forecast_is_issued(tmp_path):
+    """A candidate that beats best naive from every hour of the day but the scheduled issue
+    hour and its neighbours, where it loses, is trusted in no group when the backtest scores
+    the issue hours (as the retrain does), and in every group when it scores all hours."""
+    params = QUICK.model_copy(update={"families": ("ridge",), "issue_hours": (3,)})
+    windows, _ = station_windows(simulated_observations("2019-03-01", 80, seed=5), JENA, params)
+
+    def fit(fold, networks):
+        truth = fold.test.targets().astype(np.float64)
+        naive = BestNaive(params.samples_per_day).fit(fold.train)
+        theirs = predict_windows(naive, fold.test)
+        near = np.isin(fold.test.origin_times().hour, sorted(params.scored_hours))[:, None]
+        mine = truth + np.where(near, 1.3, 0.3) * (theirs - truth)
+        return FoldFit({"ridge": naive, "best_naive": naive},
+                       {"ridge": mine, "best_naive": theirs})
+
+    verdicts = {}
+    for hours in (params.scored_hours, None):
+        result = backtest(windows, fit, params.folds, params.fold_days, params.validation_days,
+                          params.backtest_days, hours=hours)
+        assert all(set(f.test.origin_times().hour) <= (hours or set(range(24)))
+                   for f in result.folds)
+        verdicts[hours] = gate_backtest(result, params.families, params)
+    assert params.scored_hours == {1, 2, 3, 4, 5}
+    assert verdicts[params.scored_hours].plans["ridge"].naive_groups == {0, 1, 2, 3}
+    assert verdicts[params.scored_hours].winner is None
+    assert verdicts[None].plans["ridge"].naive_groups == frozenset()
+    assert verdicts[None].winner == "ridge"

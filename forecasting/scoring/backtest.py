@@ -86,25 +86,29 @@ class FoldSplit:
 
 
 def rolling_folds(windows: Windows, folds: int, test_days: float, validation_days: float,
-                  spread_days: float = 0, at_least: int | None = None) -> list[FoldSplit]:
+                  spread_days: float = 0, at_least: int | None = None,
+                  hours: frozenset[int] | None = None) -> list[FoldSplit]:
     """`folds` blocks of `test_days`, oldest first, the newest ending at the newest target.
     With `spread_days` they are spread evenly over that many days before it (as far as the
     data allows, keeping at least `validation_days` of training before the oldest), so the
     gate sees more than one stretch of weather; without, they are the last blocks. Each
     fold's models see only windows whose targets end before its cut-off; the
     `validation_days` before the cut-off are their validation set. A history too short for
-    `folds` gets as many as it holds, down to `at_least` (default: all of them)."""
+    `folds` gets as many as it holds, down to `at_least` (default: all of them). With
+    `hours`, a fold scores only the forecasts from those hours of the day (UTC): where the
+    product issues them (`ForecastParams.scored_hours`); the models still learn from every
+    hour."""
     fewest = min(at_least or folds, folds)
     for count in range(folds, fewest, -1):
         try:
-            return _folds(windows, count, test_days, validation_days, spread_days)
+            return _folds(windows, count, test_days, validation_days, spread_days, hours)
         except NotEnoughData:
             continue
-    return _folds(windows, fewest, test_days, validation_days, spread_days)
+    return _folds(windows, fewest, test_days, validation_days, spread_days, hours)
 
 
 def _folds(windows: Windows, folds: int, test_days: float, validation_days: float,
-           spread_days: float) -> list[FoldSplit]:
+           spread_days: float, hours: frozenset[int] | None) -> list[FoldSplit]:
     if not len(windows):
         raise NotEnoughData(
             f"no complete window: need {windows.lookback + windows.horizon} consecutive "
@@ -120,9 +124,11 @@ def _folds(windows: Windows, folds: int, test_days: float, validation_days: floa
     for k in range(folds - 1, -1, -1):
         cutoff = newest - steps * k
         validation_start = cutoff - pd.Timedelta(days=validation_days)
+        test = windows.between(cutoff, cutoff + pd.Timedelta(days=test_days))
+        if hours is not None:
+            test = test.select(np.isin(test.origin_times().hour, sorted(hours)))
         split = FoldSplit(cutoff, windows.between(None, validation_start),
-                          windows.between(validation_start, cutoff),
-                          windows.between(cutoff, cutoff + pd.Timedelta(days=test_days)))
+                          windows.between(validation_start, cutoff), test)
         counts = {k: len(getattr(split, k)) for k in ("train", "validation", "test")}
         if min(counts.values()) == 0:
             raise NotEnoughData(
@@ -219,12 +225,14 @@ class Backtest:
 
 def backtest(windows: Windows, fit_fold: Callable[[FoldSplit, bool], FoldFit],
              folds: int = 3, test_days: float = 7, validation_days: float = 14,
-             spread_days: float = 0, newest: int | None = None) -> Backtest:
+             spread_days: float = 0, newest: int | None = None,
+             hours: frozenset[int] | None = None) -> Backtest:
     """Rolling-origin evaluation: at each cut-off, `fit_fold(fold, newest)` fits the models
-    on what came before it only, and each is scored on the following `test_days`; `newest`
-    is true for the newest `newest` folds (all by default), where the costly models are
-    fitted too."""
-    splits = rolling_folds(windows, folds, test_days, validation_days, spread_days, newest)
+    on what came before it only, and each is scored on the following `test_days` (their
+    forecasts from `hours` of the day only, if given); `newest` is true for the newest
+    `newest` folds (all by default), where the costly models are fitted too."""
+    splits = rolling_folds(windows, folds, test_days, validation_days, spread_days, newest,
+                           hours)
     first_newest = len(splits) - (len(splits) if newest is None else newest)
     return Backtest.assemble(splits, [fit_fold(fold, k >= first_newest)
                                       for k, fold in enumerate(splits)])

@@ -253,8 +253,8 @@ def compose_candidates(backtest: Backtest, families: tuple[str, ...], params: Fo
         plans[family] = plan_composition(
             [backtest.fold_residuals[family][k] for k in folds],
             [backtest.fold_residuals["best_naive"][k] for k in folds],
-            params.group_steps, params.horizon_steps, params.gate_confidence,
-            params.step_minutes / 60, params.samples_per_day)
+            params.group_steps, params.overlap_windows, params.gate_confidence,
+            params.step_minutes / 60, params.scored_per_day)
         backtest.compose(f"{COMPOSED}:{family}", family,
                          dict(zip(folds, plans[family].fold_weights, strict=True)))
     return plans
