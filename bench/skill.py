@@ -314,7 +314,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         # The naive forecasts are refitted at the cut-off itself, as the forecast flow's
         # fallback would be; the candidates are the models the retrain registered, and a
         # composed champion keeps the best naive of its retrain.
-        models = {**retrained.models, **naive_baselines(before, params)}
+        models = {**retrained.models, **naive_baselines(before, params, every_hour=True)}
         for name in names[:-2]:
             results[name].append(score(models[name], test))
         if winner and plans[winner].composed:

@@ -277,8 +277,9 @@ def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[
     logger = get_run_logger()
     backtest = Backtest.assemble(folds, [f.result() for f in fits])
     # A composed forecast falls back on best naive as the forecast flow does: its choice of
-    # persistence or seasonal persistence learnt from all the data.
-    backtest.models["best_naive"] = BestNaive(params.samples_per_day).fit(windows)
+    # persistence or seasonal persistence learnt from all the data at the issue hours.
+    backtest.models["best_naive"] = BestNaive.at_hours(windows, params.samples_per_day,
+                                                       params.scored_hours)
     rival = score_champion(store, settings, name, backtest, windows, workdir)
     if rival.problem:
         logger.warning("Champion not comparable: %s", rival.problem)

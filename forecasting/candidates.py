@@ -22,12 +22,16 @@ from forecasting.windows import Windows
 NAIVE = ("persistence", "seasonal_persistence", "best_naive")
 
 
-def naive_baselines(train: Windows, params: ForecastParams) -> dict[str, Predictor]:
-    """Persistence, seasonal persistence and the per-horizon best of them, fitted on `train`."""
+def naive_baselines(train: Windows, params: ForecastParams, every_hour: bool = False
+                    ) -> dict[str, Predictor]:
+    """Persistence, seasonal persistence and the per-horizon best of them, fitted on `train`:
+    best at the hours the forecast is issued from (`ForecastParams.scored_hours`), or with
+    `every_hour` over the whole day (a bench's reference, picked as a user would by hand)."""
     period = params.samples_per_day
     return {"persistence": Persistence().fit(train),
             "seasonal_persistence": SeasonalPersistence(period).fit(train),
-            "best_naive": BestNaive(period).fit(train)}
+            "best_naive": BestNaive.at_hours(train, period,
+                                             None if every_hour else params.scored_hours)}
 
 
 def fit_candidates(fold: FoldSplit, params: ForecastParams, relative: np.ndarray,

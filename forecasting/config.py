@@ -147,8 +147,12 @@ class ForecastParams(BaseModel):
         (None: every hour)."""
         if not self.issue_hours:
             return None
+        return frozenset().union(*(self.hours_around(h) for h in self.issue_hours))
+
+    def hours_around(self, hour: int) -> frozenset[int]:
+        """`hour` of the day and its `issue_spread_hours` neighbours either side."""
         spread = range(-self.issue_spread_hours, self.issue_spread_hours + 1)
-        return frozenset((h + d) % 24 for h in self.issue_hours for d in spread)
+        return frozenset((hour + d) % 24 for d in spread)
 
     @property
     def scored_per_day(self) -> int:

@@ -66,6 +66,12 @@ class Windows:
         """The same series with fewer windows (boolean mask over origins)."""
         return replace(self, origins=self.origins[keep])
 
+    def at_hours(self, hours: frozenset[int] | None) -> Windows:
+        """The windows whose origin falls in `hours` of the day (UTC); all of them for None."""
+        if hours is None:
+            return self
+        return self.select(np.isin(self.origin_times().hour, sorted(hours)))
+
     def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Windows:
         """Windows whose inputs end at or after `start` and whose targets end before `end`."""
         keep = np.ones(len(self.origins), bool)

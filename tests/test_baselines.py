@@ -120,3 +120,24 @@ def test_a_ridge_saved_before_the_daily_profile_still_predicts_with_its_own_feat
     np.testing.assert_allclose(LinearForecaster.load(tmp_path / "old").predict(inputs),
                                np.repeat(inputs[:, -1:, 0] + x_before.sum(axis=1, keepdims=True),
                                          6, axis=1))
+
+
+def test_best_naive_is_chosen_at_the_hours_the_forecast_is_issued_from():
+    """A day-time bump of steady size on a level that jumps once a day: over the whole
+    day the value an hour ago is the better +5 h forecast, but from 01-05 UTC (before the
+    bump) yesterday's value is, and the product issues from there."""
+    rng = np.random.default_rng(3)
+    times = pd.date_range("2021-01-01", periods=60 * 24, freq="h")
+    level = np.repeat(np.cumsum(rng.normal(0, 3, 61)), 24)[20:20 + len(times)]  # jumps at 04
+    bump = np.where((times.hour >= 6) & (times.hour < 18), 4.0, 0.0)
+    frame = pd.DataFrame({"T": level + bump + rng.normal(0, 0.1, len(times))}, index=times)
+    windows = make_windows(frame, "T", 24, 24)
+    params = ForecastParams(issue_hours=(3,))
+    from forecasting.candidates import naive_baselines
+
+    issued = naive_baselines(windows, params)["best_naive"]
+    by_hand = naive_baselines(windows, params, every_hour=True)["best_naive"]
+    assert issued.choice()[4] == "seasonal_persistence"
+    assert by_hand.choice()[4] == "persistence"
+    at_issue = windows.at_hours(params.scored_hours)
+    assert score(issued, at_issue).mae[4] < 0.8 * score(by_hand, at_issue).mae[4]

@@ -98,7 +98,7 @@ def test_no_champion_writes_24_labelled_best_naive_rows_once(prefect_harness, tm
                                     "--out", str(period)])
     assert done.exit_code == 0, done.output
     assert pd.read_csv(period).issued_at.unique().tolist() == ["2021-02-19 12:00:00+00:00"]
-    # Its 80 % interval, from its own errors over the last 14 days; 50 % and 95 % not asked.
+    # Its 80 % interval, from its own errors over the last 28 days; 50 % and 95 % not asked.
     assert sql(tmp_path, "select count(*) from latest_forecast where lower_80 < value and "
                          "value < upper_80 and lower_50 is null") == [(24,)]
 

@@ -336,6 +336,9 @@ def test_a_stored_row_dated_in_the_future_does_not_anchor_the_training_window(tm
     assert not isinstance(loaded, NotEnoughData), loaded
     windows, folds, _, rows = loaded
     assert windows.times[-1].year == 2019 and len(folds) == 2 and rows == 30 * 144
+    # Scored where the schedule issues (03 UTC and its neighbours), learnt from every hour.
+    assert {h for f in folds for h in f.test.origin_times().hour} == params.scored_hours
+    assert len(set(folds[0].train.origin_times().hour)) == 24
 
 
 def test_a_champion_with_another_window_length_is_not_comparable_with_the_reason(trained,

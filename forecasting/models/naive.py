@@ -89,6 +89,16 @@ class BestNaive:
             target_index, len(naive.use_seasonal), lookback)
         return naive
 
+    @classmethod
+    def at_hours(cls, train: Windows, samples_per_day: int, hours: frozenset[int] | None
+                 ) -> BestNaive:
+        """Chosen on the windows from `hours` of the day (on all when none is, or `hours`
+        is None): where a forecast is issued, since the better naive forecast of a horizon
+        depends on that hour (from 03 UTC, persistence's 7-12 h forecast is twice as far
+        off as yesterday's value; from the afternoon the two are close)."""
+        there = train.at_hours(hours)
+        return cls(samples_per_day).fit(there if len(there) else train)
+
     def choice(self) -> list[str]:
         """The naive forecast used at each horizon step."""
         return [self.seasonal.name if s else self.persistence.name for s in self.use_seasonal]

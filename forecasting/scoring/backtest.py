@@ -124,11 +124,10 @@ def _folds(windows: Windows, folds: int, test_days: float, validation_days: floa
     for k in range(folds - 1, -1, -1):
         cutoff = newest - steps * k
         validation_start = cutoff - pd.Timedelta(days=validation_days)
-        test = windows.between(cutoff, cutoff + pd.Timedelta(days=test_days))
-        if hours is not None:
-            test = test.select(np.isin(test.origin_times().hour, sorted(hours)))
         split = FoldSplit(cutoff, windows.between(None, validation_start),
-                          windows.between(validation_start, cutoff), test)
+                          windows.between(validation_start, cutoff),
+                          windows.between(cutoff, cutoff + pd.Timedelta(days=test_days))
+                          .at_hours(hours))
         counts = {k: len(getattr(split, k)) for k in ("train", "validation", "test")}
         if min(counts.values()) == 0:
             raise NotEnoughData(
