@@ -36,9 +36,10 @@ and no 6-hour group is above 1.02 of it.
 `sensorcast backtest` over the stored station (retrains every `--retrain-every`, the networks
 on their weekly cadence with warm starts, the gate against the champion of the day, the
 self-correcting issue once a day at the scheduled forecast time). It scores those issues
-against the bench's best naive on the same issue times. Each replay starts at its cut-off with nothing
-issued before, as a new station would: its first issues have nothing verified to correct
-them.
+against the bench's best naive on the same issue times, and their 50, 80 and 95 % intervals
+as issued (tracked) and with the tracking divided out. Each replay starts at its cut-off
+with nothing issued before, as a new station would: its first issues have nothing verified
+to correct them.
 `--warm-after-days N` first fits the networks as a retrain N days before the cut-off would
 (its newest fold), then fine-tunes each fold's networks from them as the scheduled retrain
 does from the registered ones (a warm start), instead of training them from zero.
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import resource
 import shutil
@@ -76,6 +78,7 @@ from forecasting.scoring.backtest import (Scores, backtest, predict_windows,  # 
                                           score)
 from forecasting.scoring.correction import Verified, corrected_weights  # noqa: E402
 from forecasting.scoring.gate import gate_backtest  # noqa: E402
+from forecasting.scoring.intervals import LEVELS  # noqa: E402
 from forecasting.station.schema import JENA, load_station  # noqa: E402
 from forecasting.station.simulate import simulate_station, write_station_csv  # noqa: E402
 from forecasting.features import station_windows  # noqa: E402
@@ -238,8 +241,10 @@ def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timesta
                "backtest", "--start", start.isoformat(), "--end", end.isoformat(),
                "--retrain-every", args.retrain_every,
                *(a for f in params.families for a in ("--family", f))]
-    # The bench's model parameters (history, epochs, ...) as the settings' own.
-    env = {**os.environ, "SENSORCAST_FORECAST": params.model_dump_json()}
+    # The bench's model parameters (history, epochs, ...) as the settings' own; every
+    # interval level written, to score them.
+    env = {**os.environ, "SENSORCAST_FORECAST": params.model_dump_json(),
+           "SENSORCAST_INTERVALS": json.dumps(LEVELS)}
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"the replay from {cutoff:%Y-%m-%d} failed:\n"
@@ -267,7 +272,32 @@ def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timesta
     test, values = test.select(whole), values[whole]
     by_model = rows[~rows.model_name.isin(NAIVE)].issued_at.nunique()
     return (Scores.of(values, test), score(naive, test),
-            f"{by_model} of {rows.issued_at.nunique()} issues by a promoted model")
+            f"{by_model} of {rows.issued_at.nunique()} issues by a promoted model",
+            interval_hits(rows))
+
+
+def interval_hits(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per verified issued hour and level: inside the interval as issued (tracked), and
+    inside it had its offsets not been tracked (the bounds with the factors divided out),
+    and both widths."""
+    parts = []
+    for level in LEVELS:
+        factors = rows.interval_factors.map(
+            lambda f: (json.loads(f) if isinstance(f, str) else f or {}).get(str(level)))
+        known = rows[f"lower_{level}"].notna() & rows.actual.notna() & factors.notna()
+        part, used = rows[known], np.stack(factors[known].to_list()) if known.any() else \
+            np.ones((0, 2))
+        lower, upper = part[f"lower_{level}"].to_numpy(), part[f"upper_{level}"].to_numpy()
+        value, actual = part.forecast.to_numpy(), part.actual.to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):  # a factor of 0: no offset
+            plain_low = value + np.where(used[:, 0] > 0, (lower - value) / used[:, 0], 0)
+            plain_high = value + np.where(used[:, 1] > 0, (upper - value) / used[:, 1], 0)
+        parts.append(pd.DataFrame({
+            "level": level, "horizon_hours": part.horizon_hours.to_numpy(),
+            "tracked": (actual >= lower) & (actual <= upper),
+            "untracked": (actual >= plain_low) & (actual <= plain_high),
+            "tracked_width": upper - lower, "untracked_width": plain_high - plain_low}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
@@ -339,7 +369,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
             started = time.perf_counter()
             replayed.append(replay(params, station, args, work, cutoff, windows.between(
                 cutoff, cutoff + pd.Timedelta(days=args.test_days)), models["best_naive"]))
-            issued, naive, by = replayed[-1]
+            issued, naive, by, _ = replayed[-1]
             print(f"    replayed in {time.perf_counter() - started:.0f} s ({by}): "
                   f"{row_text(ratios(issued, naive, params.group_steps))} of best naive",
                   file=sys.stderr, flush=True)
@@ -452,7 +482,7 @@ def report_replay(replayed, cutoffs, params: ForecastParams, args) -> None:
           f"{pd.Timestamp(0) + issue_time(params):%H:%M} UTC): the issued forecast "
           "(mean | each 6-hour group | +24 h, against best naive)")
     made = count = 0
-    for cutoff, (issued, naive, by) in zip(cutoffs, replayed):
+    for cutoff, (issued, naive, by, _) in zip(cutoffs, replayed):
         realised = ratios(issued, naive, params.group_steps)
         promise = not by.startswith("0 ")
         made += promise
@@ -462,6 +492,29 @@ def report_replay(replayed, cutoffs, params: ForecastParams, args) -> None:
     total = ratios(Scores.combine([r[0] for r in replayed]),
                    Scores.combine([r[1] for r in replayed]), params.group_steps)
     print(f"  all: {row_text(total)}\npromises kept (replayed): {count} of {made}")
+    report_coverage([r[3] for r in replayed], cutoffs, params)
+
+
+def report_coverage(hits: list[pd.DataFrame], cutoffs, params: ForecastParams) -> None:
+    """The replayed intervals: per level and 6-hour group, the share of observations inside,
+    tracked (as issued) and untracked, per cut-off and pooled, and the median widths."""
+    groups = [(g * params.group_hours + 1, (g + 1) * params.group_hours)
+              for g in range(params.horizon_hours // params.group_hours)]
+    print("\nReplayed intervals: share of observations inside, tracked (untracked), per 6-hour "
+          "group")
+    for level in LEVELS:
+        print(f"  {level} %")
+        for label, frame in [*((f"{c:%Y-%m-%d}", h) for c, h in zip(cutoffs, hits)),
+                             ("all", pd.concat(hits, ignore_index=True))]:
+            part = frame[frame.level == level]
+            cells = []
+            for first, last in groups:
+                group = part[part.horizon_hours.between(first, last)]
+                cells.append(f"{group.tracked.mean():.2f} ({group.untracked.mean():.2f})"
+                             if len(group) else "-")
+            width = (f"; median width {part.tracked_width.median():.2f} "
+                     f"({part.untracked_width.median():.2f})" if label == "all" else "")
+            print(f"    {label:>10}: {' '.join(cells)}{width}")
 
 
 def row_text(r: np.ndarray) -> str:

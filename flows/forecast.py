@@ -24,8 +24,9 @@ from forecasting.plotting import plot_forecast, plot_skill
 from forecasting.scoring.intervals import verified_calibration
 from forecasting.station.schema import StationSchema
 from registry.champions import load_champion
-from registry.forecasts import (BEST_NAIVE, ForecastRun, read_view, record_run,
-                                verified_issues, verified_residuals, write_forecast)
+from registry.forecasts import (BEST_NAIVE, ForecastRun, interval_misses, read_view,
+                                record_run, verified_issues, verified_residuals,
+                                write_forecast)
 from registry.observations import newest_time, read_observations
 from registry.store import Store
 from registry.versions import ModelVersion, champion, champion_at
@@ -92,8 +93,10 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
                                                     at, settings.interval_min_verified)
         verified = verified_issues(session, store.station.name, at, CORRECTION_DAYS,
                                    backtest_id) if network else None
+        misses = interval_misses(session, store.station.name, at, params.horizon_hours,
+                                 backtest_id)
     return forecast_as_of(frame, store.station, params, _naive(at), network, calibration,
-                          verified)
+                          verified, misses)
 
 
 def calibration_as_of(session, observations, version: ModelVersion, at: datetime,
@@ -122,7 +125,9 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, station: Statio
             "target": station.target_channel.column,
             "bounds": {level: (pair[0].tolist(), pair[1].tolist())
                        for level, pair in bounds.items() if pair},
-            "parts": forecast.parts()}
+            "parts": forecast.parts(),
+            "factors": {level: f.tolist() for level, f in (forecast.factors or {}).items()
+                        if int(level) in bounds and bounds[int(level)]} or None}
 
 
 def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,

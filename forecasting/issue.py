@@ -12,7 +12,8 @@ from forecasting.models.naive import BestNaive, Persistence
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import Predictor, predict_windows
 from forecasting.scoring.correction import Verified, corrected_weights
-from forecasting.scoring.intervals import Calibration, bounds, calibrate, changeability
+from forecasting.scoring.intervals import (Calibration, Misses, bounds, calibrate, changeability,
+                                          tracked_factors)
 from forecasting.features import build_features
 from forecasting.station.schema import StationSchema
 from forecasting.windows import latest_input, make_windows
@@ -39,6 +40,9 @@ class Forecast:
     # how changeable the weather was at the issue time (forecasting.scoring.intervals).
     calibration: Calibration | None = None
     changeability: float = float("nan")
+    # Per level ("80"), the (hours ahead, 2) factors on the (lower, upper) offsets that the
+    # verified coverage of the station's earlier intervals asked for (`tracked_factors`).
+    factors: dict[str, np.ndarray] | None = None
     # A model's issue is self-corrected (forecasting.scoring.correction): values = naive +
     # weights * (champion - naive), each per hour ahead; None for a naive forecast.
     champion: np.ndarray | None = None
@@ -56,7 +60,8 @@ class Forecast:
         """(lower, upper) of the central `level` % interval at each hour ahead."""
         if self.calibration is None or str(level) not in self.calibration:
             return None
-        return bounds(self.values, self.calibration, level, self.changeability)
+        return bounds(self.values, self.calibration, level, self.changeability,
+                      (self.factors or {}).get(str(level)))
 
 
 def input_span(params: ForecastParams) -> pd.Timedelta:
@@ -69,7 +74,7 @@ def input_span(params: ForecastParams) -> pd.Timedelta:
 def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: ForecastParams,
                    at: pd.Timestamp, network: Predictor | None = None,
                    calibration: Calibration | None = None,
-                   verified: Verified | None = None) -> Forecast:
+                   verified: Verified | None = None, misses: Misses | None = None) -> Forecast:
     """The target at each whole hour 1..horizon after the newest input sample.
 
     `frame` may hold later rows; they are cut off at `at`, so the result never depends on
@@ -81,7 +86,8 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     `calibration`; the naive forecast's from its own errors over those days. A model's
     forecast is self-corrected: best naive + w (champion - best naive) per hour ahead, w
     from the `verified` issues known at `at` (`corrected_weights`), starting from the
-    gate's weights (a composed champion's; 1 for any other).
+    gate's weights (a composed champion's; 1 for any other). Every interval's offsets are
+    tracked by the `misses` of the station's intervals verified by `at` (`tracked_factors`).
     """
     frame = frame[frame.index <= at]
     if frame.empty:
@@ -127,8 +133,12 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     minutes = params.step_minutes * np.arange(1, horizon + 1)[hourly]
     series = features.iloc[:, target].to_numpy()
     now = changeability(series, np.array([len(series) - 1]), params.samples_per_day)[0]
+    factors = calibration and misses and {
+        level: tracked_factors(misses, int(level), params.group_hours)
+        for level in calibration if level != "scale"}
     return Forecast(issued_at, issued_at + pd.to_timedelta(minutes, unit="min"),
-                    shortest(path), by_network, naive, note, calibration, now, **parts)
+                    shortest(path), by_network, naive, note, calibration, now, factors or None,
+                    **parts)
 
 
 def shortest(values: np.ndarray) -> np.ndarray:

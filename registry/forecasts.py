@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (Connection, Index, String, Table, Text, bindparam, func, inspect, select,
-                        text)
+from sqlalchemy import (JSON, Connection, Index, String, Table, Text, bindparam, func, inspect,
+                        select, text)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from forecasting.models.naive import BestNaive, Persistence
 from forecasting.scoring.correction import Verified
-from forecasting.scoring.intervals import LEVELS
+from forecasting.scoring.intervals import LEVELS, Misses
 from forecasting.station.schema import TIMESTAMP_SQL_COLUMN
 from registry.db import Base, UTCDateTime, int_pk, station_key, utc_time
 from registry.tables import target_columns
@@ -40,7 +40,8 @@ VIEW_COLUMNS = {
                        "persistence_forecast", "persistence_abs_error",
                        "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
                        "out_of_sample", "target", *BOUNDS, "champion_value",
-                       "champion_abs_error", "naive_value", "naive_abs_error", "weight"],
+                       "champion_abs_error", "naive_value", "naive_abs_error", "weight",
+                       "interval_factors"],
     "forecast_coverage": ["station", "horizon_hours", "level", "verified", "inside", "coverage"],
 }
 VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]]
@@ -76,6 +77,10 @@ class ForecastColumns:
     champion_value: Mapped[float | None]
     naive_value: Mapped[float | None]
     weight: Mapped[float | None]
+    # The factors the bounds' offsets were issued with, tracked from the verified coverage
+    # of the station's earlier intervals (forecasting.scoring.intervals.tracked_factors):
+    # {"80": [lower, upper], ...}; NULL without intervals and on rows from before.
+    interval_factors: Mapped[dict | None] = mapped_column(JSON)
 
 
 class ForecastRow(ForecastColumns, Base):
@@ -155,7 +160,8 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
                    ABS({seasonal} - {actual}) AS seasonal_persistence_abs_error,
                    f.out_of_sample, f.target, {bounds}, f.champion_value,
                    ABS(f.champion_value - {actual}) AS champion_abs_error, f.naive_value,
-                   ABS(f.naive_value - {actual}) AS naive_abs_error, f.weight
+                   ABS(f.naive_value - {actual}) AS naive_abs_error, f.weight,
+                   f.interval_factors
             FROM {table} f
             JOIN observations o ON o.station = f.station AND o.{ts} = f.target_time
             LEFT JOIN observations p ON p.station = f.station AND p.{ts} = f.issued_at
@@ -209,14 +215,19 @@ def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime
                   values: list[float], model_name: str, model_version: int | None,
                   out_of_sample: bool, target: str,
                   bounds: dict[int, tuple[list[float], list[float]]] | None = None,
-                  parts: dict[str, list[float]] | None = None) -> list[dict]:
+                  parts: dict[str, list[float]] | None = None,
+                  factors: dict[str, list[list[float]]] | None = None) -> list[dict]:
     """One issue's values as rows of `forecasts` (and of `backtest_forecasts`), with the
-    (lower, upper) bounds of each interval level given, and the `parts` of a
+    (lower, upper) bounds of each interval level given and the factors their offsets were
+    issued with (per level, a [lower, upper] pair per hour ahead), and the `parts` of a
     self-corrected issue (`champion_value`, `naive_value`, `weight`: a list each)."""
     now = datetime.now(UTC)
     intervals = [{f"{side}_{level}": float(edge[i]) for level, pair in (bounds or {}).items()
                   for side, edge in zip(("lower", "upper"), pair)}
                  | {name: float(column[i]) for name, column in (parts or {}).items()}
+                 | ({"interval_factors": {level: [round(float(f), 4) for f in pairs[i]]
+                                         for level, pairs in factors.items()}}
+                    if factors else {})
                  for i in range(len(values))]
     return [
         {"station": station, "issued_at": issued_at, "target_time": t, "value": float(v),
@@ -294,6 +305,32 @@ def verified_issues(session: Session, station: str, at: datetime, days: float,
     ages = (pd.Timestamp(at) - issued) / pd.Timedelta(days=1)
     return Verified(np.asarray(ages, np.float64), wide["champion_value"].to_numpy(),
                     wide["naive_value"].to_numpy(), wide["actual"].to_numpy())
+
+
+def interval_misses(session: Session, station: str, at: datetime, horizon: int,
+                    backtest_id: int | None = None) -> Misses:
+    """How every interval the station issued (a backtest's own, given its id) did, per
+    level and hour ahead, counting only the targets observed by `at` and out of sample:
+    the state the tracked interval factors are computed from, so a backfill or a backtest
+    uses exactly what was known at `at`."""
+    view = "backtest_skill" if backtest_id is not None else "forecast_skill"
+    counts = ", ".join(
+        f"COUNT(lower_{level}), "
+        f"SUM(CASE WHEN actual < lower_{level} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN actual > upper_{level} THEN 1 ELSE 0 END)" for level in LEVELS)
+    query = text(
+        f"SELECT horizon_hours, {counts} FROM {view} WHERE station = :station "
+        "AND target_time <= :at AND actual IS NOT NULL AND out_of_sample"
+        + (" AND backtest_id = :backtest_id" if backtest_id is not None else "")
+        + " GROUP BY horizon_hours").bindparams(
+        bindparam("at", at, type_=UTCDateTime()), station=station,
+        **({"backtest_id": backtest_id} if backtest_id is not None else {}))
+    table = np.zeros((horizon, 3 * len(LEVELS)))
+    for hours, *numbers in session.execute(query).all():
+        if 1 <= hours <= horizon:
+            table[hours - 1] = [n or 0 for n in numbers]
+    parts = [{level: table[:, 3 * i + k] for i, level in enumerate(LEVELS)} for k in range(3)]
+    return Misses(*parts)
 
 
 VIEWS = tuple(VIEW_COLUMNS)

@@ -3,6 +3,7 @@ the SQL contract, idempotence, the best-naive fallback, refusals and no leakage.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -101,6 +102,11 @@ def test_no_champion_writes_24_labelled_best_naive_rows_once(prefect_harness, tm
     # Its 80 % interval, from its own errors over the last 28 days; 50 % and 95 % not asked.
     assert sql(tmp_path, "select count(*) from latest_forecast where lower_80 < value and "
                          "value < upper_80 and lower_50 is null") == [(24,)]
+    # The factors its offsets were issued with, tracked from the station's verified
+    # intervals: none were verified before the first issue.
+    first = sql(tmp_path, "select distinct interval_factors from forecasts where issued_at = "
+                          "(select min(issued_at) from forecasts)")
+    assert [json.loads(f) for (f,) in first] == [{"80": [1.0, 1.0]}]
 
     again = run_forecast(tmp_path, at=AT, days=2)
     assert again.is_completed()

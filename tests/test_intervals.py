@@ -13,11 +13,12 @@ from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import Backtest, predict_windows, rolling_folds
 from forecasting.features import station_windows
-from forecasting.scoring.intervals import bounds, calibrate, changeability
+from forecasting.scoring.intervals import (TRACKING_STEP, Misses, bounds, calibrate,
+                                          changeability, tracked_factors)
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulate_station, write_station_csv
 from flows.forecast import calibration_as_of
-from registry.forecasts import read_view, write_forecast
+from registry.forecasts import interval_misses, read_view, write_forecast
 from registry.ingestion import ingest_file
 from registry.observations import read_observations
 from registry.registration import register_version
@@ -156,3 +157,73 @@ def test_intervals_come_from_verified_errors_once_there_are_enough_and_never_fro
     assert refreshed["scale"] == pytest.approx(expected["scale"])
     for level in ("50", "80", "95"):
         np.testing.assert_allclose(refreshed[level], expected[level], rtol=1e-6)
+
+
+def test_tracked_factors_widen_the_side_the_verified_observations_fell_outside():
+    """80 %: 10 % may fall on each side. Over 20 issues, 6 hours each, 40 % fell above at
+    1-6 h and none below; at 7-24 h exactly the allowed share on each side."""
+    verified = np.full(24, 20.0)
+    above = np.r_[np.full(6, 8.0), np.full(18, 2.0)]
+    below = np.r_[np.zeros(6), np.full(18, 2.0)]
+    factors = tracked_factors(Misses({80: verified}, {80: below}, {80: above}), 80, 6)
+    # per issue: 8 - 2 allowed misses above, 0 - 2 below, in each hour of the group
+    np.testing.assert_allclose(factors[:6], [[1 + 0.2 * -2, 1 + 0.2 * 6]] * 6)
+    np.testing.assert_allclose(factors[6:], 1.0)
+    assert np.all(tracked_factors(Misses.none(24), 95, 6) == 1.0)
+
+
+def test_tracked_intervals_return_to_their_level_after_the_errors_double():
+    """Calibrated on errors of spread 1, then the errors double for 120 issues: untracked,
+    the 80 % interval covers about half of them; tracked, its misses on each side come back
+    to the 10 % allowed, and over all issues coverage stays near 80 %."""
+    rng = np.random.default_rng(7)
+    calibration = calibrate(rng.normal(0, 1, (400, 24)), np.ones(400))
+    errors = np.concatenate([rng.normal(0, 1, (60, 24)), rng.normal(0, 2, (120, 24))])
+    counts = {k: np.zeros(24) for k in ("verified", "below", "above")}
+    inside_tracked, inside_fixed = [], []
+    for error in errors:
+        misses = Misses({80: counts["verified"].copy()}, {80: counts["below"].copy()},
+                        {80: counts["above"].copy()})
+        lower, upper = bounds(np.zeros(24), calibration, 80, 1.0,
+                              tracked_factors(misses, 80, 6))
+        fixed = bounds(np.zeros(24), calibration, 80, 1.0)
+        inside_tracked.append((error >= lower) & (error <= upper))
+        inside_fixed.append((error >= fixed[0]) & (error <= fixed[1]))
+        counts["verified"] += 1
+        counts["below"] += error < lower
+        counts["above"] += error > upper
+    tracked, fixed = np.array(inside_tracked), np.array(inside_fixed)
+    assert fixed[60:].mean() < 0.55
+    assert 0.75 <= tracked[-60:].mean() <= 0.85
+    # The guarantee: each side's misses over all issues exceed the allowed 10 % by
+    # (its final factor - 1) / TRACKING_STEP issues, the price of having adapted.
+    final = tracked_factors(Misses({80: counts["verified"]}, {80: counts["below"]},
+                                   {80: counts["above"]}), 80, 6)
+    bound = (np.abs(final - 1).max(axis=0) / TRACKING_STEP).sum() / len(errors)
+    assert 0.80 - bound - 0.01 <= tracked.mean() <= 0.80 + 0.01
+
+
+def test_interval_misses_count_only_what_was_observed_by_the_issue_time(store, tmp_path):
+    """Two daily issues whose 80 % interval sits 1 degree above the observations at every
+    hour: as of the second issue, the first one's 24 hours count as misses below;
+    the second's count only once observed."""
+    ingest_file(store, write_station_csv(tmp_path / "feed.csv",
+                                         simulate_station("2021-01-01", 6, seed=4)), 5_000)
+    with store.sessions() as session:
+        observed = read_observations(session, store.observations)["t_degc"]
+    issues = pd.date_range("2021-01-03 03:00", periods=2, freq="D")
+    with store.sessions.begin() as session:
+        for issued in issues:
+            times = [issued + pd.Timedelta(hours=h) for h in range(1, 25)]
+            actual = observed[times].to_numpy()
+            write_forecast(session, "jena", issued.to_pydatetime().replace(tzinfo=UTC),
+                           [t.to_pydatetime().replace(tzinfo=UTC) for t in times],
+                           (actual + 2).tolist(), "best_naive", None, True, "t_degc",
+                           bounds={80: ((actual + 1).tolist(), (actual + 3).tolist())})
+    with store.sessions() as session:
+        second = interval_misses(session, "jena", issues[1].to_pydatetime()
+                                 .replace(tzinfo=UTC), 24)
+        later = interval_misses(session, "jena", datetime(2021, 1, 6, tzinfo=UTC), 24)
+    assert list(second.verified[80]) == [1] * 24 and list(second.below[80]) == [1] * 24
+    assert list(second.above[80]) == [0] * 24 and list(second.verified[50]) == [0] * 24
+    assert list(later.below[80]) == [2] * 24
