@@ -43,8 +43,13 @@ VIEW_COLUMNS = {
                        "champion_abs_error", "naive_value", "naive_abs_error", "weight",
                        "interval_factors"],
     "forecast_coverage": ["station", "horizon_hours", "level", "verified", "inside", "coverage"],
+    "forecast_coverage_by_group": ["station", "first_hour", "last_hour", "level", "verified",
+                                   "inside", "coverage", "below", "above"],
 }
 VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]]
+VIEW_COLUMNS["backtest_coverage_by_group"] = ["backtest_id",
+                                              *VIEW_COLUMNS["forecast_coverage_by_group"]]
+GROUP_HOURS = 6  # the coverage views' horizon groups, as the gate's (1-6 h, 7-12 h, ...)
 
 
 class ForecastColumns:
@@ -167,6 +172,21 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
             LEFT JOIN observations p ON p.station = f.station AND p.{ts} = f.issued_at
             LEFT JOIN observations s ON s.station = f.station AND s.{ts} = {day_before}"""
 
+    def coverage_by_group(view: str, leading: str) -> str:
+        first = f"((horizon_hours - 1) / {GROUP_HOURS}) * {GROUP_HOURS} + 1"
+        return " UNION ALL ".join(f"""
+            SELECT {leading}station, {first} AS first_hour,
+                   {first} + {GROUP_HOURS - 1} AS last_hour, {level} AS level,
+                   COUNT(*) AS verified,
+                   SUM(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1
+                       ELSE 0 END) AS inside,
+                   AVG(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1.0
+                       ELSE 0.0 END) AS coverage,
+                   SUM(CASE WHEN actual < lower_{level} THEN 1 ELSE 0 END) AS below,
+                   SUM(CASE WHEN actual > upper_{level} THEN 1 ELSE 0 END) AS above
+            FROM {view} WHERE lower_{level} IS NOT NULL AND out_of_sample
+            GROUP BY {leading}station, {first}""" for level in LEVELS)
+
     views = {
         # Each station's newest issue, one index seek per station; `station` is the station
         # table's key, so `where station = 'jena'` reads that one station alone.
@@ -191,6 +211,8 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
                        ELSE 0.0 END) AS coverage
             FROM forecast_skill WHERE lower_{level} IS NOT NULL AND out_of_sample
             GROUP BY station, horizon_hours""" for level in LEVELS),
+        "forecast_coverage_by_group": coverage_by_group("forecast_skill", ""),
+        "backtest_coverage_by_group": coverage_by_group("backtest_skill", "backtest_id, "),
     }
     inspector = inspect(connection)
     existing = set(inspector.get_view_names())
@@ -348,8 +370,10 @@ def read_view(session: Session, view: str, station: str | None = None,
     conditions = {"station = :station": station, "issued_at >= :since": since,
                   "issued_at < :until": until, "backtest_id = :backtest_id": backtest_id}
     where = " AND ".join(c for c, value in conditions.items() if value is not None)
-    order = "level, horizon_hours" if view == "forecast_coverage" else \
-        "issued_at, target_time"
+    order = {"forecast_coverage": "level, horizon_hours",
+             "forecast_coverage_by_group": "level, first_hour",
+             "backtest_coverage_by_group": "level, first_hour"}.get(
+        view, "issued_at, target_time")
     query = text(f"SELECT * FROM {view} {'WHERE ' + where if where else ''} ORDER BY {order}")
     for name, moment in (("since", since), ("until", until)):
         if moment is not None:

@@ -16,7 +16,8 @@ from sqlalchemy.schema import CreateColumn, CreateIndex
 from forecasting.station.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import STATION, Base, UTCDateTime
 
-OWN_VIEWS = ("forecast_coverage", "latest_forecast", "forecast_skill", "backtest_skill")
+OWN_VIEWS = ("forecast_coverage", "forecast_coverage_by_group", "backtest_coverage_by_group",
+             "latest_forecast", "forecast_skill", "backtest_skill")
 
 
 def add_missing_columns(connection: Connection, metadata: MetaData) -> list[str]:

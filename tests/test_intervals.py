@@ -227,3 +227,10 @@ def test_interval_misses_count_only_what_was_observed_by_the_issue_time(store, t
     assert list(second.verified[80]) == [1] * 24 and list(second.below[80]) == [1] * 24
     assert list(second.above[80]) == [0] * 24 and list(second.verified[50]) == [0] * 24
     assert list(later.below[80]) == [2] * 24
+    with store.sessions() as session:
+        groups = read_view(session, "forecast_coverage_by_group", station="jena")
+    assert groups[["first_hour", "last_hour"]].values.tolist() == [[1, 6], [7, 12], [13, 18],
+                                                                   [19, 24]]
+    assert (groups.level == 80).all() and (groups.verified == 12).all()
+    assert (groups.inside == 0).all() and (groups.below == 12).all() and \
+        (groups.coverage == 0).all()
