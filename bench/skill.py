@@ -226,11 +226,12 @@ def main() -> None:
 
 
 def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timestamp, windows,
-           naive) -> tuple[Scores, Scores, str]:
+           naive, history) -> tuple[Scores, Scores, str, pd.DataFrame]:
     """The test days as the product runs them: its own `sensorcast backtest` on the stored
     station from the cut-off (a retrain every `--retrain-every`, a forecast a day at the
     scheduled time, each self-corrected by the backtest's issues verified by then). Returns
-    the issued forecasts' scores, `naive`'s on the same issue times, and who issued."""
+    the issued forecasts' scores, `naive`'s on the same issue times, who issued, and how
+    the intervals did (`interval_hits`; `history`: every window, for the naive interval)."""
     start = cutoff + issue_time(params)
     end = start + pd.Timedelta(days=args.test_days - 1)  # each issue's +24 h in the period
     home = work / f"replay-{cutoff:%Y%m%d}"
@@ -273,13 +274,27 @@ def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timesta
     by_model = rows[~rows.model_name.isin(NAIVE)].issued_at.nunique()
     return (Scores.of(values, test), score(naive, test),
             f"{by_model} of {rows.issued_at.nunique()} issues by a promoted model",
-            interval_hits(rows))
+            interval_hits(rows, history, naive, params))
 
 
-def interval_hits(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per verified issued hour and level: inside the interval as issued (tracked), and
-    inside it had its offsets not been tracked (the bounds with the factors divided out),
-    and both widths."""
+NAIVE_INTERVAL_DAYS = 28  # the naive interval's errors: best naive's over these days
+
+
+def interval_score(lower, upper, actual, level: int) -> np.ndarray:
+    """The interval (Winkler) score of central `level` % intervals: width, plus 2 / alpha
+    times how far an observation fell outside (Gneiting & Raftery 2007; lower is better).
+    Three lines, so no library for it."""
+    alpha = 1 - level / 100
+    return (upper - lower + 2 / alpha * np.maximum(lower - actual, 0)
+            + 2 / alpha * np.maximum(actual - upper, 0))
+
+
+def interval_hits(rows: pd.DataFrame, history, naive, params: ForecastParams) -> pd.DataFrame:
+    """Per verified issued hour and level: inside and the interval score of the interval as
+    issued (tracked), of the same with the tracked factors divided out (untracked), and of
+    the naive interval (best naive's forecast plus the empirical quantiles of its errors
+    over the NAIVE_INTERVAL_DAYS before the issue, from around its hour of day), with
+    their widths."""
     parts = []
     for level in LEVELS:
         factors = rows.interval_factors.map(
@@ -292,12 +307,40 @@ def interval_hits(rows: pd.DataFrame) -> pd.DataFrame:
         with np.errstate(divide="ignore", invalid="ignore"):  # a factor of 0: no offset
             plain_low = value + np.where(used[:, 0] > 0, (lower - value) / used[:, 0], 0)
             plain_high = value + np.where(used[:, 1] > 0, (upper - value) / used[:, 1], 0)
+        naive_low, naive_high = naive_interval(part, history, naive, params, level)
         parts.append(pd.DataFrame({
             "level": level, "horizon_hours": part.horizon_hours.to_numpy(),
-            "tracked": (actual >= lower) & (actual <= upper),
-            "untracked": (actual >= plain_low) & (actual <= plain_high),
+            **{f"{name}_inside": (actual >= low) & (actual <= high)
+               for name, low, high in (("tracked", lower, upper),
+                                       ("untracked", plain_low, plain_high),
+                                       ("naive", naive_low, naive_high))},
+            **{f"{name}_score": interval_score(low, high, actual, level)
+               for name, low, high in (("tracked", lower, upper),
+                                       ("untracked", plain_low, plain_high),
+                                       ("naive", naive_low, naive_high))},
             "tracked_width": upper - lower, "untracked_width": plain_high - plain_low}))
     return pd.concat(parts, ignore_index=True)
+
+
+def naive_interval(part: pd.DataFrame, history, naive, params: ForecastParams, level: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of the naive interval for each row of `part` (issued hours)."""
+    low, high = np.full(len(part), np.nan), np.full(len(part), np.nan)
+    step = pd.Timedelta(minutes=params.step_minutes)
+    for origin, rows in part.groupby("origin"):
+        window = history.select(history.origin_times() == origin)
+        if not len(window):
+            continue
+        past = history.between(origin - pd.Timedelta(days=NAIVE_INTERVAL_DAYS),
+                               origin + step).at_hours(params.hours_around(origin.hour))
+        errors = past.targets() - predict_windows(naive, past)
+        steps = rows.step.to_numpy()
+        forecast = predict_windows(naive, window)[0, steps]
+        tail = (100 - level) / 200
+        at = part.index.get_indexer(rows.index)
+        low[at] = forecast + np.quantile(errors[:, steps], tail, axis=0)
+        high[at] = forecast + np.quantile(errors[:, steps], 1 - tail, axis=0)
+    return low, high
 
 
 def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
@@ -368,7 +411,8 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         if args.replay:
             started = time.perf_counter()
             replayed.append(replay(params, station, args, work, cutoff, windows.between(
-                cutoff, cutoff + pd.Timedelta(days=args.test_days)), models["best_naive"]))
+                cutoff, cutoff + pd.Timedelta(days=args.test_days)), models["best_naive"],
+                windows))
             issued, naive, by, _ = replayed[-1]
             print(f"    replayed in {time.perf_counter() - started:.0f} s ({by}): "
                   f"{row_text(ratios(issued, naive, params.group_steps))} of best naive",
@@ -500,8 +544,9 @@ def report_coverage(hits: list[pd.DataFrame], cutoffs, params: ForecastParams) -
     tracked (as issued) and untracked, per cut-off and pooled, and the median widths."""
     groups = [(g * params.group_hours + 1, (g + 1) * params.group_hours)
               for g in range(params.horizon_hours // params.group_hours)]
-    print("\nReplayed intervals: share of observations inside, tracked (untracked), per 6-hour "
-          "group")
+    print("\nReplayed intervals, per 6-hour group: share of observations inside, tracked "
+          "(untracked) [naive interval]; interval score against the naive interval's, tracked "
+          "(untracked)")
     for level in LEVELS:
         print(f"  {level} %")
         for label, frame in [*((f"{c:%Y-%m-%d}", h) for c, h in zip(cutoffs, hits)),
@@ -509,12 +554,15 @@ def report_coverage(hits: list[pd.DataFrame], cutoffs, params: ForecastParams) -
             part = frame[frame.level == level]
             cells = []
             for first, last in groups:
-                group = part[part.horizon_hours.between(first, last)]
-                cells.append(f"{group.tracked.mean():.2f} ({group.untracked.mean():.2f})"
-                             if len(group) else "-")
+                g = part[part.horizon_hours.between(first, last)]
+                cells.append(f"{g.tracked_inside.mean():.2f} ({g.untracked_inside.mean():.2f}) "
+                             f"[{g.naive_inside.mean():.2f}]" if len(g) else "-")
+            naive = part.naive_score.mean()
+            scores = (f"; score {part.tracked_score.mean() / naive:.3f} "
+                      f"({part.untracked_score.mean() / naive:.3f})")
             width = (f"; median width {part.tracked_width.median():.2f} "
                      f"({part.untracked_width.median():.2f})" if label == "all" else "")
-            print(f"    {label:>10}: {' '.join(cells)}{width}")
+            print(f"    {label:>10}: {' | '.join(cells)}{scores}{width}")
 
 
 def row_text(r: np.ndarray) -> str:
