@@ -16,6 +16,7 @@ from sqlalchemy.schema import CreateColumn, CreateIndex
 from forecasting.station.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import STATION, Base, UTCDateTime
 
+# The views the product creates, those that read another view before it (the drop order).
 OWN_VIEWS = ("forecast_coverage", "forecast_coverage_by_group", "backtest_coverage_by_group",
              "latest_forecast", "forecast_skill", "backtest_skill")
 
@@ -96,8 +97,9 @@ def migrate_to_stations(connection: Connection, stations: Sequence[StationSchema
             "from before stations were keys; configure that station (same name and schema) "
             "to migrate it")
     station = configured[recorded[0]]
-    for view in inspector.get_view_names():  # derived from the tables; recreated after
-        if view in OWN_VIEWS:
+    existing = set(inspector.get_view_names())
+    for view in OWN_VIEWS:  # derived from the tables; recreated after
+        if view in existing:
             connection.exec_driver_sql(f"DROP VIEW {view}")
     legacy = [c["name"] for c in inspector.get_columns("observations")]
     observations = Table(

@@ -10,7 +10,7 @@ import pytest
 
 from forecasting.station.schema import JENA
 from registry.forecasts import read_view
-from registry.migrations import NAIVE_NAMES
+from registry.migrations import NAIVE_NAMES, OWN_VIEWS
 from registry.store import open_store
 from registry.versions import champion, list_events, list_versions
 from tests.conftest import JENA_SAMPLE
@@ -113,8 +113,7 @@ def test_the_migration_keeps_every_row_on_both_databases(database_url, tmp_path,
     ingest_file(store, bad, 1000)
     channels = ", ".join(JENA.columns)
     with store.engine.begin() as connection:  # back to the old layout, as older code had it
-        for view in ("forecast_coverage", "latest_forecast", "forecast_skill",
-                     "backtest_skill"):
+        for view in OWN_VIEWS:
             connection.execute(text(f"DROP VIEW {view}"))
         for table, columns, key in (
                 ("observations", f"observed_at, {channels}", "PRIMARY KEY (observed_at)"),
