@@ -61,9 +61,11 @@ class ForecastParams(BaseModel):
         "the gate judges and calibrates, the forecasts from within `issue_spread_hours` of "
         "these hours; empty: from every hour.")
     issue_spread_hours: int = Field(
-        2, ge=0, le=11, description="Origins this many hours either side of an issue hour "
-        "are scored too: neighbouring hours behave alike and give the gate five times the "
-        "evidence of the issue hour alone.")
+        3, ge=0, le=11, description="Origins this many hours either side of an issue hour "
+        "are scored too: they give the gate seven times the evidence of the issue hour alone, "
+        "and within 3 hours a model's skill against best naive still behaves alike (on DWD "
+        "München the ensemble's 7-12 h ratio is 0.95-1.06 from 00 to 06 UTC, 0.84-0.90 from "
+        "23 and 07).")
     gate_confidence: float = Field(
         0.95, gt=0.5, lt=1, description="A candidate is trusted in a horizon group only if "
         "it beat best naive there in every fold and a paired test (Diebold-Mariano) says so "

@@ -164,8 +164,9 @@ def naive_forecast(features: pd.DataFrame, target: str, params: ForecastParams
                    ) -> tuple[str, np.ndarray, Calibration | None]:
     """(name, path, interval calibration) of the best naive forecast from the newest sample,
     chosen and calibrated per hour ahead on the last `NAIVE_FIT_DAYS`' forecasts from around
-    the newest sample's hour of day (as `BestNaive.at_hours` chooses; from every hour when those are
-    too few); persistence, without intervals, when those hold no complete day-long window."""
+    the newest sample's hour of day (as `BestNaive.at_hours` chooses; from every hour when
+    those are too few); persistence, without intervals, when those hold no complete day-long
+    window."""
     day, horizon = params.samples_per_day, params.horizon_steps
     recent = features[features.index > features.index[-1] - pd.Timedelta(days=NAIVE_FIT_DAYS)]
     windows = make_windows(recent[[target]], target, day, horizon)

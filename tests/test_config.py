@@ -58,8 +58,8 @@ def test_issue_hours_outside_a_day_are_refused_and_their_neighbours_are_scored()
         ForecastParams(issue_hours=(3, 24))
     assert invalid_settings(refused.value) == (
         "issue_hours: Value error, issue hours are hours of the day, 0-23 (got [3, 24])")
-    assert ForecastParams(issue_hours=(23,)).scored_hours == {21, 22, 23, 0, 1}
+    assert ForecastParams(issue_hours=(23,)).scored_hours == {20, 21, 22, 23, 0, 1, 2}
     assert ForecastParams(issue_hours=(), step_minutes=10).scored_per_day == 144
     assert ForecastParams(issue_hours=(3, 4), issue_spread_hours=0).scored_per_day == 2
     assert ForecastParams(issue_hours=()).overlap_windows == 24  # a day of hourly windows
-    assert ForecastParams(issue_hours=(3,)).overlap_windows == 5  # 5 scored a day
+    assert ForecastParams(issue_hours=(3,)).overlap_windows == 7  # 7 scored a day

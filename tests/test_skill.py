@@ -107,7 +107,7 @@ def test_the_gate_judges_a_candidate_where_the_forecast_is_issued(tmp_path):
         assert all(set(f.test.origin_times().hour) <= (hours or set(range(24)))
                    for f in result.folds)
         verdicts[hours] = gate_backtest(result, params.families, params)
-    assert params.scored_hours == {1, 2, 3, 4, 5}
+    assert params.scored_hours == {0, 1, 2, 3, 4, 5, 6}
     assert verdicts[params.scored_hours].plans["ridge"].naive_groups == {0, 1, 2, 3}
     assert verdicts[params.scored_hours].winner is None
     assert verdicts[None].plans["ridge"].naive_groups == frozenset()
