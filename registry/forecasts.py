@@ -172,16 +172,18 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
             LEFT JOIN observations p ON p.station = f.station AND p.{ts} = f.issued_at
             LEFT JOIN observations s ON s.station = f.station AND s.{ts} = {day_before}"""
 
+    def inside(level: int) -> str:
+        """The `inside` count and the `coverage` share of the level's interval."""
+        within = f"actual BETWEEN lower_{level} AND upper_{level}"
+        return (f"SUM(CASE WHEN {within} THEN 1 ELSE 0 END) AS inside, "
+                f"AVG(CASE WHEN {within} THEN 1.0 ELSE 0.0 END) AS coverage")
+
     def coverage_by_group(view: str, leading: str) -> str:
         first = f"((horizon_hours - 1) / {GROUP_HOURS}) * {GROUP_HOURS} + 1"
         return " UNION ALL ".join(f"""
             SELECT {leading}station, {first} AS first_hour,
                    {first} + {GROUP_HOURS - 1} AS last_hour, {level} AS level,
-                   COUNT(*) AS verified,
-                   SUM(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1
-                       ELSE 0 END) AS inside,
-                   AVG(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1.0
-                       ELSE 0.0 END) AS coverage,
+                   COUNT(*) AS verified, {inside(level)},
                    SUM(CASE WHEN actual < lower_{level} THEN 1 ELSE 0 END) AS below,
                    SUM(CASE WHEN actual > upper_{level} THEN 1 ELSE 0 END) AS above
             FROM {view} WHERE lower_{level} IS NOT NULL AND out_of_sample
@@ -205,10 +207,7 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
         "backtest_skill": skill("backtest_forecasts", "f.backtest_id, "),
         "forecast_coverage": " UNION ALL ".join(f"""
             SELECT station, horizon_hours, {level} AS level, COUNT(*) AS verified,
-                   SUM(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1
-                       ELSE 0 END) AS inside,
-                   AVG(CASE WHEN actual BETWEEN lower_{level} AND upper_{level} THEN 1.0
-                       ELSE 0.0 END) AS coverage
+                   {inside(level)}
             FROM forecast_skill WHERE lower_{level} IS NOT NULL AND out_of_sample
             GROUP BY station, horizon_hours""" for level in LEVELS),
         "forecast_coverage_by_group": coverage_by_group("forecast_skill", ""),
