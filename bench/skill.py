@@ -307,17 +307,14 @@ def interval_hits(rows: pd.DataFrame, history, naive, params: ForecastParams) ->
         with np.errstate(divide="ignore", invalid="ignore"):  # a factor of 0: no offset
             plain_low = value + np.where(used[:, 0] > 0, (lower - value) / used[:, 0], 0)
             plain_high = value + np.where(used[:, 1] > 0, (upper - value) / used[:, 1], 0)
-        naive_low, naive_high = naive_interval(part, history, naive, params, level)
+        intervals = (("tracked", lower, upper), ("untracked", plain_low, plain_high),
+                     ("naive", *naive_interval(part, history, naive, params, level)))
         parts.append(pd.DataFrame({
             "level": level, "horizon_hours": part.horizon_hours.to_numpy(),
             **{f"{name}_inside": (actual >= low) & (actual <= high)
-               for name, low, high in (("tracked", lower, upper),
-                                       ("untracked", plain_low, plain_high),
-                                       ("naive", naive_low, naive_high))},
+               for name, low, high in intervals},
             **{f"{name}_score": interval_score(low, high, actual, level)
-               for name, low, high in (("tracked", lower, upper),
-                                       ("untracked", plain_low, plain_high),
-                                       ("naive", naive_low, naive_high))},
+               for name, low, high in intervals},
             "tracked_width": upper - lower, "untracked_width": plain_high - plain_low}))
     return pd.concat(parts, ignore_index=True)
 

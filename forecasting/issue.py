@@ -170,8 +170,7 @@ def naive_forecast(features: pd.DataFrame, target: str, params: ForecastParams
     day, horizon = params.samples_per_day, params.horizon_steps
     recent = features[features.index > features.index[-1] - pd.Timedelta(days=NAIVE_FIT_DAYS)]
     windows = make_windows(recent[[target]], target, day, horizon)
-    there = windows.at_hours(params.hours_around(features.index[-1].hour))
-    windows = there if len(there) else windows
+    windows = windows.preferring_hours(params.hours_around(features.index[-1].hour))
     data = features[[target]].to_numpy(np.float32)
     if len(windows) and len(data) >= day and horizon <= day \
             and not np.isnan(data[-day:]).any():

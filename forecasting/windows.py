@@ -72,6 +72,11 @@ class Windows:
             return self
         return self.select(np.isin(self.origin_times().hour, sorted(hours)))
 
+    def preferring_hours(self, hours: frozenset[int] | None) -> Windows:
+        """`at_hours(hours)`, or every window when none is from those hours."""
+        there = self.at_hours(hours)
+        return there if len(there) else self
+
     def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Windows:
         """Windows whose inputs end at or after `start` and whose targets end before `end`."""
         keep = np.ones(len(self.origins), bool)

@@ -96,8 +96,7 @@ class BestNaive:
         is None): where a forecast is issued, since the better naive forecast of a horizon
         depends on that hour (from 03 UTC, persistence's 7-12 h forecast is twice as far
         off as yesterday's value; from the afternoon the two are close)."""
-        there = train.at_hours(hours)
-        return cls(samples_per_day).fit(there if len(there) else train)
+        return cls(samples_per_day).fit(train.preferring_hours(hours))
 
     def choice(self) -> list[str]:
         """The naive forecast used at each horizon step."""
