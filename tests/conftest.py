@@ -60,7 +60,10 @@ SMALL = {"SENSORCAST_FORECAST__LOOKBACK_HOURS": "48", "SENSORCAST_FORECAST__BATC
          # two folds' network processes at once: one thread each, so both cores work
          "SENSORCAST_FORECAST__PARALLEL_FOLDS": "2",  # linear families on 4 folds, networks on 2
          # every hour scored: a few tiny folds hold too little evidence from the issue hours
-         "SENSORCAST_FORECAST__ISSUE_HOURS": "[]"}
+         "SENSORCAST_FORECAST__ISSUE_HOURS": "[]",
+         # XLA compiles each tiny network for seconds and then saves nothing on it; the
+         # product keeps it on, and test_models trains a network with it
+         "SENSORCAST_FORECAST__JIT_COMPILE": "false"}
 
 
 @contextmanager
@@ -181,13 +184,16 @@ def api(url: str, body: dict | None = None):
         return json.load(response)
 
 
-@pytest.fixture
-def prefect_server(tmp_path):
-    """`prefect server start` on a free port, its UI pointed at its own API."""
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """`prefect server start` on a free port, its UI pointed at its own API, shared by the
+    session. Its scheduler is off: the deployments' own schedules (every 10 minutes for the
+    feed) would otherwise put runs in a worker's way; triggers and automations stay on."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_UI_API_URL": f"{base}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-server")),
+           "PREFECT_UI_API_URL": f"{base}/api", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}
     server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server",
                                "start", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -81,41 +81,38 @@ def prefect_cli(*args: str, env: dict) -> str:
     return result.stdout
 
 
-def test_deployed_flows_run_through_a_worker_against_a_real_prefect_api(prefect_harness,
-                                                                        tmp_path):
-    """Deploy prefect.yaml to the harness's server, trigger each deployment, let a process
-    worker run it, and find its rows in the product's database."""
-    from prefect.settings import PREFECT_API_URL
-
+def test_deployed_flows_run_through_a_worker_and_a_completed_retrain_triggers_a_forecast(
+        prefect_server, tmp_path):
+    """Deploy prefect.yaml to a real Prefect server (with its event and automation
+    services), trigger each deployment, let a process worker run it, and find its rows in
+    the product's database; the retrain's completion creates a forecast run at once."""
     data = tmp_path / "data"
     write_station_csv(data / "incoming" / "station.csv",
                       simulate_until(pd.Timestamp.now("UTC"), 40, seed=3))
-    env = {**os.environ, **SMALL, "PREFECT_API_URL": PREFECT_API_URL.value(),
+    env = {**os.environ, **SMALL, "PREFECT_API_URL": f"{prefect_server}/api",
            "PREFECT_HOME": str(tmp_path / "prefect-cli"), "SENSORCAST_DATA_DIR": str(data),
            "SENSORCAST_FORECAST__FAMILIES": '["ridge"]',
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     prefect_cli("work-pool", "create", "sensorcast", "--type", "process", env=env)
     prefect_cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all",
                 env=env)
-    try:
-        run_each_deployment_through_a_worker(data, env)
-    finally:  # the harness is shared: leave no deployment (nor its trigger) to other tests
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            for deployment in client.read_deployments():
-                client.delete_deployment(deployment.id)
+    # The deployments stay on the session's server: its scheduler is off, and the UI test
+    # after this one runs its flows without a worker, so nothing of theirs runs again.
+    run_each_deployment_through_a_worker(prefect_server, data, env)
 
 
-def run_each_deployment_through_a_worker(data: Path, env: dict) -> None:
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        deployed = {d.name: d for d in client.read_deployments()}
+def run_each_deployment_through_a_worker(server: str, data: Path, env: dict) -> None:
+    deployed = {d["name"]: d for d in api(f"{server}/api/deployments/filter", {"offset": 0})}
     assert set(deployed) >= set(EXPECTED)
     for name in EXPECTED:
-        assert deployed[name].entrypoint == EXPECTED[name]
-        assert [s.active for s in deployed[name].schedules] == [True]
+        assert deployed[name]["entrypoint"] == EXPECTED[name]
+        assert [s["active"] for s in deployed[name]["schedules"]] == [True]
+
+    def triggered() -> list[dict]:  # not the runs the scheduler makes for the daily schedule
+        return [r for r in api(f"{server}/api/flow_runs/filter",
+                               {"deployments": {"name": {"any_": ["forecast"]}}})
+                if not r["auto_scheduled"] and r["created_by"]
+                and r["created_by"]["type"] == "AUTOMATION"]
 
     db = data / "sensorcast.db"
     checks = {
@@ -125,6 +122,12 @@ def run_each_deployment_through_a_worker(data: Path, env: dict) -> None:
     }
     counts = {}
     for name, query in checks.items():
+        if name == "forecast":  # the retrain's completion has created a forecast run
+            deadline = time.monotonic() + 120
+            while not triggered() and time.monotonic() < deadline:
+                time.sleep(1)
+            (run,) = triggered()
+            assert run["created_by"]["display_value"] == "forecast after retrain"
         prefect_cli("deployment", "run", f"{name}/{name}", env=env)
         prefect_cli("worker", "start", "--pool", "sensorcast", "--run-once", env=env)
         with sqlite3.connect(db) as connection:
@@ -139,35 +142,3 @@ def run_each_deployment_through_a_worker(data: Path, env: dict) -> None:
     assert ("manual run (UI or API)",) in started
     assert all(who == "manual run (UI or API)" or who.startswith("automation forecast")
                for (who,) in started)
-
-
-def test_a_completed_retrain_triggers_a_forecast_run(prefect_server, tmp_path):
-    """prefect.yaml's trigger on a real Prefect server (with its event and automation
-    services): a retrain run completing creates a forecast run at once, whoever ran it."""
-    data = tmp_path / "data"
-    write_station_csv(data / "incoming" / "station.csv",
-                      simulate_until(pd.Timestamp.now("UTC"), 40, seed=3))
-    env = {**os.environ, **SMALL, "PREFECT_API_URL": f"{prefect_server}/api",
-           "PREFECT_HOME": str(tmp_path / "prefect-cli"), "SENSORCAST_DATA_DIR": str(data),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    prefect_cli("work-pool", "create", "sensorcast", "--type", "process", env=env)
-    prefect_cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--name",
-                "forecast", env=env)
-    runs_query = {"deployments": {"name": {"any_": ["forecast"]}}}
-
-    def triggered() -> list[dict]:  # not the runs the scheduler makes for the daily schedule
-        return [r for r in api(f"{prefect_server}/api/flow_runs/filter", runs_query)
-                if not r["auto_scheduled"]]
-
-    assert triggered() == []
-    sensorcast = str(Path(sys.executable).with_name("sensorcast"))
-    for command in (["ingest"], ["retrain", "--family", "blend"]):
-        done = subprocess.run([sensorcast, *command], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-    deadline = time.monotonic() + 120
-    while not triggered() and time.monotonic() < deadline:
-        time.sleep(1)
-    (run,) = triggered()
-    assert run["created_by"]["type"] == "AUTOMATION"
-    assert run["created_by"]["display_value"] == "forecast after retrain"  # its name says it

@@ -28,7 +28,7 @@ from registry.artifacts import (ArtifactError, artifact_digest, load_verified, m
                                 version_dir)
 
 TINY = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4, batch_size=64,
-                      validation_days=3)
+                      validation_days=3, jit_compile=False)  # XLA: seconds per tiny model
 SINGLE = [f for f in FAMILIES if f != "ensemble"]
 
 
@@ -73,7 +73,8 @@ from forecasting.features import station_windows
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
 params = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=1, units=4,
-                        validation_days=3, families=("ridge", "gru", "ensemble"))
+                        validation_days=3, families=("ridge", "gru", "ensemble"),
+                        jit_compile=False)
 windows, relative = station_windows(simulated_observations("2021-02-01", 12, seed=4), JENA,
                                     params)
 with tempfile.TemporaryDirectory() as work:
@@ -275,7 +276,8 @@ def test_untrained_network_is_exactly_its_linear_base(family, tiny):
 
 
 def test_training_is_repeatable_for_a_seed_and_differs_for_another():
-    """Dropout included: the same seed gives the same trained network, bit for bit."""
+    """Dropout included: the same seed gives the same trained network, bit for bit, compiled
+    by XLA as the product trains it."""
     params = ForecastParams(lookback_hours=24, horizon_hours=24, epochs=3, units=8,
                             batch_size=64, learning_rate=1e-2, network_base="blend",
                             validation_days=5)
@@ -334,7 +336,8 @@ def test_a_warm_started_network_starts_from_the_weights_it_is_given():
     is already better on validation than a cold start's first epoch."""
     params = ForecastParams(lookback_hours=24, horizon_hours=24, epochs=6, units=8,
                             batch_size=64, learning_rate=1e-2, network_base="blend",
-                            validation_days=5, patience=6, give_up_epochs=6, warm_epochs=1)
+                            validation_days=5, patience=6, give_up_epochs=6, warm_epochs=1,
+                            jit_compile=False)
     windows, relative = station_windows(simulated_observations("2021-02-01", 30, seed=4), JENA,
                                         params)
     fold = rolling_folds(windows, 1, 5, 5)[0]
@@ -358,7 +361,7 @@ def test_a_warm_started_network_starts_from_the_weights_it_is_given():
 def test_a_network_that_cannot_beat_its_base_gives_up_after_its_first_epochs():
     params = ForecastParams(lookback_hours=24, horizon_hours=6, epochs=20, units=4,
                             batch_size=64, learning_rate=10.0, validation_days=3,
-                            patience=10, give_up_epochs=2)
+                            patience=10, give_up_epochs=2, jit_compile=False)
     windows, relative = station_windows(simulated_observations("2021-02-01", 20, seed=4), JENA,
                                         params)
     fold = rolling_folds(windows, 1, 3, 3)[0]

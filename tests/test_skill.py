@@ -17,7 +17,8 @@ from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
 from forecasting.features import station_windows
 
-QUICK = ForecastParams(lookback_hours=72, epochs=3, patience=2, batch_size=128, units=16)
+QUICK = ForecastParams(lookback_hours=72, epochs=3, patience=2, batch_size=128, units=16,
+                       jit_compile=False)  # XLA compiles for longer than it saves here
 
 
 @pytest.fixture(scope="module")

@@ -39,13 +39,14 @@ def test_the_prefect_ui_shows_the_forecast_plot_itself(prefect_server, tmp_path)
         done = subprocess.run([sensorcast, "--data-dir", str(data), *command], env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
-    (artifact,) = api(f"{prefect_server}/api/artifacts/filter",
+    # the server is the session's: the newest version of each key is this test's
+    (artifact,) = api(f"{prefect_server}/api/artifacts/latest/filter",
                       {"artifacts": {"key": {"any_": ["forecast-plot-jena"]}}})
     shot = tmp_path / "artifact.png"
     subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
                     "--hide-scrollbars", "--window-size=1400,1400",
                     "--virtual-time-budget=30000", f"--screenshot={shot}",
-                    f"{prefect_server}/artifacts/artifact/{artifact['id']}"],
+                    f"{prefect_server}/artifacts/artifact/{artifact['latest_id']}"],
                    capture_output=True, timeout=120, check=True)
     pixels = (imread(shot)[..., :3] * 255).round()
     # The UI is dark; the plot is a white figure with the forecast drawn in matplotlib's red
@@ -56,10 +57,10 @@ def test_the_prefect_ui_shows_the_forecast_plot_itself(prefect_server, tmp_path)
 
     # The leaderboard at 1,400 px: its numbers come first, so they are on screen, not cut off
     # behind the long reason
-    (board,) = api(f"{prefect_server}/api/artifacts/filter",
+    (board,) = api(f"{prefect_server}/api/artifacts/latest/filter",
                    {"artifacts": {"key": {"any_": ["retrain-leaderboard-jena"]}}})
     row = json.loads(board["data"])[0] if isinstance(board["data"], str) else board["data"][0]
-    cells = laid_out_cells(f"{prefect_server}/artifacts/artifact/{board['id']}", 1400)
+    cells = laid_out_cells(f"{prefect_server}/artifacts/artifact/{board['latest_id']}", 1400)
     visible = [c["text"] for c in cells if 0 <= c["left"] and c["right"] <= 1400]
     print("visible at 1,400 px:", visible)
     for header in ("family", "decision", "mean / best naive", "1-6 h / best naive"):
