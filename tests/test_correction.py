@@ -78,3 +78,15 @@ def test_the_weight_stays_within_zero_and_one_and_unobserved_targets_are_left_ou
     unknown = Verified(verified.age_days, verified.model, verified.naive,
                        np.full_like(verified.observed, np.nan))
     assert np.array_equal(corrected_weights(np.ones(24), unknown, 6), np.ones(24))
+
+
+def test_the_last_hour_ahead_leans_on_best_naive_where_it_alone_loses():
+    """A champion that wins clearly at 19-23 h but is twice as wrong as best naive at
+    +24 h: the group keeps its weight, the last hour drops below a half."""
+    rng = np.random.default_rng(5)
+    wins, loses = history(10, 0.5, rng), history(10, 4.0, rng)
+    model = np.c_[wins.model[:, :-1], loses.model[:, -1:]]
+    observed = np.c_[wins.observed[:, :-1], loses.observed[:, -1:]]
+    naive = np.c_[wins.naive[:, :-1], loses.naive[:, -1:]]
+    weights = corrected_weights(np.ones(24), Verified(wins.age_days, model, naive, observed), 6)
+    assert np.all(weights[18:23] >= 0.9) and weights[23] < 0.5

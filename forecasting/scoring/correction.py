@@ -13,8 +13,9 @@ absolute error because the promise and every score are MAE: a least-squares weig
 champion that saves a few large misses while it loses a little on most days, which MAE
 counts. The gate's weight is the ceiling: below it w follows the verified errors at once
 (leaning on best naive is the safe side of the promise), above it nothing a few days show
-is reason enough to trust the champion more than the backtest did. With nothing verified
-yet, the gate's weights stand; w stays in [0, 1].
+is reason enough to trust the champion more than the backtest did. The +24 h forecast, which
+the promise judges alone, follows its own verified pairs too, below its group's weight.
+With nothing verified yet, the gate's weights stand; w stays in [0, 1].
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int) -
     """The champion's weight against best naive at each hour ahead for the next issue: per
     horizon group, the weight of WEIGHTS with the smallest decayed MAE over the verified
     pairs, capped by the gate's weights `prior`; `prior` where fewer than MIN_ISSUES issues
-    are verified there."""
+    are verified there. The last hour ahead is then chosen again on its own pairs, never
+    above its group's weight: the promise judges +24 h alone, and a group that wins on the
+    whole can lose at its far end."""
     prior = np.clip(np.asarray(prior, np.float64), 0.0, 1.0)
     spread = verified.model - verified.naive
     miss = verified.observed - verified.naive
@@ -61,12 +64,14 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int) -
     decay = np.where(seen, decay, 0.0)
     x, y = np.where(seen, spread, 0.0), np.where(seen, miss, 0.0)
     weights = prior.copy()
-    for start in range(0, len(prior), group_steps):
-        group = slice(start, min(start + group_steps, len(prior)))
-        if int(seen[:, group].any(axis=1).sum()) < MIN_ISSUES:
+    steps = len(prior)
+    spans = [slice(start, min(start + group_steps, steps))
+             for start in range(0, steps, group_steps)] + [slice(steps - 1, steps)]
+    for span in spans:
+        if int(seen[:, span].any(axis=1).sum()) < MIN_ISSUES:
             continue
         # (experts,): the decayed absolute error of naive + w (champion - naive), each w
-        loss = (decay[None, :, group] * np.abs(
-            y[None, :, group] - WEIGHTS[:, None, None] * x[None, :, group])).sum(axis=(1, 2))
-        weights[group] = np.minimum(prior[group], WEIGHTS[int(np.argmin(loss))])
+        loss = (decay[None, :, span] * np.abs(
+            y[None, :, span] - WEIGHTS[:, None, None] * x[None, :, span])).sum(axis=(1, 2))
+        weights[span] = np.minimum(weights[span], WEIGHTS[int(np.argmin(loss))])
     return weights
