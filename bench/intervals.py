@@ -3,8 +3,7 @@
 On a simulated year per seed, at cut-offs across the seasons: fit the ridge candidate on a
 registration backtest (3 folds of 7 days) of the data before the cut-off, calibrate its
 intervals on the folds' errors, then score hourly forecasts over the following 30 days.
-Prints the coverage of each interval (mean, lowest and highest over the 24 horizons), with
-the changeability scaling the product uses and without it (plain split conformal).
+Prints the coverage of each interval (mean, lowest and highest over the 24 horizons).
 
     .venv/bin/python bench/intervals.py [--seeds 21 5] [--days 365]
 """
@@ -22,7 +21,7 @@ from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import Backtest, predict_windows, rolling_folds
 from forecasting.features import station_windows
-from forecasting.scoring.intervals import LEVELS, bounds, calibrate, changeability
+from forecasting.scoring.intervals import LEVELS, bounds, calibrate
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulate_station
 from registry.ingestion import ingest_file
@@ -46,9 +45,8 @@ def observations(seed: int, days: int, folder: Path) -> pd.DataFrame:
     return frame
 
 
-def coverage(forecasts, actual, offsets, level, scales) -> np.ndarray:
-    lower, upper = (np.stack(b) for b in zip(*(bounds(f, offsets, level, s)
-                                               for f, s in zip(forecasts, scales))))
+def coverage(forecasts, actual, offsets, level) -> np.ndarray:
+    lower, upper = (np.stack(b) for b in zip(*(bounds(f, offsets, level) for f in forecasts)))
     return ((actual >= lower) & (actual <= upper)).mean(axis=0)
 
 
@@ -58,9 +56,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     args = parser.parse_args()
     params = ForecastParams(lookback_hours=48, families=("ridge",))
-    hourly, day = params.hourly_steps, params.samples_per_day
-    print(f"{'seed':>4} {'cut-off':>10} {'level':>5}  {'scaled: mean  min   max':>24}  "
-          f"{'plain: mean  min   max':>23}")
+    hourly = params.hourly_steps
+    print(f"{'seed':>4} {'cut-off':>10} {'level':>5}  {'mean  min   max':>16}")
     with tempfile.TemporaryDirectory() as work:
         for seed in args.seeds:
             frame = observations(seed, args.days, Path(work))
@@ -72,19 +69,14 @@ def main() -> None:
                                       params.validation_days, params.backtest_days)
                 backtest = Backtest.assemble(folds, [fit_candidates(f, params, relative, work)
                                                      for f in folds])
-                residuals = backtest.residuals("ridge")[:, hourly]
-                scaled = calibrate(residuals, backtest.changeability(day))
-                plain = calibrate(residuals, np.ones(len(residuals)))
+                offsets = calibrate(backtest.residuals("ridge")[:, hourly])
                 month = later.between(cut, cut + pd.Timedelta(days=30))
                 forecasts = predict_windows(backtest.models["ridge"], month)[:, hourly]
                 actual = month.targets()[:, hourly]
-                scales = changeability(month.target, month.origins, day)
                 for level in LEVELS:
-                    a = coverage(forecasts, actual, scaled, level, scales)
-                    b = coverage(forecasts, actual, plain, level, np.ones(len(month)))
-                    print(f"{seed:>4} {cut:%Y-%m-%d} {level:>4}%  {a.mean():>12.3f} "
-                          f"{a.min():.3f} {a.max():.3f}  {b.mean():>11.3f} {b.min():.3f} "
-                          f"{b.max():.3f}", flush=True)
+                    c = coverage(forecasts, actual, offsets, level)
+                    print(f"{seed:>4} {cut:%Y-%m-%d} {level:>4}%  {c.mean():>4.3f} "
+                          f"{c.min():.3f} {c.max():.3f}", flush=True)
 
 
 if __name__ == "__main__":

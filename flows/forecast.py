@@ -89,8 +89,8 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
         newest = newest_time(session, store.observations, until=at) or at
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
-        calibration = version and calibration_as_of(session, store.observations, version,
-                                                    at, settings.interval_min_verified)
+        calibration = version and calibration_as_of(session, version, at,
+                                                    settings.interval_min_verified)
         verified = verified_issues(session, store.station.name, at, CORRECTION_DAYS,
                                    backtest_id) if network else None
         misses = interval_misses(session, store.station.name, at, params.horizon_hours,
@@ -99,13 +99,12 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
                           verified, misses)
 
 
-def calibration_as_of(session, observations, version: ModelVersion, at: datetime,
-                      min_verified: int):
+def calibration_as_of(session, version: ModelVersion, at: datetime, min_verified: int):
     """The version's interval offsets as of `at`: from its verified out-of-sample errors once
     every hour ahead has `min_verified` of them, else from its registration backtest (None
     for versions older than intervals)."""
-    return (verified_calibration(*verified_residuals(session, observations, version, at),
-                                 min_verified) or version.intervals or None)
+    return (verified_calibration(verified_residuals(session, version, at), min_verified)
+            or version.intervals or None)
 
 
 def issue_rows(forecast: Forecast, version: ModelVersion | None, station: StationSchema,

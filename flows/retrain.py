@@ -177,8 +177,7 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
         best_naive_mae=backtest.scores("best_naive", folds).mae,
         seasonal_mae=backtest.scores("seasonal_persistence", folds).mae,
         library_versions=library_versions(),
-        intervals=calibrate(backtest.residuals(family)[:, model.params.hourly_steps],
-                            backtest.changeability(model.params.samples_per_day, folds)))
+        intervals=calibrate(backtest.residuals(family)[:, model.params.hourly_steps]))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="register and gate")

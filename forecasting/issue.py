@@ -12,7 +12,7 @@ from forecasting.models.naive import BestNaive, Persistence
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import Predictor, predict_windows
 from forecasting.scoring.correction import Verified, corrected_weights
-from forecasting.scoring.intervals import (Calibration, Misses, bounds, calibrate, changeability,
+from forecasting.scoring.intervals import (Calibration, Misses, bounds, calibrate,
                                           tracked_factors)
 from forecasting.features import build_features
 from forecasting.station.schema import StationSchema
@@ -36,10 +36,8 @@ class Forecast:
     by_model: bool  # False: a naive forecast (no model, or its input window had holes)
     naive: str = ""  # which naive forecast, when not by the model
     note: str = ""  # why the model was not used, when it was given
-    # The interval offsets of the forecaster that made the values (None: no intervals), and
-    # how changeable the weather was at the issue time (forecasting.scoring.intervals).
+    # The interval offsets of the forecaster that made the values (None: no intervals).
     calibration: Calibration | None = None
-    changeability: float = float("nan")
     # Per level ("80"), the (hours ahead, 2) factors on the (lower, upper) offsets that the
     # verified coverage of the station's earlier intervals asked for (`tracked_factors`).
     factors: dict[str, np.ndarray] | None = None
@@ -60,7 +58,7 @@ class Forecast:
         """(lower, upper) of the central `level` % interval at each hour ahead."""
         if self.calibration is None or str(level) not in self.calibration:
             return None
-        return bounds(self.values, self.calibration, level, self.changeability,
+        return bounds(self.values, self.calibration, level,
                       (self.factors or {}).get(str(level)))
 
 
@@ -131,13 +129,11 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
                                                   params)
         path = path[hourly]
     minutes = params.step_minutes * np.arange(1, horizon + 1)[hourly]
-    series = features.iloc[:, target].to_numpy()
-    now = changeability(series, np.array([len(series) - 1]), params.samples_per_day)[0]
     factors = calibration and misses and {
         level: tracked_factors(misses, int(level), params.group_hours)
         for level in calibration if level != "scale"}
     return Forecast(issued_at, issued_at + pd.to_timedelta(minutes, unit="min"),
-                    shortest(path), by_network, naive, note, calibration, now, factors or None,
+                    shortest(path), by_network, naive, note, calibration, factors or None,
                     **parts)
 
 
@@ -177,7 +173,6 @@ def naive_forecast(features: pd.DataFrame, target: str, params: ForecastParams
         best = BestNaive(day).fit(windows)
         residuals = windows.targets() - predict_windows(best, windows)
         return (BestNaive.name, best.predict(data[None, -day:])[0],
-                calibrate(residuals[:, params.hourly_steps],
-                          changeability(windows.target, windows.origins, day)))
+                calibrate(residuals[:, params.hourly_steps]))
     return (Persistence.name, Persistence().for_target(0, horizon).predict(data[None, -1:])[0],
             None)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (JSON, Connection, Index, String, Table, Text, bindparam, func, inspect,
+from sqlalchemy import (JSON, Connection, Index, String, Text, bindparam, func, inspect,
                         select, text)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -25,7 +25,7 @@ from forecasting.scoring.intervals import LEVELS, Misses
 from forecasting.station.schema import TIMESTAMP_SQL_COLUMN
 from registry.db import Base, UTCDateTime, int_pk, station_key, utc_time
 from registry.tables import target_columns
-from registry.observations import insert_ignore, read_observations
+from registry.observations import insert_ignore
 from registry.versions import ModelVersion
 
 PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_version is NULL
@@ -274,32 +274,25 @@ def list_runs(session: Session, station: str) -> list[ForecastRun]:
                         r.rows_written, r.message) for r in rows]
 
 
-def verified_residuals(session: Session, observations: Table, version: ModelVersion,
-                       at: datetime, issues: int = 90) -> tuple[pd.DataFrame, pd.Series]:
+def verified_residuals(session: Session, version: ModelVersion, at: datetime,
+                       issues: int = 90) -> pd.DataFrame:
     """The errors (actual − forecast) of the version's newest `issues` verified
     out-of-sample forecasts whose targets were observed by `at`: one row per issue (naive
-    UTC), a column per hour ahead; and the target's observations on the hourly grid from
-    two days before the first of those issues up to `at` (for how changeable the weather
-    was at each)."""
-    query = text("SELECT issued_at, horizon_hours, actual - forecast AS residual, target "
+    UTC), a column per hour ahead."""
+    query = text("SELECT issued_at, horizon_hours, actual - forecast AS residual "
                  "FROM forecast_skill WHERE model_name = :name AND model_version = :version "
                  "AND out_of_sample AND target_time <= :at").bindparams(
         bindparam("at", at, type_=UTCDateTime()), name=version.model_name,
         version=version.version)
     verified = pd.DataFrame(session.execute(query).all(),
-                            columns=["issued_at", "horizon_hours", "residual", "target"])
+                            columns=["issued_at", "horizon_hours", "residual"])
     horizons = range(1, version.params["horizon_hours"] + 1)
     residuals = verified.pivot_table(index="issued_at", columns="horizon_hours",
                                      values="residual").reindex(columns=horizons)
     residuals = residuals.sort_index().iloc[-issues:]
     residuals.index = pd.DatetimeIndex(pd.to_datetime(residuals.index, utc=True)
                                        .tz_localize(None))
-    if not len(residuals):
-        return residuals, pd.Series(dtype=np.float64)
-    frame = read_observations(session, observations,
-                              start=(residuals.index[0] - pd.Timedelta(days=2)).to_pydatetime()
-                              .replace(tzinfo=UTC), end=at)
-    return residuals, frame[verified.target.iloc[0]].resample("h").asfreq()
+    return residuals
 
 
 def verified_issues(session: Session, station: str, at: datetime, days: float,

@@ -10,7 +10,6 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from forecasting.scoring.intervals import changeability
 from forecasting.windows import NotEnoughData, Windows
 
 PREDICT_ROWS = 4096  # windows gathered at a time, to bound memory
@@ -188,13 +187,6 @@ class Backtest:
         self.fold_scores[name] = [
             None if r is None else Scores(tuple(float(v) for v in np.abs(r).mean(axis=0)),
                                           len(r)) for r in self.fold_residuals[name]]
-
-    def changeability(self, day: int, folds: list[int] | None = None) -> np.ndarray:
-        """How changeable the weather was at each test window's origin, in the order of
-        `residuals` for the same folds (see forecasting.scoring.intervals)."""
-        chosen = range(len(self.folds)) if folds is None else folds
-        return np.concatenate([changeability(self.folds[k].test.target,
-                                             self.folds[k].test.origins, day) for k in chosen])
 
     def test_sets(self, folds: list[int] | None = None) -> dict[str, Windows]:
         """The folds' test windows by name, for a model scored elsewhere (a champion)."""
