@@ -226,12 +226,12 @@ def main() -> None:
 
 
 def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timestamp, windows,
-           naive, history) -> tuple[Scores, Scores, str, pd.DataFrame]:
+           naive) -> tuple[Scores, Scores, str, pd.DataFrame]:
     """The test days as the product runs them: its own `sensorcast backtest` on the stored
     station from the cut-off (a retrain every `--retrain-every`, a forecast a day at the
     scheduled time, each self-corrected by the backtest's issues verified by then). Returns
     the issued forecasts' scores, `naive`'s on the same issue times, who issued, and how
-    the intervals did (`interval_hits`; `history`: every window, for the naive interval)."""
+    the intervals did (`interval_hits`)."""
     start = cutoff + issue_time(params)
     end = start + pd.Timedelta(days=args.test_days - 1)  # each issue's +24 h in the period
     home = work / f"replay-{cutoff:%Y%m%d}"
@@ -274,10 +274,7 @@ def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timesta
     by_model = rows[~rows.model_name.isin(NAIVE)].issued_at.nunique()
     return (Scores.of(values, test), score(naive, test),
             f"{by_model} of {rows.issued_at.nunique()} issues by a promoted model",
-            interval_hits(rows, history, naive, params))
-
-
-NAIVE_INTERVAL_DAYS = 28  # the naive interval's errors: best naive's over these days
+            interval_hits(rows))
 
 
 def interval_score(lower, upper, actual, level: int) -> np.ndarray:
@@ -289,17 +286,18 @@ def interval_score(lower, upper, actual, level: int) -> np.ndarray:
             + 2 / alpha * np.maximum(actual - upper, 0))
 
 
-def interval_hits(rows: pd.DataFrame, history, naive, params: ForecastParams) -> pd.DataFrame:
+def interval_hits(rows: pd.DataFrame) -> pd.DataFrame:
     """Per verified issued hour and level: inside and the interval score of the interval as
     issued (tracked), of the same with the tracked factors divided out (untracked), and of
-    the naive interval (best naive's forecast plus the empirical quantiles of its errors
-    over the NAIVE_INTERVAL_DAYS before the issue, from around its hour of day), with
-    their widths."""
+    the naive interval the issue stored beside it (best naive's forecast plus the quantiles
+    of its own errors over the 28 days before, from around its hour of day), with their
+    widths."""
     parts = []
     for level in LEVELS:
         factors = rows.interval_factors.map(
             lambda f: (json.loads(f) if isinstance(f, str) else f or {}).get(str(level)))
-        known = rows[f"lower_{level}"].notna() & rows.actual.notna() & factors.notna()
+        known = (rows[f"lower_{level}"].notna() & rows[f"naive_lower_{level}"].notna()
+                 & rows.actual.notna() & factors.notna())
         part, used = rows[known], np.stack(factors[known].to_list()) if known.any() else \
             np.ones((0, 2))
         lower, upper = part[f"lower_{level}"].to_numpy(), part[f"upper_{level}"].to_numpy()
@@ -308,7 +306,8 @@ def interval_hits(rows: pd.DataFrame, history, naive, params: ForecastParams) ->
             plain_low = value + np.where(used[:, 0] > 0, (lower - value) / used[:, 0], 0)
             plain_high = value + np.where(used[:, 1] > 0, (upper - value) / used[:, 1], 0)
         intervals = (("tracked", lower, upper), ("untracked", plain_low, plain_high),
-                     ("naive", *naive_interval(part, history, naive, params, level)))
+                     ("naive", part[f"naive_lower_{level}"].to_numpy(),
+                      part[f"naive_upper_{level}"].to_numpy()))
         parts.append(pd.DataFrame({
             "level": level, "horizon_hours": part.horizon_hours.to_numpy(),
             **{f"{name}_inside": (actual >= low) & (actual <= high)
@@ -317,27 +316,6 @@ def interval_hits(rows: pd.DataFrame, history, naive, params: ForecastParams) ->
                for name, low, high in intervals},
             "tracked_width": upper - lower, "untracked_width": plain_high - plain_low}))
     return pd.concat(parts, ignore_index=True)
-
-
-def naive_interval(part: pd.DataFrame, history, naive, params: ForecastParams, level: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) of the naive interval for each row of `part` (issued hours)."""
-    low, high = np.full(len(part), np.nan), np.full(len(part), np.nan)
-    step = pd.Timedelta(minutes=params.step_minutes)
-    for origin, rows in part.groupby("origin"):
-        window = history.select(history.origin_times() == origin)
-        if not len(window):
-            continue
-        past = history.between(origin - pd.Timedelta(days=NAIVE_INTERVAL_DAYS),
-                               origin + step).at_hours(params.hours_around(origin.hour))
-        errors = past.targets() - predict_windows(naive, past)
-        steps = rows.step.to_numpy()
-        forecast = predict_windows(naive, window)[0, steps]
-        tail = (100 - level) / 200
-        at = part.index.get_indexer(rows.index)
-        low[at] = forecast + np.quantile(errors[:, steps], tail, axis=0)
-        high[at] = forecast + np.quantile(errors[:, steps], 1 - tail, axis=0)
-    return low, high
 
 
 def run(frame, station, params: ForecastParams, settings: Settings, args, work: Path) -> None:
@@ -408,8 +386,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
         if args.replay:
             started = time.perf_counter()
             replayed.append(replay(params, station, args, work, cutoff, windows.between(
-                cutoff, cutoff + pd.Timedelta(days=args.test_days)), models["best_naive"],
-                windows))
+                cutoff, cutoff + pd.Timedelta(days=args.test_days)), models["best_naive"]))
             issued, naive, by, _ = replayed[-1]
             print(f"    replayed in {time.perf_counter() - started:.0f} s ({by}): "
                   f"{row_text(ratios(issued, naive, params.group_steps))} of best naive",

@@ -111,7 +111,8 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, station: Statio
                levels: tuple[int, ...]) -> dict:
     """The arguments of `write_forecast`: labelled by the model that made the values (the
     naive forecast's name when it stood in), out of sample when the model's training data
-    ended at or before the issue time, with the bounds of the interval `levels`."""
+    ended at or before the issue time, with the bounds of the interval `levels` and of the
+    naive intervals at those levels."""
     bounds = {level: forecast.bounds(level) for level in levels}
     issued_at = utc_datetime(forecast.issued_at)
     label = (version.model_name, version.version) if forecast.by_model else \
@@ -126,7 +127,10 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, station: Statio
                        for level, pair in bounds.items() if pair},
             "parts": forecast.parts(),
             "factors": {level: f.tolist() for level, f in (forecast.factors or {}).items()
-                        if int(level) in bounds and bounds[int(level)]} or None}
+                        if int(level) in bounds and bounds[int(level)]} or None,
+            "naive_bounds": {level: (pair[0].tolist(), pair[1].tolist()) for level, pair in
+                             ((level, forecast.naive_bounds(level)) for level in levels)
+                             if pair}}
 
 
 def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,

@@ -38,6 +38,9 @@ class Forecast:
     note: str = ""  # why the model was not used, when it was given
     # The interval offsets of the forecaster that made the values (None: no intervals).
     calibration: Calibration | None = None
+    # Best naive's own offsets from its recent errors: the naive interval, the yardstick of
+    # the interval score (None where it had too few of them).
+    naive_calibration: Calibration | None = None
     # Per level ("80"), the (hours ahead, 2) factors on the (lower, upper) offsets that the
     # verified coverage of the station's earlier intervals asked for (`tracked_factors`).
     factors: dict[str, np.ndarray] | None = None
@@ -60,6 +63,14 @@ class Forecast:
             return None
         return bounds(self.values, self.calibration, level,
                       (self.factors or {}).get(str(level)))
+
+    def naive_bounds(self, level: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(lower, upper) of the naive `level` % interval: best naive's forecast plus the
+        quantiles of its own errors over the last `NAIVE_FIT_DAYS`, untracked."""
+        if self.naive_calibration is None or str(level) not in self.naive_calibration:
+            return None
+        path = self.values if self.naive_values is None else self.naive_values
+        return bounds(path, self.naive_calibration, level)
 
 
 def input_span(params: ForecastParams) -> pd.Timedelta:
@@ -118,23 +129,22 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
                 f"{params.input_gap_minutes} minutes; a naive forecast instead")
     naive, parts = "", {}
     hourly = params.hourly_steps
+    naive_name, naive_path, naive_calibration = naive_forecast(
+        features, station.target_channel.column, params)
     if by_network:
-        parts = self_corrected(network, window, naive_forecast(
-            features, station.target_channel.column, params)[1], hourly,
-            verified or Verified.none(int(hourly.sum())), params.group_hours)
+        parts = self_corrected(network, window, naive_path, hourly,
+                               verified or Verified.none(int(hourly.sum())), params.group_hours)
         path = parts["naive_values"] + parts["weights"] * (parts["champion"]
                                                            - parts["naive_values"])
     else:
-        naive, path, calibration = naive_forecast(features, station.target_channel.column,
-                                                  params)
-        path = path[hourly]
+        naive, path, calibration = naive_name, naive_path[hourly], naive_calibration
     minutes = params.step_minutes * np.arange(1, horizon + 1)[hourly]
     factors = calibration and misses and {
         level: tracked_factors(misses, int(level), params.group_hours)
         for level in calibration if level != "scale"}
     return Forecast(issued_at, issued_at + pd.to_timedelta(minutes, unit="min"),
-                    shortest(path), by_network, naive, note, calibration, factors or None,
-                    **parts)
+                    shortest(path), by_network, naive, note, calibration=calibration,
+                    naive_calibration=naive_calibration, factors=factors or None, **parts)
 
 
 def shortest(values: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from registry.versions import ModelVersion
 PERSISTENCE = Persistence.name  # model_name of persistence forecasts; model_version is NULL
 BEST_NAIVE = BestNaive.name  # the naive forecast written when there is no usable champion
 BOUNDS = [f"{side}_{level}" for level in LEVELS for side in ("lower", "upper")]
+NAIVE_BOUNDS = [f"naive_{bound}" for bound in BOUNDS]
 VIEW_COLUMNS = {
     "latest_forecast": ["station", "issued_at", "target_time", "horizon_hours", "value",
                         "model_name", "model_version", "created_at", "out_of_sample", "target",
@@ -41,14 +42,19 @@ VIEW_COLUMNS = {
                        "seasonal_persistence_forecast", "seasonal_persistence_abs_error",
                        "out_of_sample", "target", *BOUNDS, "champion_value",
                        "champion_abs_error", "naive_value", "naive_abs_error", "weight",
-                       "interval_factors"],
+                       "interval_factors", *NAIVE_BOUNDS],
     "forecast_coverage": ["station", "horizon_hours", "level", "verified", "inside", "coverage"],
     "forecast_coverage_by_group": ["station", "first_hour", "last_hour", "level", "verified",
                                    "inside", "coverage", "below", "above"],
+    "forecast_interval_skill": ["station", "first_hour", "last_hour", "level", "verified",
+                                "interval_score", "naive_interval_score", "pinball_loss",
+                                "naive_pinball_loss", "skill"],
 }
 VIEW_COLUMNS["backtest_skill"] = ["backtest_id", *VIEW_COLUMNS["forecast_skill"]]
 VIEW_COLUMNS["backtest_coverage_by_group"] = ["backtest_id",
                                               *VIEW_COLUMNS["forecast_coverage_by_group"]]
+VIEW_COLUMNS["backtest_interval_skill"] = ["backtest_id",
+                                           *VIEW_COLUMNS["forecast_interval_skill"]]
 GROUP_HOURS = 6  # the coverage views' horizon groups, as the gate's (1-6 h, 7-12 h, ...)
 
 
@@ -86,6 +92,15 @@ class ForecastColumns:
     # of the station's earlier intervals (forecasting.scoring.intervals.tracked_factors):
     # {"80": [lower, upper], ...}; NULL without intervals and on rows from before.
     interval_factors: Mapped[dict | None] = mapped_column(JSON)
+    # The naive interval, the yardstick of the interval score: best naive's forecast plus the
+    # quantiles of its own errors over the 28 days before the issue, from around its hour of
+    # day, untracked; NULL where best naive had too few of those and on rows from before.
+    naive_lower_50: Mapped[float | None]
+    naive_upper_50: Mapped[float | None]
+    naive_lower_80: Mapped[float | None]
+    naive_upper_80: Mapped[float | None]
+    naive_lower_95: Mapped[float | None]
+    naive_upper_95: Mapped[float | None]
 
 
 class ForecastRow(ForecastColumns, Base):
@@ -153,6 +168,7 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
 
     actual, persisted, seasonal = target_of("o"), target_of("p"), target_of("s")
     bounds = ", ".join(f"f.{b}" for b in BOUNDS)
+    naive_bounds = ", ".join(f"f.{b}" for b in NAIVE_BOUNDS)
 
     def skill(table: str, leading: str) -> str:
         return f"""
@@ -166,7 +182,7 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
                    f.out_of_sample, f.target, {bounds}, f.champion_value,
                    ABS(f.champion_value - {actual}) AS champion_abs_error, f.naive_value,
                    ABS(f.naive_value - {actual}) AS naive_abs_error, f.weight,
-                   f.interval_factors
+                   f.interval_factors, {naive_bounds}
             FROM {table} f
             JOIN observations o ON o.station = f.station AND o.{ts} = f.target_time
             LEFT JOIN observations p ON p.station = f.station AND p.{ts} = f.issued_at
@@ -178,16 +194,44 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
         return (f"SUM(CASE WHEN {within} THEN 1 ELSE 0 END) AS inside, "
                 f"AVG(CASE WHEN {within} THEN 1.0 ELSE 0.0 END) AS coverage")
 
-    def coverage_by_group(view: str, leading: str) -> str:
+    def per_group(view: str, leading: str, measures, rows) -> str:
+        """Per station, 6-hour group of hours ahead and level: the verified out-of-sample
+        `rows(level)` and `measures(level)` over them."""
         first = f"((horizon_hours - 1) / {GROUP_HOURS}) * {GROUP_HOURS} + 1"
         return " UNION ALL ".join(f"""
             SELECT {leading}station, {first} AS first_hour,
                    {first} + {GROUP_HOURS - 1} AS last_hour, {level} AS level,
-                   COUNT(*) AS verified, {inside(level)},
-                   SUM(CASE WHEN actual < lower_{level} THEN 1 ELSE 0 END) AS below,
-                   SUM(CASE WHEN actual > upper_{level} THEN 1 ELSE 0 END) AS above
-            FROM {view} WHERE lower_{level} IS NOT NULL AND out_of_sample
+                   COUNT(*) AS verified, {measures(level)}
+            FROM {view} WHERE {rows(level)} AND out_of_sample
             GROUP BY {leading}station, {first}""" for level in LEVELS)
+
+    def coverage_by_group(view: str, leading: str) -> str:
+        return per_group(view, leading, lambda level: f"""{inside(level)},
+                   SUM(CASE WHEN actual < lower_{level} THEN 1 ELSE 0 END) AS below,
+                   SUM(CASE WHEN actual > upper_{level} THEN 1 ELSE 0 END) AS above""",
+                         lambda level: f"lower_{level} IS NOT NULL")
+
+    def interval_score(level: int, prefix: str = "") -> str:
+        """The interval (Winkler) score of the level's central interval: its width, plus
+        2 / alpha times how far the observation fell outside (Gneiting & Raftery 2007)."""
+        low, high = f"{prefix}lower_{level}", f"{prefix}upper_{level}"
+        scale = 200 / (100 - level)
+        return (f"({high} - {low} + {scale:g} * (CASE WHEN actual < {low} THEN {low} - actual "
+                f"ELSE 0 END + CASE WHEN actual > {high} THEN actual - {high} ELSE 0 END))")
+
+    def interval_skill(view: str, leading: str) -> str:
+        # The pinball loss at the interval's two quantiles, averaged, is alpha / 4 times its
+        # interval score: the same ratio against the naive interval's, in other units.
+        def measures(level: int) -> str:
+            mine, naive = interval_score(level), interval_score(level, "naive_")
+            pinball = (100 - level) / 400
+            return (f"AVG({mine}) AS interval_score, AVG({naive}) AS naive_interval_score, "
+                    f"AVG({mine}) * {pinball:g} AS pinball_loss, "
+                    f"AVG({naive}) * {pinball:g} AS naive_pinball_loss, "
+                    f"AVG({mine}) / NULLIF(AVG({naive}), 0) AS skill")
+
+        return per_group(view, leading, measures, lambda level: (
+            f"lower_{level} IS NOT NULL AND naive_lower_{level} IS NOT NULL"))
 
     views = {
         # Each station's newest issue, one index seek per station; `station` is the station
@@ -212,6 +256,8 @@ def create_forecast_views(connection: Connection, rebuild: bool = False) -> None
             GROUP BY station, horizon_hours""" for level in LEVELS),
         "forecast_coverage_by_group": coverage_by_group("forecast_skill", ""),
         "backtest_coverage_by_group": coverage_by_group("backtest_skill", "backtest_id, "),
+        "forecast_interval_skill": interval_skill("forecast_skill", ""),
+        "backtest_interval_skill": interval_skill("backtest_skill", "backtest_id, "),
     }
     inspector = inspect(connection)
     existing = set(inspector.get_view_names())
@@ -237,13 +283,18 @@ def forecast_rows(station: str, issued_at: datetime, target_times: list[datetime
                   out_of_sample: bool, target: str,
                   bounds: dict[int, tuple[list[float], list[float]]] | None = None,
                   parts: dict[str, list[float]] | None = None,
-                  factors: dict[str, list[list[float]]] | None = None) -> list[dict]:
+                  factors: dict[str, list[list[float]]] | None = None,
+                  naive_bounds: dict[int, tuple[list[float], list[float]]] | None = None
+                  ) -> list[dict]:
     """One issue's values as rows of `forecasts` (and of `backtest_forecasts`), with the
     (lower, upper) bounds of each interval level given and the factors their offsets were
-    issued with (per level, a [lower, upper] pair per hour ahead), and the `parts` of a
-    self-corrected issue (`champion_value`, `naive_value`, `weight`: a list each)."""
+    issued with (per level, a [lower, upper] pair per hour ahead), the naive interval's
+    bounds (`naive_bounds`, as `bounds`), and the `parts` of a self-corrected issue
+    (`champion_value`, `naive_value`, `weight`: a list each)."""
     now = datetime.now(UTC)
-    intervals = [{f"{side}_{level}": float(edge[i]) for level, pair in (bounds or {}).items()
+    intervals = [{f"{prefix}{side}_{level}": float(edge[i])
+                  for prefix, given in (("", bounds), ("naive_", naive_bounds))
+                  for level, pair in (given or {}).items()
                   for side, edge in zip(("lower", "upper"), pair)}
                  | {name: float(column[i]) for name, column in (parts or {}).items()}
                  | ({"interval_factors": {level: [round(float(f), 4) for f in pairs[i]]
@@ -362,10 +413,9 @@ def read_view(session: Session, view: str, station: str | None = None,
     conditions = {"station = :station": station, "issued_at >= :since": since,
                   "issued_at < :until": until, "backtest_id = :backtest_id": backtest_id}
     where = " AND ".join(c for c, value in conditions.items() if value is not None)
-    order = {"forecast_coverage": "level, horizon_hours",
-             "forecast_coverage_by_group": "level, first_hour",
-             "backtest_coverage_by_group": "level, first_hour"}.get(
-        view, "issued_at, target_time")
+    order = {"forecast_coverage": "level, horizon_hours"}.get(
+        view, "level, first_hour" if "_by_group" in view or "interval_skill" in view
+        else "issued_at, target_time")
     query = text(f"SELECT * FROM {view} {'WHERE ' + where if where else ''} ORDER BY {order}")
     for name, moment in (("since", since), ("until", until)):
         if moment is not None:

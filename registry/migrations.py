@@ -17,8 +17,9 @@ from forecasting.station.schema import TIMESTAMP_SQL_COLUMN, StationSchema
 from registry.db import STATION, Base, UTCDateTime
 
 # The views the product creates, those that read another view before it (the drop order).
-OWN_VIEWS = ("forecast_coverage", "forecast_coverage_by_group", "backtest_coverage_by_group",
-             "latest_forecast", "forecast_skill", "backtest_skill")
+OWN_VIEWS = ("forecast_interval_skill", "backtest_interval_skill", "forecast_coverage",
+             "forecast_coverage_by_group", "backtest_coverage_by_group", "latest_forecast",
+             "forecast_skill", "backtest_skill")
 
 
 def add_missing_columns(connection: Connection, metadata: MetaData) -> list[str]:

@@ -407,6 +407,14 @@ def test_forecasts_carry_calibrated_intervals_and_sql_gives_their_coverage(with_
         assert coverage[80][horizon] == pytest.approx(sum(mine) / len(mine))
     assert sql(data, "select min(verified) from forecast_coverage where level = 80") == \
         [(len(skill) // 24,)]
+    # beside them the naive interval around best naive's value, and the score against it
+    naive = sql(data, "select naive_value, naive_lower_80, naive_upper_80, naive_lower_95 "
+                      "from forecasts where issued_at > '2021-02-20 13:00' "
+                      "and issued_at like '% 12:00:00'")
+    assert all(low < value < high and low95 is None for value, low, high, low95 in naive)
+    groups = sql(data, "select first_hour, verified, skill from forecast_interval_skill "
+                       "where level = 80 order by first_hour")
+    assert [g[0] for g in groups] == [1, 7, 13, 19] and all(g[2] > 0 for g in groups)
 
 
 def test_each_issue_is_self_corrected_by_what_was_verified_by_its_time(with_champion,

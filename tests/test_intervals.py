@@ -236,3 +236,33 @@ def test_interval_misses_count_only_what_was_observed_by_the_issue_time(store, t
     assert (groups.level == 80).all() and (groups.verified == 12).all()
     assert (groups.inside == 0).all() and (groups.below == 12).all() and \
         (groups.coverage == 0).all()
+
+
+def test_the_interval_score_against_the_naive_interval_is_a_view_in_sql(store, tmp_path):
+    """One issue per day for three days. At 80 % the issued interval is 2 wide and holds
+    every observation (score 2); the naive interval is 1 wide and 1.5 below them (width 1
+    plus 2 / 0.2 x 0.5 = 6): skill 1/3 in every group. The pinball loss at the two quantiles
+    is 0.2 / 4 of each score. Rows without a naive interval are left out."""
+    ingest_file(store, write_station_csv(tmp_path / "feed.csv",
+                                         simulate_station("2021-01-01", 6, seed=4)), 5_000)
+    with store.sessions() as session:
+        observed = read_observations(session, store.observations)["t_degc"]
+    with store.sessions.begin() as session:
+        for day, issued in enumerate(pd.date_range("2021-01-02 03:00", periods=3, freq="D")):
+            times = [issued + pd.Timedelta(hours=h) for h in range(1, 25)]
+            actual = observed[times].to_numpy()
+            naive = {80: ((actual - 1.5).tolist(), (actual - 0.5).tolist())} if day else None
+            write_forecast(session, "jena", issued.to_pydatetime().replace(tzinfo=UTC),
+                           [t.to_pydatetime().replace(tzinfo=UTC) for t in times],
+                           actual.tolist(), "best_naive", None, True, "t_degc",
+                           bounds={80: ((actual - 1).tolist(), (actual + 1).tolist())},
+                           naive_bounds=naive)
+    with store.sessions() as session:
+        skill = read_view(session, "forecast_interval_skill", station="jena")
+    assert skill[["first_hour", "level", "verified"]].values.tolist() == [
+        [1, 80, 12], [7, 80, 12], [13, 80, 12], [19, 80, 12]]
+    np.testing.assert_allclose(skill.interval_score, 2.0)
+    np.testing.assert_allclose(skill.naive_interval_score, 6.0)
+    np.testing.assert_allclose(skill.skill, 1 / 3)
+    np.testing.assert_allclose(skill.pinball_loss, 2.0 * 0.05)
+    np.testing.assert_allclose(skill.naive_pinball_loss, 6.0 * 0.05)
