@@ -92,7 +92,8 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
     best naive one: per hour ahead, persistence or the value a day before, whichever did
     better over the last `NAIVE_FIT_DAYS` (persistence alone when those days have too many
     holes to tell). Stale data is refused outright. The model's intervals come from
-    `calibration`; the naive forecast's from its own errors over those days. A model's
+    `calibration`; the naive forecast's from its own errors over those days, which every
+    issue also carries as the naive interval (the interval score's yardstick). A model's
     forecast is self-corrected: best naive + w (champion - best naive) per hour ahead, w
     from the `verified` issues known at `at` (`corrected_weights`), starting from the
     gate's weights (a composed champion's; 1 for any other). Every interval's offsets are
