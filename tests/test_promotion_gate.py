@@ -123,29 +123,6 @@ def test_a_group_won_on_the_pooled_mean_but_lost_in_a_fold_of_three_is_left_to_b
     assert plan.summary.endswith("best naive at 7-12 h")
 
 
-def test_the_last_horizon_alone_is_best_naives_without_evidence_of_its_own():
-    """A candidate that wins 19-24 h clearly on the whole but at +24 h only by a hair the
-    paired test does not back: the group keeps its weight, +24 h is best naive's, and the
-    gate then asks +24 h to equal best naive, not to beat it."""
-    rng = np.random.default_rng(9)
-    candidate, naive = fold_errors(rng, [[0.6, 0.7, 0.8, 0.8]] * 3)
-    for c, n in zip(candidate, naive):  # at +24 h: half the windows 51 % better, half 49 %
-        n[:, -1] = 2.0 * np.sign(n[:, -1])  # worse: 1 % better on average, in noise
-        c[:, -1] = n[:, -1] * rng.permutation(np.repeat([0.49, 1.49], len(n) // 2))
-    plan = plan_composition(candidate, naive, 6, 24)
-    assert plan.naive_groups == set() and not plan.last.trusted
-    assert np.all(plan.weights[18:23] > 0.9) and plan.weights[-1] == 0 and plan.naive_at_last
-    assert plan.weighting.endswith("best naive at +24 h")
-    assert all(w[-1] == 0 for w in plan.fold_weights)  # each fold scored so too
-    composed = [n + plan.weights * (c - n) for c, n in zip(candidate, naive)]
-    mine, theirs = (Scores(tuple(np.abs(np.concatenate(r)).mean(axis=0)), 504)
-                    for r in (composed, naive))
-    decision = decide_promotion(mine, theirs, None, naive_last=plan.naive_at_last)
-    assert decision.promote and "+24 h MAE" in decision.reason and "= best naive" in \
-        decision.reason
-    assert not decide_promotion(mine, theirs, None).promote  # +24 h must beat it otherwise
-
-
 def test_a_group_whose_win_fails_the_paired_test_is_left_to_best_naive():
     """A small edge that wins every fold on the mean, but the per-window differences swing
     with the weather (a spell better, a spell worse): with their autocorrelation allowed for,

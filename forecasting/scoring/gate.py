@@ -48,12 +48,6 @@ class Composition:
     weights: np.ndarray  # one per horizon step, 0 in the groups it is not trusted in
     fold_weights: list[np.ndarray]
     evidence: tuple[GroupEvidence, ...]
-    last: GroupEvidence | None = None  # the last horizon judged alone
-
-    @property
-    def naive_at_last(self) -> bool:
-        """Whether the last horizon is best naive's own forecast (alone or with its group)."""
-        return bool(self.weights[-1] == 0)
 
     @property
     def naive_groups(self) -> frozenset[int]:
@@ -68,18 +62,14 @@ class Composition:
     def weighting(self) -> str:
         """The candidate's weight by group in words: "weight 0.97 at 1-6 h, ..., best naive
         at 19-24 h"."""
-        words = [f"weight {e.weight:.2f} at {e.label}" if e.trusted
-                 else f"best naive at {e.label}" for e in self.evidence]
-        if self.last is not None and not self.last.trusted and self.evidence[-1].trusted:
-            words.append(f"best naive at {self.last.label}")
-        return ", ".join(words)
+        return ", ".join(f"weight {e.weight:.2f} at {e.label}" if e.trusted
+                         else f"best naive at {e.label}" for e in self.evidence)
 
     @property
     def summary(self) -> str:
         """The evidence in words, for the decision's record."""
-        judged = [*self.evidence, *([self.last] if self.last is not None else [])]
-        kept = [e.label for e in judged if not e.trusted]
-        return ("; ".join(map(str, judged))
+        kept = [e.label for e in self.evidence if not e.trusted]
+        return ("; ".join(map(str, self.evidence))
                 + (f"; best naive at {', '.join(kept)}" if kept else ""))
 
 
@@ -189,9 +179,8 @@ def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group
     and trust the combination in a horizon group only if the paired test says its errors
     there are smaller than best naive's at `confidence` (`paired_test`), every fold holds at
     least `min_windows` windows, and it won the group in every fold but at most one in six
-    (all of three): a win carried by one lucky stretch of weather is no promise. The last
-    horizon must also pass those tests alone to be trusted there, else it is best naive's
-    (the promise judges it alone: a group won on its whole can lose at its far end). Each fold is scored out of sample: with the
+    (all of three): a win carried by one lucky stretch of weather is no promise. In the last
+    group it must also win at the last horizon. Each fold is scored out of sample: with the
     weights fitted on the other folds, and best naive's forecast in the groups the other
     folds do not trust it in (a single fold: nowhere). The weights to forecast with, and the
     evidence reported, are decided on all folds. `candidate` and `naive` are the residuals
@@ -207,41 +196,37 @@ def plan_composition(candidate: list[np.ndarray], naive: list[np.ndarray], group
     horizon = blended[0].shape[1]
 
     allowed = len(candidate) // FOLDS_PER_LOSS  # lost folds, of the whole backtest
-    groups = [(start, min(start + group_steps, horizon))
-              for start in range(0, horizon, group_steps)]
-    spans = [*groups, (horizon - 1, horizon)]  # the promise judges the last horizon alone
 
     def judged(folds: list[int]) -> list[GroupEvidence]:
         return [group_evidence([blended[k] for k in folds], [baseline[k] for k in folds],
-                               start, stop, lag, confidence, step_hours, min_windows,
-                               allowed)
-                for start, stop in spans]
+                               start, min(start + group_steps, horizon), horizon, lag,
+                               confidence, step_hours, min_windows, allowed)
+                for start in range(0, horizon, group_steps)]
 
     evidence = judged(list(everyone))
     weights = combination_weights(candidate, naive, lag, confidence)
     for k in everyone:
         others = [j for j in everyone if j != k]
-        for (start, stop), e in zip(spans, judged(others) if others else
-                                    [None] * len(spans)):
+        for start, e in zip(range(0, horizon, group_steps), judged(others) if others else
+                            [None] * len(evidence)):
             if e is None or not e.trusted:
-                fold_weights[k][start:stop] = 0
-    evidence = [replace(e, weight=float(weights[start:stop].mean()))
-                for (start, stop), e in zip(spans, evidence)]
-    for (start, stop), e in zip(spans, evidence):
+                fold_weights[k][start:start + group_steps] = 0
+    evidence = tuple(replace(e, weight=float(weights[start:start + group_steps].mean()))
+                     for start, e in zip(range(0, horizon, group_steps), evidence))
+    for start, e in zip(range(0, horizon, group_steps), evidence):
         if not e.trusted:
-            weights[start:stop] = 0
-    return Composition(weights, fold_weights, tuple(evidence[:-1]), evidence[-1])
+            weights[start:start + group_steps] = 0
+    return Composition(weights, fold_weights, evidence)
 
 
 def group_evidence(blended: list[np.ndarray], baseline: list[np.ndarray], start: int,
-                   stop: int, lag: int, confidence: float, step_hours: float,
+                   stop: int, horizon: int, lag: int, confidence: float, step_hours: float,
                    min_windows: int, allowed_losses: int) -> GroupEvidence:
     """How the combination did against best naive in the horizon steps start..stop-1 of the
     given folds' absolute errors (windows, horizon), and whether that is trusted (at most
     `allowed_losses` of the folds lost)."""
     group = slice(start, stop)
-    label = (f"+{stop * step_hours:g} h" if stop - start == 1
-             else f"{(start + 1) * step_hours:g}-{stop * step_hours:g} h")
+    label = f"{(start + 1) * step_hours:g}-{stop * step_hours:g} h"
     mine, theirs = np.concatenate(blended), np.concatenate(baseline)
     folds = tuple(float(c[:, group].mean() / n[:, group].mean())
                   for c, n in zip(blended, baseline, strict=True))
@@ -250,6 +235,8 @@ def group_evidence(blended: list[np.ndarray], baseline: list[np.ndarray], start:
     lost = sum(r >= 1 for r in folds)
     trusted = (test.significant and lost <= allowed_losses
                and min(len(c) for c in blended) >= min_windows)
+    if stop == horizon:
+        trusted = trusted and mine[:, -1].mean() < theirs[:, -1].mean()
     return GroupEvidence(label, 1.0, float(mine[:, group].mean() / theirs[:, group].mean()),
                          folds, test.statistic, test.critical, trusted)
 
@@ -305,8 +292,7 @@ def gate_backtest(backtest: Backtest, families: tuple[str, ...], params: Forecas
         Scores.combine([champion[k] for k in there]) if there else None,
         params.min_improvement, params.group_steps, params.step_minutes / 60,
         {f: plans[f].naive_groups for f in families},
-        {f: backtest.scores(entry[f], there) for f in families} if there else None, judged,
-        {f: plans[f].naive_at_last for f in families})
+        {f: backtest.scores(entry[f], there) for f in families} if there else None, judged)
     return Verdict(winner, why, decisions, plans, ranking, there)
 
 
@@ -323,12 +309,10 @@ class Decision:
 def decide_promotion(candidate: Scores, naive: Scores, champion: Scores | None,
                      min_improvement: float = 0.0, group_steps: int = 6,
                      step_hours: float = 1.0, naive_groups: frozenset[int] = frozenset(),
-                     versus_champion: Scores | None = None,
-                     naive_last: bool | None = None) -> Decision:
+                     versus_champion: Scores | None = None) -> Decision:
     """Promote only if the candidate beats the best naive forecast on the mean MAE over the
     horizons, at the last horizon (+24 h) and in every group of `group_steps` horizons
-    (1-6 h, 7-12 h, ...), except the `naive_groups` where it is best naive's own forecast
-    (and +24 h where `naive_last` says it is; default: where its group is);
+    (1-6 h, 7-12 h, ...), except the `naive_groups` where it is best naive's own forecast;
     and beats the champion, if there is one, on the mean and at the last horizon (not worse
     there when that is best naive's), compared on the champion's windows
     (`versus_champion`: the candidate's scores on them; default: the same as `candidate`);
@@ -343,8 +327,7 @@ def decide_promotion(candidate: Scores, naive: Scores, champion: Scores | None,
     if len(naive_groups) >= groups:
         return Decision(False, ("no horizon group beat best naive consistently (fold by fold "
                                 "and by the paired test)",))
-    if naive_last is None:
-        naive_last = groups - 1 in naive_groups
+    naive_last = groups - 1 in naive_groups
     checks = [("mean MAE", candidate.mean, "best naive", naive.mean, False),
               ("+24 h MAE", candidate.last, "best naive", naive.last, naive_last)]
     for i, (mine, theirs) in enumerate(zip(candidate.groups(group_steps),
@@ -378,8 +361,7 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
                     step_hours: float = 1.0,
                     naive_groups: dict[str, frozenset[int]] | None = None,
                     versus_champion: dict[str, Scores] | None = None,
-                    judged: dict[str, tuple[Scores, Scores]] | None = None,
-                    naive_last: dict[str, bool] | None = None
+                    judged: dict[str, tuple[Scores, Scores]] | None = None
                     ) -> tuple[str | None, str, dict[str, Decision]]:
     """Gate every candidate and pick one of those that pass: (winner or None, why it won
     over the others that passed, every decision in order of mean MAE, best first).
@@ -389,18 +371,17 @@ def choose_champion(candidates: dict[str, Scores], naive: Scores, champion: Scor
     of the candidates held up better the following month. Otherwise the lowest mean MAE
     wins, except that candidates within `TIE` of it are tied and the simplest of them wins
     (in the order of FAMILIES: a network whose training never beat its ridge base forecasts
-    as the ridge does, up to float32 rounding). `naive_groups`, `versus_champion` and
-    `naive_last` are each candidate's, as decide_promotion takes them; `judged` gives a candidate's scores
+    as the ridge does, up to float32 rounding). `naive_groups` and `versus_champion` are
+    each candidate's, as decide_promotion takes them; `judged` gives a candidate's scores
     and best naive's on more windows than the ones all candidates share (a linear model is
     backtested on more folds than a network), which the gate then judges it on."""
     order = sorted(candidates, key=lambda name: candidates[name].mean)
     naive_groups, versus_champion = naive_groups or {}, versus_champion or {}
-    judged, naive_last = judged or {}, naive_last or {}
+    judged = judged or {}
     decisions = {name: decide_promotion(*judged.get(name, (candidates[name], naive)), champion,
                                         min_improvement, group_steps, step_hours,
                                         naive_groups.get(name, frozenset()),
-                                        versus_champion.get(name, candidates[name]),
-                                        naive_last.get(name))
+                                        versus_champion.get(name, candidates[name]))
                  for name in order}
     passed = [name for name in order if decisions[name].promote]
     if not passed:
