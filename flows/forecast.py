@@ -114,6 +114,7 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, station: Statio
     ended at or before the issue time, with the bounds of the interval `levels` and of the
     naive intervals at those levels."""
     bounds = {level: forecast.bounds(level) for level in levels}
+    naive_bounds = {level: forecast.naive_bounds(level) for level in levels}
     issued_at = utc_datetime(forecast.issued_at)
     label = (version.model_name, version.version) if forecast.by_model else \
         (forecast.naive, None)
@@ -123,14 +124,17 @@ def issue_rows(forecast: Forecast, version: ModelVersion | None, station: Statio
             "model_version": label[1],
             "out_of_sample": not forecast.by_model or version.train_end <= issued_at,
             "target": station.target_channel.column,
-            "bounds": {level: (pair[0].tolist(), pair[1].tolist())
-                       for level, pair in bounds.items() if pair},
+            "bounds": as_lists(bounds),
             "parts": forecast.parts(),
             "factors": {level: f.tolist() for level, f in (forecast.factors or {}).items()
                         if int(level) in bounds and bounds[int(level)]} or None,
-            "naive_bounds": {level: (pair[0].tolist(), pair[1].tolist()) for level, pair in
-                             ((level, forecast.naive_bounds(level)) for level in levels)
-                             if pair}}
+            "naive_bounds": as_lists(naive_bounds)}
+
+
+def as_lists(bounds: dict) -> dict[int, tuple[list[float], list[float]]]:
+    """Each level's (lower, upper) arrays as lists, leaving out the levels without them."""
+    return {level: (pair[0].tolist(), pair[1].tolist()) for level, pair in bounds.items()
+            if pair}
 
 
 def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,
