@@ -58,6 +58,38 @@ def _ingest_station(settings: Settings, store, path: Path | None) -> int:
     return len(refused) + sum(s.status in ("refused", "failed") for s in summaries)
 
 
+@app.command("split-wide")
+def split_wide(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(
+        help="Wide files, one per quantity, each named for its channel (temperature.csv or "
+             ".csv.gz), a timestamp column and a column per station.")],
+) -> None:
+    """Split wide files into one file per station, written into each station's drop folder
+    for `ingest`: cells are passed on as written, so ingest validates and quarantines them."""
+    from forecasting.station.wide import WideFileError
+    from forecasting.station.wide import split_wide as split
+
+    settings: Settings = ctx.obj
+    sites = settings.sites
+    try:
+        parts = split(files, {s.station.name: s.station for s in sites},
+                      {s.station.name: s.column for s in sites})
+    except WideFileError as exc:
+        fail(str(exc))
+    for part in parts:
+        folder = settings.drop_dir(part.station)
+        target = folder / part.name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".part")  # not `.csv` until complete
+            partial.write_text(part.text)
+            partial.replace(target)
+        except OSError as exc:
+            fail(f"cannot write {target}: {exc.strerror or exc}")
+        typer.echo(f"{part.station}: {part.rows} rows to {target}")
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="CSV file to write (a folder with --stations).")],

@@ -6,6 +6,9 @@ folder its files are dropped into.
 name = "jena"                  # the station's key in every table and model name
 schema = "schemas/jena.toml"   # optional: the built-in Jena schema when absent
 drop_dir = "incoming/jena"     # optional: data_dir/incoming/<name> when absent
+wide_column = "Jena"           # optional: its column in wide files (default: its name)
+latitude = 50.93               # optional, degrees: where it is, for the network model
+longitude = 11.59
 ```
 Relative paths are relative to the stations file.
 """
@@ -26,6 +29,13 @@ class Site:
 
     station: StationSchema
     drop_dir: Path | None = None
+    wide_column: str | None = None  # its column in wide files (None: its name)
+    latitude: float | None = None
+    longitude: float | None = None
+
+    @property
+    def column(self) -> str:
+        return self.wide_column or self.station.name
 
 
 def station_named(stations: tuple[StationSchema, ...], name: str) -> StationSchema:
@@ -66,7 +76,8 @@ def load_stations(path: Path) -> tuple[Site, ...]:
     sites, seen = [], {}
     for i, entry in enumerate(entries):
         where = f"stations file {path}: stations[{i}]"
-        unknown = sorted(set(entry) - {"name", "schema", "drop_dir"})
+        unknown = sorted(set(entry) - {"name", "schema", "drop_dir", "wide_column",
+                                       "latitude", "longitude"})
         if "name" not in entry or unknown:
             raise ValueError(f"{where}: " + (f"unknown keys {unknown}" if unknown
                                              else "lacks `name`"))
@@ -84,5 +95,19 @@ def load_stations(path: Path) -> tuple[Site, ...]:
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         drop = path.parent / entry["drop_dir"] if "drop_dir" in entry else None
-        sites.append(Site(station, drop))
+        place = {key: _coordinate(entry, key, limit, where)
+                 for key, limit in (("latitude", 90), ("longitude", 180)) if key in entry}
+        wide = entry.get("wide_column")
+        if wide is not None and not (isinstance(wide, str) and wide.strip()):
+            raise ValueError(f"{where}: `wide_column` must be a column name (text)")
+        sites.append(Site(station, drop, wide, **place))
     return tuple(sites)
+
+
+def _coordinate(entry: dict, key: str, limit: float, where: str) -> float:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not -limit <= value <= limit:
+        raise ValueError(f"{where}: `{key}` must be degrees from {-limit} to {limit} "
+                         f"(got {value!r})")
+    return float(value)
