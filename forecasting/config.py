@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from forecasting.station.schema import StationSchema
 
 NETWORKS: tuple[str, ...] = ("gru", "gru_dropout", "stacked_gru", "bidirectional_gru")
+POOLED: tuple[str, ...] = ("pooled_ridge", "pooled_gru")  # the network model's families
 ENSEMBLE = "ensemble"
 COMPOSED = "composed"  # a candidate combined with best naive per horizon step by the gate
 FAMILIES: tuple[str, ...] = ("blend", "ridge", *NETWORKS, ENSEMBLE)  # the simpler first

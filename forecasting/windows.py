@@ -88,6 +88,23 @@ class Windows:
         return self.select(keep)
 
 
+def pooled(windows: list[Windows]) -> Windows:
+    """The windows of several series (same columns, lookback and horizon) as one: their
+    series laid end to end, each window still inside its own series."""
+    first = windows[0]
+    if any((w.columns, w.lookback, w.horizon) != (first.columns, first.lookback, first.horizon)
+           for w in windows):
+        raise ValueError("pooled windows need the same columns, lookback and horizon")
+    starts = np.cumsum([0] + [len(w.data) for w in windows[:-1]])
+    times = pd.DatetimeIndex(np.concatenate([w.times.values for w in windows]))
+    if first.times.tz is not None:  # `values` are UTC
+        times = times.tz_localize("UTC").tz_convert(first.times.tz)
+    return Windows(np.concatenate([w.data for w in windows]),
+                   np.concatenate([w.target for w in windows]), times,
+                   np.concatenate([w.origins + start for w, start in zip(windows, starts)]),
+                   first.lookback, first.horizon, first.target_index, first.columns)
+
+
 def make_windows(features: pd.DataFrame, target: str, lookback: int, horizon: int,
                  target_missing: np.ndarray | None = None) -> Windows:
     """Every window whose inputs have no NaN and whose targets are all present.

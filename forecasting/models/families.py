@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from forecasting.config import COMPOSED, ENSEMBLE, NETWORKS, ForecastParams
+from forecasting.config import COMPOSED, ENSEMBLE, NETWORKS, POOLED, ForecastParams
 from forecasting.windows import Windows
 
 META_FILE = "model.json"
@@ -24,6 +24,7 @@ CLASSES: dict[str, str] = {  # family -> "module:class"
     **{family: "forecasting.models.networks:NetworkForecaster" for family in NETWORKS},
     ENSEMBLE: "forecasting.models.ensemble:Ensemble",
     COMPOSED: "forecasting.models.ensemble:Composed",
+    **{family: "forecasting.models.pooled:PooledForecaster" for family in POOLED},
 }
 
 

@@ -169,10 +169,13 @@ class RidgeForecaster(LinearForecaster):
             ys.append(targets - inputs[:, -1:, self.target_index])
         return np.concatenate(xs), np.concatenate(ys).astype(np.float64)
 
-    def fit(self, train: Windows, validation: Windows | None = None) -> RidgeForecaster:
+    def fit(self, train: Windows, validation: Windows | None = None,
+            seasons: bool = True) -> RidgeForecaster:
+        """Without `seasons`, never levels or the time of year (windows of several stations
+        pooled: their levels are no one climate's)."""
         self._bind(train)
         times = train.origin_times()
-        year = int(times[-1] - times[0] >= pd.Timedelta(days=365)) if len(times) else 0
+        year = int(seasons and len(times) > 0 and times[-1] - times[0] >= pd.Timedelta(days=365))
         self.arrays = {"climate": np.array(year), "profile": np.array(1)}
         x, y = self._design(train)
         mean, scale = x.mean(axis=0), x.std(axis=0)

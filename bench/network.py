@@ -1,0 +1,302 @@
+"""Benchmark: does one model learned across a network's stations pay, for mature stations and
+for a new one?
+
+    .venv/bin/python bench/network.py            # the real 8-city network in ../shared/data
+    .venv/bin/python bench/network.py --cutoffs 2014-04-01 2016-10-01 --new-days 7 14 30
+
+The wide files are read through the product (`split_wide`, then each station's ingest into
+a temporary SQLite database: validation, quarantine). At each cut-off:
+
+- **Mature stations.** Each station's own ridge and own GRU (as the retrain fits them:
+  `--own-days` of history, the GRU on the ridge) against the network model (`pooled_ridge`,
+  `pooled_gru`) fitted on every station's `--network-days` before the cut-off; MAE over the
+  next `--test-days` days of forecasts issued at the product's issue hour, and each against
+  best naive (per horizon, chosen on the station's year before the cut-off).
+- **A new station.** Each station in turn is new (leave-station-out: the network model is
+  fitted on the other stations only) with `--new-days` of its own history before the
+  cut-off (its scale from those days). The gate's choice for it (`cold_start_composition`)
+  combines the network model with best naive per horizon on evidence that exists: how it
+  did on the other stations replayed as new over the `--evidence-days` before the cut-off.
+  Promises kept as in `bench/skill.py`: no 6-hour group above 1.02 of best naive, the mean
+  and +24 h not above 1.
+- **Cost.** Seconds and peak memory of the network fits, against the stations' own GRU fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from forecasting.candidates import naive_baselines  # noqa: E402
+from forecasting.config import ForecastParams  # noqa: E402
+from forecasting.features import station_windows  # noqa: E402
+from forecasting.models.linear import RidgeForecaster  # noqa: E402
+from forecasting.models.pooled import PooledForecaster, station_scale  # noqa: E402
+from forecasting.scoring.backtest import predict_windows  # noqa: E402
+from forecasting.scoring.cold_start import cold_start_composition  # noqa: E402
+from forecasting.station.network import load_stations  # noqa: E402
+from forecasting.station.wide import split_wide  # noqa: E402
+
+DATA = Path(__file__).parents[1].parent / "shared" / "data" / "hourly_8_cities_2012-2017"
+QUANTITIES = ("temperature", "humidity", "pressure", "wind_speed")
+
+
+def load_network(stations_file: Path, files: list[Path], work: Path) -> dict:
+    """Each station's observations as the product stores them."""
+    from registry.ingestion import ingest_file
+    from registry.observations import read_observations
+    from registry.store import open_store
+
+    sites = load_stations(stations_file)
+    parts = split_wide(files, {s.station.name: s.station for s in sites},
+                       {s.station.name: s.column for s in sites})
+    store = open_store(f"sqlite:///{work / 'bench.db'}", [s.station for s in sites])
+    frames = {}
+    try:
+        for site, part in zip(sites, parts):
+            path = work / f"{part.station}.csv"
+            path.write_text(part.text)
+            mine = store.of(part.station)
+            summary = ingest_file(mine, path, 50_000)
+            print(f"{part.station}: {summary.rows_inserted} rows stored, "
+                  f"{summary.rows_quarantined} quarantined", file=sys.stderr)
+            with mine.sessions() as session:
+                frames[part.station] = (read_observations(session, mine.observations),
+                                        site.station)
+    finally:
+        store.close()
+    return frames
+
+
+def mae(predictions: np.ndarray, windows) -> np.ndarray:
+    """Mean absolute error per horizon step."""
+    return np.abs(predictions - windows.targets()).mean(axis=0)
+
+
+def scale_before(windows, cutoff: pd.Timestamp, days: float, period: int) -> float:
+    times = windows.times
+    keep = (times >= cutoff - pd.Timedelta(days=days)) & (times < cutoff)
+    return station_scale(windows.target[keep], period)
+
+
+def fit_network(family: str, params: ForecastParams, windows: dict, cutoff: pd.Timestamp,
+                days: float, skip: str | None = None) -> tuple[PooledForecaster, float, int]:
+    """The network model fitted on every station but `skip`, on `days` before the cut-off;
+    seconds and peak memory (MiB, this process so far)."""
+    validation_start = cutoff - pd.Timedelta(days=params.validation_days)
+    train, validation = {}, {}
+    for name, w in windows.items():
+        if name == skip:
+            continue
+        scale = scale_before(w, validation_start, days, params.samples_per_day)
+        train[name] = (w.between(cutoff - pd.Timedelta(days=days), validation_start), scale)
+        validation[name] = (w.between(validation_start, cutoff), scale)
+    started = time.perf_counter()
+    model = PooledForecaster(family, params).fit_network(train, validation)
+    return model, time.perf_counter() - started, peak_mib()
+
+
+def peak_mib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def own_models(w, params: ForecastParams, cutoff: pd.Timestamp, days: float, gru: bool):
+    from forecasting.models.networks import NetworkForecaster
+
+    validation_start = cutoff - pd.Timedelta(days=params.validation_days)
+    train = w.between(cutoff - pd.Timedelta(days=days), validation_start)
+    validation = w.between(validation_start, cutoff)
+    ridge = RidgeForecaster(params).fit(train, validation)
+    models = {"own ridge": ridge}
+    started = time.perf_counter()
+    if gru:
+        relative = np.array([c not in ("day_sin", "day_cos", "year_sin", "year_cos")
+                             for c in w.columns])
+        models["own gru"] = NetworkForecaster("gru", params, relative, ridge).fit(
+            train, validation)
+    return models, time.perf_counter() - started
+
+
+def reference(w, params: ForecastParams, cutoff: pd.Timestamp):
+    """Best naive per horizon, chosen on the station's year before the cut-off."""
+    return naive_baselines(w.between(cutoff - pd.Timedelta(days=365), cutoff), params)[
+        "best_naive"]
+
+
+def mature(frames: dict, params: ForecastParams, network: ForecastParams, args) -> None:
+    rows, cost = [], []
+    issue = frozenset(params.issue_hours)
+    windows = {n: station_windows(f, s, params)[0] for n, (f, s) in frames.items()}
+    for cutoff in args.cutoffs:
+        end = cutoff + pd.Timedelta(days=args.test_days)
+        pooled = {}
+        for family in args.families:
+            pooled[family], seconds, peak = fit_network(family, network, windows, cutoff,
+                                                        args.network_days)
+            cost.append((cutoff.date(), family, seconds, peak))
+            print(f"{cutoff.date()} {family}: {seconds:.0f} s, "
+                  f"{pooled[family].training.get('best_val_mae', '')}", file=sys.stderr)
+        own_seconds = 0.0
+        for name, w in windows.items():
+            test = w.between(cutoff, end).at_hours(issue)
+            if len(test) < 5 or len(w.between(cutoff - pd.Timedelta(days=args.own_days),
+                                              cutoff)) < 100:
+                continue
+            models, seconds = own_models(w, params, cutoff, args.own_days, args.own_gru)
+            own_seconds += seconds
+            scale = scale_before(w, cutoff, args.network_days, params.samples_per_day)
+            for family, model in pooled.items():
+                models[family] = model.bind(scale, w.columns, w.target_index)
+            models["best naive"] = reference(w, params, cutoff)
+            errors = {m: mae(predict_windows(model, test), test).mean()
+                      for m, model in models.items()}
+            rows.append({"cutoff": cutoff.date(), "station": name, **errors})
+        cost.append((cutoff.date(), "own gru, all stations", own_seconds, peak_mib()))
+    table = pd.DataFrame(rows)
+    print(f"\n## Mature stations: MAE (°C), {args.own_days} days of own history, network "
+          f"model on {args.network_days} days of every station; {args.test_days} days after "
+          f"each cut-off ({', '.join(str(c.date()) for c in args.cutoffs)}), issues at "
+          f"{sorted(issue)} UTC\n")
+    means = table.drop(columns="cutoff").groupby("station").mean()
+    for family in args.families:
+        means[f"{family} / own ridge"] = means[family] / means["own ridge"]
+        if "own gru" in means:
+            means[f"{family} / own gru"] = means[family] / means["own gru"]
+        means[f"{family} / best naive"] = means[family] / means["best naive"]
+    means["own ridge / best naive"] = means["own ridge"] / means["best naive"]
+    print(means.round(3).to_string())
+    for family in args.families:
+        below = int((means[f"{family} / own ridge"] <= 0.97).sum())
+        print(f"\n{family}: at least 3 % below the station's own ridge at {below} of "
+              f"{len(means)} stations")
+    print("\n## Cost of the fits (s, peak MiB of this process)\n")
+    print(pd.DataFrame(cost, columns=["cutoff", "fit", "seconds", "peak MiB"])
+          .round(1).to_string(index=False))
+
+
+def new_stations(frames: dict, params: ForecastParams, network: ForecastParams, args) -> None:
+    """Each station replayed as new, the network model never having seen it."""
+    issue = frozenset(params.issue_hours)
+    lookback = pd.Timedelta(hours=network.lookback_hours)
+    windows = {n: station_windows(f, s, network)[0] for n, (f, s) in frames.items()}
+    rows = []
+    for cutoff in args.cutoffs:
+        evidence_start = cutoff - pd.Timedelta(days=args.evidence_days)
+        for family in args.families:
+            for name, w in windows.items():
+                model, _, _ = fit_network(family, network, windows, cutoff,
+                                          args.network_days, skip=name)
+                replays = {}
+                for other, o in windows.items():
+                    if other == name:
+                        continue
+                    # the other station as new: its scale from the days before its evidence
+                    days = min(args.new_days)
+                    o_scale = scale_before(o, evidence_start, days, params.samples_per_day)
+                    shown = o.between(evidence_start, cutoff).at_hours(issue)
+                    if len(shown) < 5:
+                        continue
+                    naive = reference(o, params, evidence_start)
+                    bound = model.bind(o_scale, o.columns, o.target_index)
+                    replays[other] = (shown.targets() - predict_windows(bound, shown),
+                                      shown.targets() - predict_windows(naive, shown))
+                composition = cold_start_composition(
+                    [c for c, _ in replays.values()], [n for _, n in replays.values()], params)
+                test = w.between(cutoff, cutoff + pd.Timedelta(days=args.test_days)) \
+                    .at_hours(issue)
+                if len(test) < 5 or len(replays) < 2:
+                    continue
+                naive_model = reference(w, params, cutoff)
+                naive = predict_windows(naive_model, test)
+                for days in args.new_days:
+                    since = cutoff - pd.Timedelta(days=days)
+                    if w.times[0] > since:
+                        continue
+                    scale = scale_before(w, cutoff, days, params.samples_per_day)
+                    # only windows whose inputs lie after the station's first day
+                    fresh = test.select(test.origin_times() - lookback >= since - pd.Timedelta(
+                        hours=1))
+                    bound = model.bind(scale, w.columns, w.target_index)
+                    raw = predict_windows(bound, test)
+                    chosen = naive + composition.weights * (raw - naive)
+                    keep = np.isin(test.origins, fresh.origins)
+                    ratios = mae(chosen[keep], fresh) / mae(naive[keep], fresh)
+                    rows.append({"cutoff": cutoff.date(), "family": family, "station": name,
+                                 "days": days, "windows": int(keep.sum()),
+                                 "network model": float(mae(raw[keep], fresh).mean()
+                                                        / mae(naive[keep], fresh).mean()),
+                                 "gate's choice": float(mae(chosen[keep], fresh).mean()
+                                                        / mae(naive[keep], fresh).mean()),
+                                 **group_ratios(chosen[keep], naive[keep], fresh, params),
+                                 "trusted": composition.summary})
+    table = pd.DataFrame(rows)
+    groups = [c for c in table.columns if c.endswith(" h")]
+    table["kept"] = (table["gate's choice"] <= 1) & (table[groups].max(axis=1) <= 1.02) & \
+        (table["+24 h"] <= 1)
+    print(f"\n## New stations (leave-station-out), against best naive over the "
+          f"{args.test_days} days after each cut-off\n")
+    summary = table.groupby(["family", "days"]).agg(
+        stations=("station", "count"), network_model=("network model", "mean"),
+        gates_choice=("gate's choice", "mean"), worst_group=("worst group", "max"),
+        plus24=("+24 h", "mean"), promises_kept=("kept", "sum"))
+    print(summary.round(3).to_string())
+    print("\n" + table.drop(columns="trusted").round(3).to_string(index=False))
+
+
+def group_ratios(chosen: np.ndarray, naive: np.ndarray, windows, params: ForecastParams
+                 ) -> dict[str, float]:
+    mine, theirs = mae(chosen, windows), mae(naive, windows)
+    steps, out = params.group_steps, {}
+    for start in range(0, len(mine), steps):
+        out[f"{start + 1}-{start + steps} h"] = float(mine[start:start + steps].mean()
+                                                      / theirs[start:start + steps].mean())
+    out["worst group"] = max(out.values())
+    out["+24 h"] = float(mine[-1] / theirs[-1])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations-file", type=Path,
+                        default=Path(__file__).parent / "us_cities_stations.toml")
+    parser.add_argument("--files", type=Path, nargs="+",
+                        default=[DATA / f"{q}.csv.gz" for q in QUANTITIES])
+    parser.add_argument("--cutoffs", nargs="+", type=pd.Timestamp,  # UTC, as stored
+                        default=[pd.Timestamp(d) for d in
+                                 ("2014-01-01", "2014-04-01", "2014-07-01", "2014-10-01",
+                                  "2016-04-01", "2016-10-01")])
+    parser.add_argument("--families", nargs="+", default=["pooled_ridge", "pooled_gru"])
+    parser.add_argument("--own-days", type=float, default=120)
+    parser.add_argument("--own-gru", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--network-days", type=float, default=365)
+    parser.add_argument("--network-lookback-hours", type=int, default=144)
+    parser.add_argument("--network-epochs", type=int, default=8)
+    parser.add_argument("--new-days", type=float, nargs="+", default=[7, 14, 30])
+    parser.add_argument("--evidence-days", type=float, default=28)
+    parser.add_argument("--test-days", type=float, default=30)
+    parser.add_argument("--part", choices=["mature", "new", "both"], default="both")
+    args = parser.parse_args()
+    params = ForecastParams(jit_compile=True)
+    network = params.model_copy(update={"lookback_hours": args.network_lookback_hours,
+                                        "batch_size": 256, "epochs": args.network_epochs,
+                                        "patience": 2, "give_up_epochs": 3})
+    with tempfile.TemporaryDirectory() as work:
+        frames = load_network(args.stations_file, args.files, Path(work))
+    if args.part in ("mature", "both"):
+        mature(frames, params, network, args)
+    if args.part in ("new", "both"):
+        new_stations(frames, params, network, args)
+
+
+if __name__ == "__main__":
+    main()

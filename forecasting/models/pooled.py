@@ -1,0 +1,148 @@
+"""The network model: one model learned from the windows of every station of a network.
+
+A station's own models learn from at most its own history; the stations of a network share
+the physics of the daily cycle and of passing weather, so one model fitted on all of them
+learns more than any of them can alone, and forecasts a station it has never seen from
+that station's own recent window.
+
+- **Inputs every station has.** The target and the clock only, whatever each station's
+  schema holds beside them; a window of the network model's own lookback is read from the
+  end of a station's (which may be longer).
+- **Each climate in its own units.** Each station's target is divided by its `scale` (how
+  much it changes over a day: the spread of its 24-hour changes over the history it has), so
+  one model fits a mild coast and a desert; forecasts are multiplied back.
+- **The seeds' families inside.** `pooled_ridge` is the ridge on the pooled windows (without
+  levels or the time of year: pooled levels are no one climate's); `pooled_gru` a GRU
+  learning a correction to that ridge, as the stations' own networks do.
+
+A station uses it bound to its scale and its columns (`bind`): then it is a `Forecaster`
+like the others, saved as plain files (the inner model's arrays or `.keras` in
+`inner/`) with the scale and columns in `model.json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from forecasting.config import POOLED, ForecastParams
+from forecasting.features import TIME_FEATURES
+from forecasting.models.families import load_model, read_meta, write_meta
+from forecasting.models.linear import RidgeForecaster
+from forecasting.windows import Windows, pooled
+
+INNER_DIR = "inner"
+MIN_SCALE = 0.1  # a station whose target hardly changes is not divided by almost nothing
+
+
+def station_scale(target: np.ndarray, period: int) -> float:
+    """How much a station's target changes over a day: the standard deviation of its
+    `period`-step changes (NaN-safe), at least MIN_SCALE; with under two days, of its
+    one-step changes times the square root of `period` (a random walk's day)."""
+    target = np.asarray(target, np.float64)
+    if len(target) > 2 * period:
+        changes = target[period:] - target[:-period]
+    else:
+        changes = np.diff(target) * np.sqrt(period)
+    spread = np.nanstd(changes) if np.isfinite(changes).sum() > 1 else np.nan
+    return float(max(spread, MIN_SCALE)) if np.isfinite(spread) else 1.0
+
+
+def network_inputs(windows: Windows, lookback: int, scale: float) -> Windows:
+    """A station's windows as the network model reads them: its target (divided by `scale`)
+    and the clock, `lookback` samples."""
+    if not set(TIME_FEATURES) <= set(windows.columns):
+        raise ValueError("the network model needs the clock features (time_features = true)")
+    if windows.lookback < lookback:
+        raise ValueError(f"windows of {windows.lookback} samples are shorter than the network "
+                         f"model's lookback of {lookback}")
+    keep = [windows.target_index] + [windows.columns.index(c) for c in TIME_FEATURES]
+    data = windows.data[:, keep].copy()
+    data[:, 0] /= scale
+    origins = windows.origins[windows.origins >= lookback - 1]
+    return replace(windows, data=data, target=windows.target / np.float32(scale),
+                   origins=origins, lookback=lookback, target_index=0,
+                   columns=(windows.columns[windows.target_index], *TIME_FEATURES))
+
+
+class PooledForecaster:
+    """One model for a network's stations; `bind` makes it one station's forecaster."""
+
+    def __init__(self, family: str, params: ForecastParams) -> None:
+        if family not in POOLED:
+            raise ValueError(f"unknown family {family!r}; choose from {list(POOLED)}")
+        self.name = self.family = family
+        self.params = params  # the network model's: its lookback, epochs, ...
+        self.inner = None
+        self.scale: float | None = None  # bound: the station's
+        self.columns: tuple[str, ...] = ()  # bound: the station's window columns
+        self.target_index = -1  # bound: where the target sits among them
+        self.stations: tuple[str, ...] = ()  # those it was fitted on
+        self.training: dict = {}
+
+    def fit_network(self, train: dict[str, tuple[Windows, float]],
+                    validation: dict[str, tuple[Windows, float]]) -> PooledForecaster:
+        """Fit on the windows of every station (name -> (windows, scale))."""
+        lookback = self.params.lookback_steps
+        pooled_train = pooled([network_inputs(w, lookback, s) for w, s in train.values()])
+        pooled_validation = pooled([network_inputs(w, lookback, s)
+                                    for w, s in validation.values()])
+        ridge = RidgeForecaster(self.params).fit(pooled_train, pooled_validation,
+                                                 seasons=False)
+        self.inner = ridge
+        if self.family == "pooled_gru":
+            from forecasting.models.networks import NetworkForecaster
+
+            relative = np.array([True] + [False] * len(TIME_FEATURES))
+            self.inner = NetworkForecaster("gru", self.params, relative, ridge).fit(
+                pooled_train, pooled_validation)
+            self.training = self.inner.training
+        self.stations = tuple(train)
+        return self
+
+    def fit(self, train: Windows, validation: Windows) -> PooledForecaster:
+        """The `Forecaster` contract: fitted on one station alone, and bound to it."""
+        period = self.params.samples_per_day
+        scale = station_scale(train.target[: int(train.origins.max()) + 1], period)
+        self.fit_network({"": (train, scale)}, {"": (validation, scale)})
+        return self.bind(scale, train.columns, train.target_index)
+
+    def bind(self, scale: float, columns: tuple[str, ...], target_index: int
+             ) -> PooledForecaster:
+        """This model as one station's forecaster: windows of `columns` (the target at
+        `target_index`), the target divided by `scale`."""
+        bound = PooledForecaster(self.family, self.params)
+        bound.inner, bound.stations, bound.training = self.inner, self.stations, self.training
+        bound.scale, bound.columns = float(scale), tuple(columns)
+        bound.target_index = int(target_index)
+        return bound
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Forecast paths from a bound station's windows (n, at least lookback, columns)."""
+        if self.scale is None:
+            raise ValueError("bind the network model to a station before forecasting")
+        keep = [self.target_index] + [self.columns.index(c) for c in TIME_FEATURES]
+        x = np.asarray(inputs, np.float32)[:, -self.params.lookback_steps:, keep].copy()
+        x[:, :, 0] /= self.scale
+        return np.asarray(self.inner.predict(x), np.float64) * self.scale
+
+    def save(self, directory: Path) -> Path:
+        write_meta(directory, {"family": self.family,
+                               "params": self.params.model_dump(mode="json"),
+                               "scale": self.scale, "columns": list(self.columns),
+                               "target_index": self.target_index,
+                               "stations": list(self.stations), "training": self.training})
+        self.inner.save(Path(directory) / INNER_DIR)
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> PooledForecaster:
+        meta = read_meta(directory)
+        model = cls(meta["family"], ForecastParams(**meta["params"]))
+        model.inner = load_model(Path(directory) / INNER_DIR)
+        model.stations, model.training = tuple(meta["stations"]), meta.get("training", {})
+        if meta["scale"] is not None:
+            return model.bind(meta["scale"], tuple(meta["columns"]), meta["target_index"])
+        return model
