@@ -43,9 +43,11 @@ from forecasting.candidates import naive_baselines  # noqa: E402
 from forecasting.config import ForecastParams  # noqa: E402
 from forecasting.features import station_windows  # noqa: E402
 from forecasting.models.linear import RidgeForecaster  # noqa: E402
-from forecasting.models.pooled import PooledForecaster, station_scale  # noqa: E402
+from forecasting.models.pooled import (PooledForecaster, network_windows,  # noqa: E402
+                                       scale_between)
 from forecasting.scoring.backtest import predict_windows  # noqa: E402
-from forecasting.scoring.cold_start import cold_start_composition  # noqa: E402
+from forecasting.scoring.cold_start import (cold_start_composition,  # noqa: E402
+                                            replayed_as_new)
 from forecasting.station.network import load_stations  # noqa: E402
 from forecasting.station.wide import split_wide  # noqa: E402
 
@@ -86,23 +88,14 @@ def mae(predictions: np.ndarray, windows) -> np.ndarray:
 
 
 def scale_before(windows, cutoff: pd.Timestamp, days: float, period: int) -> float:
-    times = windows.times
-    keep = (times >= cutoff - pd.Timedelta(days=days)) & (times < cutoff)
-    return station_scale(windows.target[keep], period)
+    return scale_between(windows, cutoff - pd.Timedelta(days=days), cutoff, period)
 
 
 def fit_network(family: str, params: ForecastParams, windows: dict, cutoff: pd.Timestamp,
-                days: float, skip: list[str] = ()) -> tuple[PooledForecaster, float, int]:
-    """The network model fitted on every station but those in `skip`, on `days` before the
-    cut-off; seconds and peak memory (MiB, this process so far)."""
-    validation_start = cutoff - pd.Timedelta(days=params.validation_days)
-    train, validation = {}, {}
-    for name, w in windows.items():
-        if name in skip:
-            continue
-        scale = scale_before(w, validation_start, days, params.samples_per_day)
-        train[name] = (w.between(cutoff - pd.Timedelta(days=days), validation_start), scale)
-        validation[name] = (w.between(validation_start, cutoff), scale)
+                days: float) -> tuple[PooledForecaster, float, int]:
+    """The network model fitted on every station's `days` before the cut-off; seconds and
+    peak memory (MiB, this process so far)."""
+    train, validation = network_windows(windows, params, cutoff, days)
     started = time.perf_counter()
     model = PooledForecaster(family, params).fit_network(train, validation)
     return model, time.perf_counter() - started, peak_mib()
@@ -187,36 +180,21 @@ def mature(frames: dict, params: ForecastParams, network: ForecastParams, args) 
 
 
 def new_stations(frames: dict, params: ForecastParams, network: ForecastParams, args) -> None:
-    """Each station replayed as new, forecast by a network model that never saw it: the
-    stations are split into `--groups` groups and each group's model is fitted on the
-    others. The gate's evidence for a new station is the other stations replayed as new by
-    their own group's model over the `--evidence-days` before the cut-off."""
+    """Each station replayed as new, forecast by a network model that never saw it
+    (`replayed_as_new`: the stations in `--groups` groups, each group's model fitted on the
+    others). The gate's evidence for a new station is the other stations replayed as new
+    the same way over the `--evidence-days` before the cut-off."""
     issue = frozenset(params.issue_hours)
     lookback = pd.Timedelta(hours=network.lookback_hours)
     windows = {n: station_windows(f, s, network)[0] for n, (f, s) in frames.items()}
-    names = list(windows)
-    groups = [names[g::args.groups] for g in range(args.groups)]
     rows, cost = [], []
     for cutoff in args.cutoffs:
-        evidence_start = cutoff - pd.Timedelta(days=args.evidence_days)
         for family in args.families:
-            unseen = {}
-            for group in groups:
-                model, seconds, peak = fit_network(family, network, windows, cutoff,
-                                                   args.network_days, skip=group)
-                cost.append((cutoff.date(), family, ", ".join(group), seconds, peak))
-                unseen.update({name: model for name in group})
-            replays = {}
-            for other, o in windows.items():  # each station as new, over the evidence days
-                o_scale = scale_before(o, evidence_start, min(args.new_days),
-                                       params.samples_per_day)
-                shown = o.between(evidence_start, cutoff).at_hours(issue)
-                if len(shown) < 5:
-                    continue
-                bound = unseen[other].bind(o_scale, o.columns, o.target_index)
-                naive = reference(o, params, evidence_start)
-                replays[other] = (shown.targets() - predict_windows(bound, shown),
-                                  shown.targets() - predict_windows(naive, shown))
+            started = time.perf_counter()
+            unseen, replays = replayed_as_new(windows, network, family, cutoff,
+                                              args.network_days, args.groups,
+                                              args.evidence_days, min(args.new_days))
+            cost.append((cutoff.date(), family, time.perf_counter() - started, peak_mib()))
             for name, w in windows.items():
                 others = [r for o, r in replays.items() if o != name]
                 test = w.between(cutoff, cutoff + pd.Timedelta(days=args.test_days)) \
@@ -224,7 +202,7 @@ def new_stations(frames: dict, params: ForecastParams, network: ForecastParams, 
                 if len(test) < 5 or len(others) < 2:
                     continue
                 composition = cold_start_composition([c for c, _ in others],
-                                                     [n for _, n in others], params)
+                                                     [n for _, n in others], network)
                 naive = predict_windows(reference(w, params, cutoff), test).astype(np.float64)
                 for days in args.new_days:
                     since = cutoff - pd.Timedelta(days=days)
@@ -250,15 +228,16 @@ def new_stations(frames: dict, params: ForecastParams, network: ForecastParams, 
     table["kept"] = (table["gate's choice"] <= 1) & (table[groups_cols].max(axis=1) <= 1.02) \
         & (table["+24 h"] <= 1)
     print(f"\n## New stations (never seen by the network model), against best naive over "
-          f"the {args.test_days:g} days after each cut-off; {len(groups)} station groups\n")
+          f"the {args.test_days:g} days after each cut-off; {args.groups} station groups\n")
     summary = table.groupby(["family", "days"]).agg(
         replays=("station", "count"), network_model=("network model", "mean"),
         gates_choice=("gate's choice", "mean"), worst_group=("worst group", "max"),
         plus24=("+24 h", "mean"), promises_kept=("kept", "sum"))
     print(summary.round(3).to_string())
     print("\n" + table.round(3).to_string(index=False))
-    print("\n## Cost of the group fits (s, peak MiB of this process)\n")
-    print(pd.DataFrame(cost, columns=["cutoff", "family", "left out", "seconds", "peak MiB"])
+    print(f"\n## Cost of the {args.groups} group fits and replays (s, peak MiB of this "
+          "process)\n")
+    print(pd.DataFrame(cost, columns=["cutoff", "family", "seconds", "peak MiB"])
           .round(1).to_string(index=False))
 
 

@@ -17,7 +17,9 @@ that station's own recent window.
 
 A station uses it bound to its scale and its columns (`bind`): then it is a `Forecaster`
 like the others, saved as plain files (the inner model's arrays or `.keras` in
-`inner/`) with the scale and columns in `model.json`.
+`inner/`) with the scale and columns in `model.json`. A station too new for models of its
+own gets it combined with best naive at the weights of `cold_start`
+(`forecasting.scoring.cold_start`), through `for_new_station`.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from forecasting.config import POOLED, ForecastParams
 from forecasting.features import TIME_FEATURES
 from forecasting.models.families import load_model, read_meta, write_meta
+from forecasting.models.ensemble import Composed
 from forecasting.models.linear import RidgeForecaster
+from forecasting.models.naive import BestNaive
 from forecasting.windows import Windows, pooled
 
 INNER_DIR = "inner"
@@ -81,6 +86,8 @@ class PooledForecaster:
         self.target_index = -1  # bound: where the target sits among them
         self.stations: tuple[str, ...] = ()  # those it was fitted on
         self.training: dict = {}
+        # For a new station: its weight against best naive per horizon step, and why.
+        self.cold_start: dict = {}
 
     def fit_network(self, train: dict[str, tuple[Windows, float]],
                     validation: dict[str, tuple[Windows, float]]) -> PooledForecaster:
@@ -115,9 +122,19 @@ class PooledForecaster:
         `target_index`), the target divided by `scale`."""
         bound = PooledForecaster(self.family, self.params)
         bound.inner, bound.stations, bound.training = self.inner, self.stations, self.training
+        bound.cold_start = self.cold_start
         bound.scale, bound.columns = float(scale), tuple(columns)
         bound.target_index = int(target_index)
         return bound
+
+    def for_new_station(self, scale: float, columns: tuple[str, ...], target_index: int
+                        ) -> Composed:
+        """The forecaster of a station too new for its own models: bound to it and combined
+        with best naive at the `cold_start` weights (0 everywhere without them)."""
+        weights = self.cold_start.get("weights") or [0.0] * self.params.horizon_steps
+        naive = BestNaive.restore([False] * self.params.horizon_steps, target_index,
+                                  self.params.lookback_steps, self.params.samples_per_day)
+        return Composed(self.bind(scale, columns, target_index), naive, np.asarray(weights))
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """Forecast paths from a bound station's windows (n, at least lookback, columns)."""
@@ -133,7 +150,8 @@ class PooledForecaster:
                                "params": self.params.model_dump(mode="json"),
                                "scale": self.scale, "columns": list(self.columns),
                                "target_index": self.target_index,
-                               "stations": list(self.stations), "training": self.training})
+                               "stations": list(self.stations), "training": self.training,
+                               "cold_start": self.cold_start})
         self.inner.save(Path(directory) / INNER_DIR)
         return Path(directory)
 
@@ -143,6 +161,32 @@ class PooledForecaster:
         model = cls(meta["family"], ForecastParams(**meta["params"]))
         model.inner = load_model(Path(directory) / INNER_DIR)
         model.stations, model.training = tuple(meta["stations"]), meta.get("training", {})
+        model.cold_start = meta.get("cold_start", {})
         if meta["scale"] is not None:
             return model.bind(meta["scale"], tuple(meta["columns"]), meta["target_index"])
         return model
+
+
+def network_windows(windows: dict[str, Windows], params: ForecastParams, until: pd.Timestamp,
+                    days: float, skip: tuple[str, ...] = ()
+                    ) -> tuple[dict[str, tuple[Windows, float]], dict[str, tuple[Windows, float]]]:
+    """(training, validation) windows and scale of every station but those in `skip`: the
+    `days` before `until`, the last `validation_days` of them for validation; each station's
+    scale from its training days."""
+    validation_start = until - pd.Timedelta(days=params.validation_days)
+    train, validation = {}, {}
+    for name, w in windows.items():
+        if name in skip:
+            continue
+        scale = scale_between(w, until - pd.Timedelta(days=days), validation_start,
+                              params.samples_per_day)
+        train[name] = (w.between(until - pd.Timedelta(days=days), validation_start), scale)
+        validation[name] = (w.between(validation_start, until), scale)
+    return train, validation
+
+
+def scale_between(windows: Windows, start: pd.Timestamp, end: pd.Timestamp, period: int
+                  ) -> float:
+    """`station_scale` of a station's target between two times."""
+    keep = (windows.times >= start) & (windows.times < end)
+    return station_scale(windows.target[keep], period)

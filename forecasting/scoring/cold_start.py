@@ -15,17 +15,56 @@ the station-by-station rule (a win at nearly every station) makes up for.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from forecasting.config import ForecastParams
+from forecasting.models.naive import BestNaive
+from forecasting.models.pooled import PooledForecaster, network_windows, scale_between
+from forecasting.scoring.backtest import predict_windows
 from forecasting.scoring.gate import Composition, plan_composition
+from forecasting.windows import Windows
+
+NAIVE_DAYS = 28  # best naive is chosen on these days before the replay, as the issue does
+MIN_WINDOWS = 5  # a station with fewer windows in the replay days is not replayed
 
 
 def cold_start_composition(network: list[np.ndarray], naive: list[np.ndarray],
-                           params: ForecastParams, windows_per_day: int = 1) -> Composition:
+                           params: ForecastParams) -> Composition:
     """The new station's combination of the network model with best naive, from the
-    residuals (actual − forecast, (windows, horizon)) of the network model and of best
-    naive at each other station replayed as new, `windows_per_day` issues a day."""
-    lag = max(1, -(-params.horizon_steps * windows_per_day // params.samples_per_day))
-    step_hours = params.step_minutes / 60
-    return plan_composition(network, naive, params.group_steps, lag,
-                            params.gate_confidence, step_hours)
+    residuals (actual − forecast, (windows, horizon), at the scored hours) of the network
+    model and of best naive at each other station replayed as new."""
+    return plan_composition(network, naive, params.group_steps, params.overlap_windows,
+                            params.gate_confidence, params.step_minutes / 60)
+
+
+def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family: str,
+                    until: pd.Timestamp, days: float, groups: int, evidence_days: float,
+                    new_days: float) -> tuple[dict[str, PooledForecaster],
+                                              dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Each station replayed as new over the `evidence_days` before `until`: the stations
+    split into `groups` groups, each group forecast by a network model fitted (on `days`
+    before `until`) without it, each station with the scale of its `new_days` before the
+    replay, at the scored hours. Returns the model that forecast each station, and the
+    residuals (actual − forecast) of that model and of best naive (chosen as the issue
+    chooses it, on the days before the replay) for each station replayed."""
+    names = list(windows)
+    unseen: dict[str, PooledForecaster] = {}
+    for group in (names[g::groups] for g in range(min(groups, len(names)))):
+        train, validation = network_windows(windows, params, until, days, tuple(group))
+        if train:
+            model = PooledForecaster(family, params).fit_network(train, validation)
+            unseen.update({name: model for name in group})
+    start = until - pd.Timedelta(days=evidence_days)
+    period, hours = params.samples_per_day, params.scored_hours
+    replays = {}
+    for name, w in windows.items():
+        shown = w.between(start, until).at_hours(hours)
+        before = w.between(start - pd.Timedelta(days=NAIVE_DAYS), start).at_hours(hours)
+        if name not in unseen or len(shown) < MIN_WINDOWS or not len(before):
+            continue
+        scale = scale_between(w, start - pd.Timedelta(days=new_days), start, period)
+        model = unseen[name].bind(scale, w.columns, w.target_index)
+        naive = BestNaive.at_hours(before, period, hours)
+        replays[name] = (shown.targets() - predict_windows(model, shown),
+                         shown.targets() - predict_windows(naive, shown))
+    return unseen, replays
