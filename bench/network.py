@@ -201,8 +201,7 @@ def new_stations(frames: dict, params: ForecastParams, network: ForecastParams, 
                     .at_hours(issue)
                 if len(test) < 5 or len(others) < 2:
                     continue
-                composition = cold_start_composition([c for c, _ in others],
-                                                     [n for _, n in others], network)
+                composition = cold_start_composition(others, network)
                 naive = predict_windows(reference(w, params, cutoff), test).astype(np.float64)
                 for days in args.new_days:
                     since = cutoff - pd.Timedelta(days=days)

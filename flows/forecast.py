@@ -1,6 +1,7 @@
-"""Flow `forecast`: each station's champion's next 24 hours into `forecasts` (the best naive
-forecast, labelled, when there is no usable champion or its input window has holes);
-optionally backfilled for the days before."""
+"""Flow `forecast`: each station's champion's next 24 hours into `forecasts`; a station
+without a champion of its own (too new for its own models) gets the network model's cold
+start when there is one, and the best naive forecast, labelled, when there is none or the
+input window has holes; optionally backfilled for the days before."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from prefect.states import Failed, State
 from flows.network import artifact_key, database_refusals, map_over_store, outcome
 from flows.settings import Settings, as_utc, run_name, settings_from, utc_datetime, who_started
 from forecasting.issue import Forecast, StaleData, forecast_as_of, input_span
-from forecasting.config import model_name
+from forecasting.config import model_name, network_model_name
+from forecasting.features import build_features
+from forecasting.models.pooled import station_scale
 from forecasting.models.families import Forecaster
 from forecasting.plotting import plot_forecast, plot_skill
 from forecasting.scoring.intervals import verified_calibration
@@ -39,12 +42,39 @@ CORRECTION_DAYS = 70  # verified issues older than this weigh under 0.1 % (7-day
 
 @task(cache_policy=NO_CACHE, task_run_name="load the champion {which}")
 def load_model(store: Store, settings: Settings, name: str, triggered_by: str,
-               at: datetime | None, which: str) -> tuple[ModelVersion | None, Forecaster | None]:
-    """The verified champion (at `at`, when given), or (None, None) for the naive forecast
-    when none is usable."""
+               at: datetime | None, which: str, moment: datetime | None = None
+               ) -> tuple[ModelVersion | None, Forecaster | None]:
+    """The verified champion (at `at`, when given); without one, and given the `moment`
+    of the issue, the network model's champion as a new station's forecaster, scaled on
+    the station's data up to `moment` (`cold_start`; a backtest replays the station's own
+    models only); else (None, None) for the naive forecast."""
     with store.sessions.begin() as session:
         loaded = load_champion(session, settings.artifact_dir, name, triggered_by, at)
-    return loaded or (None, None)
+        network = None if loaded or moment is None else load_champion(
+            session, settings.artifact_dir, network_model_name(store.station, settings.forecast),
+            triggered_by, at)
+    if loaded:
+        return loaded
+    return cold_start(store, settings, network, moment) if network else (None, None)
+
+
+def cold_start(store: Store, settings: Settings, loaded: tuple[ModelVersion, Forecaster],
+               at: datetime) -> tuple[ModelVersion | None, Forecaster | None]:
+    """The network model as this station's forecaster: in the station's units (its scale
+    from the history it has by `at`, at most the network model's `history_days`) and
+    combined with best naive at the weights its replays of new stations supported."""
+    version, network = loaded
+    params = network.params
+    with store.sessions() as session:
+        frame = read_observations(session, store.observations, end=at, start=at - timedelta(
+            days=settings.network_model.history_days))
+    if frame.empty:
+        return None, None  # the issue refuses: no observations
+    features, _, _ = build_features(frame, store.station, params)
+    target = store.station.target_channel.column
+    scale = station_scale(features[target].to_numpy(), params.samples_per_day)
+    return version, network.for_new_station(scale, tuple(features.columns),
+                                            features.columns.get_loc(target))
 
 
 # Why a past forecast may have no champion though one exists now, and what to run instead.
@@ -89,7 +119,7 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
         newest = newest_time(session, store.observations, until=at) or at
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
-        calibration = version and calibration_as_of(session, version, at,
+        calibration = version and calibration_as_of(session, version, at, store.station.name,
                                                     settings.interval_min_verified)
         verified = verified_issues(session, store.station.name, at, CORRECTION_DAYS,
                                    backtest_id) if network else None
@@ -99,11 +129,14 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
                           verified, misses)
 
 
-def calibration_as_of(session, version: ModelVersion, at: datetime, min_verified: int):
-    """The version's interval offsets as of `at`: from its verified out-of-sample errors once
-    every hour ahead has `min_verified` of them, else from its registration backtest (None
-    for versions older than intervals)."""
-    return (verified_calibration(verified_residuals(session, version, at), min_verified)
+def calibration_as_of(session, version: ModelVersion, at: datetime, station: str,
+                      min_verified: int):
+    """The version's interval offsets at `station` as of `at`: from its verified
+    out-of-sample errors there once every hour ahead has `min_verified` of them, else from
+    its registration backtest (None for versions older than intervals, and for the network
+    model, whose backtest is in no one station's units)."""
+    return (verified_calibration(verified_residuals(session, version, at, station),
+                                 min_verified)
             or version.intervals or None)
 
 
@@ -209,7 +242,12 @@ def forecast_station(station: str, store: Store, settings: Settings, end: dateti
         if key not in loaded:
             loaded[key] = load_model(
                 mine, settings, name, triggered_by, None if model == "current" else moment,
-                "now" if model == "current" else f"as of {moment:%Y-%m-%d %H:%M}")
+                "now" if model == "current" else f"as of {moment:%Y-%m-%d %H:%M}", moment)
+            if loaded[key][0] is not None and loaded[key][0].model_name != name:
+                logger.info("%s has no champion of its own as of %s: the network model %s "
+                            "v%d forecasts it (cold start)", station,
+                            f"{moment:%Y-%m-%d %H:%M}", loaded[key][0].model_name,
+                            loaded[key][0].version)
             if loaded[key][0] is None:
                 logger.warning("No usable champion for %s as of %s: writing the best naive "
                                "forecast, labelled model_name='%s'%s", name,

@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from forecasting.config import ForecastParams
+from forecasting.config import ForecastParams, NetworkModelParams
 from forecasting.station.network import Site, load_stations, shared_drop_dirs, station_named
 from forecasting.station.schema import JENA, StationSchema, load_station, read_toml
 
@@ -71,6 +71,7 @@ class Settings(BaseSettings):
         1, ge=0, description="Threads per TensorFlow op in training (0: TensorFlow's own "
         "choice, one per core); see forecasting.models.networks.set_tensorflow_threads.")
     forecast: ForecastParams = ForecastParams()
+    network_model: NetworkModelParams = NetworkModelParams()
     intervals: tuple[Literal[50, 80, 95], ...] = Field(
         (80,), description="Central prediction intervals (%) written with each forecast "
         "(columns lower_80/upper_80, ...).")

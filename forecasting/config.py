@@ -180,7 +180,48 @@ class ForecastParams(BaseModel):
         return max(self.max_gap_minutes, self.max_input_gap_minutes)
 
 
+class NetworkModelParams(BaseModel):
+    """The network model: one model learned across every station of the network
+    (`forecasting.models.pooled`), fitted weekly, and the evidence a new station's forecast
+    is gated on (`forecasting.scoring.cold_start`); TOML table `[network_model]`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    families: tuple[Literal[POOLED], ...] = Field(  # type: ignore[valid-type]
+        POOLED, min_length=1, description="Fitted each week; the better on the evidence "
+        "serves the new stations.")
+    lookback_hours: int = Field(
+        144, gt=0, description="Its input window (6 days): a new station is forecast by it "
+        "once it holds this much history, from its seventh day.")
+    history_days: float = Field(365, gt=0, description="Days of every station it learns from.")
+    epochs: int = Field(8, gt=0)
+    batch_size: int = Field(256, gt=0, description="Larger than a station's: it sees "
+                            "every station's windows.")
+    station_groups: int = Field(
+        4, ge=2, description="The stations are replayed as new in this many groups, each "
+        "forecast by a model fitted without them (the evidence for a new station).")
+    evidence_days: float = Field(28, gt=0, description="Days each station is replayed as new.")
+    new_station_days: float = Field(
+        7, gt=0, description="Days of its own history a replayed station's scale is taken "
+        "from, as a station in its first week has.")
+
+    def forecast_params(self, base: ForecastParams) -> ForecastParams:
+        """The station parameters with the network model's window and training."""
+        return ForecastParams(**{**base.model_dump(), "lookback_hours": self.lookback_hours,
+                                 "epochs": self.epochs, "batch_size": self.batch_size,
+                                 "patience": 2, "give_up_epochs": 3})
+
+
 def model_name(station: StationSchema, params: ForecastParams) -> str:
     """Registry name of the forecast: station, target column and horizon, e.g.
     `jena/t_degc_24h`."""
     return f"{station.name}/{station.target_channel.column}_{params.horizon_hours}h"
+
+
+NETWORK_MODEL_PREFIX = "@network"  # no station's name begins with "@": no model name clashes
+
+
+def network_model_name(station: StationSchema, params: ForecastParams) -> str:
+    """Registry name of the network model that serves the station's target quantity, e.g.
+    `@network/temperature_24h`."""
+    return f"{NETWORK_MODEL_PREFIX}/{station.target_channel.column}_{params.horizon_hours}h"

@@ -325,16 +325,17 @@ def list_runs(session: Session, station: str) -> list[ForecastRun]:
                         r.rows_written, r.message) for r in rows]
 
 
-def verified_residuals(session: Session, version: ModelVersion, at: datetime,
+def verified_residuals(session: Session, version: ModelVersion, at: datetime, station: str,
                        issues: int = 90) -> pd.DataFrame:
     """The errors (actual − forecast) of the version's newest `issues` verified
-    out-of-sample forecasts whose targets were observed by `at`: one row per issue (naive
+    out-of-sample forecasts of `station` whose targets were observed by `at` (the network
+    model forecasts several stations, each in its own units): one row per issue (naive
     UTC), a column per hour ahead."""
     query = text("SELECT issued_at, horizon_hours, actual - forecast AS residual "
                  "FROM forecast_skill WHERE model_name = :name AND model_version = :version "
-                 "AND out_of_sample AND target_time <= :at").bindparams(
+                 "AND station = :station AND out_of_sample AND target_time <= :at").bindparams(
         bindparam("at", at, type_=UTCDateTime()), name=version.model_name,
-        version=version.version)
+        version=version.version, station=station)
     verified = pd.DataFrame(session.execute(query).all(),
                             columns=["issued_at", "horizon_hours", "residual"])
     horizons = range(1, version.params["horizon_hours"] + 1)

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
 EXPECTED = {"ingest": "flows/ingest.py:ingest", "retrain": "flows/retrain.py:retrain",
             "forecast": "flows/forecast.py:forecast", "monitor": "flows/monitor.py:monitor",
+            "network-model": "flows/network_model.py:network_model",
             "simulate-feed": "flows/feed.py:simulate_feed"}
 
 

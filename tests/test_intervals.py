@@ -149,11 +149,13 @@ def test_intervals_come_from_verified_errors_once_there_are_enough_and_never_fro
     with store.sessions() as session:
         skill = read_view(session, "forecast_skill")
         at = datetime(2021, 1, 12, tzinfo=UTC)
-        assert calibration_as_of(session, version, at, min_verified=20) == holdout
-        refreshed = calibration_as_of(session, version, at, min_verified=5)
+        assert calibration_as_of(session, version, at, "jena", min_verified=20) == holdout
+        refreshed = calibration_as_of(session, version, at, "jena", min_verified=5)
         # As of the 5th issue's last target, only the four issues verified by then count.
         early = (issues[4] + pd.Timedelta(hours=23)).to_pydatetime().replace(tzinfo=UTC)
-        assert calibration_as_of(session, version, early, min_verified=5) == holdout
+        assert calibration_as_of(session, version, early, "jena", min_verified=5) == holdout
+        # another station's forecasts by the same version (the network model's) are its own
+        assert calibration_as_of(session, version, at, "elsewhere", min_verified=5) == holdout
     verified = skill.pivot_table(index="issued_at", columns="horizon_hours",
                                  values="error").to_numpy()
     expected = calibrate(-verified)

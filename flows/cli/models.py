@@ -205,3 +205,24 @@ def monitor(ctx: typer.Context,
                        f"naive {group['best_naive_mae']:.3f}  ratio {group['ratio']:.3f}")
         if result.get("retrain"):
             typer.echo(f"started: {result['retrain']}")
+
+
+@app.command("network-model")
+def network_model(ctx: typer.Context,
+                  at: Annotated[str | None, typer.Option(
+                      help="Fit on the data up to this time (ISO, UTC unless an offset is "
+                           "given); default now.")] = None) -> None:
+    """Fit the network model across every station (the weekly job), register it and gate
+    it on the stations replayed as new: it then forecasts the stations too new for models
+    of their own."""
+    settings: Settings = ctx.obj
+    when = timestamp(at, "--at") if at else None
+    prefect_home(settings)
+    from flows.network_model import network_model as network_model_flow
+
+    for row in run_flow(network_model_flow, **flow_settings(settings), at=when,
+                        triggered_by="cli"):
+        typer.echo(f"{row['model']} v{row['version']} ({row['family']}, {row['stations']} "
+                   f"stations): {row['decision']}; replayed as new at {row['replayed']}: "
+                   f"MAE {row['replay MAE']} against best naive's {row['best naive MAE']}; "
+                   f"{row['trusted']}")

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import ForecastParams
-from forecasting.models.naive import BestNaive
+from dataclasses import dataclass
+
+from forecasting.models.naive import BestNaive, Persistence, SeasonalPersistence
 from forecasting.models.pooled import PooledForecaster, network_windows, scale_between
 from forecasting.scoring.backtest import predict_windows
 from forecasting.scoring.gate import Composition, plan_composition
@@ -28,25 +30,35 @@ NAIVE_DAYS = 28  # best naive is chosen on these days before the replay, as the 
 MIN_WINDOWS = 5  # a station with fewer windows in the replay days is not replayed
 
 
-def cold_start_composition(network: list[np.ndarray], naive: list[np.ndarray],
-                           params: ForecastParams) -> Composition:
-    """The new station's combination of the network model with best naive, from the
-    residuals (actual − forecast, (windows, horizon), at the scored hours) of the network
-    model and of best naive at each other station replayed as new."""
-    return plan_composition(network, naive, params.group_steps, params.overlap_windows,
+@dataclass(frozen=True)
+class Replay:
+    """One station replayed as new: the residuals (actual − forecast, (windows, horizon))
+    of the network model that never saw it and of the naive forecasts, on the same windows."""
+
+    network: np.ndarray
+    best_naive: np.ndarray
+    persistence: np.ndarray
+    seasonal: np.ndarray
+
+
+def cold_start_composition(replays: list[Replay], params: ForecastParams) -> Composition:
+    """A new station's combination of the network model with best naive, from the other
+    stations replayed as new (at the scored hours)."""
+    return plan_composition([r.network for r in replays], [r.best_naive for r in replays],
+                            params.group_steps, params.overlap_windows,
                             params.gate_confidence, params.step_minutes / 60)
 
 
 def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family: str,
                     until: pd.Timestamp, days: float, groups: int, evidence_days: float,
-                    new_days: float) -> tuple[dict[str, PooledForecaster],
-                                              dict[str, tuple[np.ndarray, np.ndarray]]]:
+                    new_days: float) -> tuple[dict[str, PooledForecaster], dict[str, Replay]]:
     """Each station replayed as new over the `evidence_days` before `until`: the stations
     split into `groups` groups, each group forecast by a network model fitted (on `days`
     before `until`) without it, each station with the scale of its `new_days` before the
     replay, at the scored hours. Returns the model that forecast each station, and the
     residuals (actual − forecast) of that model and of best naive (chosen as the issue
-    chooses it, on the days before the replay) for each station replayed."""
+    chooses it, on the days before the replay) and the other naive forecasts for each
+    station replayed."""
     names = list(windows)
     unseen: dict[str, PooledForecaster] = {}
     for group in (names[g::groups] for g in range(min(groups, len(names)))):
@@ -65,6 +77,7 @@ def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family:
         scale = scale_between(w, start - pd.Timedelta(days=new_days), start, period)
         model = unseen[name].bind(scale, w.columns, w.target_index)
         naive = BestNaive.at_hours(before, period, hours)
-        replays[name] = (shown.targets() - predict_windows(model, shown),
-                         shown.targets() - predict_windows(naive, shown))
+        actual = shown.targets()
+        replays[name] = Replay(*(actual - predict_windows(m, shown) for m in (
+            model, naive, Persistence().fit(shown), SeasonalPersistence(period).fit(shown))))
     return unseen, replays
