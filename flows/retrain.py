@@ -29,12 +29,14 @@ from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, para
 from forecasting.models.naive import BestNaive
 from forecasting.candidates import fit_candidates, library_versions
 from forecasting.models.ensemble import Composed
-from forecasting.config import COMPOSED, ENSEMBLE, NETWORKS, ForecastParams, model_name
+from forecasting.config import (COMPOSED, ENSEMBLE, NETWORKS, POOLED, ForecastParams,
+                                model_name, network_model_name)
 from forecasting.scoring.backtest import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
 from forecasting.features import station_windows
 from forecasting.scoring.intervals import calibrate
 from forecasting.models.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.models.families import read_meta
+from forecasting.models.pooled import bind_saved, scale_between
 from forecasting.models.reuse import (PriorNetwork, skipped_families, warm_starts,
                                      worth_reading)
 from forecasting.scoring.gate import gate_backtest
@@ -142,7 +144,9 @@ def score_champion(store: Store, settings: Settings, name: str, backtest: Backte
         return ChampionScores(current, problem=f"{label} was trained on other features "
                               f"{tuple(meta['columns'])}")
     shape = (params.lookback_steps, params.horizon_steps)
-    if shape != (windows.lookback, windows.horizon):
+    reads_tail = (meta["family"] in POOLED and shape[0] <= windows.lookback
+                  and shape[1] == windows.horizon)
+    if shape != (windows.lookback, windows.horizon) and not reads_tail:
         return ChampionScores(current, problem=(
             f"{label} reads {shape[0]} samples and forecasts {shape[1]}; the settings now "
             f"give {windows.lookback} and {windows.horizon}"))
@@ -275,6 +279,8 @@ def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[
     the leaderboard and what the backtest covered, in words."""
     logger = get_run_logger()
     backtest = Backtest.assemble(folds, [f.result() for f in fits])
+    offered = network_model_folds(store, settings, backtest, windows, workdir)
+    params = params.model_copy(update={"families": (*params.families, *offered)})
     # A composed forecast falls back on best naive as the forecast flow does: its choice of
     # persistence or seasonal persistence learnt from all the data at the issue hours.
     backtest.models["best_naive"] = BestNaive.at_hours(windows, params.samples_per_day,
@@ -297,6 +303,51 @@ def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[
     return leaderboard, (f"{len(folds)} backtest folds "
                          f"({backtest.scores('best_naive').windows} windows; networks on the "
                          f"newest {min(params.network_folds, len(folds))})")
+
+
+@task(cache_policy=NO_CACHE, task_run_name="network model on the folds")
+def network_model_folds(store: Store, settings: Settings, backtest: Backtest,
+                        windows: Windows, workdir: Path) -> list[str]:
+    """Offer the network model to the station's gate, out of sample: at each fold, each
+    family's newest registered version trained on data before the fold's cut-off, bound to
+    the station (its scale from its data before the cut-off), forecasts the fold's test
+    windows (a network in a process of its own). A family is offered only when it has a
+    version at the newest fold, which is the one registered for the station; returns the
+    families added to `backtest`."""
+    name = network_model_name(store.station, settings.forecast)
+    with store.sessions() as session:
+        versions = [v for v in list_versions(session, name) if v.family in POOLED]
+    days, offered = settings.network_model.history_days, []
+    for family in sorted({v.family for v in versions}):
+        mine = sorted((v for v in versions if v.family == family), key=lambda v: v.train_end)
+        predictions, model = {}, None
+        for k, fold in enumerate(backtest.folds):
+            cutoff = utc_datetime(fold.cutoff)
+            usable = [v for v in mine if as_utc(v.train_end) <= cutoff]
+            if not usable:
+                continue
+            version, folder = usable[-1], workdir / "network-model" / f"{family}-fold{k}"
+            label = f"{name} v{usable[-1].version}"
+            try:
+                copy = verified_copy(version.artifact_path, version.artifact_sha256, label,
+                                     settings.artifact_dir, folder / "registered")
+                scale = scale_between(windows, fold.cutoff - timedelta(days=days),
+                                      fold.cutoff, settings.forecast.samples_per_day)
+                bound = bind_saved(copy, folder / "bound", scale, windows.columns,
+                                   windows.target_index)
+                predictions[k] = predict_saved(folder / "predict", bound,
+                                               {"test": fold.test},
+                                               settings.tensorflow_threads)["test"]
+            except (ArtifactError, JobFailed, OSError, ValueError) as exc:
+                get_run_logger().warning("Not offering %s at fold %d: %s", label, k + 1, exc)
+                continue
+            meta = read_meta(bound)
+            model = SavedNetwork(family, ForecastParams(**meta["params"]), windows.columns,
+                                 bound, 0, meta.get("training", {}))
+        if len(backtest.folds) - 1 in predictions:
+            backtest.add(family, predictions, model)
+            offered.append(family)
+    return offered
 
 
 def fit_and_gate(store: Store, settings: Settings, lease: Lease, name: str, loaded: tuple,

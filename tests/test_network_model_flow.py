@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,6 +46,9 @@ def network_fitted(prefect_harness, tmp_path_factory):
         for key, value in NETWORK_SMALL.items():
             mp.setenv(key, value)
         ingest(data_dir=str(data), stations_file=str(listed))
+        # last week's fit too: the stations' folds after it are out of sample for it
+        network_model(data_dir=str(data), stations_file=str(listed),
+                      at=at - timedelta(days=12), triggered_by="test")
         rows = network_model(data_dir=str(data), stations_file=str(listed), at=at,
                              triggered_by="test")
     return folder, data, listed, at, rows, name
@@ -62,9 +65,9 @@ def test_the_weekly_network_model_is_registered_verified_and_gated_on_new_statio
     assert all(r["stations"] == 4 and r["replayed"] >= 3 for r in rows)
     versions = sql(data, "SELECT family, train_end, holdout_mean, best_naive_mean FROM "
                          f"model_versions WHERE model_name = '{NAME}' ORDER BY version")
-    assert [v[0] for v in versions] == ["pooled_ridge", "pooled_gru"]
+    assert [v[0] for v in versions] == ["pooled_ridge", "pooled_gru"] * 2
     events = sql(data, "SELECT decision, reason, groups FROM promotion_events WHERE "
-                       f"model_name = '{NAME}'")
+                       f"model_name = '{NAME}' ORDER BY id DESC LIMIT 2")
     assert sorted(e[0] for e in events) == ["promoted", "rejected"]
     promoted = next(e for e in events if e[0] == "promoted")
     assert "replayed as new at" in promoted[1] and "1-6 h" in promoted[1]
@@ -78,8 +81,10 @@ def test_the_weekly_network_model_is_registered_verified_and_gated_on_new_statio
         store.close()
     saved = [json.loads(p.read_text()) for p in
              (data / "artifacts" / NAME).glob("v*/model.json")]
-    assert all(len(m["cold_start"]["weights"]) == 24 for m in saved)
-    assert all(m["scale"] is None and len(m["stations"]) == 4 for m in saved)
+    assert len(saved) == 4 and all(len(m["cold_start"]["weights"]) == 24 for m in saved)
+    assert all(m["scale"] is None for m in saved)  # bound to no station
+    # the new station was not there 12 days before
+    assert sorted(len(m["stations"]) for m in saved) == [3, 3, 4, 4]
 
 
 def test_a_station_without_a_champion_of_its_own_is_forecast_by_the_network_model(
@@ -103,3 +108,25 @@ def test_a_station_without_a_champion_of_its_own_is_forecast_by_the_network_mode
         assert 0 <= weight <= 1
         assert value == pytest.approx(naive + weight * (network - naive), abs=0.01)
     assert any(r[5] > 0 for r in issued)  # the replays trusted it somewhere
+
+
+def test_a_stations_gate_weighs_the_network_model_on_the_folds_it_never_saw(network_fitted):
+    from flows.retrain import retrain
+
+    _, data, listed, at, _, _ = network_fitted
+    with small_settings():
+        board = retrain(data_dir=str(data), stations_file=str(listed), station="station-001",
+                        families=["ridge"], until=at, triggered_by="test")["station-001"]
+    offered = {row["family"]: row for row in board if row["family"].startswith("pooled")}
+    assert set(offered) == {"pooled_ridge", "pooled_gru"}
+    assert all(row["decision"] in ("promoted", "rejected") for row in offered.values())
+    # registered for the station, bound to it: its scale and its columns in model.json
+    registered = sql(data, "SELECT family, artifact_path, train_end FROM model_versions "
+                           "WHERE model_name = 'station-001/t_degc_24h' AND family LIKE "
+                           "'pooled%'")
+    network_end = sql(data, "SELECT min(train_end) FROM model_versions WHERE model_name = "
+                            f"'{NAME}'")[0][0]
+    for family, path, train_end in registered:
+        meta = json.loads((data / "artifacts" / path / "model.json").read_text())
+        assert meta["scale"] > 0 and "t_degc" in meta["columns"]
+        assert train_end >= network_end  # the fold it stands for came after its training

@@ -62,8 +62,9 @@ def load_windows(path: Path) -> dict[str, Windows]:
 
 @dataclass
 class SavedNetwork:
-    """A network fitted and saved by a job process: its files, not a live model. Saving
-    copies the files; predicting loads the network into this process (and TensorFlow)."""
+    """A network fitted and saved by a job process (or the network model bound to a
+    station): its files, not a live model. Saving copies the files; predicting loads the
+    network into this process (and TensorFlow)."""
 
     family: str
     params: ForecastParams
@@ -96,9 +97,8 @@ class SavedNetwork:
         return Path(directory)
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        from forecasting.models.networks import NetworkForecaster  # TensorFlow only when asked
-        if self._loaded is None:
-            self._loaded = NetworkForecaster.load(self.directory)
+        if self._loaded is None:  # TensorFlow only when asked
+            self._loaded = load_model(self.directory)
         return self._loaded.predict(inputs)
 
 

@@ -200,6 +200,18 @@ class Backtest:
         return {int(name.removeprefix("fold")): Scores.of(predictions[name], sets[name])
                 for name in predictions}
 
+    def add(self, name: str, predictions: dict[int, np.ndarray], model: Predictor) -> None:
+        """A candidate fitted elsewhere (the network model, fitted across the stations on
+        data before each fold's cut-off): its predictions for the test windows of the folds
+        numbered in `predictions`, and its model at the newest of them."""
+        self.fold_scores[name] = [None] * len(self.folds)
+        self.fold_residuals[name] = [None] * len(self.folds)
+        for k, values in predictions.items():
+            test = self.folds[k].test
+            self.fold_scores[name][k] = Scores.of(values, test)
+            self.fold_residuals[name][k] = test.targets() - np.asarray(values, np.float64)
+        self.models[name] = model
+
     @classmethod
     def assemble(cls, folds: list[FoldSplit], fits: list[FoldFit]) -> Backtest:
         """Score the models fitted at each fold (in fold order) on that fold's test windows."""
