@@ -25,7 +25,7 @@ from forecasting.features import station_windows
 from forecasting.models.pooled import PooledForecaster, network_windows
 from forecasting.scoring.cold_start import Replay, cold_start_composition, replayed_as_new
 from forecasting.scoring.gate import Composition
-from forecasting.windows import NotEnoughData, Windows
+from forecasting.windows import Windows
 from registry.observations import read_observations
 from registry.registration import lock_model, move_orphans_aside, register_version
 from registry.store import Store
@@ -58,16 +58,19 @@ def network_station_windows(store: Store, settings: Settings, stations: list[str
 @database_refusals
 def fit_family(store: Store, settings: Settings, target: str, stations: list[str],
                family: str, until: datetime) -> tuple[PooledForecaster, dict[str, Replay],
-                                                       Composition | None]:
+                                                       Composition | None] | None:
     """The family fitted on every station, the stations replayed as new, and the
-    combination with best naive those replays support (None with too few of them)."""
+    combination with best naive those replays support (None with too few of them); None,
+    said in the log, when too few stations have data for it (a network of one station has
+    no network model: nothing fails)."""
     nm: NetworkModelParams = settings.network_model
     params = nm.forecast_params(settings.forecast)
     windows = network_station_windows(store, settings, stations, until)
     if len(windows) < MIN_STATIONS:
-        raise NotEnoughData(f"{len(windows)} station(s) measuring {target} have a complete "
-                            f"{params.lookback_hours} h window; the network model needs "
-                            f"{MIN_STATIONS}")
+        get_run_logger().info(
+            "No network model for %s: %d station(s) have a complete %d h window, it needs "
+            "%d", target, len(windows), params.lookback_hours, MIN_STATIONS)
+        return None
     moment = pd.Timestamp(until.astimezone(UTC).replace(tzinfo=None))
     train, validation = network_windows(windows, params, moment, nm.history_days)
     model = PooledForecaster(family, params).fit_network(train, validation)
@@ -186,8 +189,8 @@ def network_model(data_dir: str | None = None, database_url: str | None = None,
                                    return_state=True)
                 if not state.is_completed():
                     problems.append(f"{name} {family}: {state.message}")
-                    continue
-                fitted[family] = state.result()
+                elif state.result() is not None:
+                    fitted[family] = state.result()
             if fitted:
                 rows += register_and_gate(store, settings, name, fitted, until, triggered_by)
     finally:

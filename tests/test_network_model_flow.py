@@ -130,3 +130,12 @@ def test_a_stations_gate_weighs_the_network_model_on_the_folds_it_never_saw(netw
         meta = json.loads((data / "artifacts" / path / "model.json").read_text())
         assert meta["scale"] > 0 and "t_degc" in meta["columns"]
         assert train_end >= network_end  # the fold it stands for came after its training
+
+
+def test_a_network_of_one_station_has_no_network_model_and_nothing_fails(prefect_harness,
+                                                                          tmp_path):
+    from flows.network_model import network_model
+
+    state = network_model(data_dir=str(tmp_path), triggered_by="test", return_state=True)
+    assert state.is_completed() and state.result() == []
+    assert sql(tmp_path, "SELECT count(*) FROM model_versions") == [(0,)]
