@@ -320,33 +320,37 @@ def network_model_folds(store: Store, settings: Settings, backtest: Backtest,
     days, offered = settings.network_model.history_days, []
     for family in sorted({v.family for v in versions}):
         mine = sorted((v for v in versions if v.family == family), key=lambda v: v.train_end)
-        predictions, model = {}, None
+        bound: dict[str, Path] = {}  # fold set name -> the bound model's files
         for k, fold in enumerate(backtest.folds):
-            cutoff = utc_datetime(fold.cutoff)
-            usable = [v for v in mine if as_utc(v.train_end) <= cutoff]
+            usable = [v for v in mine if as_utc(v.train_end) <= utc_datetime(fold.cutoff)]
             if not usable:
                 continue
             version, folder = usable[-1], workdir / "network-model" / f"{family}-fold{k}"
-            label = f"{name} v{usable[-1].version}"
+            label = f"{name} v{version.version}"
             try:
                 copy = verified_copy(version.artifact_path, version.artifact_sha256, label,
                                      settings.artifact_dir, folder / "registered")
                 scale = scale_between(windows, fold.cutoff - timedelta(days=days),
                                       fold.cutoff, settings.forecast.samples_per_day)
-                bound = bind_saved(copy, folder / "bound", scale, windows.columns,
-                                   windows.target_index)
-                predictions[k] = predict_saved(folder / "predict", bound,
-                                               {"test": fold.test},
-                                               settings.tensorflow_threads)["test"]
-            except (ArtifactError, JobFailed, OSError, ValueError) as exc:
+                bound[f"fold{k}"] = bind_saved(copy, folder / "bound", scale,
+                                               windows.columns, windows.target_index)
+            except (ArtifactError, OSError, ValueError) as exc:
                 get_run_logger().warning("Not offering %s at fold %d: %s", label, k + 1, exc)
-                continue
-            meta = read_meta(bound)
-            model = SavedNetwork(family, ForecastParams(**meta["params"]), windows.columns,
-                                 bound, 0, meta.get("training", {}))
-        if len(backtest.folds) - 1 in predictions:
-            backtest.add(family, predictions, model)
-            offered.append(family)
+        newest = f"fold{len(backtest.folds) - 1}"
+        if newest not in bound:
+            continue
+        try:  # every fold in one process: TensorFlow is started once
+            predictions = predict_saved(workdir / "network-model" / f"{family}-predict", bound,
+                                        {k: backtest.folds[int(k[4:])].test for k in bound},
+                                        settings.tensorflow_threads)
+        except JobFailed as exc:
+            get_run_logger().warning("Not offering %s: %s", family, exc)
+            continue
+        meta = read_meta(bound[newest])
+        backtest.add(family, {int(k[4:]): p for k, p in predictions.items()},
+                     SavedNetwork(family, ForecastParams(**meta["params"]), windows.columns,
+                                  bound[newest], 0, meta.get("training", {})))
+        offered.append(family)
     return offered
 
 

@@ -141,20 +141,25 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
     return fitted
 
 
-def predict_saved(job_dir: Path, model: Path, sets: dict[str, Windows],
+def predict_saved(job_dir: Path, model: Path | dict[str, Path], sets: dict[str, Windows],
                   threads: int) -> dict[str, np.ndarray]:
-    """The forecast of a saved model (as `load_model` reads it) for each window set: in a
-    process of its own when it holds a network, here when it does not (a linear model needs
-    no TensorFlow, and a process that imports it costs seconds and 0.65 GB)."""
+    """The forecast of a saved model (as `load_model` reads it) for each window set, or of
+    each set's own model (`model` by set name): in one process of its own when any of them
+    holds a network, here when none does (a linear model needs no TensorFlow, and a process
+    that imports it costs seconds and 0.65 GB)."""
+    models = model if isinstance(model, dict) else {name: Path(model) for name in sets}
     try:
-        linear = None if holds_network(model) else load_model(model)
+        networks = any(holds_network(m) for m in set(models.values()))
+        linear = None if networks else {m: load_model(m) for m in set(models.values())}
     except (OSError, ValueError, KeyError) as unreadable:
         raise JobFailed(f"{type(unreadable).__name__}: {unreadable}") from unreadable
     if linear is not None:
-        return {name: predict_windows(linear, w).astype(np.float64) for name, w in sets.items()}
+        return {name: predict_windows(linear[models[name]], w).astype(np.float64)
+                for name, w in sets.items()}
     job_dir.mkdir(parents=True)
     save_windows(job_dir / WINDOWS_FILE, sets)
-    run_job(job_dir, {"kind": "predict", "model": str(model), "threads": threads})
+    run_job(job_dir, {"kind": "predict", "threads": threads,
+                      "models": {name: str(path) for name, path in models.items()}})
     with np.load(job_dir / PREDICTIONS_FILE, allow_pickle=False) as predictions:
         return {name: predictions[name] for name in sets}
 
@@ -177,9 +182,10 @@ def _main(job_dir: Path) -> None:
             predictions[family] = predict_windows(network, sets["test"])
         np.savez(job_dir / PREDICTIONS_FILE, **predictions)
     else:
-        model = load_model(Path(job["model"]))
+        models = {path: load_model(Path(path)) for path in set(job["models"].values())}
         np.savez(job_dir / PREDICTIONS_FILE, **{
-            name: predict_windows(model, w).astype(np.float64) for name, w in sets.items()})
+            name: predict_windows(models[job["models"][name]], w).astype(np.float64)
+            for name, w in sets.items()})
 
 
 if __name__ == "__main__":
