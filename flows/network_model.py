@@ -84,24 +84,31 @@ def fit_family(store: Store, settings: Settings, target: str, stations: list[str
     return model, replays, composition
 
 
-def composed_residuals(replays: dict[str, Replay], weights: np.ndarray) -> np.ndarray:
-    """The replays' residuals of best naive + weights (network model − best naive)."""
-    return np.concatenate([r.best_naive - weights * (r.best_naive - r.network)
-                           for r in replays.values()])
+def composed_residuals(replays: dict[str, Replay], composition: Composition | None
+                       ) -> np.ndarray:
+    """The replays' residuals of best naive + w (network model − best naive), each station's
+    w chosen on the other stations' replays (out of sample, as the gate scores folds);
+    best naive's own without a composition."""
+    if composition is None:
+        return np.concatenate([r.best_naive for r in replays.values()])
+    return np.concatenate([r.best_naive - w * (r.best_naive - r.network)
+                           for r, w in zip(replays.values(), composition.fold_weights,
+                                           strict=True)])
 
 
 def new_version(name: str, family: str, model: PooledForecaster, replays: dict[str, Replay],
-                weights: np.ndarray, until: datetime, history_days: float) -> NewVersion:
+                composition: Composition | None, until: datetime, history_days: float
+                ) -> NewVersion:
     """The version's record: its scores are those of the stations replayed as new (the
-    network model combined with best naive at the cold-start weights), each station in
-    its own units."""
+    network model combined with best naive as a new station's forecast is, out of
+    sample), each station in its own units."""
     def mae(residuals: np.ndarray) -> tuple[float, ...]:
         return tuple(float(v) for v in np.abs(residuals).mean(axis=0))
 
     def pooled(kind: str) -> np.ndarray:
         return np.concatenate([getattr(r, kind) for r in replays.values()])
 
-    mine = composed_residuals(replays, weights)
+    mine = composed_residuals(replays, composition)
     return NewVersion(name, family, model.params.model_dump(mode="json"),
                       until - timedelta(days=history_days), until, len(model.stations),
                       len(mine), mae(mine), mae(pooled("persistence")),
@@ -124,17 +131,15 @@ def register_and_gate(store: Store, settings: Settings, name: str, fitted: dict,
         move_orphans_aside(session, root, name)
         versions: dict[str, ModelVersion] = {}
         for family, (model, replays, composition) in fitted.items():
-            weights = composition.weights if composition else np.zeros(
-                model.params.horizon_steps)
             versions[family] = register_version(session, root, new_version(
-                name, family, model, replays, weights, until, nm.history_days), model)
-        best = min(versions, key=lambda f: versions[f].holdout_mean)
+                name, family, model, replays, composition, until, nm.history_days), model)
+        winning = [f for f, v in versions.items() if fitted[f][2] is not None
+                   and len(fitted[f][2].naive_groups) < len(fitted[f][2].evidence)
+                   and v.holdout_mean < v.best_naive_mean]
+        best = min(winning, key=lambda f: versions[f].holdout_mean, default=None)
         for family, version in versions.items():
             composition = fitted[family][2]
-            wins = (composition is not None
-                    and len(composition.naive_groups) < len(composition.evidence)
-                    and version.holdout_mean < version.best_naive_mean)
-            promoted = family == best and wins
+            wins, promoted = family in winning, family == best
             evidence = composition.summary if composition else "too few stations replayed"
             reason = (f"{family} across {version.rows} stations, replayed as new at "
                       f"{len(fitted[family][1])}: {version.holdout_mean:.3f} against best "
