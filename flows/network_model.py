@@ -8,7 +8,10 @@ that evidence becomes the network model's champion when it beats best naive ther
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,9 +21,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from flows.network import artifact_key, database_refusals, open_or_refuse
-from flows.settings import Settings, as_utc, run_name, settings_from, who_started
+from flows.settings import Settings, as_utc, fit_runner, run_name, settings_from, who_started
 from forecasting.candidates import library_versions
-from forecasting.config import NetworkModelParams, network_model_name
+from forecasting.config import ForecastParams, NetworkModelParams, network_model_name
+from forecasting.models.isolated import SavedNetwork
 from forecasting.features import station_windows
 from forecasting.models.pooled import PooledForecaster, network_windows
 from forecasting.scoring.cold_start import Replay, cold_start_composition, replayed_as_new
@@ -28,7 +32,7 @@ from forecasting.scoring.gate import Composition
 from forecasting.windows import Windows
 from registry.observations import read_observations
 from registry.registration import lock_model, move_orphans_aside, register_version
-from registry.store import Store
+from registry.store import Store, open_store
 from registry.versions import ModelVersion, NewVersion, record_event
 
 MIN_STATIONS = 3  # one to replay as new, and at least two others to judge it by
@@ -54,18 +58,38 @@ def network_station_windows(store: Store, settings: Settings, stations: list[str
     return found
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """One family's weekly fit as plain data (it may come from a Dask worker): the saved
+    model's files, the stations replayed as new, and the combination with best naive those
+    replays support (None with too few of them)."""
+
+    family: str
+    params: ForecastParams
+    directory: Path
+    training: dict
+    replays: dict[str, Replay]
+    composition: Composition | None
+
+    def model(self) -> SavedNetwork:
+        """The saved files, for registering (copied, never loaded)."""
+        return SavedNetwork(self.family, self.params, (), self.directory, 0, self.training)
+
+
 @task(cache_policy=NO_CACHE, task_run_name="fit {family} across the stations: {target}")
-@database_refusals
-def fit_family(store: Store, settings: Settings, target: str, stations: list[str],
-               family: str, until: datetime) -> tuple[PooledForecaster, dict[str, Replay],
-                                                       Composition | None] | None:
-    """The family fitted on every station, the stations replayed as new, and the
-    combination with best naive those replays support (None with too few of them); None,
-    said in the log, when too few stations have data for it (a network of one station has
-    no network model: nothing fails)."""
+def fit_family(settings: Settings, target: str, stations: list[str], family: str,
+               until: datetime, workdir: Path) -> Fitted | None:
+    """The family fitted on every station and saved under `workdir`, and the stations
+    replayed as new; None, said in the log, when too few stations have data for it (a
+    network of one station has no network model: nothing fails). Takes and returns plain
+    data, so it runs on threads or on Dask workers alike."""
     nm: NetworkModelParams = settings.network_model
     params = nm.forecast_params(settings.forecast)
-    windows = network_station_windows(store, settings, stations, until)
+    store = open_store(settings.db_url, settings.stations)
+    try:
+        windows = network_station_windows(store, settings, stations, until)
+    finally:
+        store.close()
     if len(windows) < MIN_STATIONS:
         get_run_logger().info(
             "No network model for %s: %d station(s) have a complete %d h window, it needs "
@@ -81,7 +105,8 @@ def fit_family(store: Store, settings: Settings, target: str, stations: list[str
     if composition is not None:
         model.cold_start = {"weights": composition.weights.tolist(),
                             "evidence": composition.summary, "stations": list(replays)}
-    return model, replays, composition
+    directory = model.save(Path(workdir) / family)
+    return Fitted(family, params, directory, model.training, replays, composition)
 
 
 def composed_residuals(replays: dict[str, Replay], composition: Composition | None
@@ -96,9 +121,8 @@ def composed_residuals(replays: dict[str, Replay], composition: Composition | No
                                            strict=True)])
 
 
-def new_version(name: str, family: str, model: PooledForecaster, replays: dict[str, Replay],
-                composition: Composition | None, until: datetime, history_days: float
-                ) -> NewVersion:
+def new_version(name: str, fitted: Fitted, stations: int, until: datetime,
+                history_days: float) -> NewVersion:
     """The version's record: its scores are those of the stations replayed as new (the
     network model combined with best naive as a new station's forecast is, out of
     sample), each station in its own units."""
@@ -108,9 +132,10 @@ def new_version(name: str, family: str, model: PooledForecaster, replays: dict[s
     def pooled(kind: str) -> np.ndarray:
         return np.concatenate([getattr(r, kind) for r in replays.values()])
 
-    mine = composed_residuals(replays, composition)
-    return NewVersion(name, family, model.params.model_dump(mode="json"),
-                      until - timedelta(days=history_days), until, len(model.stations),
+    replays = fitted.replays
+    mine = composed_residuals(replays, fitted.composition)
+    return NewVersion(name, fitted.family, fitted.params.model_dump(mode="json"),
+                      until - timedelta(days=history_days), until, stations,
                       len(mine), mae(mine), mae(pooled("persistence")),
                       mae(pooled("best_naive")), mae(pooled("seasonal")), library_versions(),
                       {})
@@ -118,8 +143,9 @@ def new_version(name: str, family: str, model: PooledForecaster, replays: dict[s
 
 @task(cache_policy=NO_CACHE, task_run_name="register and gate {name}")
 @database_refusals
-def register_and_gate(store: Store, settings: Settings, name: str, fitted: dict,
-                      until: datetime, triggered_by: str) -> list[dict]:
+def register_and_gate(store: Store, settings: Settings, name: str,
+                      fitted: dict[str, Fitted], stations: int, until: datetime,
+                      triggered_by: str) -> list[dict]:
     """Register every fitted family and record the decision, under the model's lock: the
     family whose cold-start combination did best on the replays is promoted when it beats
     best naive there; otherwise the network model keeps its champion (or has none, and new
@@ -130,19 +156,20 @@ def register_and_gate(store: Store, settings: Settings, name: str, fitted: dict,
         lock_model(session, name)
         move_orphans_aside(session, root, name)
         versions: dict[str, ModelVersion] = {}
-        for family, (model, replays, composition) in fitted.items():
+        for family, fit in fitted.items():
             versions[family] = register_version(session, root, new_version(
-                name, family, model, replays, composition, until, nm.history_days), model)
-        winning = [f for f, v in versions.items() if fitted[f][2] is not None
-                   and len(fitted[f][2].naive_groups) < len(fitted[f][2].evidence)
+                name, fit, stations, until, nm.history_days), fit.model())
+        winning = [f for f, v in versions.items() if fitted[f].composition is not None
+                   and len(fitted[f].composition.naive_groups)
+                   < len(fitted[f].composition.evidence)
                    and v.holdout_mean < v.best_naive_mean]
         best = min(winning, key=lambda f: versions[f].holdout_mean, default=None)
         for family, version in versions.items():
-            composition = fitted[family][2]
+            composition = fitted[family].composition
             wins, promoted = family in winning, family == best
             evidence = composition.summary if composition else "too few stations replayed"
             reason = (f"{family} across {version.rows} stations, replayed as new at "
-                      f"{len(fitted[family][1])}: {version.holdout_mean:.3f} against best "
+                      f"{len(fitted[family].replays)}: {version.holdout_mean:.3f} against best "
                       f"naive's {version.best_naive_mean:.3f}; {evidence}")
             if not promoted:
                 reason += ("; another family did better" if wins else
@@ -158,7 +185,7 @@ def register_and_gate(store: Store, settings: Settings, name: str, fitted: dict,
                          {"cold_start": [str(e) for e in composition.evidence]
                           if composition else []})
             rows.append({"model": name, "family": family, "version": version.version,
-                         "stations": version.rows, "replayed": len(fitted[family][1]),
+                         "stations": version.rows, "replayed": len(fitted[family].replays),
                          "replay MAE": round(version.holdout_mean, 3),
                          "best naive MAE": round(version.best_naive_mean, 3),
                          "decision": "promoted" if promoted else "rejected",
@@ -185,19 +212,27 @@ def network_model(data_dir: str | None = None, database_url: str | None = None,
         name = network_model_name(station, settings.forecast)
         by_name.setdefault(name, []).append(station.name)
     rows, problems = [], []
+    params = settings.network_model.forecast_params(settings.forecast)
     try:
-        for name, stations in by_name.items():
-            target = name.split("/")[1]
-            fitted = {}
-            for family in settings.network_model.families:
-                state = fit_family(store, settings, target, stations, family, until,
-                                   return_state=True)
-                if not state.is_completed():
-                    problems.append(f"{name} {family}: {state.message}")
-                elif state.result() is not None:
-                    fitted[family] = state.result()
-            if fitted:
-                rows += register_and_gate(store, settings, name, fitted, until, triggered_by)
+        with tempfile.TemporaryDirectory(prefix="sensorcast-network-") as work, \
+                fit_runner(settings, params) as runner:
+            for name, stations in by_name.items():
+                target = name.split("/")[1]
+                futures = {family: runner.submit(fit_family, {
+                    "settings": settings, "target": target, "stations": stations,
+                    "family": family, "until": until, "workdir": Path(work) / target})
+                    for family in settings.network_model.families}
+                fitted = {}
+                for family, future in futures.items():
+                    future.wait()
+                    state = future.state
+                    if not state.is_completed():
+                        problems.append(f"{name} {family}: {state.message}")
+                    elif state.result() is not None:
+                        fitted[family] = state.result()
+                if fitted:
+                    rows += register_and_gate(store, settings, name, fitted, len(stations),
+                                              until, triggered_by)
     finally:
         store.close()
     for row in rows:

@@ -1,6 +1,7 @@
-"""The network model under the real Prefect engine: one weekly job fits it across the
-stations, registers it with checksums, records its gate from the stations replayed as new,
-and a station too new for models of its own is forecast by it from its first days."""
+"""The network model under the real Prefect engine: one weekly job (on threads or a Dask
+cluster) fits it across the stations, registers it with checksums, records its gate from
+the stations replayed as new; each station's gate weighs it out of sample, and a station
+too new for models of its own is forecast by it from its first days."""
 
 from __future__ import annotations
 
@@ -46,9 +47,12 @@ def network_fitted(prefect_harness, tmp_path_factory):
         for key, value in NETWORK_SMALL.items():
             mp.setenv(key, value)
         ingest(data_dir=str(data), stations_file=str(listed))
-        # last week's fit too: the stations' folds after it are out of sample for it
+        # last week's fit too (the stations' folds after it are out of sample for it), on
+        # a Dask cluster of worker processes: only plain data and files cross
+        mp.setenv("SENSORCAST_TASK_RUNNER", "dask")
         network_model(data_dir=str(data), stations_file=str(listed),
                       at=at - timedelta(days=12), triggered_by="test")
+        mp.setenv("SENSORCAST_TASK_RUNNER", "threads")
         rows = network_model(data_dir=str(data), stations_file=str(listed), at=at,
                              triggered_by="test")
     return folder, data, listed, at, rows, name
