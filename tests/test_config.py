@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from forecasting.config import ForecastParams
+from forecasting.config import ForecastParams, NetworkModelParams
 from flows.settings import Settings, invalid_settings
 
 
@@ -43,12 +43,13 @@ def test_an_ensemble_without_other_families_is_refused_naming_the_field():
 
 
 def test_the_readme_lists_every_setting():
-    """The README's settings table names every field of both settings objects."""
+    """The README's settings table names every field of the settings objects."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = readme[readme.index("| setting | default | what it does |"):]
     table = table[:table.index("\n\n")]
-    names = [n for n in Settings.model_fields if n != "forecast"]
+    names = [n for n in Settings.model_fields if n not in ("forecast", "network_model")]
     names += [f"forecast.{n}" for n in ForecastParams.model_fields]
+    names += [f"network_model.{n}" for n in NetworkModelParams.model_fields]
     missing = [n for n in names if f"| `{n}` |" not in table]
     assert missing == []
 
