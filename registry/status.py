@@ -32,6 +32,8 @@ class StationStatus:
     newest_observation: datetime | None
     champion: str | None  # "jena/t_degc_24h v4 (ridge)"
     champion_since: datetime | None
+    # without a champion of its own: the network model's that forecasts it (cold start)
+    network_champion: str | None
     last_forecast: datetime | None  # the newest time a forecast was issued for (its as-of)
     last_forecast_by: str | None
     last_runs: dict[str, LastRun]  # "ingest", "retrain", "forecast"
@@ -39,8 +41,9 @@ class StationStatus:
 
 
 def station_status(session: Session, observations: Table, station: str, model_name: str,
-                   now: datetime) -> StationStatus:
+                   now: datetime, network_model: str | None = None) -> StationStatus:
     current = champion(session, model_name)
+    network = None if current or network_model is None else champion(session, network_model)
     alias = session.get(ModelAliasRow, (model_name, CHAMPION)) if current else None
     issued = session.scalars(
         select(ForecastRunRow).where(ForecastRunRow.station == station,
@@ -73,8 +76,9 @@ def station_status(session: Session, observations: Table, station: str, model_na
     return StationStatus(
         station, newest_time(session, observations, until=now),
         f"{model_name} v{current.version} ({current.family})" if current else None,
-        alias.updated_at if alias else None, issued.issued_at if issued else None, by, runs,
-        int(quarantined or 0))
+        alias.updated_at if alias else None,
+        f"{network_model} v{network.version} ({network.family})" if network else None,
+        issued.issued_at if issued else None, by, runs, int(quarantined or 0))
 
 
 def retrain_outcome(session: Session, newest: PromotionEventRow) -> str:

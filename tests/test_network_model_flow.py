@@ -112,6 +112,13 @@ def test_a_station_without_a_champion_of_its_own_is_forecast_by_the_network_mode
         assert 0 <= weight <= 1
         assert value == pytest.approx(naive + weight * (network - naive), abs=0.01)
     assert any(r[5] > 0 for r in issued)  # the replays trusted it somewhere
+    from typer.testing import CliRunner
+
+    from flows.cli.app import app
+
+    shown = CliRunner().invoke(app, ["--data-dir", str(data), "--stations-file", str(listed),
+                                     "status", "--station", new])
+    assert f"none of its own (forecasts are the network model's, {NAME} v" in shown.output
 
 
 def test_a_stations_gate_weighs_the_network_model_on_the_folds_it_never_saw(network_fitted):

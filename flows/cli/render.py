@@ -120,7 +120,10 @@ def echo_status(name: str, s, waiting: int, drop, reasons: list[str], now) -> No
                      for kind, run in s.last_runs.items()) or "none"
     typer.echo(f"{name}:")
     typer.echo(f"  newest observation  {when(s.newest_observation)}")
-    typer.echo(f"  champion            {s.champion or 'none (forecasts are best naive)'}"
+    own = s.champion or (f"none of its own (forecasts are the network model's, "
+                         f"{s.network_champion})" if s.network_champion
+                         else "none (forecasts are best naive)")
+    typer.echo(f"  champion            {own}"
                + (f", since {when(s.champion_since)}" if s.champion_since else ""))
     typer.echo(f"  last forecast       {when(s.last_forecast)}"
                + (f" by {s.last_forecast_by}" if s.last_forecast_by else ""))

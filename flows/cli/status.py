@@ -20,7 +20,7 @@ def status(ctx: typer.Context, station: StationOption = None) -> None:
     folder (not yet stored), rows quarantined in the last day. Exits 1 when a station's newest observation
     is older than `forecast.max_data_age_minutes` or its last forecast older than
     `stale_forecast_hours`."""
-    from forecasting.config import model_name
+    from forecasting.config import model_name, network_model_name
     from registry.dropfolder import waiting
     from registry.status import stale_reasons, station_status
 
@@ -32,7 +32,8 @@ def status(ctx: typer.Context, station: StationOption = None) -> None:
             mine = store.of(schema.name)
             with mine.sessions() as session:
                 s = station_status(session, mine.observations, schema.name,
-                                   model_name(schema, settings.forecast), now)
+                                   model_name(schema, settings.forecast), now,
+                                   network_model_name(schema, settings.forecast))
                 drop = settings.drop_dir(schema.name)
                 unread = len(waiting(session, schema.name, drop))
             reasons = stale_reasons(
