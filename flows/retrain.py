@@ -321,6 +321,7 @@ def network_model_folds(store: Store, settings: Settings, backtest: Backtest,
     for family in sorted({v.family for v in versions}):
         mine = sorted((v for v in versions if v.family == family), key=lambda v: v.train_end)
         bound: dict[str, Path] = {}  # fold set name -> the bound model's files
+        copies: dict[int, Path] = {}  # version -> its verified copy (folds may share one)
         for k, fold in enumerate(backtest.folds):
             usable = [v for v in mine if as_utc(v.train_end) <= utc_datetime(fold.cutoff)]
             if not usable:
@@ -328,8 +329,11 @@ def network_model_folds(store: Store, settings: Settings, backtest: Backtest,
             version, folder = usable[-1], workdir / "network-model" / f"{family}-fold{k}"
             label = f"{name} v{version.version}"
             try:
-                copy = verified_copy(version.artifact_path, version.artifact_sha256, label,
-                                     settings.artifact_dir, folder / "registered")
+                if version.version not in copies:
+                    copies[version.version] = verified_copy(
+                        version.artifact_path, version.artifact_sha256, label,
+                        settings.artifact_dir, folder / "registered")
+                copy = copies[version.version]
                 scale = scale_between(windows, fold.cutoff - timedelta(days=days),
                                       fold.cutoff, settings.forecast.samples_per_day)
                 bound[f"fold{k}"] = bind_saved(copy, folder / "bound", scale,

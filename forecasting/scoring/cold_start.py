@@ -14,12 +14,12 @@ the station-by-station rule (a win at nearly every station) makes up for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from forecasting.config import ForecastParams
-from dataclasses import dataclass
-
 from forecasting.models.naive import BestNaive, Persistence, SeasonalPersistence
 from forecasting.models.pooled import PooledForecaster, network_windows, scale_between
 from forecasting.scoring.backtest import predict_windows
