@@ -1,123 +1,291 @@
-"""Benchmark: what a scheduled cycle costs per station as the network grows (1, 10, 50).
+"""Benchmark: what the scheduled cycle costs per station as the network grows (1 to 1,000).
 
 For each size, a simulated network (`simulate_network`: own climates, shared weather
-systems) gets its history ingested (not timed); then one full cycle is timed through the
-real Prefect flows, as the scheduler runs them: ingest a new day of 10-minute rows for
-every station, retrain every station (quick settings: the linear families), forecast every
-station. Reports seconds per station for each step, the growth of the per-station cost
-from the smallest to the largest network, and the latency of the SQL a dashboard runs,
-"latest forecast of one station", at each size (median of 200).
+systems, 10-minute rows) gets its history ingested (not timed); then, through the real
+Prefect flows as the scheduler runs them: the weekly network-model fit (`network-model`),
+and one daily cycle: ingest a new day for every station, retrain every station (the linear
+families; the network model is offered to each station's gate on its folds), issue every
+station's forecast. Each size runs in a process of its own, whose memory, and that of every
+process it starts (Prefect's server, TensorFlow's), is sampled four times a second.
 
-    .venv/bin/python bench/stations.py [--sizes 1 10 50] [--days 45]
+Reported per size: seconds per station of each step; the peak memory of the flows' process
+and of the largest process it started; the database's rows and size; and the latency of the
+SQL a dashboard runs (median of 200): "latest forecast of one station", and "skill of one
+station over 30 days" once the forecasts table holds 30 days of every station's issues (the
+cycle's issue is copied to the 29 days before it, shifted: rows as the flow writes them,
+scored against the observations then).
+
+    .venv/bin/python bench/stations.py [--sizes 1 10 100 1000] [--days 45]
+    .venv/bin/python bench/stations.py --database-url \\
+        'postgresql+psycopg://me@/{database}?host=/tmp/pg'    # a database per size
     .venv/bin/python bench/stations.py --default-families --sizes 1 10 --next-days 1
 
-`--default-families` retrains the seven default families (four GRUs) instead of the linear
-ones; `--next-days N` then times N more daily cycles (a new day each): once the networks are
-registered they are fitted weekly (`network_every_days`), so these cycles show a station's
-daily cost after its first retrain.
+`--database-url` names a PostgreSQL server (`{database}` stands for a database the bench
+creates per size, dropping one of that name). `--default-families` retrains the seven
+default families (four GRUs per station) and fits no network model; `--next-days N` then
+times N more daily retrains (a new day each).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 
 START = "2021-01-01"
-QUICK = {"SENSORCAST_FORECAST__FAMILIES": '["blend", "ridge"]',
-         "SENSORCAST_FORECAST__FOLDS": "2"}
-LATEST = "select * from latest_forecast where station = ?"
+LINEAR = {"SENSORCAST_FORECAST__FAMILIES": '["blend", "ridge", "ensemble"]'}
+LATEST = "select * from latest_forecast where station = :station"
+SKILL = """
+    select horizon_hours,
+           avg(case when model_version is not null then abs_error end) as model_mae,
+           avg(persistence_abs_error) as persistence_mae,
+           avg(seasonal_persistence_abs_error) as seasonal_mae,
+           count(distinct issued_at) as issues
+    from forecast_skill where station = :station and issued_at >= :since
+    group by horizon_hours order by horizon_hours"""
 
 
-def cycle(work: Path, stations: int, days: int, next_days: int = 0) -> dict[str, float]:
-    """Seconds of each step of one cycle for a network of `stations` (and, with
-    `next_days`, of the retrain in each of that many more daily cycles), and the query's
-    ms."""
-    from flows.forecast import forecast
-    from flows.ingest import ingest
-    from flows.retrain import retrain
+class MemorySampler(threading.Thread):
+    """The largest resident memory seen of this process and of any process it started."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.me, self.stop = psutil.Process(), threading.Event()
+        self.peak_self = self.peak_other = 0
+        self.other = ""
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(0.25):
+            self.peak_self = max(self.peak_self, self.me.memory_info().rss)
+            for child in self.me.children(recursive=True):
+                try:
+                    rss = child.memory_info().rss
+                    if rss > self.peak_other:
+                        self.peak_other, self.other = rss, " ".join(child.cmdline()[:4])[-80:]
+                except psutil.Error:
+                    pass
+
+
+def write_network_files(work: Path, stations: int, days: int, next_days: int) -> None:
+    """The network's history into its drop folders and stations file, and each station's
+    new days beside them (`later/`), in a process of its own so the simulation's memory is
+    not the flows'."""
     from forecasting.station.simulate import simulate_network, write_network, write_station_csv
 
     network = simulate_network(START, days + 1 + next_days, stations, seed=stations)
-    later = [frame.iloc[len(frame) - 144 * next_days:] for _, _, frame in network]
-    network = [(name, climate, frame.iloc[:len(frame) - 144 * next_days])
-               for name, climate, frame in network]
-    history = [(name, climate, frame.iloc[:-144]) for name, climate, frame in network]
-    listed = write_network(work, history)
-    common = {"data_dir": str(work), "stations_file": str(listed)}
-    ingest(**common)  # the history, before the timed cycle
-    for name, _, frame in network:  # the new day, as each logger sends it
-        write_station_csv(work / "incoming" / name / "new-day.csv", frame.iloc[-144:])
-    newest = network[0][2].index[-1].tz_localize("Etc/GMT-1").tz_convert("UTC")
-    seconds = {}
-    for step, run in (("ingest", lambda: ingest(**common)),
-                      ("retrain", lambda: retrain(**common, triggered_by="bench")),
-                      ("forecast", lambda: forecast(**common, at=newest.to_pydatetime(),
-                                                    model="current"))):
+    cut = 144 * (1 + next_days)
+    write_network(work, [(name, climate, frame.iloc[:-cut]) for name, climate, frame in network])
+    for name, _, frame in network:
+        for day in range(1 + next_days):
+            part = frame.iloc[len(frame) - cut + 144 * day:][:144]
+            write_station_csv(work / "later" / name / f"day{day}.csv", part)
+
+
+def database_url(template: str | None, work: Path, stations: int) -> str:
+    """The size's own database: a SQLite file in `work`, or a fresh PostgreSQL database."""
+    if not template:
+        return f"sqlite:///{work / 'sensorcast.db'}"
+    import psycopg
+
+    name = f"sensorcast_bench_{stations}"
+    admin = template.format(database="postgres").replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"drop database if exists {name}")
+        connection.execute(f"create database {name}")
+    return template.format(database=name)
+
+
+def deliver(work: Path, names: list[str], day: int) -> None:
+    """Each station's logger sends its day `day`."""
+    for name in names:
+        incoming = work / "incoming" / name
+        (work / "later" / name / f"day{day}.csv").rename(incoming / f"day{day}.csv")
+
+
+def fill_month(engine) -> None:
+    """The forecasts of the cycle's issue copied to each of the 29 days before it (issue and
+    target times shifted by whole days), so the skill query reads a month of issues."""
+    from sqlalchemy import text
+
+    from registry.forecasts import ForecastRow
+
+    columns = [c.name for c in ForecastRow.__table__.columns if c.name != "id"]
+    with engine.begin() as connection:
+        for back in range(1, 30):
+            def shifted(column: str) -> str:
+                if column not in ("issued_at", "target_time"):
+                    return column
+                return (f"datetime({column}, '-{back} days')" if engine.dialect.name == "sqlite"
+                        else f"{column} - interval '{back} days'")
+            connection.execute(text(
+                f"insert into forecasts ({', '.join(columns)}) "
+                f"select {', '.join(shifted(c) for c in columns)} from forecasts "
+                "where issued_at = (select max(issued_at) from forecasts)"))
+
+
+def latency_ms(engine, query: str, names: list[str], **parameters) -> float:
+    """Median milliseconds of `query` for one station, over 200 runs through the stations."""
+    from sqlalchemy import text
+
+    seconds = []
+    with engine.connect() as connection:
+        for i in range(200):
+            started = time.perf_counter()
+            rows = connection.execute(text(query), {"station": names[i % len(names)],
+                                                    **parameters}).fetchall()
+            seconds.append(time.perf_counter() - started)
+            assert rows, query
+    return 1000 * statistics.median(seconds)
+
+
+def storage(engine, url: str) -> dict[str, float]:
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        counts = {f"{table} rows": connection.execute(text(f"select count(*) from {table}"))
+                  .scalar_one() for table in ("observations", "forecasts")}
+        if engine.dialect.name == "sqlite":
+            size = sum(p.stat().st_size for p in Path(url.removeprefix("sqlite:///")).parent
+                       .glob("sensorcast.db*"))
+        else:
+            size = connection.execute(text("select pg_database_size(current_database())")
+                                      ).scalar_one()
+    return {**counts, "database MiB": size / 2**20}
+
+
+def one_size(work: Path, stations: int, days: int, next_days: int, network: bool,
+             template: str | None) -> dict[str, float]:
+    """Seconds of each step for a network of `stations`, its memory, storage and queries."""
+    subprocess.run([sys.executable, __file__, "--write", str(work), str(stations), str(days),
+                    str(next_days)], check=True)
+    from prefect.testing.utilities import prefect_test_harness
+    from sqlalchemy import create_engine
+
+    from flows.forecast import forecast
+    from flows.ingest import ingest
+    from flows.network_model import network_model
+    from flows.retrain import retrain
+
+    url = database_url(template, work, stations)
+    names = sorted(p.name for p in (work / "incoming").iterdir())
+    common = {"data_dir": str(work), "database_url": url,
+              "stations_file": str(work / "stations.toml")}
+    newest = pd.Timestamp(START, tz="Etc/GMT-1").tz_convert("UTC") + timedelta(
+        days=days + 1, minutes=-10)  # the new day's last row
+    sampler = MemorySampler()
+    sampler.start()
+    seconds: dict[str, float] = {}
+
+    def timed(step: str, run, expect_all: bool = True) -> None:
         started = time.perf_counter()
         result = run()
         seconds[step] = time.perf_counter() - started
-        assert len(result) == stations, result
-    with sqlite3.connect(work / "sensorcast.db") as connection:
-        names = [name for name, *_ in network]
-        latencies = []
-        for i in range(200):
-            started = time.perf_counter()
-            rows = connection.execute(LATEST, (names[i % len(names)],)).fetchall()
-            latencies.append(time.perf_counter() - started)
-            assert len(rows) == 24
-    seconds["latest_ms"] = 1000 * statistics.median(latencies)
-    for day in range(next_days):
-        for (name, _, _), frame in zip(network, later):
-            write_station_csv(work / "incoming" / name / f"day{day}.csv",
-                              frame.iloc[144 * day:144 * (day + 1)])
-        ingest(**common)
-        started = time.perf_counter()
-        retrain(**common, triggered_by="bench")
-        seconds[f"retrain day {day + 2}"] = time.perf_counter() - started
-    return seconds
+        if expect_all:
+            assert isinstance(result, dict) and len(result) == stations, result
+
+    with prefect_test_harness(server_startup_timeout=300):
+        ingest(**common)  # the history, before the timed steps
+        if network:  # last week's, so each station's newest fold is offered it
+            timed("network model (weekly)", lambda: network_model(
+                **common, at=(newest - timedelta(days=8)).to_pydatetime()), expect_all=False)
+        deliver(work, names, 0)
+        timed("ingest", lambda: ingest(**common))
+        timed("retrain", lambda: retrain(**common, triggered_by="bench"))
+        timed("forecast", lambda: forecast(**common, at=newest.to_pydatetime(),
+                                           model="current"))
+        for day in range(1, next_days + 1):
+            deliver(work, names, day)
+            ingest(**common)
+            timed(f"retrain day {day + 1}", lambda: retrain(**common, triggered_by="bench"))
+    sampler.stop.set()
+    sampler.join()
+    engine = create_engine(url)
+    try:
+        seconds["latest ms"] = latency_ms(engine, LATEST, names)
+        fill_month(engine)
+        seconds["skill 30 days ms"] = latency_ms(
+            engine, SKILL, names, since=(newest - timedelta(days=30)).to_pydatetime())
+        seconds.update(storage(engine, url))
+    finally:
+        engine.dispose()
+    return {**seconds, "peak MiB, flows' process": sampler.peak_self / 2**20,
+            "peak MiB, largest other": sampler.peak_other / 2**20, "largest other": sampler.other}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--days", type=int, default=45, help="history per station")
     parser.add_argument("--default-families", action="store_true")
     parser.add_argument("--next-days", type=int, default=0)
+    parser.add_argument("--database-url", help="PostgreSQL, with {database} for its name")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # a size's own process
+    parser.add_argument("--write", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write:
+        folder, stations, days, next_days = args.write
+        write_network_files(Path(folder), int(stations), int(days), int(next_days))
+        return
     if not args.default_families:
-        os.environ.update(QUICK)
+        os.environ.update(LINEAR)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from prefect.testing.utilities import prefect_test_harness
-
+    if args.one:
+        size = args.sizes[0]
+        result = one_size(args.one / "work", size, args.days, args.next_days,
+                          not args.default_families, args.database_url)
+        (args.one / "result.json").write_text(json.dumps(result))
+        return
     results = {}
-    with tempfile.TemporaryDirectory(prefix="sensorcast-stations-") as scratch, \
-            prefect_test_harness(server_startup_timeout=300):
+    with tempfile.TemporaryDirectory(prefix="sensorcast-stations-") as scratch:
         for size in args.sizes:
             print(f"{size} station(s): {args.days} days of history each ...", flush=True)
-            results[size] = cycle(Path(scratch) / f"n{size}", size, args.days,
-                                  args.next_days)
-    steps = ("ingest", "retrain", "forecast")
-    table = pd.DataFrame({size: {**{f"{k} s/station": v / size for k, v in r.items()
-                                    if k != "latest_ms"},
-                                 "cycle s/station": sum(r[k] for k in steps) / size,
-                                 "latest forecast query ms": r["latest_ms"]}
+            folder = Path(scratch) / f"n{size}"
+            (folder / "work").mkdir(parents=True)
+            command = [sys.executable, __file__, "--one", str(folder), "--sizes", str(size),
+                       "--days", str(args.days), "--next-days", str(args.next_days)]
+            command += ["--default-families"] if args.default_families else []
+            command += ["--database-url", args.database_url] if args.database_url else []
+            subprocess.run(command, check=True)
+            results[size] = json.loads((folder / "result.json").read_text())
+            print(json.dumps(results[size]), flush=True)
+    report(results)
+
+
+def report(results: dict[int, dict]) -> None:
+    steps = [k for k in next(iter(results.values())) if k == "ingest" or k == "forecast"
+             or k.startswith(("retrain", "network"))]
+    cycle = ("ingest", "retrain", "forecast")
+    table = pd.DataFrame({size: {**{f"{k} s/station": r[k] / size for k in steps},
+                                 "cycle s/station": sum(r[k] for k in cycle) / size,
+                                 **{k: v for k, v in r.items() if k not in steps}}
                           for size, r in results.items()}).T
     table.index.name = "stations"
-    print(table.round(3).to_string())
-    small, large = min(results), max(results)
-    growth = table.loc[large, "cycle s/station"] / table.loc[small, "cycle s/station"]
-    query = results[large]["latest_ms"] / results[small]["latest_ms"]
-    print(f"\nper-station cost at {large} stations: {growth:.2f}x that at {small} "
-          f"(target <= 1.2); latest-forecast query at {large}: "
-          f"{results[large]['latest_ms']:.2f} ms, {query:.2f}x that at {small} "
-          "(target < 10 ms)")
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.to_string())
+    sizes = sorted(results)
+    for small, large in zip(sizes, sizes[1:]):
+        ratio = table.loc[large, "cycle s/station"] / table.loc[small, "cycle s/station"]
+        memory = (table.loc[large, "peak MiB, flows' process"]
+                  / table.loc[small, "peak MiB, flows' process"])
+        print(f"{small} -> {large} stations: cycle per station x{ratio:.2f} (target <= 1.1), "
+              f"peak memory of the flows' process x{memory:.2f} (target <= 1.2)")
+    largest = sizes[-1]
+    print(f"daily cycle of {largest} stations: {table.loc[largest, 'cycle s/station'] * largest:.0f}"
+          f" s (target at 1,000: within 3,600 s)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from forecasting.config import ForecastParams, NetworkModelParams, network_model
 from forecasting.models.isolated import SavedNetwork
 from forecasting.features import station_windows
 from forecasting.models.pooled import PooledForecaster, network_windows
-from forecasting.scoring.cold_start import Replay, cold_start_composition, replayed_as_new
+from forecasting.scoring.cold_start import (NAIVE_DAYS, Replay, cold_start_composition,
+                                            replayed_as_new)
 from forecasting.scoring.gate import Composition
 from forecasting.windows import Windows
 from registry.observations import read_observations
@@ -97,9 +98,22 @@ def fit_family(settings: Settings, target: str, stations: list[str], family: str
         return None
     moment = pd.Timestamp(until.astimezone(UTC).replace(tzinfo=None))
     train, validation = network_windows(windows, params, moment, nm.history_days)
-    model = PooledForecaster(family, params).fit_network(train, validation)
+    if sum(len(w) > 0 for w, _ in train.values()) < MIN_STATIONS:
+        get_run_logger().info(
+            "No network model for %s: fewer than %d stations have windows before the last "
+            "%g days (kept for validation)", target, MIN_STATIONS, params.validation_days)
+        return None
+    model = PooledForecaster(family, params).fit_network(train, validation, nm.max_windows)
     _, replays = replayed_as_new(windows, params, family, moment, nm.history_days,
-                                 nm.station_groups, nm.evidence_days, nm.new_station_days)
+                                 nm.station_groups, nm.evidence_days, nm.new_station_days,
+                                 nm.max_windows)
+    if not replays:  # a young network: nothing to record the version's scores on
+        get_run_logger().info(
+            "No network model for %s from %s: no station has the history to be replayed as "
+            "new (%g days before the %g replayed, and a %d h window), the evidence it is "
+            "gated and scored on", target, family, NAIVE_DAYS, nm.evidence_days,
+            params.lookback_hours)
+        return None
     composition = cold_start_composition(list(replays.values()), params) \
         if len(replays) >= 2 else None
     if composition is not None:

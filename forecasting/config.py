@@ -197,6 +197,10 @@ class NetworkModelParams(BaseModel):
     epochs: int = Field(8, gt=0)
     batch_size: int = Field(256, gt=0, description="Larger than a station's: it sees "
                             "every station's windows.")
+    max_windows: int = Field(
+        100_000, gt=0, description="Training windows of each fit, drawn at random from every "
+        "station's (a quarter of it for validation): the weekly job costs the same time and "
+        "memory for 100 stations or 1,000 (8 stations' year: about 70,000, all used).")
     station_groups: int = Field(
         4, ge=2, description="The stations are replayed as new in this many groups, each "
         "forecast by a model fitted without them (the evidence for a new station).")

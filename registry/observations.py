@@ -9,7 +9,7 @@ from itertools import repeat
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, String, Table, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -181,16 +181,23 @@ def read_observations(
     """The station's observations as a frame indexed by naive UTC time, one column per
     channel."""
     ts = table.c[TIMESTAMP_SQL_COLUMN]
-    query = select(*_columns(table)).where(_mine(table)).order_by(ts)
+    channels = [c for c in _columns(table) if c is not ts]
+    # The times as the database holds them (SQLite: text), parsed as one array: converting
+    # them row by row was a third of a station's daily retrain.
+    sqlite_text = session.get_bind().dialect.name == "sqlite"
+    query = select(type_coerce(ts, String) if sqlite_text else ts, *channels).where(
+        _mine(table)).order_by(ts)
     if start is not None:
         query = query.where(ts >= start)
     if end is not None:
         query = query.where(ts <= end)
     rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[c.name for c in _columns(table)])
-    index = pd.DatetimeIndex([r.replace(tzinfo=None) for r in frame.pop(TIMESTAMP_SQL_COLUMN)])
-    frame.index = index.as_unit("s").rename(TIMESTAMP_SQL_COLUMN)
-    return frame
+    times = [r[0] for r in rows]
+    index = (pd.to_datetime(times, format="%Y-%m-%d %H:%M:%S") if sqlite_text
+             else pd.to_datetime(times, utc=True).tz_localize(None))
+    values = np.array([r[1:] for r in rows], np.float64).reshape(len(rows), len(channels))
+    return pd.DataFrame(values, columns=[c.name for c in channels],
+                        index=pd.DatetimeIndex(index).as_unit("s").rename(TIMESTAMP_SQL_COLUMN))
 
 
 def _mine(table: Table) -> ColumnElement[bool]:

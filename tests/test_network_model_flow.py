@@ -150,3 +150,24 @@ def test_a_network_of_one_station_has_no_network_model_and_nothing_fails(prefect
     state = network_model(data_dir=str(tmp_path), triggered_by="test", return_state=True)
     assert state.is_completed() and state.result() == []
     assert sql(tmp_path, "SELECT count(*) FROM model_versions") == [(0,)]
+
+
+@pytest.mark.parametrize("validation_days", ["14", "2"], ids=["no training windows",
+                                                             "no station to replay"])
+def test_a_network_too_young_registers_nothing_and_nothing_fails(prefect_harness, tmp_path,
+                                                                 validation_days):
+    from flows.ingest import ingest
+    from flows.network_model import network_model
+
+    listed = write_network(tmp_path, simulate_network("2021-01-01", 12, 3, seed=4))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**NETWORK_SMALL, "SENSORCAST_NETWORK_MODEL__FAMILIES":
+                           '["pooled_ridge"]',
+                           "SENSORCAST_FORECAST__VALIDATION_DAYS": validation_days}.items():
+            mp.setenv(key, value)
+        ingest(data_dir=str(tmp_path), stations_file=str(listed))
+        state = network_model(data_dir=str(tmp_path), stations_file=str(listed),
+                              at=datetime(2021, 1, 12, 12, tzinfo=UTC), triggered_by="test",
+                              return_state=True)
+    assert state.is_completed() and state.result() == []
+    assert sql(tmp_path, "SELECT count(*) FROM model_versions") == [(0,)]

@@ -10,7 +10,7 @@ from forecasting.config import ForecastParams
 from forecasting.features import station_windows
 from forecasting.models.families import load_model
 from forecasting.models.naive import Persistence
-from forecasting.models.pooled import PooledForecaster, station_scale
+from forecasting.models.pooled import PooledForecaster, at_most, station_scale
 from forecasting.scoring.backtest import predict_windows
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulated_observations
@@ -48,6 +48,16 @@ def test_pooled_windows_never_mix_stations(stations):
     assert len(both) == len(a) + len(b)
     np.testing.assert_array_equal(both.inputs(slice(len(a), None)), b.inputs())
     np.testing.assert_array_equal(both.targets(slice(0, len(a))), a.targets())
+
+
+def test_the_weekly_fit_draws_at_most_its_window_budget_the_same_every_time(stations):
+    both = pooled([stations["a"], stations["b"]])
+    drawn = at_most(both, 300, seed=0)
+    assert len(drawn) == 300 and np.all(np.diff(drawn.origins) > 0)
+    assert set(drawn.origins) <= set(both.origins)
+    assert drawn.origins[0] < len(stations["a"].data) <= drawn.origins[-1]  # from both
+    np.testing.assert_array_equal(at_most(both, 300, seed=0).origins, drawn.origins)
+    assert at_most(both, len(both), seed=0) is both and at_most(both, None, 0) is both
 
 
 def test_a_station_in_other_units_gets_the_same_forecast_in_its_units(stations):

@@ -91,12 +91,17 @@ class PooledForecaster:
         self.cold_start: dict = {}
 
     def fit_network(self, train: dict[str, tuple[Windows, float]],
-                    validation: dict[str, tuple[Windows, float]]) -> PooledForecaster:
-        """Fit on the windows of every station (name -> (windows, scale))."""
+                    validation: dict[str, tuple[Windows, float]],
+                    max_windows: int | None = None) -> PooledForecaster:
+        """Fit on the windows of every station (name -> (windows, scale)), at most
+        `max_windows` of them (and a quarter of that for validation), drawn at random."""
         lookback = self.params.lookback_steps
-        pooled_train = pooled([network_inputs(w, lookback, s) for w, s in train.values()])
-        pooled_validation = pooled([network_inputs(w, lookback, s)
-                                    for w, s in validation.values()])
+        seed = self.params.seed
+        pooled_train = at_most(pooled([network_inputs(w, lookback, s)
+                                       for w, s in train.values()]), max_windows, seed)
+        pooled_validation = at_most(pooled([network_inputs(w, lookback, s)
+                                            for w, s in validation.values()]),
+                                    max_windows and max(1, max_windows // 4), seed)
         ridge = RidgeForecaster(self.params).fit(pooled_train, pooled_validation,
                                                  seasons=False)
         self.inner = ridge
@@ -166,6 +171,17 @@ class PooledForecaster:
         if meta["scale"] is not None:
             return model.bind(meta["scale"], tuple(meta["columns"]), meta["target_index"])
         return model
+
+
+def at_most(windows: Windows, count: int | None, seed: int) -> Windows:
+    """`count` of the windows drawn at random (seeded, kept in time order), or all of them:
+    a budget keeps the weekly fit's time and memory the same however many stations the
+    network has."""
+    if count is None or len(windows) <= count:
+        return windows
+    keep = np.zeros(len(windows), bool)
+    keep[np.random.default_rng(seed).choice(len(windows), count, replace=False)] = True
+    return windows.select(keep)
 
 
 def network_windows(windows: dict[str, Windows], params: ForecastParams, until: pd.Timestamp,

@@ -51,20 +51,22 @@ def cold_start_composition(replays: list[Replay], params: ForecastParams) -> Com
 
 def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family: str,
                     until: pd.Timestamp, days: float, groups: int, evidence_days: float,
-                    new_days: float) -> tuple[dict[str, PooledForecaster], dict[str, Replay]]:
+                    new_days: float, max_windows: int | None = None
+                    ) -> tuple[dict[str, PooledForecaster], dict[str, Replay]]:
     """Each station replayed as new over the `evidence_days` before `until`: the stations
     split into `groups` groups, each group forecast by a network model fitted (on `days`
-    before `until`) without it, each station with the scale of its `new_days` before the
-    replay, at the scored hours. Returns the model that forecast each station, and the
-    residuals (actual − forecast) of that model and of best naive (chosen as the issue
-    chooses it, on the days before the replay) and the other naive forecasts for each
-    station replayed."""
+    before `until`, at most `max_windows` of them) without it, each station with the scale
+    of its `new_days` before the replay, at the scored hours. Returns the model that
+    forecast each station, and the residuals (actual − forecast) of that model and of best
+    naive (chosen as the issue chooses it, on the days before the replay) and the other
+    naive forecasts for each station replayed."""
     names = list(windows)
     unseen: dict[str, PooledForecaster] = {}
     for group in (names[g::groups] for g in range(min(groups, len(names)))):
         train, validation = network_windows(windows, params, until, days, tuple(group))
         if train:
-            model = PooledForecaster(family, params).fit_network(train, validation)
+            model = PooledForecaster(family, params).fit_network(train, validation,
+                                                                 max_windows)
             unseen.update({name: model for name in group})
     start = until - pd.Timedelta(days=evidence_days)
     period, hours = params.samples_per_day, params.scored_hours
