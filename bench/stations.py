@@ -274,8 +274,7 @@ def report(results: dict[int, dict]) -> None:
                                  **{k: v for k, v in r.items() if k not in steps}}
                           for size, r in results.items()}).T
     table.index.name = "stations"
-    with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(table.to_string())
+    print(table.T.to_string())
     sizes = sorted(results)
     for small, large in zip(sizes, sizes[1:]):
         ratio = table.loc[large, "cycle s/station"] / table.loc[small, "cycle s/station"]
