@@ -16,7 +16,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.network import artifact_key, database_refusals, map_over_store, outcome
+from flows.network import (artifact_key, database_refusals, map_over_store, outcome,
+                           shared_store)
 from flows.settings import Settings, as_utc, run_name, settings_from, utc_datetime, who_started
 from forecasting.issue import Forecast, StaleData, forecast_as_of, input_span
 from forecasting.config import model_name, network_model_name
@@ -225,12 +226,12 @@ def render_plot(store: Store, path: Path, days: int) -> Path | None:
 
 @task(cache_policy=NO_CACHE, task_run_name="forecast {station}")
 @database_refusals
-def forecast_station(station: str, store: Store, settings: Settings, end: datetime,
+def forecast_station(station: str, settings: Settings, end: datetime,
                      days: int, model: str, triggered_by: str) -> list[dict] | State:
     """One station's forecast as of `end` and the `days` before it; fails, with the reason
     and no traceback, when any of them was refused."""
     logger = get_run_logger()
-    mine = store.of(station)
+    mine = shared_store(settings, station)
     name = model_name(mine.station, settings.forecast)
     loaded: dict[int | None, tuple] = {}
     runs = []

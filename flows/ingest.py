@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 from sqlalchemy.exc import OperationalError
 
-from flows.network import artifact_key, database_refusals, map_over_store, outcome
+from flows.network import (artifact_key, database_refusals, map_over_store, outcome,
+                           shared_store)
 from flows.settings import Settings, run_name, settings_from
 from registry.dropfolder import files_to_read, ingest_and_archive
 from registry.ingestion import IngestSummary, printable, quarantine_examples
@@ -90,13 +91,13 @@ def refusal(entry: Path) -> str:
 
 @task(cache_policy=NO_CACHE, task_run_name="ingest {station}")
 @database_refusals
-def ingest_station(station: str, store: Store, settings: Settings, path: Path | None
+def ingest_station(station: str, settings: Settings, path: Path | None
                    ) -> list[dict] | State:
     """One station's new files (its drop folder, or `path`), each its own task; what was
     refused or quarantined is logged with the reason. A refused file fails the station's
     task, after its other files were stored (it stays failed while the file is there)."""
     logger = get_run_logger()
-    mine = store.of(station)
+    mine = shared_store(settings, station)
     source = path or settings.drop_dir(station)
     if not path:
         source.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Failed, State
 
-from flows.network import artifact_key, database_refusals, map_over_store, outcome
+from flows.network import (artifact_key, database_refusals, map_over_store, outcome,
+                           shared_store)
 from flows.settings import Settings, as_utc, run_name, settings_from, who_started
 from forecasting.config import model_name
 from forecasting.scoring.monitor import Verdict, judge_champion
@@ -63,11 +64,11 @@ def start_retrain(parameters: dict, at: datetime | None) -> str:
 
 @task(cache_policy=NO_CACHE, task_run_name="monitor {station}")
 @database_refusals
-def monitor_station(station: str, store: Store, settings: Settings, moment: datetime,
+def monitor_station(station: str, settings: Settings, moment: datetime,
                     triggered_by: str) -> dict:
     """Judge one station's champion; demote it when it is losing."""
     logger = get_run_logger()
-    mine = store.of(station)
+    mine = shared_store(settings, station)
     name = model_name(mine.station, settings.forecast)
     with mine.sessions() as session:
         current = champion(session, name)

@@ -5,28 +5,46 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Sequence
 
 from prefect import Task, get_run_logger, unmapped
 from prefect.states import Failed, State
 from sqlalchemy.exc import OperationalError
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.settings import Settings
 from forecasting.station.schema import StationSchema
 from registry.store import Store, open_store
 
 
-def map_stations(task: Task, stations: Sequence[StationSchema], at_once: int,
+def map_stations(task: Task, stations: Sequence[StationSchema], on: TaskRunner,
                  **shared) -> dict[str, State]:
-    """Run `task(station_name, **shared)` for every station, `at_once` of them at a time (a
-    station's work holds its data in memory); returns each station's final state."""
-    with ThreadPoolTaskRunner(max_workers=at_once) as runner:
+    """Run `task(station_name, **shared)` for every station on the runner `on`
+    (`station_runner`), and return each station's final state: one station's failure, or
+    its worker's death, is that station's alone."""
+    with on as runner:
         futures = runner.map(task, {"station": [s.name for s in stations],
                                     **{key: unmapped(value) for key, value in shared.items()}})
         for future in futures:
             future.wait()
-    return {s.name: future.state for s, future in zip(stations, futures)}
+        return {s.name: future.state for s, future in zip(stations, futures)}
+
+
+def station_runner(settings: Settings) -> TaskRunner:
+    """Where the stations' work runs, `parallel_stations` at a time (each holds its data in
+    memory): threads of the flow's process, or Dask (a LocalCluster of that many
+    single-threaded worker processes, or the cluster at `dask_address`, whose workers reach
+    the same database and disk)."""
+    if settings.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=settings.parallel_stations)
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": settings.parallel_stations,
+                                          "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
 
 
 def database_refusals(function: Callable) -> Callable:
@@ -56,20 +74,45 @@ def open_or_refuse(settings: Settings, stations: Sequence[StationSchema]) -> Sto
         return Failed(message=f"cannot open the database: {message}")
 
 
+# This process's open stores, by database and stations, with how many runs hold each.
+_OPEN: dict[tuple[str, tuple[str, ...]], list] = {}
+_OPENING = threading.Lock()
+
+
+def shared_store(settings: Settings, station: str) -> Store:
+    """The store seen from `station`: the one `map_over_store` opened for the run, or, on a
+    Dask worker, one opened once per worker process for every station it is given."""
+    key = (settings.db_url, tuple(s.name for s in settings.stations))
+    with _OPENING:
+        if key not in _OPEN:
+            _OPEN[key] = [open_store(settings.db_url, settings.stations), 1]
+        return _OPEN[key][0].of(station)
+
+
 def map_over_store(task: Task, settings: Settings, stations: Sequence[StationSchema],
                    **shared) -> dict[str, State]:
-    """`map_stations` for tasks that take the store (opened once for all stations) and the
-    settings beside their own parameters; every station fails with the reason when the
-    store cannot be opened."""
+    """`map_stations` for tasks that read the store with `shared_store` (opened once for
+    all stations, shared by runs in one process) and take the settings beside their own
+    parameters; every station fails with the reason when the store cannot be opened."""
     store = open_or_refuse(settings, settings.stations)
     if isinstance(store, State):
         return {s.name: store for s in stations}
     warn_unlisted(store)
+    key = (settings.db_url, tuple(s.name for s in settings.stations))
+    with _OPENING:
+        if key in _OPEN:
+            _OPEN[key][1] += 1
+            store.close()
+        else:
+            _OPEN[key] = [store, 1]
     try:
-        return map_stations(task, stations, settings.parallel_stations, store=store,
-                            settings=settings, **shared)
+        return map_stations(task, stations, station_runner(settings), settings=settings,
+                            **shared)
     finally:
-        store.close()
+        with _OPENING:
+            _OPEN[key][1] -= 1
+            if not _OPEN[key][1]:
+                _OPEN.pop(key)[0].close()
 
 
 def unlisted_warning(names: list[str]) -> str:

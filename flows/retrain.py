@@ -7,9 +7,11 @@ composing it with best naive in the others) and the champion, on the same window
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from flows.network import (artifact_key, database_refusals, map_stations, open_or_refuse,
-                           outcome, warn_unlisted)
+                           outcome, station_runner, warn_unlisted)
 from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, params_from, run_name,
                             settings_from, utc_datetime, who_started)
 from forecasting.models.naive import BestNaive
@@ -31,17 +33,18 @@ from forecasting.candidates import fit_candidates, library_versions
 from forecasting.models.ensemble import Composed
 from forecasting.config import (COMPOSED, ENSEMBLE, NETWORKS, POOLED, ForecastParams,
                                 model_name, network_model_name)
-from forecasting.scoring.backtest import Backtest, FoldFit, FoldSplit, Scores, rolling_folds
+from forecasting.scoring.backtest import (Backtest, FoldFit, FoldSplit, Scores, predict_windows,
+                                         rolling_folds)
 from forecasting.features import station_windows
 from forecasting.scoring.intervals import calibrate
 from forecasting.models.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.models.families import read_meta
-from forecasting.models.pooled import bind_saved, scale_between
+from forecasting.models.pooled import PooledForecaster, scale_between
 from forecasting.models.reuse import (PriorNetwork, skipped_families, warm_starts,
                                      worth_reading)
 from forecasting.scoring.gate import gate_backtest
 from forecasting.windows import NotEnoughData, Windows
-from registry.artifacts import ArtifactError, member_reference, verified_copy
+from registry.artifacts import ArtifactError, load_verified, member_reference, verified_copy
 from registry.leases import Lease, LeaseBusy, LeaseLost, held
 from registry.observations import newest_time, read_observations
 from registry.registration import lock_model, move_orphans_aside, register_version
@@ -279,7 +282,7 @@ def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[
     the leaderboard and what the backtest covered, in words."""
     logger = get_run_logger()
     backtest = Backtest.assemble(folds, [f.result() for f in fits])
-    offered = network_model_folds(store, settings, backtest, windows, workdir)
+    offered = network_model_folds(store, settings, backtest, windows)
     params = params.model_copy(update={"families": (*params.families, *offered)})
     # A composed forecast falls back on best naive as the forecast flow does: its choice of
     # persistence or seasonal persistence learnt from all the data at the issue hours.
@@ -305,55 +308,54 @@ def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[
                          f"newest {min(params.network_folds, len(folds))})")
 
 
+@lru_cache(maxsize=16)
+def network_model_loaded(path: str, sha256: str, label: str, root: Path) -> PooledForecaster:
+    """A network-model version verified and loaded once per process: every station's gate
+    binds the same model to its own scale (a TensorFlow process of its own per station and
+    day was three quarters of a station's daily retrain)."""
+    return load_verified(path, sha256, label, root)
+
+
+_PREDICTING = threading.Lock()  # one Keras model, many stations' threads
+
+
 @task(cache_policy=NO_CACHE, task_run_name="network model on the folds")
 def network_model_folds(store: Store, settings: Settings, backtest: Backtest,
-                        windows: Windows, workdir: Path) -> list[str]:
+                        windows: Windows) -> list[str]:
     """Offer the network model to the station's gate, out of sample: at each fold, each
     family's newest registered version trained on data before the fold's cut-off, bound to
     the station (its scale from its data before the cut-off), forecasts the fold's test
-    windows (a network in a process of its own). A family is offered only when it has a
-    version at the newest fold, which is the one registered for the station; returns the
-    families added to `backtest`."""
+    windows. A family is offered only when it has a version at the newest fold, which is
+    the one registered for the station; returns the families added to `backtest`."""
     name = network_model_name(store.station, settings.forecast)
     with store.sessions() as session:
         versions = [v for v in list_versions(session, name) if v.family in POOLED]
     days, offered = settings.network_model.history_days, []
     for family in sorted({v.family for v in versions}):
         mine = sorted((v for v in versions if v.family == family), key=lambda v: v.train_end)
-        bound: dict[str, Path] = {}  # fold set name -> the bound model's files
-        copies: dict[int, Path] = {}  # version -> its verified copy (folds may share one)
+        bound: dict[int, PooledForecaster] = {}
         for k, fold in enumerate(backtest.folds):
             usable = [v for v in mine if as_utc(v.train_end) <= utc_datetime(fold.cutoff)]
             if not usable:
                 continue
-            version, folder = usable[-1], workdir / "network-model" / f"{family}-fold{k}"
+            version = usable[-1]
             label = f"{name} v{version.version}"
             try:
-                if version.version not in copies:
-                    copies[version.version] = verified_copy(
-                        version.artifact_path, version.artifact_sha256, label,
-                        settings.artifact_dir, folder / "registered")
-                copy = copies[version.version]
-                scale = scale_between(windows, fold.cutoff - timedelta(days=days),
-                                      fold.cutoff, settings.forecast.samples_per_day)
-                bound[f"fold{k}"] = bind_saved(copy, folder / "bound", scale,
-                                               windows.columns, windows.target_index)
-            except (ArtifactError, OSError, ValueError) as exc:
+                model = network_model_loaded(version.artifact_path, version.artifact_sha256,
+                                             label, settings.artifact_dir)
+            except ArtifactError as exc:
                 get_run_logger().warning("Not offering %s at fold %d: %s", label, k + 1, exc)
-        newest = f"fold{len(backtest.folds) - 1}"
+                continue
+            scale = scale_between(windows, fold.cutoff - timedelta(days=days), fold.cutoff,
+                                  settings.forecast.samples_per_day)
+            bound[k] = model.bind(scale, windows.columns, windows.target_index)
+        newest = len(backtest.folds) - 1
         if newest not in bound:
             continue
-        try:  # every fold in one process: TensorFlow is started once
-            predictions = predict_saved(workdir / "network-model" / f"{family}-predict", bound,
-                                        {k: backtest.folds[int(k[4:])].test for k in bound},
-                                        settings.tensorflow_threads)
-        except JobFailed as exc:
-            get_run_logger().warning("Not offering %s: %s", family, exc)
-            continue
-        meta = read_meta(bound[newest])
-        backtest.add(family, {int(k[4:]): p for k, p in predictions.items()},
-                     SavedNetwork(family, ForecastParams(**meta["params"]), windows.columns,
-                                  bound[newest], 0, meta.get("training", {})))
+        with _PREDICTING:
+            predictions = {k: predict_windows(m, backtest.folds[k].test)
+                           for k, m in bound.items()}
+        backtest.add(family, predictions, bound[newest])
         offered.append(family)
     return offered
 
@@ -455,7 +457,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
         return store
     warn_unlisted(store)
     store.close()
-    states = map_stations(retrain_station, stations, settings.parallel_stations,
+    states = map_stations(retrain_station, stations, station_runner(settings),
                           overrides=overrides, families=families, epochs=epochs,
                           until=as_utc(until) if until else None, triggered_by=triggered_by)
     return outcome("retrain", states)

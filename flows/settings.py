@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -65,8 +65,9 @@ class Settings(BaseSettings):
         "'' leaves files in place (each run then hashes every one again). It must lie inside "
         "the drop folder (no absolute path, no '..').")
     parallel_stations: int = Field(
-        2, gt=0, description="Stations a run works on at once (threads): a retrain holds "
-        "its station's windows in memory and fits `parallel_folds` folds at once.")
+        2, gt=0, description="Stations a run works on at once (threads, or Dask worker "
+        "processes): a retrain holds its station's windows in memory and fits "
+        "`parallel_folds` folds at once.")
     tensorflow_threads: int = Field(
         1, ge=0, description="Threads per TensorFlow op in training (0: TensorFlow's own "
         "choice, one per core); see forecasting.models.networks.set_tensorflow_threads.")
@@ -80,8 +81,11 @@ class Settings(BaseSettings):
         "intervals are calibrated on those errors instead of its registration backtest's.")
 
     task_runner: Literal["threads", "dask"] = Field(
-        "threads", description="Where the backtest folds are fitted: threads of the flow's "
-        "process, or Dask (a LocalCluster of `parallel_folds` processes, or `dask_address`).")
+        "threads", description="Where the stations' work runs (ingest, retrain, forecast, "
+        "monitor; `parallel_stations` at a time), and a backtest's folds and the network "
+        "model's families: threads of the flow's process, or Dask (a LocalCluster of "
+        "`parallel_stations` or `parallel_folds` single-threaded processes, or "
+        "`dask_address`).")
     dask_address: str | None = Field(
         None, description="A running Dask scheduler (tcp://host:8786) for task_runner dask.")
     retrain_wait_seconds: float = Field(
@@ -132,13 +136,9 @@ class Settings(BaseSettings):
     @cached_property
     def sites(self) -> tuple[Site, ...]:
         if self.stations_file:
-            sites = load_stations(self.stations_file)
-            shared = shared_drop_dirs({
-                s.station.name: s.drop_dir or self.data_dir / "incoming" / s.station.name
-                for s in sites})
-            if shared:
-                raise ValueError(f"stations file {self.stations_file}: {shared}")
-            return sites
+            file = Path(self.stations_file).resolve()
+            stat = file.stat() if file.is_file() else None
+            return _network(file, self.data_dir, stat and (stat.st_mtime_ns, stat.st_size))
         station = load_station(self.station_schema) if self.station_schema else JENA
         return (Site(station, self.data_dir / "incoming"),)
 
@@ -167,6 +167,19 @@ class Settings(BaseSettings):
     def plot_dir(self) -> Path:
         return self.data_dir / "plots"
 
+
+
+@lru_cache(maxsize=8)
+def _network(stations_file: Path, data_dir: Path, version: tuple | None) -> tuple[Site, ...]:
+    """The stations file's sites, read once per version of the file (`version`: its
+    modification time and size): each station's task reads the settings, and reading a
+    file of 1,000 stations took 66 ms."""
+    sites = load_stations(stations_file)
+    shared = shared_drop_dirs({s.station.name: s.drop_dir or data_dir / "incoming" /
+                               s.station.name for s in sites})
+    if shared:
+        raise ValueError(f"stations file {stations_file}: {shared}")
+    return sites
 
 
 def invalid_settings(error: ValidationError) -> str:
@@ -203,10 +216,11 @@ def fit_runner(settings: Settings, params: ForecastParams) -> TaskRunner:
     """The task runner that fits the backtest folds: threads, or Dask (a remote scheduler,
     or a LocalCluster of single-threaded processes). Fold fits take and return plain data
     (windows, linear models' arrays, saved networks' file paths), never live models, so
-    they run anywhere a worker can reach the same disk."""
+    they run anywhere a worker can reach the same disk. A station's retrain that already
+    runs on a Dask worker (`flows.network.station_runner`) fits its folds on threads there."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    if settings.task_runner == "threads":
+    if settings.task_runner == "threads" or on_dask_worker():
         return ThreadPoolTaskRunner(max_workers=params.parallel_folds)
     from prefect_dask import DaskTaskRunner
 
@@ -215,6 +229,16 @@ def fit_runner(settings: Settings, params: ForecastParams) -> TaskRunner:
     return DaskTaskRunner(cluster_kwargs={"n_workers": params.parallel_folds,
                                           "threads_per_worker": 1, "processes": True,
                                           "dashboard_address": None})
+
+
+def on_dask_worker() -> bool:
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 def as_utc(moment: datetime) -> datetime:

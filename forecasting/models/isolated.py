@@ -141,13 +141,12 @@ def fit_networks(job_dir: Path, families: list[str], params: ForecastParams,
     return fitted
 
 
-def predict_saved(job_dir: Path, model: Path | dict[str, Path], sets: dict[str, Windows],
-                  threads: int) -> dict[str, np.ndarray]:
-    """The forecast of a saved model (as `load_model` reads it) for each window set, or of
-    each set's own model (`model` by set name): in one process of its own when any of them
-    holds a network, here when none does (a linear model needs no TensorFlow, and a process
-    that imports it costs seconds and 0.65 GB)."""
-    models = model if isinstance(model, dict) else {name: Path(model) for name in sets}
+def predict_saved(job_dir: Path, model: Path, sets: dict[str, Windows], threads: int
+                  ) -> dict[str, np.ndarray]:
+    """The forecast of a saved model (as `load_model` reads it) for each window set: in a
+    process of its own when it holds a network, here when it does not (a linear model needs
+    no TensorFlow, and a process that imports it costs seconds and 0.65 GB)."""
+    models = {name: Path(model) for name in sets}
     try:
         networks = any(holds_network(m) for m in set(models.values()))
         linear = None if networks else {m: load_model(m) for m in set(models.values())}

@@ -24,7 +24,6 @@ own gets it combined with best naive at the weights of `cold_start`
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -208,13 +207,3 @@ def scale_between(windows: Windows, start: pd.Timestamp, end: pd.Timestamp, peri
     keep = (windows.times >= start) & (windows.times < end)
     return station_scale(windows.target[keep], period)
 
-
-def bind_saved(source: Path, destination: Path, scale: float, columns: tuple[str, ...],
-               target_index: int) -> Path:
-    """A saved network model's files, bound to a station (`bind`) as files: the same
-    inner model, the station's scale and columns in `model.json`; nothing is loaded."""
-    shutil.copytree(source, destination)
-    meta = read_meta(destination)
-    write_meta(destination, {**meta, "scale": float(scale), "columns": list(columns),
-                             "target_index": int(target_index)})
-    return Path(destination)
