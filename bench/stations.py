@@ -18,10 +18,14 @@ scored against the observations then).
     .venv/bin/python bench/stations.py [--sizes 1 10 100 1000] [--days 45]
     .venv/bin/python bench/stations.py --database-url \\
         'postgresql+psycopg://me@/{database}?host=/tmp/pg'    # a database per size
+    .venv/bin/python bench/stations.py --sizes 100 --dask-workers 1 2 --database-url ...
     .venv/bin/python bench/stations.py --default-families --sizes 1 10 --next-days 1
 
 `--database-url` names a PostgreSQL server (`{database}` stands for a database the bench
-creates per size, dropping one of that name). `--default-families` retrains the seven
+creates per size, dropping one of that name). `--dask-workers 1 2` runs each size once per
+count on a Dask LocalCluster of that many single-threaded worker processes (the stations'
+work goes to the workers, `task_runner = "dask"`) and reports the speed-up of the daily
+cycle. `--default-families` retrains the seven
 default families (four GRUs per station) and fits no network model; `--next-days N` then
 times N more daily retrains (a new day each).
 """
@@ -168,8 +172,9 @@ def storage(engine, url: str) -> dict[str, float]:
 
 
 def one_size(work: Path, stations: int, days: int, next_days: int, network: bool,
-             template: str | None) -> dict[str, float]:
-    """Seconds of each step for a network of `stations`, its memory, storage and queries."""
+             template: str | None, workers: int) -> dict[str, float]:
+    """Seconds of each step for a network of `stations` (on a Dask cluster of `workers`
+    processes, or on threads for 0), its memory, storage and queries."""
     subprocess.run([sys.executable, __file__, "--write", str(work), str(stations), str(days),
                     str(next_days)], check=True)
     from prefect.testing.utilities import prefect_test_harness
@@ -189,6 +194,13 @@ def one_size(work: Path, stations: int, days: int, next_days: int, network: bool
     sampler = MemorySampler()
     sampler.start()
     seconds: dict[str, float] = {}
+    if workers:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        os.environ.update({"SENSORCAST_TASK_RUNNER": "dask",
+                           "SENSORCAST_DASK_ADDRESS": cluster.scheduler_address})
 
     def timed(step: str, run, expect_all: bool = True) -> None:
         started = time.perf_counter()
@@ -211,6 +223,8 @@ def one_size(work: Path, stations: int, days: int, next_days: int, network: bool
             deliver(work, names, day)
             ingest(**common)
             timed(f"retrain day {day + 1}", lambda: retrain(**common, triggered_by="bench"))
+    if workers:
+        cluster.close()
     sampler.stop.set()
     sampler.join()
     engine = create_engine(url)
@@ -233,6 +247,8 @@ def main() -> None:
     parser.add_argument("--default-families", action="store_true")
     parser.add_argument("--next-days", type=int, default=0)
     parser.add_argument("--database-url", help="PostgreSQL, with {database} for its name")
+    parser.add_argument("--dask-workers", type=int, nargs="+", default=[0],
+                        help="Dask worker processes (0: threads)")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # a size's own process
     parser.add_argument("--write", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -244,25 +260,37 @@ def main() -> None:
         os.environ.update(LINEAR)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     if args.one:
-        size = args.sizes[0]
-        result = one_size(args.one / "work", size, args.days, args.next_days,
-                          not args.default_families, args.database_url)
+        result = one_size(args.one / "work", args.sizes[0], args.days, args.next_days,
+                          not args.default_families, args.database_url, args.dask_workers[0])
         (args.one / "result.json").write_text(json.dumps(result))
         return
-    results = {}
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="sensorcast-stations-") as scratch:
         for size in args.sizes:
-            print(f"{size} station(s): {args.days} days of history each ...", flush=True)
-            folder = Path(scratch) / f"n{size}"
-            (folder / "work").mkdir(parents=True)
-            command = [sys.executable, __file__, "--one", str(folder), "--sizes", str(size),
-                       "--days", str(args.days), "--next-days", str(args.next_days)]
-            command += ["--default-families"] if args.default_families else []
-            command += ["--database-url", args.database_url] if args.database_url else []
-            subprocess.run(command, check=True)
-            results[size] = json.loads((folder / "result.json").read_text())
-            print(json.dumps(results[size]), flush=True)
-    report(results)
+            for workers in args.dask_workers:
+                on = f" on {workers} Dask worker(s)" if workers else ""
+                print(f"{size} station(s){on}: {args.days} days of history each ...",
+                      flush=True)
+                folder = Path(scratch) / f"n{size}-w{workers}"
+                (folder / "work").mkdir(parents=True)
+                command = [sys.executable, __file__, "--one", str(folder), "--sizes",
+                           str(size), "--days", str(args.days), "--next-days",
+                           str(args.next_days), "--dask-workers", str(workers)]
+                command += ["--default-families"] if args.default_families else []
+                command += ["--database-url", args.database_url] if args.database_url else []
+                subprocess.run(command, check=True)
+                runs[size, workers] = json.loads((folder / "result.json").read_text())
+                print(json.dumps(runs[size, workers]), flush=True)
+    for workers in args.dask_workers:
+        print(f"\n{'threads' if not workers else f'{workers} Dask worker(s)'}:")
+        report({size: r for (size, w), r in runs.items() if w == workers})
+    if len(args.dask_workers) > 1:
+        cycle = ("ingest", "retrain", "forecast")
+        for size in args.sizes:
+            one, *more = (sum(runs[size, w][k] for k in cycle) for w in args.dask_workers)
+            print(f"{size} stations, daily cycle: " + ", ".join(
+                f"{w} workers x{one / t:.2f} of {args.dask_workers[0]}"
+                for w, t in zip(args.dask_workers[1:], more)) + " (target for 2: >= 1.6)")
 
 
 def report(results: dict[int, dict]) -> None:

@@ -386,15 +386,15 @@ def fit_and_gate(store: Store, settings: Settings, lease: Lease, name: str, load
 
 @task(cache_policy=NO_CACHE, task_run_name="retrain {station}")
 @database_refusals
-def retrain_station(station: str, overrides: dict, families: list[str] | None,
+def retrain_station(station: str, settings: Settings, families: list[str] | None,
                     epochs: int | None, until: datetime | None, triggered_by: str
                     ) -> list[dict] | State:
     """Backtest, register and gate one station's candidates, alone (a retrain of the same
     station started elsewhere waits its turn). Too little data fails the station's task
-    with the reason, before anything is written. Takes plain parameters only: the folds'
-    fits are sent to the task runner's workers (Dask) with this task's context."""
+    with the reason, before anything is written. Takes the flow's settings and plain
+    parameters, so it runs on a Dask worker as on a thread (the worker's own environment
+    does not change what the flow was asked to do)."""
     logger = get_run_logger()
-    settings = settings_from(**overrides)
     params = params_from(settings, families, epochs)
     store = open_or_refuse(settings, settings.selected(station))
     if isinstance(store, State):
@@ -441,9 +441,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     names it."""
     logger = get_run_logger()
     triggered_by = who_started(triggered_by)
-    overrides = {"data_dir": data_dir, "database_url": database_url,
-                 "station_schema": station_schema, "stations_file": stations_file}
-    settings = settings_from(**overrides)
+    settings = settings_from(data_dir, database_url, station_schema, stations_file)
     try:
         params_from(settings, families, epochs)
         stations = settings.selected(station)
@@ -458,7 +456,7 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
     warn_unlisted(store)
     store.close()
     states = map_stations(retrain_station, stations, station_runner(settings),
-                          overrides=overrides, families=families, epochs=epochs,
+                          settings=settings, families=families, epochs=epochs,
                           until=as_utc(until) if until else None, triggered_by=triggered_by)
     return outcome("retrain", states)
 
