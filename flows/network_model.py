@@ -106,7 +106,7 @@ def fit_family(settings: Settings, target: str, stations: list[str], family: str
     model = PooledForecaster(family, params).fit_network(train, validation, nm.max_windows)
     _, replays = replayed_as_new(windows, params, family, moment, nm.history_days,
                                  nm.station_groups, nm.evidence_days, nm.new_station_days,
-                                 nm.max_windows)
+                                 nm.max_windows, nm.replayed_stations, params.seed)
     if not replays:  # a young network: nothing to record the version's scores on
         get_run_logger().info(
             "No network model for %s from %s: no station has the history to be replayed as "

@@ -205,6 +205,10 @@ class NetworkModelParams(BaseModel):
         4, ge=2, description="The stations are replayed as new in this many groups, each "
         "forecast by a model fitted without them (the evidence for a new station).")
     evidence_days: float = Field(28, gt=0, description="Days each station is replayed as new.")
+    replayed_stations: int = Field(
+        48, ge=2, description="At most this many stations are replayed as new each week, "
+        "drawn at random: the evidence stays ample and the gate's cost flat however large "
+        "the network.")
     new_station_days: float = Field(
         7, gt=0, description="Days of its own history a replayed station's scale is taken "
         "from, as a station in its first week has.")
