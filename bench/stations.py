@@ -311,8 +311,8 @@ def report(results: dict[int, dict]) -> None:
         print(f"{small} -> {large} stations: cycle per station x{ratio:.2f} (target <= 1.1), "
               f"peak memory of the flows' process x{memory:.2f} (target <= 1.2)")
     largest = sizes[-1]
-    print(f"daily cycle of {largest} stations: {table.loc[largest, 'cycle s/station'] * largest:.0f}"
-          f" s (target at 1,000: within 3,600 s)")
+    total = table.loc[largest, "cycle s/station"] * largest
+    print(f"daily cycle of {largest} stations: {total:.0f} s (target at 1,000: within 3,600 s)")
 
 
 if __name__ == "__main__":

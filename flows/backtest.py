@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from flows.forecast import forecast_at, issue_rows, load_model
 from flows.retrain import fit_and_gate, load_folds
-from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, params_from, run_name,
+from flows.settings import (Settings, as_utc, task_runner, invalid_settings, params_from, run_name,
                             settings_from, who_started)
 from forecasting.config import ForecastParams, model_name
 from forecasting.models.families import Forecaster
@@ -125,7 +125,7 @@ def replay(store: Store, settings: Settings, lease: Lease, params: ForecastParam
     logger.info("Backtest %d (models registered as %s): %d steps, %d already done",
                 run.id, run.model_name, len(steps), len(steps) - len(pending))
     with tempfile.TemporaryDirectory(prefix="sensorcast-backtest-") as work, \
-            fit_runner(settings, params) as runner:
+            task_runner(settings, params.parallel_folds) as runner:
         loaded: dict[int | None, tuple] = {}
         for number, step in enumerate(pending, len(steps) - len(pending) + 1):
             if step.kind == RETRAIN:

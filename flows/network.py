@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from prefect import Task, get_run_logger, unmapped
 from prefect.states import Failed, State
 from sqlalchemy.exc import OperationalError
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 
-from flows.settings import Settings
+from flows.settings import Settings, task_runner
 from forecasting.station.schema import StationSchema
 from registry.store import Store, open_store
 
@@ -21,30 +21,14 @@ from registry.store import Store, open_store
 def map_stations(task: Task, stations: Sequence[StationSchema], on: TaskRunner,
                  **shared) -> dict[str, State]:
     """Run `task(station_name, **shared)` for every station on the runner `on`
-    (`station_runner`), and return each station's final state: one station's failure, or
-    its worker's death, is that station's alone."""
+    (`task_runner` with `parallel_stations` workers), and return each station's final
+    state: one station's failure, or its worker's death, is that station's alone."""
     with on as runner:
         futures = runner.map(task, {"station": [s.name for s in stations],
                                     **{key: unmapped(value) for key, value in shared.items()}})
         for future in futures:
             future.wait()
         return {s.name: future.state for s, future in zip(stations, futures)}
-
-
-def station_runner(settings: Settings) -> TaskRunner:
-    """Where the stations' work runs, `parallel_stations` at a time (each holds its data in
-    memory): threads of the flow's process, or Dask (a LocalCluster of that many
-    single-threaded worker processes, or the cluster at `dask_address`, whose workers reach
-    the same database and disk)."""
-    if settings.task_runner == "threads":
-        return ThreadPoolTaskRunner(max_workers=settings.parallel_stations)
-    from prefect_dask import DaskTaskRunner
-
-    if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": settings.parallel_stations,
-                                          "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": None})
 
 
 def database_refusals(function: Callable) -> Callable:
@@ -106,7 +90,8 @@ def map_over_store(task: Task, settings: Settings, stations: Sequence[StationSch
         else:
             _OPEN[key] = [store, 1]
     try:
-        return map_stations(task, stations, station_runner(settings), settings=settings,
+        return map_stations(task, stations, task_runner(settings, settings.parallel_stations),
+                            settings=settings,
                             **shared)
     finally:
         with _OPENING:

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from flows.network import artifact_key, database_refusals, open_or_refuse
-from flows.settings import Settings, as_utc, fit_runner, run_name, settings_from, who_started
+from flows.settings import Settings, as_utc, task_runner, run_name, settings_from, who_started
 from forecasting.candidates import library_versions
 from forecasting.config import ForecastParams, NetworkModelParams, network_model_name
 from forecasting.models.isolated import SavedNetwork
@@ -229,7 +229,7 @@ def network_model(data_dir: str | None = None, database_url: str | None = None,
     params = settings.network_model.forecast_params(settings.forecast)
     try:
         with tempfile.TemporaryDirectory(prefix="sensorcast-network-") as work, \
-                fit_runner(settings, params) as runner:
+                task_runner(settings, params.parallel_folds) as runner:
             for name, stations in by_name.items():
                 target = name.split("/")[1]
                 futures = {family: runner.submit(fit_family, {

@@ -25,8 +25,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from flows.network import (artifact_key, database_refusals, map_stations, open_or_refuse,
-                           outcome, station_runner, warn_unlisted)
-from flows.settings import (Settings, as_utc, fit_runner, invalid_settings, params_from, run_name,
+                           outcome, warn_unlisted)
+from flows.settings import (Settings, as_utc, task_runner, invalid_settings, params_from, run_name,
                             settings_from, utc_datetime, who_started)
 from forecasting.models.naive import BestNaive
 from forecasting.candidates import fit_candidates, library_versions
@@ -414,7 +414,7 @@ def retrain_station(station: str, settings: Settings, families: list[str] | None
                         "windows", station, rows, len(folds), params.fold_days,
                         f"{folds[0].cutoff:%Y-%m-%d %H:%M}", sum(len(f.test) for f in folds))
             with tempfile.TemporaryDirectory(prefix="sensorcast-retrain-") as work, \
-                    fit_runner(settings, params) as runner:
+                    task_runner(settings, params.parallel_folds) as runner:
                 leaderboard, covered = fit_and_gate(store, settings, lease, name, loaded,
                                                     params, runner, Path(work), triggered_by)
     except LeaseBusy as busy:
@@ -455,7 +455,8 @@ def retrain(data_dir: str | None = None, database_url: str | None = None,
         return store
     warn_unlisted(store)
     store.close()
-    states = map_stations(retrain_station, stations, station_runner(settings),
+    states = map_stations(retrain_station, stations,
+                          task_runner(settings, settings.parallel_stations),
                           settings=settings, families=families, epochs=epochs,
                           until=as_utc(until) if until else None, triggered_by=triggered_by)
     return outcome("retrain", states)

@@ -212,23 +212,24 @@ def params_from(settings: Settings, families: list[str] | None = None,
     return ForecastParams(**{**settings.forecast.model_dump(), **overrides})
 
 
-def fit_runner(settings: Settings, params: ForecastParams) -> TaskRunner:
-    """The task runner that fits the backtest folds: threads, or Dask (a remote scheduler,
-    or a LocalCluster of single-threaded processes). Fold fits take and return plain data
-    (windows, linear models' arrays, saved networks' file paths), never live models, so
-    they run anywhere a worker can reach the same disk. A station's retrain that already
-    runs on a Dask worker (`flows.network.station_runner`) fits its folds on threads there."""
+def task_runner(settings: Settings, workers: int) -> TaskRunner:
+    """Where a flow's parallel work runs, `workers` at a time: threads of the flow's
+    process, or Dask (the cluster at `dask_address`, or a LocalCluster of that many
+    single-threaded processes). The work (a station's task, a fold's fit, a network-model
+    family) takes and returns plain data (settings, windows, the linear models' arrays,
+    saved networks' file paths), never live models or open databases, so it runs anywhere
+    a worker reaches the same database and disk. Work already on a Dask worker (a station's
+    retrain) runs its own parallel work on threads there."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     if settings.task_runner == "threads" or on_dask_worker():
-        return ThreadPoolTaskRunner(max_workers=params.parallel_folds)
+        return ThreadPoolTaskRunner(max_workers=workers)
     from prefect_dask import DaskTaskRunner
 
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": params.parallel_folds,
-                                          "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": None})
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})
 
 
 def on_dask_worker() -> bool:
