@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -133,14 +133,16 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sensorcast.db'}"
 
-    @cached_property
+    @property
     def sites(self) -> tuple[Site, ...]:
+        # Read once per version of the file and kept outside this object: Prefect walks
+        # every attribute in a settings object's __dict__ at each task call, and a network
+        # of 1,000 sites cached there made that walk most of a station's retrain.
         if self.stations_file:
-            file = Path(self.stations_file).resolve()
-            stat = file.stat() if file.is_file() else None
-            return _network(file, self.data_dir, stat and (stat.st_mtime_ns, stat.st_size))
-        station = load_station(self.station_schema) if self.station_schema else JENA
-        return (Site(station, self.data_dir / "incoming"),)
+            return _network(*_version(self.stations_file), self.data_dir)
+        if self.station_schema:
+            return _one_station(*_version(self.station_schema), self.data_dir)
+        return (Site(JENA, self.data_dir / "incoming"),)
 
     @property
     def stations(self) -> tuple[StationSchema, ...]:
@@ -169,11 +171,24 @@ class Settings(BaseSettings):
 
 
 
+def _version(path: Path) -> tuple[Path, tuple[int, int] | None]:
+    """A file and its version (modification time and size; None when it is not a file)."""
+    file = Path(path).resolve()
+    stat = file.stat() if file.is_file() else None
+    return file, stat and (stat.st_mtime_ns, stat.st_size)
+
+
 @lru_cache(maxsize=8)
-def _network(stations_file: Path, data_dir: Path, version: tuple | None) -> tuple[Site, ...]:
-    """The stations file's sites, read once per version of the file (`version`: its
-    modification time and size): each station's task reads the settings, and reading a
-    file of 1,000 stations took 66 ms."""
+def _one_station(station_schema: Path, _version: tuple | None, data_dir: Path
+                 ) -> tuple[Site, ...]:
+    return (Site(load_station(station_schema), data_dir / "incoming"),)
+
+
+@lru_cache(maxsize=8)
+def _network(stations_file: Path, _version: tuple | None, data_dir: Path
+             ) -> tuple[Site, ...]:
+    """The stations file's sites, read once per version of the file: each station's task
+    reads the settings, and reading a file of 1,000 stations took 66 ms."""
     sites = load_stations(stations_file)
     shared = shared_drop_dirs({s.station.name: s.drop_dir or data_dir / "incoming" /
                                s.station.name for s in sites})
