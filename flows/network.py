@@ -63,10 +63,14 @@ _OPEN: dict[tuple[str, tuple[str, ...]], list] = {}
 _OPENING = threading.Lock()
 
 
+def _store_key(settings: Settings) -> tuple[str, tuple[str, ...]]:
+    return settings.db_url, tuple(s.name for s in settings.stations)
+
+
 def shared_store(settings: Settings, station: str) -> Store:
     """The store seen from `station`: the one `map_over_store` opened for the run, or, on a
     Dask worker, one opened once per worker process for every station it is given."""
-    key = (settings.db_url, tuple(s.name for s in settings.stations))
+    key = _store_key(settings)
     with _OPENING:
         if key not in _OPEN:
             _OPEN[key] = [open_store(settings.db_url, settings.stations), 1]
@@ -82,7 +86,7 @@ def map_over_store(task: Task, settings: Settings, stations: Sequence[StationSch
     if isinstance(store, State):
         return {s.name: store for s in stations}
     warn_unlisted(store)
-    key = (settings.db_url, tuple(s.name for s in settings.stations))
+    key = _store_key(settings)
     with _OPENING:
         if key in _OPEN:
             _OPEN[key][1] += 1
@@ -91,8 +95,7 @@ def map_over_store(task: Task, settings: Settings, stations: Sequence[StationSch
             _OPEN[key] = [store, 1]
     try:
         return map_stations(task, stations, task_runner(settings, settings.parallel_stations),
-                            settings=settings,
-                            **shared)
+                            settings=settings, **shared)
     finally:
         with _OPENING:
             _OPEN[key][1] -= 1
