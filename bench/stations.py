@@ -61,8 +61,9 @@ SKILL = """
     group by horizon_hours order by horizon_hours"""
 
 
-class MemorySampler(threading.Thread):
-    """The largest resident memory seen of this process and of any process it started."""
+class Sampler(threading.Thread):
+    """The largest resident memory seen of this process and of any process it started, and
+    the CPU seconds each kind of process has used (to see where a machine's cores go)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -71,19 +72,52 @@ class MemorySampler(threading.Thread):
         self.me, self.stop = psutil.Process(), threading.Event()
         self.peak_self = self.peak_other = 0
         self.other = ""
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid: (kind, CPU seconds when last seen)
 
     def run(self) -> None:
         import psutil
 
         while not self.stop.wait(0.25):
             self.peak_self = max(self.peak_self, self.me.memory_info().rss)
-            for child in self.me.children(recursive=True):
+            for process in [self.me, *self.me.children(recursive=True)]:
                 try:
-                    rss = child.memory_info().rss
-                    if rss > self.peak_other:
-                        self.peak_other, self.other = rss, " ".join(child.cmdline()[:4])[-80:]
+                    with process.oneshot():
+                        rss, times = process.memory_info().rss, process.cpu_times()
+                        command = " ".join(process.cmdline()[:4])
                 except psutil.Error:
-                    pass
+                    continue
+                self.cpu[process.pid] = (process_kind(process, command, self.me),
+                                         times.user + times.system)
+                if process != self.me and rss > self.peak_other:
+                    self.peak_other, self.other = rss, command[-80:]
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far by kind of process, and the whole machine's."""
+        import psutil
+
+        by_kind: dict[str, float] = {}
+        for kind, seconds in list(self.cpu.values()):
+            by_kind[kind] = by_kind.get(kind, 0.0) + seconds
+        machine = psutil.cpu_times()
+        return {**by_kind, "machine": machine.user + machine.system + machine.nice}
+
+
+def process_kind(process, command: str, me) -> str:
+    if process == me:
+        return "flows' process"
+    if "spawn_main" in command or "distributed" in command:
+        return "Dask workers"
+    if "prefect" in command or "uvicorn" in command:
+        return "Prefect server"
+    return "other children"
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds of each kind of process between two `cpu_seconds`, and of the rest of the
+    machine (the database server, anything else running)."""
+    used = {kind: after[kind] - before.get(kind, 0.0) for kind in after}
+    used["rest of the machine"] = used.pop("machine") - sum(used.values())
+    return used
 
 
 def write_network_files(work: Path, stations: int, days: int, next_days: int) -> None:
@@ -194,7 +228,7 @@ def weekly_fit(work: Path, url: str, days: int) -> dict[str, float]:
     from flows.network_model import network_model
 
     common = common_settings(work, url)
-    sampler = MemorySampler()
+    sampler = Sampler()
     sampler.start()
     with prefect_test_harness(server_startup_timeout=300):
         ingest(**common)
@@ -229,7 +263,7 @@ def one_size(work: Path, stations: int, days: int, next_days: int, network: bool
         subprocess.run([sys.executable, __file__, "--fit", str(work), url, str(days)],
                        check=True)
         seconds.update(json.loads((work / "fit.json").read_text()))
-    sampler = MemorySampler()
+    sampler = Sampler()
     sampler.start()
     if workers:
         from distributed import LocalCluster
@@ -239,10 +273,14 @@ def one_size(work: Path, stations: int, days: int, next_days: int, network: bool
         os.environ.update({"SENSORCAST_TASK_RUNNER": "dask",
                            "SENSORCAST_DASK_ADDRESS": cluster.scheduler_address})
 
+    cpu: dict[str, dict[str, float]] = {}
+
     def timed(step: str, run) -> None:
-        started = time.perf_counter()
+        started, before = time.perf_counter(), sampler.cpu_seconds()
         result = run()
         seconds[step] = time.perf_counter() - started
+        time.sleep(0.5)  # the sampler's last look at the processes
+        cpu[step] = cpu_shares(before, sampler.cpu_seconds())
         assert isinstance(result, dict) and len(result) == stations, result
 
     with prefect_test_harness(server_startup_timeout=300):
@@ -271,7 +309,8 @@ def one_size(work: Path, stations: int, days: int, next_days: int, network: bool
     finally:
         engine.dispose()
     return {**seconds, "peak MiB, daily process": sampler.peak_self / 2**20,
-            "peak MiB, largest other": sampler.peak_other / 2**20, "largest other": sampler.other}
+            "peak MiB, largest other": sampler.peak_other / 2**20, "largest other": sampler.other,
+            "CPU seconds": cpu}
 
 
 def main() -> None:
@@ -339,7 +378,8 @@ def report(results: dict[int, dict]) -> None:
     cycle = ("ingest", "retrain", "forecast")
     table = pd.DataFrame({size: {**{f"{k} s/station": r[k] / size for k in steps},
                                  "cycle s/station": sum(r[k] for k in cycle) / size,
-                                 **{k: v for k, v in r.items() if k not in steps}}
+                                 **{k: v for k, v in r.items()
+                                    if k not in steps and k != "CPU seconds"}}
                           for size, r in results.items()}).T
     table.index.name = "stations"
     print(table.T.to_string())
@@ -351,6 +391,15 @@ def report(results: dict[int, dict]) -> None:
             for k in table.columns if k.startswith("peak MiB"))
         print(f"{small} -> {large} stations: cycle per station x{ratio:.2f} (target <= 1.1); "
               f"peak memory (target <= 1.2): {memory}")
+    for size, r in results.items():
+        used: dict[str, float] = {}
+        for step in cycle:
+            for kind, seconds in r["CPU seconds"][step].items():
+                used[kind] = used.get(kind, 0.0) + seconds
+        wall = sum(r[k] for k in cycle)
+        print(f"{size} stations, the daily cycle's {wall:.0f} s used {sum(used.values()):.0f} "
+              f"CPU seconds of {os.cpu_count() * wall:.0f}: " + ", ".join(
+                  f"{kind} {seconds:.0f}" for kind, seconds in used.items()))
     largest = sizes[-1]
     total = table.loc[largest, "cycle s/station"] * largest
     print(f"daily cycle of {largest} stations: {total:.0f} s (target at 1,000: within 3,600 s)")
