@@ -79,8 +79,7 @@ def load_folds(store: Store, params: ForecastParams, until: datetime | None = No
     return windows, folds, relative, len(frame)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="fit fold {number} (cut-off {fold.cutoff:%Y-%m-%d})",
-      tags=["training"])
+@task(cache_policy=NO_CACHE, task_run_name="fit fold {number} (cut-off {fold.cutoff:%Y-%m-%d})")
 def fit_fold(fold: FoldSplit, number: int, params: ForecastParams, relative: np.ndarray,
              workdir: Path, threads: int, networks: bool,
              warm: dict[str, PriorNetwork] | None = None) -> FoldFit:
