@@ -41,7 +41,6 @@ SKILL_DAYS = 30
 CORRECTION_DAYS = 70  # verified issues older than this weigh under 0.1 % (7-day half-life)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="load the champion {which}")
 def load_model(store: Store, settings: Settings, name: str, triggered_by: str,
                at: datetime | None, which: str, moment: datetime | None = None
                ) -> tuple[ModelVersion | None, Forecaster | None]:
@@ -84,7 +83,6 @@ PAST_CHAMPION = (". The champion as of a time is the version promoted before tha
                  "with today's champion, `sensorcast backtest` replays retrains over the past")
 
 
-@task(cache_policy=NO_CACHE, task_run_name="forecast as of {at:%Y-%m-%d %H:%M}")
 def issue(store: Store, settings: Settings, at: datetime, version: ModelVersion | None,
           network: Forecaster | None, triggered_by: str) -> ForecastRun:
     """Forecast from observations at or before `at`; a refusal is recorded, not written.
@@ -180,7 +178,6 @@ def issue_message(forecast: Forecast, version: ModelVersion | None, rows: dict,
                                  "" if written else "already in the database") if m)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="draw the plots")
 def draw(store: Store, settings: Settings, days: int = 7) -> tuple[Path | None, Path]:
     """PNGs of the station's latest forecast against recent observations and past
     forecasts, and of its skill over the last 30 days."""

@@ -27,7 +27,6 @@ from registry.versions import ModelVersion, champion
 RETRAIN_DEPLOYMENT = "retrain/retrain"  # flow name/deployment name, as in prefect.yaml
 
 
-@task(cache_policy=NO_CACHE, task_run_name="judge the champion's last {days} days")
 def judge(store: Store, settings: Settings, version: ModelVersion, at: datetime,
           days: int) -> Verdict:
     """The champion's verified out-of-sample forecasts of the period, judged."""

@@ -120,7 +120,6 @@ class ChampionScores:
                 f"ended ({self.version.train_end:%Y-%m-%d %H:%M}), {scores.windows} windows")
 
 
-@task(cache_policy=NO_CACHE, task_run_name="score champion")
 def score_champion(store: Store, settings: Settings, name: str, backtest: Backtest,
                    windows: Windows, workdir: Path) -> ChampionScores:
     """Re-score the current champion on the backtest's test windows after its training
@@ -186,7 +185,6 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
         intervals=calibrate(backtest.residuals(family)[:, model.params.hourly_steps]))
 
 
-@task(cache_policy=NO_CACHE, task_run_name="register and gate")
 def register_and_gate(store: Store, settings: Settings, lease: Lease, name: str,
                       backtest: Backtest, rows: int, rival: ChampionScores,
                       params: ForecastParams,
@@ -247,7 +245,6 @@ def submit_fits(runner: TaskRunner, folds: list[FoldSplit], params: ForecastPara
             for i, fold in enumerate(folds)]
 
 
-@task(cache_policy=NO_CACHE, task_run_name="prior networks")
 def prior_networks(store: Store, settings: Settings, name: str, params: ForecastParams,
                    folds: list[FoldSplit], workdir: Path) -> list[PriorNetwork]:
     """The registered networks of `name` (`forecasting.models.reuse`): all of them count
@@ -318,7 +315,6 @@ def network_model_loaded(path: str, sha256: str, label: str, root: Path) -> Pool
 _PREDICTING = threading.Lock()  # one Keras model, many stations' threads
 
 
-@task(cache_policy=NO_CACHE, task_run_name="network model on the folds")
 def network_model_folds(store: Store, settings: Settings, backtest: Backtest,
                         windows: Windows) -> list[str]:
     """Offer the network model to the station's gate, out of sample: at each fold, each

@@ -123,7 +123,7 @@ def test_a_champion_promoted_by_hand_during_a_retrain_is_not_overridden(small_ba
     settings = Settings(data_dir=tmp_path)
     store = open_store(settings.db_url, JENA)
     with held(store.sessions, "retrain t", 0) as lease:
-        register_and_gate.fn(store, settings, lease, "t", result, 100, ChampionScores(None),
+        register_and_gate(store, settings, lease, "t", result, 100, ChampionScores(None),
                              params, "test")
     with store.sessions.begin() as session:
         scored, other = [v for v in list_versions(session, "t") if v.family in params.families]
@@ -134,7 +134,7 @@ def test_a_champion_promoted_by_hand_during_a_retrain_is_not_overridden(small_ba
     weak = Scores(tuple(99.0 for _ in range(params.horizon_steps)),
                   result.scores("best_naive").windows)  # easy to beat
     with held(store.sessions, "retrain t", 0) as lease:
-        second, _ = register_and_gate.fn(store, settings, lease, "t", result, 100,
+        second, _ = register_and_gate(store, settings, lease, "t", result, 100,
                                          ChampionScores(scored, weak, [0, 1]), params, "test")
     with store.sessions() as session:
         assert champion(session, "t").id == other.id

@@ -357,7 +357,7 @@ def test_a_champion_with_another_window_length_is_not_comparable_with_the_reason
     with store.sessions() as session:
         windows, _ = station_windows(read_observations(session, store.observations), JENA,
                                      params)
-    rival = score_champion.fn(store, Settings(data_dir=data), NAME, Backtest([]), windows,
+    rival = score_champion(store, Settings(data_dir=data), NAME, Backtest([]), windows,
                               tmp_path)
     assert rival.version is not None and not rival.by_fold
     assert f"{NAME} v{rival.version.version} reads 48 samples and forecasts 24; the settings " \
@@ -404,7 +404,7 @@ def test_the_champion_is_scored_only_on_folds_after_its_training_data_ended(trai
     folds = rolling_folds(windows, params.folds, params.fold_days, params.validation_days,
                           params.backtest_days)
     assert folds[0].cutoff.tz_localize("UTC") < current.train_end  # it has seen the oldest
-    rival = score_champion.fn(store, Settings(data_dir=data), NAME, Backtest(folds), windows,
+    rival = score_champion(store, Settings(data_dir=data), NAME, Backtest(folds), windows,
                               tmp_path)
     unseen = [k for k, f in enumerate(folds) if f.cutoff.tz_localize("UTC") >= current.train_end]
     assert unseen and sorted(rival.by_fold) == unseen and not rival.problem
