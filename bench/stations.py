@@ -78,7 +78,6 @@ class Sampler(threading.Thread):
         import psutil
 
         while not self.stop.wait(0.25):
-            self.peak_self = max(self.peak_self, self.me.memory_info().rss)
             for process in [self.me, *self.me.children(recursive=True)]:
                 try:
                     with process.oneshot():
@@ -88,7 +87,9 @@ class Sampler(threading.Thread):
                     continue
                 self.cpu[process.pid] = (process_kind(process, command, self.me),
                                          times.user + times.system)
-                if process != self.me and rss > self.peak_other:
+                if process == self.me:
+                    self.peak_self = max(self.peak_self, rss)
+                elif rss > self.peak_other:
                     self.peak_other, self.other = rss, command[-80:]
 
     def cpu_seconds(self) -> dict[str, float]:

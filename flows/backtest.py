@@ -137,7 +137,7 @@ def replay(store: Store, settings: Settings, lease: Lease, params: ForecastParam
                 key = current and current.id
                 if key not in loaded:
                     loaded[key] = load_model(store, settings, run.model_name,
-                                             triggered_by, None, f"as of {step.at:%F}")
+                                             triggered_by, None)
                 outcome = forecast_step(store, settings, lease, run, step, *loaded[key])
             lease.stop()
             logger.info("Step %d/%d, %s at %s: %s", number, len(steps), step.kind,

@@ -42,7 +42,7 @@ CORRECTION_DAYS = 70  # verified issues older than this weigh under 0.1 % (7-day
 
 
 def load_model(store: Store, settings: Settings, name: str, triggered_by: str,
-               at: datetime | None, which: str, moment: datetime | None = None
+               at: datetime | None, moment: datetime | None = None
                ) -> tuple[ModelVersion | None, Forecaster | None]:
     """The verified champion (at `at`, when given); without one, and given the `moment`
     of the issue, the network model's champion as a new station's forecaster, scaled on
@@ -240,7 +240,7 @@ def forecast_station(station: str, settings: Settings, end: datetime,
         if key not in loaded:
             loaded[key] = load_model(
                 mine, settings, name, triggered_by, None if model == "current" else moment,
-                "now" if model == "current" else f"as of {moment:%Y-%m-%d %H:%M}", moment)
+                moment)
             if loaded[key][0] is not None and loaded[key][0].model_name != name:
                 logger.info("%s has no champion of its own as of %s: the network model %s "
                             "v%d forecasts it (cold start)", station,
