@@ -179,13 +179,13 @@ def _version(path: Path) -> tuple[Path, tuple[int, int] | None]:
 
 
 @lru_cache(maxsize=8)
-def _one_station(station_schema: Path, _version: tuple | None, data_dir: Path
+def _one_station(station_schema: Path, file_version: tuple | None, data_dir: Path
                  ) -> tuple[Site, ...]:
     return (Site(load_station(station_schema), data_dir / "incoming"),)
 
 
 @lru_cache(maxsize=8)
-def _network(stations_file: Path, _version: tuple | None, data_dir: Path
+def _network(stations_file: Path, file_version: tuple | None, data_dir: Path
              ) -> tuple[Site, ...]:
     """The stations file's sites, read once per version of the file: each station's task
     reads the settings, and reading a file of 1,000 stations took 66 ms."""
