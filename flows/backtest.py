@@ -16,6 +16,7 @@ from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner
 from pydantic import ValidationError
 
+from flows import sigterm
 from flows.forecast import forecast_at, issue_rows, load_model
 from flows.retrain import fit_and_gate, load_folds
 from flows.settings import (Settings, as_utc, task_runner, invalid_settings, params_from, run_name,
@@ -140,6 +141,7 @@ def replay(store: Store, settings: Settings, lease: Lease, params: ForecastParam
                                              triggered_by, None)
                 outcome = forecast_step(store, settings, lease, run, step, *loaded[key])
             lease.stop()
+            sigterm.stop_if_received()
             logger.info("Step %d/%d, %s at %s: %s", number, len(steps), step.kind,
                         f"{step.at:%Y-%m-%d %H:%M}", outcome)
     return pending

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from sqlalchemy.engine import make_url
 
+from flows import sigterm
 from flows.logs import drop_temporary_server_notices
 from flows.settings import Settings
 
@@ -155,6 +156,7 @@ def prefect_home(settings: Settings) -> None:
     if "PREFECT_API_URL" not in os.environ:
         detach_temporary_server()
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    sigterm.watch()
 
 
 def stop_on_sigterm(signum: int, _frame) -> None:
