@@ -97,7 +97,8 @@ def fit_network(family: str, params: ForecastParams, windows: dict, cutoff: pd.T
     peak memory (MiB, this process so far)."""
     train, validation = network_windows(windows, params, cutoff, days)
     started = time.perf_counter()
-    model = PooledForecaster(family, params).fit_network(train, validation)
+    model = PooledForecaster(family, params)
+    model.fit_network(train, validation)
     return model, time.perf_counter() - started, peak_mib()
 
 

@@ -26,7 +26,7 @@ from forecasting.candidates import library_versions
 from forecasting.config import ForecastParams, NetworkModelParams, network_model_name
 from forecasting.models.isolated import SavedNetwork
 from forecasting.features import station_windows
-from forecasting.models.pooled import PooledForecaster, network_windows
+from forecasting.models.pooled import PooledForecaster, network_inputs, network_windows
 from forecasting.scoring.cold_start import (NAIVE_DAYS, Replay, cold_start_composition,
                                             replayed_as_new)
 from forecasting.scoring.gate import Composition
@@ -41,8 +41,9 @@ MIN_STATIONS = 3  # one to replay as new, and at least two others to judge it by
 
 def network_station_windows(store: Store, settings: Settings, stations: list[str],
                             until: datetime) -> dict[str, Windows]:
-    """Each station's windows of the network model over its `history_days` before `until`
-    (stations without a complete window are left out)."""
+    """Each station's windows of the network model over its `history_days` before `until`,
+    only the columns the model reads (a thousand stations' year is then about 300 MB, not
+    800); stations without a complete window are left out."""
     nm = settings.network_model
     params = nm.forecast_params(settings.forecast)
     start = until - timedelta(days=nm.history_days + params.lookback_hours / 24 + 1)
@@ -55,7 +56,7 @@ def network_station_windows(store: Store, settings: Settings, stations: list[str
             continue
         windows, _ = station_windows(frame, mine.station, params)
         if len(windows):
-            found[name] = windows
+            found[name] = network_inputs(windows, params.lookback_steps, 1.0)
     return found
 
 
@@ -103,10 +104,14 @@ def fit_family(settings: Settings, target: str, stations: list[str], family: str
             "No network model for %s: fewer than %d stations have windows before the last "
             "%g days (kept for validation)", target, MIN_STATIONS, params.validation_days)
         return None
-    model = PooledForecaster(family, params).fit_network(train, validation, nm.max_windows)
+    jobs, threads = Path(workdir) / f"{family}-jobs", settings.tensorflow_threads
+    model = PooledForecaster(family, params)
+    model.fit_network(train, validation, nm.max_windows, jobs / "network", threads)
+    del train, validation
     _, replays = replayed_as_new(windows, params, family, moment, nm.history_days,
                                  nm.station_groups, nm.evidence_days, nm.new_station_days,
-                                 nm.max_windows, nm.replayed_stations, params.seed)
+                                 nm.max_windows, nm.replayed_stations, params.seed,
+                                 workdir=jobs, threads=threads)
     if not replays:  # a young network: nothing to record the version's scores on
         get_run_logger().info(
             "No network model for %s from %s: no station has the history to be replayed as "

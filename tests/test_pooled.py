@@ -33,13 +33,16 @@ def stations():
     return {"a": windows_of(1), "b": windows_of(2, factor=3.0), "c": windows_of(3)}
 
 
-def network_model(family: str, stations: dict, names=("a", "b")) -> PooledForecaster:
+def network_model(family: str, stations: dict, names=("a", "b"), **isolated
+                  ) -> PooledForecaster:
     cut = {n: stations[n].times[stations[n].origins[-1]] - np.timedelta64(5, "D")
            for n in names}
     scale = {n: station_scale(stations[n].target, PARAMS.samples_per_day) for n in names}
     train = {n: (stations[n].between(None, cut[n]), scale[n]) for n in names}
     validation = {n: (stations[n].between(cut[n], None), scale[n]) for n in names}
-    return PooledForecaster(family, PARAMS).fit_network(train, validation)
+    model = PooledForecaster(family, PARAMS)
+    model.fit_network(train, validation, **isolated)
+    return model
 
 
 def test_pooled_windows_never_mix_stations(stations):
@@ -100,3 +103,26 @@ def test_the_recurrent_network_model_is_saved_and_loaded_as_the_same_forecaster(
     assert (loaded.family, loaded.scale, loaded.stations) == ("pooled_gru", 2.0, ("a", "b"))
     np.testing.assert_allclose(predict_windows(loaded, c), predict_windows(model, c),
                                rtol=1e-5, atol=1e-4)
+
+
+def test_a_recurrent_network_model_fitted_in_its_own_process_forecasts_as_it_is_saved(
+        stations, tmp_path):
+    """The weekly job fits each GRU in a job process (its memory goes back when it ends);
+    the forecasts that process makes of the shown windows are those of the saved model
+    bound to each shown station's scale."""
+    c = stations["c"]
+    shown = {"c": (c, 2.0), "c at 5": (c, 5.0)}
+    model = PooledForecaster("pooled_gru", PARAMS)
+    cut = {n: stations[n].times[stations[n].origins[-1]] - np.timedelta64(5, "D")
+           for n in ("a", "b")}
+    forecasts = model.fit_network(
+        {n: (stations[n].between(None, cut[n]), 1.5) for n in cut},
+        {n: (stations[n].between(cut[n], None), 1.5) for n in cut},
+        workdir=tmp_path / "job", shown=shown)
+    assert model.training["epochs_run"] >= 1 and (tmp_path / "job" / "gru").is_dir()
+    model.save(tmp_path / "m")
+    for name, (windows, scale) in shown.items():
+        loaded = load_model(tmp_path / "m").bind(scale, c.columns, c.target_index)
+        assert forecasts[name].shape == (len(windows), PARAMS.horizon_steps)
+        np.testing.assert_allclose(forecasts[name], predict_windows(loaded, windows),
+                                   rtol=1e-4, atol=1e-3)

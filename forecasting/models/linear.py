@@ -9,11 +9,11 @@ learn a correction on top of one of them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
 
 from forecasting.models.naive import seasonal_positions
 from forecasting.config import ForecastParams
@@ -162,34 +162,41 @@ class RidgeForecaster(LinearForecaster):
             parts += [inputs[:, -1, channels], now, products]
         return np.concatenate(parts, axis=1).astype(np.float64)
 
-    def _design(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
+    def _sums(self, windows: Windows) -> Sums:
+        """The least-squares sums of the windows' predictors and targets (the change from
+        the last value), a batch at a time."""
+        sums = Sums()
         for inputs, targets in windows.batches(BATCH):
-            xs.append(self.features(inputs))
-            ys.append(targets - inputs[:, -1:, self.target_index])
-        return np.concatenate(xs), np.concatenate(ys).astype(np.float64)
+            sums = sums + Sums.of(self.features(inputs), (
+                targets - inputs[:, -1:, self.target_index]).astype(np.float64))
+        return sums
 
     def fit(self, train: Windows, validation: Windows | None = None,
             seasons: bool = True) -> RidgeForecaster:
         """Without `seasons`, never levels or the time of year (windows of several stations
-        pooled: their levels are no one climate's)."""
+        pooled: their levels are no one climate's). Fitted from sums (`Sums`), so its memory
+        does not grow with the number of windows (the weekly network fit draws 100,000)."""
         self._bind(train)
         times = train.origin_times()
         year = int(seasons and len(times) > 0 and times[-1] - times[0] >= pd.Timedelta(days=365))
         self.arrays = {"climate": np.array(year), "profile": np.array(1)}
-        x, y = self._design(train)
-        mean, scale = x.mean(axis=0), x.std(axis=0)
+        sums = self._sums(train)
+        mean = sums.x / sums.n
+        scale = np.sqrt(np.maximum(np.diagonal(sums.xx) / sums.n - mean ** 2, 0.0))
         scale = np.where(scale > 1e-9, scale, 1.0)
         alpha = RIDGE_ALPHAS[2]
         if validation is not None and len(validation):
-            xv, yv = self._design(validation)
-            errors = [np.abs(Ridge(a).fit((x - mean) / scale, y).predict((xv - mean) / scale)
-                             - yv).mean() for a in RIDGE_ALPHAS]
+            fits = [sums.ridge(mean, scale, a) for a in RIDGE_ALPHAS]
+            errors = np.zeros(len(RIDGE_ALPHAS))
+            for inputs, targets in validation.batches(BATCH):
+                z = (self.features(inputs) - mean) / scale
+                change = targets - inputs[:, -1:, self.target_index]
+                errors += [np.abs(z @ coef.T + intercept - change).sum() for coef, intercept in fits]
             alpha = RIDGE_ALPHAS[int(np.argmin(errors))]
-            x, y = np.concatenate([x, xv]), np.concatenate([y, yv])
-        ridge = Ridge(alpha).fit((x - mean) / scale, y)
-        self.arrays.update(coef=ridge.coef_, intercept=ridge.intercept_, mean=mean,
-                           scale=scale, alpha=np.array(alpha))
+            sums = sums + self._sums(validation)
+        coef, intercept = sums.ridge(mean, scale, alpha)
+        self.arrays.update(coef=coef, intercept=intercept, mean=mean, scale=scale,
+                           alpha=np.array(alpha))
         return self
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
@@ -205,6 +212,40 @@ def daily_profile(target: np.ndarray, period: int, horizon: int) -> np.ndarray:
     days = range(1, lookback // period + 1)
     return np.mean([target[:, seasonal_positions(lookback, horizon, period * d)]
                     for d in days], axis=0)
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Sums over the rows of a least-squares problem (predictors x (n, k), targets y
+    (n, h)), added a batch at a time: what a ridge fit needs, in memory of k² rather than
+    of the rows."""
+
+    n: int = 0
+    x: np.ndarray | float = 0.0  # (k,)
+    y: np.ndarray | float = 0.0  # (h,)
+    xx: np.ndarray | float = 0.0  # (k, k)
+    xy: np.ndarray | float = 0.0  # (k, h)
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray) -> Sums:
+        return cls(len(x), x.sum(axis=0), y.sum(axis=0), x.T @ x, x.T @ y)
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(self.n + other.n, self.x + other.x, self.y + other.y, self.xx + other.xx,
+                    self.xy + other.xy)
+
+    def ridge(self, mean: np.ndarray, scale: np.ndarray, alpha: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(coef (h, k), intercept (h,)) of the ridge on z = (x − mean) / scale with an
+        intercept (unpenalised): scikit-learn's `Ridge(alpha)` on the same rows, from sums."""
+        zbar = (self.x / self.n - mean) / scale
+        ybar = self.y / self.n
+        zz = (self.xx - np.outer(self.x, mean) - np.outer(mean, self.x)
+              + self.n * np.outer(mean, mean)) / np.outer(scale, scale)
+        zy = (self.xy - np.outer(mean, self.y)) / scale[:, None]
+        coef = np.linalg.solve(zz - self.n * np.outer(zbar, zbar) + alpha * np.eye(len(mean)),
+                               zy - self.n * np.outer(zbar, ybar)).T
+        return coef, ybar - coef @ zbar
 
 
 LINEAR = {cls.family: cls for cls in (LinearBlend, RidgeForecaster)}

@@ -34,8 +34,10 @@ from forecasting.config import POOLED, ForecastParams
 from forecasting.features import TIME_FEATURES
 from forecasting.models.families import load_model, read_meta, write_meta
 from forecasting.models.ensemble import Composed
+from forecasting.models.isolated import fit_networks
 from forecasting.models.linear import RidgeForecaster
 from forecasting.models.naive import BestNaive
+from forecasting.scoring.backtest import predict_windows
 from forecasting.windows import Windows, pooled
 
 INNER_DIR = "inner"
@@ -91,28 +93,46 @@ class PooledForecaster:
 
     def fit_network(self, train: dict[str, tuple[Windows, float]],
                     validation: dict[str, tuple[Windows, float]],
-                    max_windows: int | None = None) -> PooledForecaster:
+                    max_windows: int | None = None, workdir: Path | None = None,
+                    threads: int = 1, shown: dict[str, tuple[Windows, float]] | None = None
+                    ) -> dict[str, np.ndarray]:
         """Fit on the windows of every station (name -> (windows, scale)), at most
-        `max_windows` of them (and a quarter of that for validation), drawn at random."""
-        lookback = self.params.lookback_steps
-        seed = self.params.seed
-        pooled_train = at_most(pooled([network_inputs(w, lookback, s)
-                                       for w, s in train.values()]), max_windows, seed)
-        pooled_validation = at_most(pooled([network_inputs(w, lookback, s)
-                                            for w, s in validation.values()]),
+        `max_windows` of them (and a quarter of that for validation), drawn at random; with
+        `workdir`, a GRU is fitted in a process of its own there (`isolated`: each fit's
+        TensorFlow memory goes back to the system when it ends, so a weekly job of many
+        fits stays the size of one). Returns the forecasts, in each station's units, of the
+        windows `shown` (name -> (windows, scale to bind)), made in the same process."""
+        lookback, seed = self.params.lookback_steps, self.params.seed
+        sets = network_series({"train": train, "validation": validation,
+                               "shown": shown or {}}, lookback)
+        pooled_train = at_most(sets["train"], max_windows, seed)
+        pooled_validation = at_most(sets["validation"],
                                     max_windows and max(1, max_windows // 4), seed)
         ridge = RidgeForecaster(self.params).fit(pooled_train, pooled_validation,
                                                  seasons=False)
         self.inner = ridge
-        if self.family == "pooled_gru":
-            from forecasting.models.networks import NetworkForecaster
-
-            relative = np.array([True] + [False] * len(TIME_FEATURES))
-            self.inner = NetworkForecaster("gru", self.params, relative, ridge).fit(
-                pooled_train, pooled_validation)
-            self.training = self.inner.training
         self.stations = tuple(train)
-        return self
+        if self.family == "pooled_gru":
+            relative = np.array([True] + [False] * len(TIME_FEATURES))
+            if workdir is None:
+                from forecasting.models.networks import NetworkForecaster
+
+                self.inner = NetworkForecaster("gru", self.params, relative, ridge).fit(
+                    pooled_train, pooled_validation)
+            else:
+                ((self.inner, scaled),) = fit_networks(
+                    Path(workdir), ["gru"], self.params, relative, ridge, pooled_train,
+                    pooled_validation, sets["shown"], threads).values()
+            self.training = self.inner.training
+        if workdir is None or self.family != "pooled_gru":
+            scaled = predict_windows(self.inner, sets["shown"])
+        scaled = np.asarray(scaled, np.float64)
+        forecasts, start = {}, 0
+        for name, (w, scale) in (shown or {}).items():
+            count = int((w.origins >= lookback - 1).sum())
+            forecasts[name] = scaled[start:start + count] * scale
+            start += count
+        return forecasts
 
     def fit(self, train: Windows, validation: Windows) -> PooledForecaster:
         """The `Forecaster` contract: fitted on one station alone, and bound to it."""
@@ -170,6 +190,30 @@ class PooledForecaster:
         if meta["scale"] is not None:
             return model.bind(meta["scale"], tuple(meta["columns"]), meta["target_index"])
         return model
+
+
+def network_series(sets: dict[str, dict[str, tuple[Windows, float]]], lookback: int
+                   ) -> dict[str, Windows]:
+    """Sets of stations' windows (set -> name -> (windows, scale)) as the network model
+    reads them, on one series: a station's data scaled and copied once for every set that
+    shares it at that scale (a station's training and validation windows), so a job
+    process reads one file."""
+    segments: dict[tuple[int, float], Windows] = {}
+    members: dict[str, list[tuple[tuple[int, float], np.ndarray]]] = {}
+    for key, stations in sets.items():
+        members[key] = []
+        for w, scale in stations.values():
+            segment = (id(w.data), float(scale))
+            if segment not in segments:
+                segments[segment] = network_inputs(w, lookback, scale)
+            members[key].append((segment, w.origins[w.origins >= lookback - 1]))
+    if not segments:
+        raise ValueError("no station's windows for the network model")
+    series = pooled(list(segments.values()))
+    starts = dict(zip(segments, np.cumsum([0] + [len(w.data) for w in segments.values()])))
+    return {key: replace(series, origins=np.concatenate(
+        [origins + starts[segment] for segment, origins in found] or [np.zeros(0, np.int64)]))
+        for key, found in members.items()}
 
 
 def at_most(windows: Windows, count: int | None, seed: int) -> Windows:

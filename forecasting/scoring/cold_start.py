@@ -15,6 +15,7 @@ the station-by-station rule (a win at nearly every station) makes up for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ def cold_start_composition(replays: list[Replay], params: ForecastParams) -> Com
 def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family: str,
                     until: pd.Timestamp, days: float, groups: int, evidence_days: float,
                     new_days: float, max_windows: int | None = None,
-                    replayed: int | None = None, seed: int = 0
+                    replayed: int | None = None, seed: int = 0, workdir: Path | None = None, threads: int = 1
                     ) -> tuple[dict[str, PooledForecaster], dict[str, Replay]]:
     """Each station replayed as new over the `evidence_days` before `until`: the stations
     split into `groups` groups, each group forecast by a network model fitted (on `days`
@@ -60,33 +61,38 @@ def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family:
     of its `new_days` before the replay, at the scored hours; at most `replayed` stations,
     drawn at random (the gate's cross-fitting over replayed stations grows with their
     square, and 48 stations' four weeks are evidence enough). Returns the model that
-    forecast each station, and the residuals (actual − forecast) of that model and of best
-    naive (chosen as the issue chooses it, on the days before the replay) and the other
-    naive forecasts for each station replayed."""
+    forecast each station, and the residuals (actual − forecast) of that model and of best naive (chosen as the issue chooses it, on
+    the days before the replay) and the other naive forecasts for each station replayed.
+    With `workdir`, each group's GRU is fitted in a process of its own there, which also
+    forecasts the group's replays (`PooledForecaster.fit_network`)."""
     names = list(windows)
-    unseen: dict[str, PooledForecaster] = {}
-    for group in (names[g::groups] for g in range(min(groups, len(names)))):
-        train, validation = network_windows(windows, params, until, days, tuple(group))
-        if train:
-            model = PooledForecaster(family, params).fit_network(train, validation,
-                                                                 max_windows)
-            unseen.update({name: model for name in group})
     start = until - pd.Timedelta(days=evidence_days)
     period, hours = params.samples_per_day, params.scored_hours
     drawn = set(names) if replayed is None or len(names) <= replayed else set(
         np.random.default_rng(seed).choice(names, replayed, replace=False))
-    replays = {}
-    for name, w in windows.items():
-        if name not in drawn:
+    unseen: dict[str, PooledForecaster] = {}
+    replays: dict[str, Replay] = {}
+    for number, group in enumerate(names[g::groups] for g in range(min(groups, len(names)))):
+        train, validation = network_windows(windows, params, until, days, tuple(group))
+        if not train:
             continue
-        shown = w.between(start, until).at_hours(hours)
-        before = w.between(start - pd.Timedelta(days=NAIVE_DAYS), start).at_hours(hours)
-        if name not in unseen or len(shown) < MIN_WINDOWS or not len(before):
-            continue
-        scale = scale_between(w, start - pd.Timedelta(days=new_days), start, period)
-        model = unseen[name].bind(scale, w.columns, w.target_index)
-        naive = BestNaive.at_hours(before, period, hours)
-        actual = shown.targets()
-        replays[name] = Replay(*(actual - predict_windows(m, shown) for m in (
-            model, naive, Persistence().fit(shown), SeasonalPersistence(period).fit(shown))))
-    return unseen, replays
+        shown, before = {}, {}
+        for name in group:
+            w = windows[name]
+            here = w.between(start, until).at_hours(hours)
+            earlier = w.between(start - pd.Timedelta(days=NAIVE_DAYS), start).at_hours(hours)
+            if name in drawn and len(here) >= MIN_WINDOWS and len(earlier):
+                scale = scale_between(w, start - pd.Timedelta(days=new_days), start, period)
+                shown[name], before[name] = (here, scale), earlier
+        model = PooledForecaster(family, params)
+        forecasts = model.fit_network(train, validation, max_windows,
+                                      workdir and Path(workdir) / f"group{number}", threads,
+                                      shown)
+        unseen.update({name: model for name in group})
+        for name, (here, _) in shown.items():
+            naive = BestNaive.at_hours(before[name], period, hours)
+            actual = here.targets()
+            replays[name] = Replay(actual - forecasts[name], *(
+                actual - predict_windows(m, here) for m in (
+                    naive, Persistence().fit(here), SeasonalPersistence(period).fit(here))))
+    return unseen, {name: replays[name] for name in names if name in replays}
