@@ -10,7 +10,7 @@ station's forecast. The memory of each process, and of every process the daily o
 (Prefect's server, Dask's workers), is sampled four times a second.
 
 Reported per size: seconds per station of each step; the peak memory of the weekly fit's
-process, of the daily steps' process and of the largest process the latter started; the
+process and of its largest job process (a GRU fit), of the daily steps' process and of the largest process the latter started; the
 database's rows and size; and the latency of the SQL a dashboard runs (median of 200):
 "latest forecast of one station", and "skill of one station over 30 days" once the
 forecasts table holds 30 days of every station's issues (the cycle's issue is copied to the
@@ -219,27 +219,36 @@ def common_settings(work: Path, url: str) -> dict[str, str]:
             "stations_file": str(work / "stations.toml")}
 
 
-def weekly_fit(work: Path, url: str, days: int) -> dict[str, float]:
-    """The history ingested (not timed), then last week's network-model fit, so each
-    station's newest fold is offered it: a process of its own, as the weekly schedule runs
-    it apart from the daily one, so each reports its own memory."""
+def history(work: Path, url: str) -> None:
+    """The network's history ingested (not timed, not in the measured processes)."""
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.ingest import ingest
+
+    with prefect_test_harness(server_startup_timeout=300):
+        ingest(**common_settings(work, url))
+
+
+def weekly_fit(work: Path, url: str, days: int) -> dict[str, float]:
+    """Last week's network-model fit, so each station's newest fold is offered it: a
+    process of its own, as the weekly schedule runs it apart from the daily one, so each
+    reports its own memory (and that of the largest job process it started: a GRU fit)."""
+    from prefect.testing.utilities import prefect_test_harness
+
     from flows.network_model import network_model
 
     common = common_settings(work, url)
     sampler = Sampler()
     sampler.start()
     with prefect_test_harness(server_startup_timeout=300):
-        ingest(**common)
         started = time.perf_counter()
         network_model(**common, at=(newest_row(days) - timedelta(days=8)).to_pydatetime())
         seconds = time.perf_counter() - started
     sampler.stop.set()
     sampler.join()
     return {"network model (weekly)": seconds,
-            "peak MiB, weekly fit's process": sampler.peak_self / 2**20}
+            "peak MiB, weekly fit's process": sampler.peak_self / 2**20,
+            "peak MiB, weekly fit's largest job": sampler.peak_other / 2**20}
 
 
 def one_size(work: Path, stations: int, days: int, next_days: int, network: bool,
@@ -260,6 +269,7 @@ def one_size(work: Path, stations: int, days: int, next_days: int, network: bool
     common = common_settings(work, url)
     newest = newest_row(days)
     seconds: dict[str, float] = {}
+    subprocess.run([sys.executable, __file__, "--history", str(work), url], check=True)
     if network:
         subprocess.run([sys.executable, __file__, "--fit", str(work), url, str(days)],
                        check=True)
@@ -285,8 +295,6 @@ def one_size(work: Path, stations: int, days: int, next_days: int, network: bool
         assert isinstance(result, dict) and len(result) == stations, result
 
     with prefect_test_harness(server_startup_timeout=300):
-        if not network:
-            ingest(**common)  # the history, before the timed steps
         deliver(work, names, 0)
         timed("ingest", lambda: ingest(**common))
         timed("retrain", lambda: retrain(**common, triggered_by="bench"))
@@ -325,6 +333,7 @@ def main() -> None:
                         help="Dask worker processes (0: threads)")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # a size's own process
     parser.add_argument("--write", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--history", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--fit", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.write:
@@ -334,6 +343,9 @@ def main() -> None:
     if not args.default_families:
         os.environ.update(LINEAR)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if args.history:
+        history(Path(args.history[0]), args.history[1])
+        return
     if args.fit:
         folder, url, days = args.fit
         result = weekly_fit(Path(folder), url, int(days))
