@@ -10,12 +10,12 @@ station's forecast. The memory of each process, and of every process the daily o
 (Prefect's server, Dask's workers), is sampled four times a second.
 
 Reported per size: seconds per station of each step; the peak memory of the weekly fit's
-process and of its largest job process (a GRU fit), of the daily steps' process and of the largest process the latter started; the
-database's rows and size; and the latency of the SQL a dashboard runs (median of 200):
-"latest forecast of one station", and "skill of one station over 30 days" once the
-forecasts table holds 30 days of every station's issues (the cycle's issue is copied to the
-29 days before it, shifted: rows as the flow writes them, scored against the observations
-then).
+process and of its largest job process (a GRU fit), of the daily steps' process and of the
+largest process the latter started; the database's rows and size; and the latency of the
+SQL a dashboard runs (median of 200): "latest forecast of one station", and "skill of one
+station over 30 days" once the forecasts table holds 30 days of every station's issues (the
+cycle's issue is copied to the 29 days before it, shifted: rows as the flow writes them,
+scored against the observations then).
 
     .venv/bin/python bench/stations.py [--sizes 1 10 100 1000] [--days 45]
     .venv/bin/python bench/stations.py --database-url \\
