@@ -10,12 +10,12 @@ station's forecast. The memory of each process, and of every process the daily o
 (Prefect's server, Dask's workers), is sampled four times a second.
 
 Reported per size: seconds per station of each step; the peak memory of the weekly fit's
-process and of its largest job process (a GRU fit), of the daily steps' process and of the
-largest process the latter started; the database's rows and size; and the latency of the
-SQL a dashboard runs (median of 200): "latest forecast of one station", and "skill of one
-station over 30 days" once the forecasts table holds 30 days of every station's issues (the
-cycle's issue is copied to the 29 days before it, shifted: rows as the flow writes them,
-scored against the observations then).
+process and of the largest process it started (a GRU fit's job, or Prefect's server), of
+the daily steps' process and of the largest process the latter started; the database's
+rows and size; and the latency of the SQL a dashboard runs (median of 200): "latest
+forecast of one station", and "skill of one station over 30 days" once the forecasts table
+holds 30 days of every station's issues (the cycle's issue is copied to the 29 days before
+it, shifted: rows as the flow writes them, scored against the observations then).
 
     .venv/bin/python bench/stations.py [--sizes 1 10 100 1000] [--days 45]
     .venv/bin/python bench/stations.py --database-url \\
@@ -232,7 +232,8 @@ def history(work: Path, url: str) -> None:
 def weekly_fit(work: Path, url: str, days: int) -> dict[str, float]:
     """Last week's network-model fit, so each station's newest fold is offered it: a
     process of its own, as the weekly schedule runs it apart from the daily one, so each
-    reports its own memory (and that of the largest job process it started: a GRU fit)."""
+    reports its own memory (and that of the largest process it started: a GRU fit's job,
+    or Prefect's server when no GRU is fitted)."""
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.network_model import network_model
@@ -248,7 +249,7 @@ def weekly_fit(work: Path, url: str, days: int) -> dict[str, float]:
     sampler.join()
     return {"network model (weekly)": seconds,
             "peak MiB, weekly fit's process": sampler.peak_self / 2**20,
-            "peak MiB, weekly fit's largest job": sampler.peak_other / 2**20}
+            "peak MiB, weekly fit's largest child": sampler.peak_other / 2**20}
 
 
 def one_size(work: Path, stations: int, days: int, next_days: int, network: bool,
