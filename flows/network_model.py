@@ -107,7 +107,6 @@ def fit_family(settings: Settings, target: str, stations: list[str], family: str
     jobs, threads = Path(workdir) / f"{family}-jobs", settings.tensorflow_threads
     model = PooledForecaster(family, params)
     model.fit_network(train, validation, nm.max_windows, jobs / "network", threads)
-    del train, validation
     _, replays = replayed_as_new(windows, params, family, moment, nm.history_days,
                                  nm.station_groups, nm.evidence_days, nm.new_station_days,
                                  nm.max_windows, nm.replayed_stations, params.seed,

@@ -191,7 +191,8 @@ class RidgeForecaster(LinearForecaster):
             for inputs, targets in validation.batches(BATCH):
                 z = (self.features(inputs) - mean) / scale
                 change = targets - inputs[:, -1:, self.target_index]
-                errors += [np.abs(z @ coef.T + intercept - change).sum() for coef, intercept in fits]
+                errors += [np.abs(z @ coef.T + intercept - change).sum()
+                           for coef, intercept in fits]
             alpha = RIDGE_ALPHAS[int(np.argmin(errors))]
             sums = sums + self._sums(validation)
         coef, intercept = sums.ridge(mean, scale, alpha)

@@ -110,8 +110,7 @@ class PooledForecaster:
                                     max_windows and max(1, max_windows // 4), seed)
         ridge = RidgeForecaster(self.params).fit(pooled_train, pooled_validation,
                                                  seasons=False)
-        self.inner = ridge
-        self.stations = tuple(train)
+        self.inner, self.stations, scaled = ridge, tuple(train), None
         if self.family == "pooled_gru":
             relative = np.array([True] + [False] * len(TIME_FEATURES))
             if workdir is None:
@@ -124,7 +123,7 @@ class PooledForecaster:
                     Path(workdir), ["gru"], self.params, relative, ridge, pooled_train,
                     pooled_validation, sets["shown"], threads).values()
             self.training = self.inner.training
-        if workdir is None or self.family != "pooled_gru":
+        if scaled is None:
             scaled = predict_windows(self.inner, sets["shown"])
         scaled = np.asarray(scaled, np.float64)
         forecasts, start = {}, 0

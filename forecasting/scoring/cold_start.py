@@ -53,7 +53,8 @@ def cold_start_composition(replays: list[Replay], params: ForecastParams) -> Com
 def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family: str,
                     until: pd.Timestamp, days: float, groups: int, evidence_days: float,
                     new_days: float, max_windows: int | None = None,
-                    replayed: int | None = None, seed: int = 0, workdir: Path | None = None, threads: int = 1
+                    replayed: int | None = None, seed: int = 0,
+                    workdir: Path | None = None, threads: int = 1
                     ) -> tuple[dict[str, PooledForecaster], dict[str, Replay]]:
     """Each station replayed as new over the `evidence_days` before `until`: the stations
     split into `groups` groups, each group forecast by a network model fitted (on `days`
@@ -61,10 +62,11 @@ def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family:
     of its `new_days` before the replay, at the scored hours; at most `replayed` stations,
     drawn at random (the gate's cross-fitting over replayed stations grows with their
     square, and 48 stations' four weeks are evidence enough). Returns the model that
-    forecast each station, and the residuals (actual − forecast) of that model and of best naive (chosen as the issue chooses it, on
-    the days before the replay) and the other naive forecasts for each station replayed.
-    With `workdir`, each group's GRU is fitted in a process of its own there, which also
-    forecasts the group's replays (`PooledForecaster.fit_network`)."""
+    forecast each station, and the residuals (actual − forecast) of that model and of best
+    naive (chosen as the issue chooses it, on the days before the replay) and the other
+    naive forecasts for each station replayed. With `workdir`, each group's GRU is fitted
+    in a process of its own there, which also forecasts the group's replays
+    (`PooledForecaster.fit_network`)."""
     names = list(windows)
     start = until - pd.Timedelta(days=evidence_days)
     period, hours = params.samples_per_day, params.scored_hours
@@ -85,9 +87,8 @@ def replayed_as_new(windows: dict[str, Windows], params: ForecastParams, family:
                 scale = scale_between(w, start - pd.Timedelta(days=new_days), start, period)
                 shown[name], before[name] = (here, scale), earlier
         model = PooledForecaster(family, params)
-        forecasts = model.fit_network(train, validation, max_windows,
-                                      workdir and Path(workdir) / f"group{number}", threads,
-                                      shown)
+        job = Path(workdir) / f"group{number}" if workdir else None
+        forecasts = model.fit_network(train, validation, max_windows, job, threads, shown)
         unseen.update({name: model for name in group})
         for name, (here, _) in shown.items():
             naive = BestNaive.at_hours(before[name], period, hours)
