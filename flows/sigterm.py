@@ -7,14 +7,13 @@ backtest stopped by its service manager ran on to its end. So the CLI notes such
 swallowed stop (`watch`: Python hands every exception it cannot raise to
 `sys.unraisablehook`), and long loops call `stop_if_received` between their steps, which
 raises the same `TerminationSignal` there: Prefect records the run as crashed and the CLI's
-own handler ends the command, as when the handler's exception gets through."""
+own handler ends the command, as when the handler's exception gets through. Prefect is
+imported only when needed: the CLI sets Prefect's environment before it is first imported."""
 
 from __future__ import annotations
 
 import signal
 import sys
-
-from prefect.exceptions import TerminationSignal
 
 _received = False
 
@@ -28,6 +27,8 @@ def watch() -> None:
 
     def note(unraisable) -> None:
         global _received
+        from prefect.exceptions import TerminationSignal
+
         if isinstance(unraisable.exc_value, TerminationSignal):
             _received = True
         else:
@@ -40,4 +41,6 @@ def watch() -> None:
 def stop_if_received() -> None:
     """Raise `TerminationSignal` where it can be raised when one was swallowed."""
     if _received:
+        from prefect.exceptions import TerminationSignal
+
         raise TerminationSignal(signal=signal.SIGTERM)
