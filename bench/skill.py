@@ -76,7 +76,7 @@ from forecasting.models.reuse import PriorNetwork, warm_starts  # noqa: E402
 from flows.settings import Settings
 from forecasting.scoring.backtest import (Scores, backtest, predict_windows,  # noqa: E402
                                           score)
-from forecasting.scoring.correction import Verified, corrected_weights  # noqa: E402
+from forecasting.scoring.correction import issued_in_turn  # noqa: E402
 from forecasting.scoring.gate import gate_backtest  # noqa: E402
 from forecasting.scoring.intervals import LEVELS  # noqa: E402
 from forecasting.station.schema import JENA, load_station  # noqa: E402
@@ -407,18 +407,9 @@ def self_corrected(model, naive, prior: np.ndarray, test, params: ForecastParams
     """The champion (`model`, kept as trained at the cut-off) issued as the product issues
     it: at each issue, best naive + w (model - best naive) with w from the issues verified
     by then (`forecasting.scoring.correction`), starting from the gate's weights."""
-    mine, theirs, observed = predict_windows(model, test), predict_windows(naive, test), \
-        test.targets()
-    times = test.origin_times()
-    ahead = pd.to_timedelta(params.step_minutes * np.arange(1, params.horizon_steps + 1),
-                            unit="min")
-    issued = np.empty_like(theirs, dtype=np.float64)
-    for i, at in enumerate(times):
-        known = (times[:i].values[:, None] + ahead.values[None, :]) <= at.to_datetime64()
-        verified = Verified((at - times[:i]) / pd.Timedelta(days=1), mine[:i], theirs[:i],
-                            np.where(known, observed[:i], np.nan))
-        weight = corrected_weights(prior, verified, params.group_steps)
-        issued[i] = theirs[i] + weight * (mine[i] - theirs[i])
+    issued = issued_in_turn(predict_windows(model, test), predict_windows(naive, test),
+                            test.targets(), test.origin_times(), params.step_minutes, prior,
+                            params.group_steps)
     return Scores.of(issued, test)
 
 

@@ -5,8 +5,10 @@ above the gate's weights, within [0, 1]."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from forecasting.scoring.correction import Verified, corrected_weights
+from forecasting.scoring.correction import (MIN_ISSUES, Verified, corrected_weights,
+                                         issued_in_turn)
 
 
 def history(days: int, model_error: float, rng, horizon: int = 24) -> Verified:
@@ -90,3 +92,24 @@ def test_the_last_hour_ahead_leans_on_best_naive_where_it_alone_loses():
     naive = np.c_[wins.naive[:, :-1], loses.naive[:, -1:]]
     weights = corrected_weights(np.ones(24), Verified(wins.age_days, model, naive, observed), 6)
     assert np.all(weights[18:23] >= 0.9) and weights[23] < 0.5
+
+
+def test_issues_in_turn_are_corrected_only_by_issues_verified_before_them():
+    """Daily issues of a day-long horizon: an issue's targets are all observed by the next
+    one. The model is perfect until day 5, then far off; the issues keep its values until
+    MIN_ISSUES losing issues are verified, then lean on best naive. Changing what is
+    observed after an issue's time never changes that issue."""
+    days, horizon = 12, 24
+    times = pd.date_range("2024-04-01 03:00", periods=days, freq="D")
+    truth = np.tile(np.sin(np.arange(horizon) / 4.0), (days, 1)) * 5
+    naive = truth + 1.0
+    model = truth.copy()
+    model[5:] += 6.0
+    issued = issued_in_turn(model, naive, truth, times, 60, np.ones(horizon), 6)
+    assert np.array_equal(issued[:6], model[:6])  # day 5 knows only days 0-4: all won
+    first_leaned = 5 + MIN_ISSUES  # wins (decayed) against MIN_ISSUES fresh losses
+    assert np.all(np.abs(issued[first_leaned + 1:] - naive[first_leaned + 1:]) < 1e-9)
+    later = truth.copy()
+    later[8:] += 100.0  # observations after day 8's issue time
+    again = issued_in_turn(model, naive, later, times, 60, np.ones(horizon), 6)
+    assert np.array_equal(again[:9], issued[:9])

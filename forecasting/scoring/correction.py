@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 HALF_LIFE_DAYS = 7.0  # a verified issue this old counts half: with one issue a day, about
 # ten issues carry the weight, few enough to react within days, enough not to chase one day
@@ -75,3 +76,20 @@ def corrected_weights(prior: np.ndarray, verified: Verified, group_steps: int) -
             y[None, :, span] - WEIGHTS[:, None, None] * x[None, :, span])).sum(axis=(1, 2))
         weights[span] = np.minimum(weights[span], WEIGHTS[int(np.argmin(loss))])
     return weights
+
+
+def issued_in_turn(model: np.ndarray, naive: np.ndarray, observed: np.ndarray,
+                   times: pd.DatetimeIndex, step_minutes: float, prior: np.ndarray,
+                   group_steps: int) -> np.ndarray:
+    """Issues made one after another as the product makes them, each self-corrected by the
+    earlier ones verified by its time: `model`, `naive` and `observed` are (issues, steps
+    ahead) at issue `times`, a step `step_minutes` long; returns the issued values."""
+    ahead = pd.to_timedelta(step_minutes * np.arange(1, model.shape[1] + 1), unit="min")
+    issued = np.empty(model.shape, dtype=np.float64)
+    for i, at in enumerate(times):
+        known = (times[:i].values[:, None] + ahead.values[None, :]) <= at.to_datetime64()
+        verified = Verified((at - times[:i]) / pd.Timedelta(days=1), model[:i], naive[:i],
+                            np.where(known, observed[:i], np.nan))
+        weight = corrected_weights(prior, verified, group_steps)
+        issued[i] = naive[i] + weight * (model[i] - naive[i])
+    return issued
