@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from forecasting.station.csvfile import Header, HeaderError, RawChunk, read_chunks
@@ -24,7 +24,7 @@ from forecasting.station.schema import StationSchema
 from forecasting.station.validation import FUTURE_TOLERANCE, ValidChunk, same_rows, validate_chunk
 from registry.observations import insert_ignore, insert_observations, stored_between
 from registry.store import Store
-from registry.tables import CellProblemRow, IngestRun, QuarantinedRow
+from registry.tables import CellProblemRow, IngestRun, QuarantinedRow, StationRows
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -64,7 +64,7 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
     cannot be read as the station's CSV, or none of whose rows could be stored (its rows
     stay in quarantine), is refused on its own (status `refused`, with the reason, recorded
     once per content); database errors propagate."""
-    sessions, table, station = store.sessions, store.observations, store.station
+    sessions, mine, station = store.sessions, store.observations, store.station
     path, source = Path(path), printable(path)
     try:
         sha = file_sha256(path)
@@ -87,7 +87,7 @@ def ingest_file(store: Store, path: Path, chunk_rows: int) -> IngestSummary:
             session.get(IngestRun, run_id).extra_columns = ", ".join(header.extra)
         for valid in _validated_ahead(chunks, header, station):
             with sessions.begin() as session:
-                _store_chunk(session, table, run_id, source, sha, valid)
+                _store_chunk(session, mine, run_id, source, sha, valid)
     except (HeaderError, OSError) as refused:
         message = str(refused).replace(str(path), source)
         return _refuse(sessions, run_id, sha, message)
@@ -172,14 +172,14 @@ def _validated_ahead(
 
 
 def _store_chunk(
-    session: Session, table: Table, run_id: int, source: str, sha: str, valid: ValidChunk
+    session: Session, mine: StationRows, run_id: int, source: str, sha: str, valid: ValidChunk
 ) -> None:
     """One transaction: new rows, quarantined rows and the run's counters move together."""
     times, values = valid.times, valid.values
     rejected = list(valid.rejected)
     present = valid.duplicates
     if len(times):
-        stored_times, stored_values = stored_between(session, table, times.min(), times.max())
+        stored_times, stored_values = stored_between(session, mine, times.min(), times.max())
         if len(stored_times):
             where = np.searchsorted(stored_times, times).clip(0, len(stored_times) - 1)
             known = stored_times[where] == times
@@ -191,19 +191,19 @@ def _store_chunk(
                     valid.reject(j, f"timestamp {stamp} UTC is already stored with different values")
                 )
             times, values = times[~known], values[~known]
-    inserted = insert_observations(session, table, times, values)
+    inserted = insert_observations(session, mine, times, values)
     present += len(times) - inserted  # stored concurrently by another ingest
     insert_ignore(
         session,
         QuarantinedRow.__table__,
         [
-            {"station": table.info["station"], "run_id": run_id, "source": source,
+            {"station": mine.station, "run_id": run_id, "source": source,
              "sha256": sha, "line_number": r.line, "raw": r.raw, "reason": r.reason}
             for r in rejected
         ],
     )
     insert_ignore(session, CellProblemRow.__table__, [
-        {"station": table.info["station"], "run_id": run_id, "sha256": sha,
+        {"station": mine.station, "run_id": run_id, "sha256": sha,
          "line_number": c.line, "column_name": c.column, "reason": c.reason}
         for c in valid.cells])
     run = session.get(IngestRun, run_id)

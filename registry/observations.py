@@ -1,6 +1,5 @@
 """Writing and reading observations in bulk, one station at a time: each function takes the
-station's part of `observations` (registry.tables.observation_table) and touches only its
-rows."""
+station's part of `observations` (registry.tables.StationRows) and touches only its rows."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from forecasting.station.schema import TIMESTAMP_SQL_COLUMN
 from registry.db import STATION
+from registry.tables import StationRows
 
 _UPSERT_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -52,7 +52,7 @@ def _insert_ignore_statement(session: Session, table: Table):
 
 
 def insert_observations(
-    session: Session, table: Table, times: np.ndarray, values: np.ndarray
+    session: Session, mine: StationRows, times: np.ndarray, values: np.ndarray
 ) -> int:
     """Bulk-insert the station's UTC `datetime64[s]` times with their channel values;
     existing times are kept.
@@ -64,25 +64,26 @@ def insert_observations(
     """
     if not len(times):
         return 0
-    connection = session.connection()
+    connection, table = session.connection(), mine.table
     if connection.dialect.name == "postgresql":
-        return _copy_postgresql(connection, table, times, values)
+        return _copy_postgresql(connection, mine, times, values)
     stmt = _insert_ignore_statement(session, table)
     if connection.dialect.name == "sqlite":
         compiled = stmt.compile(dialect=connection.dialect)
         if list(compiled.positiontup) != [c.name for c in table.columns]:
             raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
-        rows = zip(repeat(table.info["station"]), _sqlite_stamps(times), *values.T.tolist())
+        rows = zip(repeat(mine.station), _sqlite_stamps(times), *values.T.tolist())
         return connection.exec_driver_sql(str(compiled), list(rows)).rowcount
     names = [c.name for c in table.columns]
     rows = [  # NaN, a blank optional cell, is NULL (SQLite stores a NaN as NULL itself)
-        dict(zip(names, (table.info["station"], t, *(None if x != x else x for x in v))))
+        dict(zip(names, (mine.station, t, *(None if x != x else x for x in v))))
         for t, v in zip(_aware(times), values.tolist())
     ]
     return _counted(connection, stmt, rows)
 
 
-def _copy_postgresql(connection, table: Table, times: np.ndarray, values: np.ndarray) -> int:
+def _copy_postgresql(connection, mine: StationRows, times: np.ndarray, values: np.ndarray
+                     ) -> int:
     """PostgreSQL's bulk path, in the caller's transaction (a chunk stays all or nothing).
     Rows that are all new (the ingest has set aside the times it found stored) are COPYed
     straight into the table; if another writer stored one of them meanwhile, COPY fails on
@@ -90,10 +91,11 @@ def _copy_postgresql(connection, table: Table, times: np.ndarray, values: np.nda
     and one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`. Either way the count is exact."""
     from psycopg import errors, sql
 
+    table = mine.table
     names = [c.name for c in table.columns]
     columns = sql.SQL(", ").join(map(sql.Identifier, names))
     target, staging = sql.Identifier(table.name), sql.Identifier(f"staging_{table.name}")
-    form, block = _copy_block(table.info["station"], times, values)
+    form, block = _copy_block(mine.station, times, values)
     cursor = connection.connection.driver_connection.cursor()
 
     def copy_into(name) -> None:
@@ -152,12 +154,13 @@ def _sqlite_stamps(times: np.ndarray) -> list[str]:
 
 
 def stored_between(
-    session: Session, table: Table, start: np.datetime64, end: np.datetime64
+    session: Session, mine: StationRows, start: np.datetime64, end: np.datetime64
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stored (times, values) with start <= time <= end, ordered by time."""
+    table = mine.table
     ts = table.c[TIMESTAMP_SQL_COLUMN]
     rows = session.execute(
-        select(*_columns(table)).where(_mine(table), ts >= _aware([start])[0],
+        select(*_columns(table)).where(_mine(mine), ts >= _aware([start])[0],
                                        ts <= _aware([end])[0]).order_by(ts)
     ).all()
     if not rows:
@@ -166,27 +169,29 @@ def stored_between(
     return times, np.array([r[1:] for r in rows], np.float64)
 
 
-def newest_time(session: Session, table: Table, until: datetime | None = None) -> datetime | None:
+def newest_time(session: Session, mine: StationRows, until: datetime | None = None
+                ) -> datetime | None:
     """Time of the newest stored observation (at or before `until`), None when there is none."""
-    ts = table.c[TIMESTAMP_SQL_COLUMN]
-    query = select(func.max(ts)).where(_mine(table))
+    ts = mine.table.c[TIMESTAMP_SQL_COLUMN]
+    query = select(func.max(ts)).where(_mine(mine))
     if until is not None:
         query = query.where(ts <= until)
     return session.scalar(query)
 
 
 def read_observations(
-    session: Session, table: Table, start: datetime | None = None, end: datetime | None = None
+    session: Session, mine: StationRows, start: datetime | None = None,
+    end: datetime | None = None
 ) -> pd.DataFrame:
     """The station's observations as a frame indexed by naive UTC time, one column per
     channel."""
-    ts = table.c[TIMESTAMP_SQL_COLUMN]
-    channels = [c for c in _columns(table) if c is not ts]
+    ts = mine.table.c[TIMESTAMP_SQL_COLUMN]
+    channels = [c for c in _columns(mine.table) if c is not ts]
     # The times as the database holds them (SQLite: text), parsed as one array: converting
     # them row by row was a third of a station's daily retrain.
     sqlite_text = session.get_bind().dialect.name == "sqlite"
     query = select(type_coerce(ts, String) if sqlite_text else ts, *channels).where(
-        _mine(table)).order_by(ts)
+        _mine(mine)).order_by(ts)
     if start is not None:
         query = query.where(ts >= start)
     if end is not None:
@@ -200,8 +205,8 @@ def read_observations(
                         index=pd.DatetimeIndex(index).as_unit("s").rename(TIMESTAMP_SQL_COLUMN))
 
 
-def _mine(table: Table) -> ColumnElement[bool]:
-    return table.c[STATION] == table.info["station"]
+def _mine(mine: StationRows) -> ColumnElement[bool]:
+    return mine.table.c[STATION] == mine.station
 
 
 def _columns(table: Table) -> list:

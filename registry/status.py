@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.forecasts import ForecastRunRow
 from registry.observations import newest_time
-from registry.tables import IngestRun, QuarantinedRow
+from registry.tables import IngestRun, QuarantinedRow, StationRows
 from registry.versions import (CHAMPION, ModelAliasRow, ModelVersionRow, PromotionEventRow,
                                champion)
 
@@ -40,7 +40,7 @@ class StationStatus:
     quarantined_last_day: int
 
 
-def station_status(session: Session, observations: Table, station: str, model_name: str,
+def station_status(session: Session, observations: StationRows, station: str, model_name: str,
                    now: datetime, network_model: str | None = None) -> StationStatus:
     current = champion(session, model_name)
     network = None if current or network_model is None else champion(session, network_model)

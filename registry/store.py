@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, Table, inspect, select
+from sqlalchemy import Engine, inspect, select
 from sqlalchemy.orm import sessionmaker
 
 from forecasting.station.schema import StationSchema
@@ -12,7 +12,7 @@ from forecasting.station.network import station_named
 from registry import backtests, leases, versions  # noqa: F401  (registers their tables)
 from registry.db import make_engine, make_sessionmaker, schema_transaction
 from registry.forecasts import create_forecast_views
-from registry.tables import StationRow, create_tables, observation_table
+from registry.tables import StationRow, StationRows, create_tables, station_rows
 
 
 class Store:
@@ -25,14 +25,14 @@ class Store:
 
     __slots__ = ("engine", "sessions", "observations", "station", "stations")
 
-    def __init__(self, engine: Engine, sessions: sessionmaker, observations: Table,
+    def __init__(self, engine: Engine, sessions: sessionmaker, observations: StationRows,
                  station: StationSchema, stations: tuple[StationSchema, ...]) -> None:
         self.engine, self.sessions, self.observations = engine, sessions, observations
         self.station, self.stations = station, stations
 
     def of(self, name: str) -> Store:
         station = station_named(self.stations, name)
-        return Store(self.engine, self.sessions, observation_table(station), station,
+        return Store(self.engine, self.sessions, station_rows(station), station,
                      self.stations)
 
     def unlisted(self) -> list[str]:
@@ -68,4 +68,4 @@ def open_store(database_url: str, stations: StationSchema | Sequence[StationSche
         engine.dispose()
         raise
     first = stations[0]
-    return Store(engine, make_sessionmaker(engine), observation_table(first), first, stations)
+    return Store(engine, make_sessionmaker(engine), station_rows(first), first, stations)

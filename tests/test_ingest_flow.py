@@ -31,7 +31,7 @@ def test_ingest_flow_takes_the_drop_folder_and_skips_it_next_time(prefect_harnes
 
     store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
     with store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(store.observations)) == 451
+        assert session.scalar(select(func.count()).select_from(store.observations.table)) == 451
     store.close()
 
 
@@ -117,7 +117,7 @@ def test_bad_files_in_the_drop_folder_are_refused_on_their_own_and_the_rest_inge
     assert "gzip-compressed" in by_file["e-gzip.csv"]["message"]
     assert by_file["c-lone-cr.csv"]["rows_inserted"] == 5
     with store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(store.observations)) == \
+        assert session.scalar(select(func.count()).select_from(store.observations.table)) == \
             2 * 144 + 5
     store.close()
 

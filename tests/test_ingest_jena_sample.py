@@ -41,4 +41,4 @@ def test_reingesting_the_sample_adds_nothing(store, write_csv):
     resent = ingest_file(store, copy, chunk_rows=5)
     assert (resent.rows_inserted, resent.rows_present, resent.rows_quarantined) == (0, 19, 0)
     with store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(store.observations)) == 19
+        assert session.scalar(select(func.count()).select_from(store.observations.table)) == 19

@@ -327,7 +327,7 @@ def test_a_stored_row_dated_in_the_future_does_not_anchor_the_training_window(tm
 
     store = station(tmp_path, simulate_station("2019-01-01", 30, seed=1))
     with store.sessions.begin() as session:
-        session.execute(store.observations.insert().values(
+        session.execute(store.observations.table.insert().values(
             station="jena", observed_at=datetime(2150, 1, 1, tzinfo=UTC),
             **{c.column: (c.minimum + c.maximum) / 2 for c in JENA.channels}))
     params = ForecastParams(lookback_hours=48, folds=2, fold_days=3, validation_days=3)

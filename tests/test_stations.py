@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from forecasting.config import COMPOSED
@@ -218,3 +219,32 @@ def test_stations_the_configuration_no_longer_lists_are_named_with_a_warning(tmp
     assert result.exit_code == 0
     assert ("warning: the database holds station(s) north, south that the configuration "
             "does not list") in result.output
+
+
+def test_stations_with_the_same_channels_read_through_one_compiled_statement(tmp_path):
+    """Each station's reads compiled statements of their own, kept for every station: a
+    process reading a thousand stations held 60 MiB more than one reading a hundred. Reading
+    thirty stations of one format now costs what reading two does, and each reads only its
+    own rows."""
+    from dataclasses import replace
+
+    from registry.observations import insert_observations, read_observations
+    from registry.store import open_store
+
+    stations = [replace(JENA, name=f"s{i:02d}") for i in range(30)]
+    store = open_store(f"sqlite:///{tmp_path / 'many.db'}", stations)
+    times = np.array(["2021-01-01T00:00", "2021-01-01T00:10"], "datetime64[s]")
+    values = np.full((2, len(JENA.channels)), 1.0)
+
+    def read(names: list[str]) -> int:
+        for name in names:
+            mine = store.of(name)
+            with mine.sessions.begin() as session:
+                insert_observations(session, mine.observations, times, values * int(name[1:]))
+            with mine.sessions() as session:
+                frame = read_observations(session, mine.observations)
+            assert len(frame) == 2 and (frame.iloc[:, 0] == int(name[1:])).all()
+        return len(store.engine._compiled_cache)
+
+    assert read(["s00", "s01"]) == read([s.name for s in stations[2:]])
+    store.close()

@@ -33,7 +33,7 @@ def test_ingest_forecast_and_score_give_true_counts_on_both_databases(store, tmp
     mixed = ingest_file(store, write_station_csv(tmp_path / "mixed.csv", more), 5_000)
     assert (mixed.rows_read, mixed.rows_inserted, mixed.rows_present) == (400, 100, 300)
     with store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(store.observations)) == \
+        assert session.scalar(select(func.count()).select_from(store.observations.table)) == \
             20 * 144 + 100
 
     with store.sessions() as session:
@@ -127,6 +127,6 @@ def test_inserting_rows_some_already_stored_adds_only_the_new_and_counts_them(st
     assert (stored[:40] == values[:40]).all() and (stored[40:60] == values[40:] + 1000).all()
     assert np.array_equal(stored[60:], blank, equal_nan=True)
     with store.sessions() as session:
-        nulls = session.scalar(select(func.count()).select_from(store.observations).where(
-            store.observations.c[store.station.columns[3]].is_(None)))
+        nulls = session.scalar(select(func.count()).select_from(store.observations.table).where(
+            store.observations.table.c[store.station.columns[3]].is_(None)))
     assert nulls == len(later) // 2

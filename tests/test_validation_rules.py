@@ -82,7 +82,7 @@ def test_missing_header_columns_refuse_the_file_and_name_them(store, write_csv):
     assert "lacks column(s) ['rh (%)', 'wd (deg)']" in summary.message
     again = ingest_file(store, path, chunk_rows=100)  # the drop folder's next run
     with store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(store.observations)) == 1
+        assert session.scalar(select(func.count()).select_from(store.observations.table)) == 1
         refused = session.scalars(select(IngestRun).where(IngestRun.status == "refused")).one()
     assert "rh (%)" in refused.message  # recorded once, not once per run
     assert again.message == f"{summary.message} (as in run {refused.id})"

@@ -39,11 +39,11 @@ def main(
         fail(f"invalid settings: {invalid_settings(invalid)}")
     except ValueError as unreadable:  # sensorcast.toml that is not TOML
         fail(f"sensorcast.toml: {unreadable}")
-    from registry.tables import observation_table
+    from registry.tables import station_rows
 
     try:  # the stations' descriptions, checked before any command uses them
         for station in ctx.obj.stations:
-            observation_table(station)  # each channel can be an SQL column
+            station_rows(station)  # each channel can be an SQL column
         checked_url(ctx.obj.db_url)
     except (ValueError, OSError) as invalid:
         fail(str(invalid))
