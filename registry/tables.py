@@ -118,6 +118,7 @@ class CellProblemRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+@lru_cache(maxsize=None)
 def keyword_problem(name: str) -> str | None:
     """Why plain SQL could not use `name` unquoted as a column, or None. Probed on a real
     in-memory SQLite; PostgreSQL's reserved words come from its SQLAlchemy dialect, its
