@@ -4,7 +4,7 @@ Rolling origin over several cut-offs across the seasons. At each cut-off, exactl
 scheduled retrain does on the data before it (a backtest of `folds` folds, fitting every
 family at each, then the gate), and then every method scored on forecasts issued at the
 product's issue hours (`forecast.issue_hours`: the scheduled forecast's 03 UTC; or every
-`--issue-every` hours) over the following `--test-days` days, which nothing saw. The reference
+`--issue-every` hours, the product's issue hours then, so the gate judges there too) over the following `--test-days` days, which nothing saw. The reference
 is the best naive forecast per horizon (persistence or the value 24 h before the target
 hour, whichever did better on the training data).
 
@@ -191,7 +191,8 @@ def main() -> None:
                         help="cut-offs at these dates (UTC) instead of evenly spread ones")
     parser.add_argument("--test-days", type=float, default=30)
     parser.add_argument("--issue-every", type=int,
-                        help="hours between issues (default: the product's issue hours)")
+                        help="hours between issues, from 00 UTC, as the product's issue "
+                        "hours (default: the product's own)")
     parser.add_argument("--transitions", action="store_true",
                         help="90 days of history, cut-offs at every spring and autumn change")
     parser.add_argument("--families", nargs="+", choices=FAMILIES)
@@ -218,7 +219,9 @@ def main() -> None:
     overrides = {k: v for k, v in {
         "families": tuple(args.families) if args.families else None,
         "history_days": args.history_days, "window_days": args.window_days,
-        "epochs": args.epochs, "network_base": args.network_base}.items() if v}
+        "epochs": args.epochs, "network_base": args.network_base,
+        "issue_hours": tuple(range(0, 24, args.issue_every)) if args.issue_every else None,
+    }.items() if v}
     params = ForecastParams(**{**settings.forecast.model_dump(), **overrides})
     with tempfile.TemporaryDirectory(prefix="sensorcast-skill-") as work:
         frame, station = load_frame(args.csv, args.station_schema, Path(work))
@@ -228,8 +231,8 @@ def main() -> None:
 def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timestamp, windows,
            naive) -> tuple[Scores, Scores, str, pd.DataFrame]:
     """The test days as the product runs them: its own `sensorcast backtest` on the stored
-    station from the cut-off (a retrain every `--retrain-every`, a forecast a day at the
-    scheduled time, each self-corrected by the backtest's issues verified by then). Returns
+    station from the cut-off (a retrain every `--retrain-every`, a forecast at the scheduled
+    time of each issue hour, each self-corrected by the backtest's issues verified by then). Returns
     the issued forecasts' scores, `naive`'s on the same issue times, who issued, and how
     the intervals did (`interval_hits`)."""
     start = cutoff + issue_time(params)
@@ -241,6 +244,7 @@ def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timesta
                  if args.station_schema else []),
                "backtest", "--start", start.isoformat(), "--end", end.isoformat(),
                "--retrain-every", args.retrain_every,
+               "--issue-every", f"{args.issue_every or 24}h",
                *(a for f in params.families for a in ("--family", f))]
     # The bench's model parameters (history, epochs, ...) as the settings' own; every
     # interval level written, to score them.
@@ -357,8 +361,7 @@ def run(frame, station, params: ForecastParams, settings: Settings, args, work: 
             promised.append(None)
         test = windows.between(cutoff, cutoff + pd.Timedelta(days=args.test_days))
         hours = test.origin_times().hour
-        test = test.select(hours % args.issue_every == 0 if args.issue_every
-                           else np.isin(hours, params.issue_hours))
+        test = test.select(np.isin(hours, params.issue_hours))
         # The naive forecasts are refitted at the cut-off itself, as the forecast flow's
         # fallback would be; the candidates are the models the retrain registered, and a
         # composed champion keeps the best naive of its retrain.
@@ -487,8 +490,8 @@ def report_replay(replayed, cutoffs, params: ForecastParams, args) -> None:
     the issued forecasts against best naive on the same issues, and the promises kept (a
     cut-off where a promoted model issued at least once made one)."""
     print(f"\nThe schedule replayed over {args.test_days:g} days from each cut-off (retrain every "
-          f"{args.retrain_every}, one self-corrected issue a day at "
-          f"{pd.Timestamp(0) + issue_time(params):%H:%M} UTC): the issued forecast "
+          f"{args.retrain_every}, a self-corrected issue every {args.issue_every or 24} h "
+          f"from {pd.Timestamp(0) + issue_time(params):%H:%M} UTC): the issued forecast "
           "(mean | each 6-hour group | +24 h, against best naive)")
     made = count = 0
     for cutoff, (issued, naive, by, _) in zip(cutoffs, replayed):

@@ -63,21 +63,23 @@ def forecast_step(store: Store, settings: Settings, lease: Lease, run: BacktestR
 
 @flow(name="backtest", flow_run_name=run_name("backtest"))
 def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
-             families: list[str] | None = None, epochs: int | None = None,
-             data_dir: str | None = None, database_url: str | None = None,
-             station_schema: str | None = None, stations_file: str | None = None,
-             station: str | None = None, triggered_by: str | None = None) -> dict | State:
-    """Replay retrains (every `retrain_every_hours` from `start`) and daily forecasts (at
-    `start`'s time of day) up to `end`, in time order, as the schedule runs them: each
-    retrain fits its folds in parallel (up to `parallel_folds` at once), its networks only
-    when due and fine-tuned from the backtest's earlier ones. Resumes the unfinished
-    backtest of the same specification, skipping its finished steps. One station is
-    replayed: `station`, or the only one."""
+             issue_every_hours: float = 24, families: list[str] | None = None,
+             epochs: int | None = None, data_dir: str | None = None,
+             database_url: str | None = None, station_schema: str | None = None,
+             stations_file: str | None = None, station: str | None = None,
+             triggered_by: str | None = None) -> dict | State:
+    """Replay retrains (every `retrain_every_hours` from `start`) and forecasts (every
+    `issue_every_hours` from `start`; daily at its time of day by default) up to `end`, in
+    time order, as the schedule runs them: each retrain fits its folds in parallel (up to
+    `parallel_folds` at once), its networks only when due and fine-tuned from the
+    backtest's earlier ones. Resumes the unfinished backtest of the same specification,
+    skipping its finished steps. One station is replayed: `station`, or the only one."""
     logger = get_run_logger()
     settings = settings_from(data_dir, database_url, station_schema, stations_file)
     try:
         params = params_from(settings, families, epochs)
-        steps = plan(as_utc(start), as_utc(end), timedelta(hours=retrain_every_hours))
+        steps = plan(as_utc(start), as_utc(end), timedelta(hours=retrain_every_hours),
+                     timedelta(hours=issue_every_hours))
         if station is None and len(settings.stations) > 1:
             raise ValueError("a backtest replays one station; choose one of "
                              f"{', '.join(s.name for s in settings.stations)}")
@@ -91,7 +93,8 @@ def backtest(start: datetime, end: datetime, retrain_every_hours: float = 168,
         with store.sessions.begin() as session:
             run = start_or_resume(session, model_name(replayed, params), steps[0].at,
                                   as_utc(end), timedelta(hours=retrain_every_hours),
-                                  params.model_dump(mode="json"))
+                                  params.model_dump(mode="json"),
+                                  timedelta(hours=issue_every_hours))
         triggered_by = f"backtest {run.id} ({who_started(triggered_by)})"
         with held(store.sessions, f"backtest {run.id}", 0,
                   ttl=settings.lease_ttl_seconds) as lease:

@@ -3,7 +3,7 @@
 A backtest has its own rows here (`backtests`, `backtest_steps`, `backtest_forecasts`, the
 `backtest_skill` view); its models are registered under a model name of their own
 (`jena/t_degc_24h@backtest-3`), so the live champion and live `forecasts` never move. Each step
-(a retrain, or a day's forecast) is recorded as done in the transaction that writes its
+(a retrain, or a forecast) is recorded as done in the transaction that writes its
 results, so an interrupted backtest resumes exactly where it stopped.
 """
 
@@ -22,6 +22,7 @@ from registry.observations import insert_ignore
 from registry.versions import station_of
 
 RETRAIN, FORECAST = "retrain", "forecast"
+DAILY = timedelta(days=1)
 
 
 class BacktestRow(Base):
@@ -33,6 +34,7 @@ class BacktestRow(Base):
     start: Mapped[utc_time]
     end: Mapped[utc_time]
     retrain_every_hours: Mapped[float]
+    issue_every_hours: Mapped[float | None]  # NULL: daily (backtests from before it existed)
     params: Mapped[str] = mapped_column(Text)  # JSON: the ForecastParams it trains with
     status: Mapped[str] = mapped_column(String(16))  # running | complete
     created_at: Mapped[utc_time]
@@ -88,23 +90,25 @@ class BacktestRun:
 MAX_STEPS = 20_000  # 50 years of daily forecasts and weekly retrains
 
 
-def plan(start: datetime, end: datetime, retrain_every: timedelta) -> list[Step]:
+def plan(start: datetime, end: datetime, retrain_every: timedelta,
+         issue_every: timedelta = DAILY) -> list[Step]:
     """What the scheduler would have run from `start` to `end`: a retrain at `start` and
-    every `retrain_every` after, and a forecast each day at `start`'s time of day, each
-    retrain before the forecast of the same moment."""
+    every `retrain_every` after, and a forecast at `start` and every `issue_every` after
+    (daily: at `start`'s time of day), each retrain before the forecast of the same moment."""
     if end < start:
         raise ValueError(f"the backtest ends ({end:%Y-%m-%d %H:%M}) before it starts "
                          f"({start:%Y-%m-%d %H:%M})")
-    if retrain_every <= timedelta(0):
-        raise ValueError(f"retrain_every must be positive, not {retrain_every}")
-    steps = (end - start) // timedelta(days=1) + (end - start) // retrain_every + 2
+    for name, every in (("retrain_every", retrain_every), ("issue_every", issue_every)):
+        if every <= timedelta(0):
+            raise ValueError(f"{name} must be positive, not {every}")
+    steps = (end - start) // issue_every + (end - start) // retrain_every + 2
     if steps > MAX_STEPS:
         raise ValueError(f"the backtest would plan {steps:,} steps (a retrain every "
-                         f"{retrain_every} and a forecast a day from {start:%Y-%m-%d} to "
-                         f"{end:%Y-%m-%d}); at most {MAX_STEPS:,}: shorten it or retrain "
-                         "less often")
-    moments = {Step(FORECAST, start + timedelta(days=k))
-               for k in range((end - start) // timedelta(days=1) + 1)}
+                         f"{retrain_every} and a forecast every {issue_every} from "
+                         f"{start:%Y-%m-%d} to {end:%Y-%m-%d}); at most {MAX_STEPS:,}: "
+                         "shorten it, or retrain or issue less often")
+    moments = {Step(FORECAST, start + k * issue_every)
+               for k in range((end - start) // issue_every + 1)}
     moments |= {Step(RETRAIN, start + k * retrain_every)
                 for k in range((end - start) // retrain_every + 1)}
     return sorted(moments, key=lambda s: (s.at, s.kind != RETRAIN))
@@ -115,14 +119,16 @@ def backtest_model_name(model_name: str, backtest_id: int) -> str:
 
 
 def start_or_resume(session: Session, model_name: str, start: datetime, end: datetime,
-                    retrain_every: timedelta, params: dict) -> BacktestRun:
+                    retrain_every: timedelta, params: dict,
+                    issue_every: timedelta = DAILY) -> BacktestRun:
     """The unfinished backtest of exactly this specification (to resume it), else a new one.
     A finished one is never reopened: asking again starts a fresh backtest."""
-    row = _newest(session, model_name, start, end, retrain_every, params)
+    row = _newest(session, model_name, start, end, retrain_every, params, issue_every)
     if row is None or row.status != "running":
         row = BacktestRow(station=station_of(model_name), model_name=model_name,
                           start=start, end=end,
                           retrain_every_hours=retrain_every / timedelta(hours=1),
+                          issue_every_hours=issue_every / timedelta(hours=1),
                           params=json.dumps(params, sort_keys=True), status="running",
                           created_at=datetime.now(UTC))
         session.add(row)
@@ -131,18 +137,21 @@ def start_or_resume(session: Session, model_name: str, start: datetime, end: dat
 
 
 def progress(session: Session, model_name: str, start: datetime, end: datetime,
-             retrain_every: timedelta, params: dict) -> int:
+             retrain_every: timedelta, params: dict, issue_every: timedelta = DAILY) -> int:
     """Steps done by the newest backtest of this specification (0 before it starts)."""
-    row = _newest(session, model_name, start, end, retrain_every, params)
+    row = _newest(session, model_name, start, end, retrain_every, params, issue_every)
     return 0 if row is None else steps_done(session, row.id)
 
 
 def _newest(session: Session, model_name: str, start: datetime, end: datetime,
-            retrain_every: timedelta, params: dict) -> BacktestRow | None:
+            retrain_every: timedelta, params: dict, issue_every: timedelta
+            ) -> BacktestRow | None:
     return session.scalars(select(BacktestRow).where(
         BacktestRow.model_name == model_name, BacktestRow.start == start,
         BacktestRow.end == end,
         BacktestRow.retrain_every_hours == retrain_every / timedelta(hours=1),
+        func.coalesce(BacktestRow.issue_every_hours, DAILY / timedelta(hours=1))
+        == issue_every / timedelta(hours=1),
         BacktestRow.params == json.dumps(params, sort_keys=True),
     ).order_by(BacktestRow.id.desc())).first()
 

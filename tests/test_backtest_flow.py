@@ -253,3 +253,32 @@ def test_a_backtest_replays_the_weekly_network_cadence_as_the_schedule_runs_it(p
     families = [f for (f,) in sqlite_rows(data, "select family from model_versions where "
                                                 "model_name like '%@backtest-%' order by id")]
     assert families.count("gru") == 1 and families.count("blend") == 2, families
+
+
+def test_a_backtest_issues_as_often_as_the_forecast_is_scheduled(prepared, tmp_path):
+    """A forecast every 3 hours replays as eight issues a day; the cadence is part of the
+    specification a backtest resumes."""
+    data = tmp_path / "data"
+    shutil.copytree(prepared, data)
+    end = MIDDLE + timedelta(hours=12)
+    result = run_backtest(data, start=MIDDLE, end=end, retrain_every_hours=5 * 24,
+                          issue_every_hours=3, families=["blend"])
+    issued = [at for (at,) in sqlite_rows(data, "select distinct issued_at from "
+                                                "backtest_forecasts order by 1")]
+    assert issued == [f"{MIDDLE + timedelta(hours=3 * k):%Y-%m-%d %H:%M:%S}"
+                      for k in range(5)], issued
+    assert result["steps"] == 1 + 5
+
+    from registry.backtests import progress, start_or_resume
+
+    store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
+    try:
+        with store.sessions.begin() as session:
+            every = timedelta(hours=72), {"families": ["blend"]}
+            running = start_or_resume(session, NAME, MIDDLE, end, *every, timedelta(hours=3))
+            assert start_or_resume(session, NAME, MIDDLE, end, *every,
+                                   timedelta(hours=3)).id == running.id
+            assert start_or_resume(session, NAME, MIDDLE, end, *every).id != running.id
+            assert progress(session, NAME, MIDDLE, end, *every, timedelta(hours=3)) == 0
+    finally:
+        store.close()

@@ -223,6 +223,8 @@ HOSTILE = [
     (["rollback"], "no previous champion"),
     (["forecast", "--at", "2009-13-45"], "--at '2009-13-45' is not a timestamp"),
     (["backtest", "--start", "garbage", "--end", "2020-01-01"], "--start 'garbage'"),
+    (["backtest", "--start", "2020-01-01", "--end", "2020-01-02", "--issue-every", "0h"],
+     "issue_every must be positive"),
     (["monitor", "--station", "nope"], "no station 'nope'"),
     (["monitor", "--at", "2009-13-45"], "--at '2009-13-45' is not a timestamp"),
     (["plot", "--days", "-1"], "Invalid value for '--days'"),

@@ -103,14 +103,17 @@ def backtest(
                                             "offset is given).")],
     end: Annotated[str, typer.Option(help="Last forecast.")],
     retrain_every: Annotated[str, typer.Option(help="e.g. 7d, 12h.")] = "7d",
+    issue_every: Annotated[str, typer.Option(help="A forecast this often from --start (e.g. "
+                                                  "1d, 3h), as the forecast is scheduled.")
+                           ] = "1d",
     family: Annotated[list[str] | None, typer.Option(help="Only these families.")] = None,
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
     station: StationOption = None,
 ) -> None:
     """Replay the schedule over a past period, leak-free: retrain every RETRAIN_EVERY on the
-    data up to then, forecast daily with the champion of that day. Results go to the
-    backtest tables (`backtest_skill`), never to live state. Re-run the same command to
-    resume an interrupted backtest."""
+    data up to then, forecast every ISSUE_EVERY (daily) with the champion of that time.
+    Results go to the backtest tables (`backtest_skill`), never to live state. Re-run the
+    same command to resume an interrupted backtest."""
     import pandas as pd
 
     from flows.settings import params_from
@@ -122,19 +125,23 @@ def backtest(
     first, last = timestamp(start, "--start"), timestamp(end, "--end")
     try:
         every = pd.Timedelta(retrain_every).to_pytimedelta()
+        issues = pd.Timedelta(issue_every).to_pytimedelta()
         params = params_from(settings, family, epochs)
-        steps = plan(first, last, every)
+        steps = plan(first, last, every, issues)
     except ValidationError as invalid:
         fail(f"invalid settings: {invalid_settings(invalid)}")
     except ValueError as exc:
-        fail(f"--retrain-every {retrain_every!r}, --start, --end: {exc}")
+        fail(f"--retrain-every {retrain_every!r}, --issue-every {issue_every!r}, --start, "
+             f"--end: {exc}")
     prefect_home(settings)
     from flows.backtest import backtest as backtest_flow
 
-    spec = (model_name(replayed, params), first, last, every, params.model_dump(mode="json"))
+    spec = (model_name(replayed, params), first, last, every, params.model_dump(mode="json"),
+            issues)
     with _progress_bar(settings, spec, len(steps)):
         result = run_flow(backtest_flow, start=first, end=last,
                           retrain_every_hours=every / pd.Timedelta(hours=1),
+                          issue_every_hours=issues / pd.Timedelta(hours=1),
                           families=family or None, epochs=epochs,
                           **flow_settings(settings), station=replayed.name,
                           triggered_by="cli")
