@@ -295,7 +295,7 @@ def interval_hits(rows: pd.DataFrame) -> pd.DataFrame:
     issued (tracked), of the same with the tracked factors divided out (untracked), and of
     the naive interval the issue stored beside it (best naive's forecast plus the quantiles
     of its own errors over the 28 days before, from around its hour of day), with their
-    widths."""
+    widths and the hour of day the issue was made from."""
     parts = []
     for level in LEVELS:
         factors = rows.interval_factors.map(
@@ -318,7 +318,8 @@ def interval_hits(rows: pd.DataFrame) -> pd.DataFrame:
                for name, low, high in intervals},
             **{f"{name}_score": interval_score(low, high, actual, level)
                for name, low, high in intervals},
-            "tracked_width": upper - lower, "untracked_width": plain_high - plain_low}))
+            "tracked_width": upper - lower, "untracked_width": plain_high - plain_low,
+            "issue_hour": part.origin.dt.hour.to_numpy()}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -531,6 +532,23 @@ def report_coverage(hits: list[pd.DataFrame], cutoffs, params: ForecastParams) -
             width = (f"; median width {part.tracked_width.median():.2f} "
                      f"({part.untracked_width.median():.2f})" if label == "all" else "")
             print(f"    {label:>10}: {' | '.join(cells)}{scores}{width}")
+    if len(params.issue_hours) > 1:
+        report_coverage_by_hour(pd.concat(hits, ignore_index=True), groups)
+
+
+def report_coverage_by_hour(hits: pd.DataFrame, groups: list[tuple[int, int]]) -> None:
+    """Over all cut-offs, per issue hour: the share inside per 6-hour group (as issued) and
+    the interval score against the naive interval's, to see whether the intervals hold at
+    every hour they are issued from, not only on the whole."""
+    print("\nReplayed intervals per issue hour (UTC of the newest sample): share inside per "
+          "6-hour group, as issued; interval score against the naive interval's")
+    for level in LEVELS:
+        print(f"  {level} %")
+        for hour, part in hits[hits.level == level].groupby("issue_hour"):
+            cells = [f"{part[part.horizon_hours.between(*g)].tracked_inside.mean():.2f}"
+                     for g in groups]
+            print(f"    {hour:02d}: {' '.join(cells)}; score "
+                  f"{part.tracked_score.mean() / part.naive_score.mean():.3f}")
 
 
 def row_text(r: np.ndarray) -> str:
