@@ -118,8 +118,10 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
         newest = newest_time(session, store.observations, until=at) or at
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
+        # Where the product issues at several hours, only the issues from around this one.
+        around = params.hours_around(at.hour) if len(params.issue_hours) > 1 else None
         calibration = version and calibration_as_of(session, version, at, store.station.name,
-                                                    settings.interval_min_verified)
+                                                    settings.interval_min_verified, around)
         verified = verified_issues(session, store.station.name, at, CORRECTION_DAYS,
                                    backtest_id) if network else None
         misses = interval_misses(session, store.station.name, at, params.horizon_hours,
@@ -129,13 +131,14 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
 
 
 def calibration_as_of(session, version: ModelVersion, at: datetime, station: str,
-                      min_verified: int):
+                      min_verified: int, hours: frozenset[int] | None = None):
     """The version's interval offsets at `station` as of `at`: from its verified
-    out-of-sample errors there once every hour ahead has `min_verified` of them, else from
-    its registration backtest (None for versions older than intervals, and for the network
-    model, whose backtest is in no one station's units)."""
-    return (verified_calibration(verified_residuals(session, version, at, station),
-                                 min_verified)
+    out-of-sample errors there (of the issues from `hours` of the day, when given) once
+    every hour ahead has `min_verified` of them, else from its registration backtest (None
+    for versions older than intervals, and for the network model, whose backtest is in no
+    one station's units)."""
+    return (verified_calibration(verified_residuals(session, version, at, station,
+                                                    hours=hours), min_verified)
             or version.intervals or None)
 
 

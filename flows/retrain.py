@@ -36,7 +36,7 @@ from forecasting.config import (COMPOSED, ENSEMBLE, NETWORKS, POOLED, ForecastPa
 from forecasting.scoring.backtest import (Backtest, FoldFit, FoldSplit, Scores, predict_windows,
                                          rolling_folds)
 from forecasting.features import station_windows
-from forecasting.scoring.intervals import calibrate
+from forecasting.scoring.intervals import calibrate_by_hour
 from forecasting.models.isolated import JobFailed, SavedNetwork, predict_saved
 from forecasting.models.families import read_meta
 from forecasting.models.pooled import PooledForecaster, scale_between
@@ -182,7 +182,10 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
         best_naive_mae=backtest.scores("best_naive", folds).mae,
         seasonal_mae=backtest.scores("seasonal_persistence", folds).mae,
         library_versions=library_versions(),
-        intervals=calibrate(backtest.residuals(family)[:, model.params.hourly_steps]))
+        intervals=calibrate_by_hour(
+            backtest.residuals(family)[:, model.params.hourly_steps],
+            backtest.residual_hours(family),
+            {hour: model.params.hours_around(hour) for hour in model.params.issue_hours}))
 
 
 def register_and_gate(store: Store, settings: Settings, lease: Lease, name: str,

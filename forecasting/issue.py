@@ -12,7 +12,7 @@ from forecasting.models.naive import BestNaive, Persistence
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import Predictor, predict_windows
 from forecasting.scoring.correction import Verified, corrected_weights
-from forecasting.scoring.intervals import (Calibration, Misses, bounds, calibrate,
+from forecasting.scoring.intervals import (Calibration, Misses, at_hour, bounds, calibrate,
                                           tracked_factors)
 from forecasting.features import build_features
 from forecasting.station.schema import StationSchema
@@ -137,6 +137,7 @@ def forecast_as_of(frame: pd.DataFrame, station: StationSchema, params: Forecast
                                verified or Verified.none(int(hourly.sum())), params.group_hours)
         path = parts["naive_values"] + parts["weights"] * (parts["champion"]
                                                            - parts["naive_values"])
+        calibration = calibration and at_hour(calibration, issued_at.hour)
     else:
         naive, path, calibration = naive_name, naive_path[hourly], naive_calibration
     minutes = params.step_minutes * np.arange(1, horizon + 1)[hourly]

@@ -326,11 +326,11 @@ def list_runs(session: Session, station: str) -> list[ForecastRun]:
 
 
 def verified_residuals(session: Session, version: ModelVersion, at: datetime, station: str,
-                       issues: int = 90) -> pd.DataFrame:
+                       issues: int = 90, hours: frozenset[int] | None = None) -> pd.DataFrame:
     """The errors (actual − forecast) of the version's newest `issues` verified
     out-of-sample forecasts of `station` whose targets were observed by `at` (the network
-    model forecasts several stations, each in its own units): one row per issue (naive
-    UTC), a column per hour ahead."""
+    model forecasts several stations, each in its own units), of those issued from `hours`
+    of the day (UTC) when given: one row per issue (naive UTC), a column per hour ahead."""
     query = text("SELECT issued_at, horizon_hours, actual - forecast AS residual "
                  "FROM forecast_skill WHERE model_name = :name AND model_version = :version "
                  "AND station = :station AND out_of_sample AND target_time <= :at").bindparams(
@@ -341,10 +341,11 @@ def verified_residuals(session: Session, version: ModelVersion, at: datetime, st
     horizons = range(1, version.params["horizon_hours"] + 1)
     residuals = verified.pivot_table(index="issued_at", columns="horizon_hours",
                                      values="residual").reindex(columns=horizons)
-    residuals = residuals.sort_index().iloc[-issues:]
     residuals.index = pd.DatetimeIndex(pd.to_datetime(residuals.index, utc=True)
                                        .tz_localize(None))
-    return residuals
+    if hours is not None:
+        residuals = residuals[residuals.index.hour.isin(sorted(hours))]
+    return residuals.sort_index().iloc[-issues:]
 
 
 def verified_issues(session: Session, station: str, at: datetime, days: float,

@@ -13,8 +13,8 @@ from forecasting.candidates import fit_candidates
 from forecasting.config import ForecastParams
 from forecasting.scoring.backtest import Backtest, predict_windows, rolling_folds
 from forecasting.features import station_windows
-from forecasting.scoring.intervals import (TRACKING_STEP, Misses, bounds, calibrate,
-                                          tracked_factors)
+from forecasting.scoring.intervals import (TRACKING_STEP, Misses, at_hour, bounds, calibrate,
+                                          calibrate_by_hour, tracked_factors)
 from forecasting.station.schema import JENA
 from forecasting.station.simulate import simulate_station, write_station_csv
 from flows.forecast import calibration_as_of
@@ -69,6 +69,29 @@ def test_a_calibration_saved_in_units_of_changeability_is_read_at_its_median():
     saved = {"80": [[-1.0, 1.5]], "scale": {"floor": 0.4, "median": 2.0}}
     lower, upper = bounds(np.array([10.0]), saved, 80, np.array([[1.0, 2.0]]))
     assert lower.tolist() == pytest.approx([7.6]) and upper.tolist() == pytest.approx([17.2])
+
+
+def test_a_product_issuing_at_several_hours_gets_offsets_from_the_forecasts_around_each():
+    """Errors twice as wide from the morning hours: the 06 UTC issue's offsets are its own,
+    an hour between issue hours takes the nearest one's (across midnight too), and a
+    product issuing once a day keeps one calibration."""
+    rng = np.random.default_rng(1)
+    hours = np.tile(np.arange(24), 200)
+    residuals = rng.normal(size=(len(hours), 3)) * np.where(np.isin(hours, [5, 6, 7]), 2.0,
+                                                            1.0)[:, None]
+    params = ForecastParams(issue_hours=(0, 6, 12, 18), issue_spread_hours=1)
+    around = {hour: params.hours_around(hour) for hour in params.issue_hours}
+    calibration = calibrate_by_hour(residuals, hours, around)
+
+    def width(hour: int) -> float:
+        lower, upper = bounds(np.zeros(3), at_hour(calibration, hour), 80)
+        return float((upper - lower).mean())
+
+    assert width(6) > 1.8 * width(18) and width(7) == width(6)
+    assert at_hour(calibration, 22) == calibration["by_hour"]["0"]
+    assert width(12) == pytest.approx(width(18), rel=0.15)
+    daily = calibrate_by_hour(residuals, hours, {3: ForecastParams().hours_around(3)})
+    assert "by_hour" not in daily and at_hour(daily, 6) == calibrate(residuals)
 
 
 def coverage(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -156,6 +179,10 @@ def test_intervals_come_from_verified_errors_once_there_are_enough_and_never_fro
         assert calibration_as_of(session, version, early, "jena", min_verified=5) == holdout
         # another station's forecasts by the same version (the network model's) are its own
         assert calibration_as_of(session, version, at, "elsewhere", min_verified=5) == holdout
+        # issuing at several hours, only the issues from around the hour count
+        assert calibration_as_of(session, version, at, "jena", 5, frozenset({5, 6, 7})) == \
+            refreshed
+        assert calibration_as_of(session, version, at, "jena", 5, frozenset({12})) == holdout
     verified = skill.pivot_table(index="issued_at", columns="horizon_hours",
                                  values="error").to_numpy()
     expected = calibrate(-verified)

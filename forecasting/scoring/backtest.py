@@ -176,6 +176,11 @@ class Backtest:
         return np.concatenate([parts[k] for k in (self.folds_of(name) if folds is None
                                                   else folds)])
 
+    def residual_hours(self, name: str) -> np.ndarray:
+        """The hour of day (UTC) each row of `residuals(name)` was forecast from."""
+        return np.concatenate([self.folds[k].test.origin_times().hour.to_numpy()
+                               for k in self.folds_of(name)])
+
     def compose(self, name: str, member: str, weights: dict[int, np.ndarray]) -> None:
         """Add `name`: at each fold in `weights`, best naive's forecast plus the fold's weight
         (per horizon step) times `member`'s difference from it (no refit needed: the

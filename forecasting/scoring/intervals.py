@@ -42,7 +42,8 @@ MAX_FACTOR = 5.0  # the tracked factors stay in [0, MAX_FACTOR]
 
 # JSON: {"50": per horizon [low, high] offsets in target units, "80": ..., "95": ...}; one
 # saved before the offsets were plain also holds "scale": {"floor": .., "median": ..}, its
-# offsets in units of (changeability + floor)
+# offsets in units of (changeability + floor); one of a product that issues at several
+# hours of the day also holds "by_hour": {"<issue hour>": a calibration of its own}
 Calibration = dict
 
 
@@ -68,6 +69,34 @@ def calibrate(residuals: np.ndarray) -> Calibration:
         result[str(level)] = np.column_stack([np.minimum.accumulate(lows),
                                               np.maximum.accumulate(highs)]).tolist()
     return result
+
+
+def calibrate_by_hour(residuals: np.ndarray, hours: np.ndarray,
+                      around: dict[int, frozenset[int]]) -> Calibration:
+    """`calibrate(residuals)`, and with more than one issue hour in `around` (each issue
+    hour and the origin hours pooled with it), one calibration per issue hour from the
+    residuals of forecasts made from around it (`hours`: each row's origin hour): the
+    errors of a forecast made at 06 UTC are not those of one made at 21 UTC (at DWD München
+    the 1-6 h interval of offsets shared by every hour held 56 % from 06 UTC, 90 % from 21
+    UTC, for 80 %). An issue hour with no residuals around it keeps the shared one."""
+    result = calibrate(residuals)
+    if len(around) > 1:
+        hours = np.asarray(hours)
+        rows = {hour: np.isin(hours, sorted(near)) for hour, near in around.items()}
+        result["by_hour"] = {str(hour): calibrate(residuals[there])
+                             for hour, there in rows.items() if there.any()}
+    return result
+
+
+def at_hour(calibration: Calibration, hour: int) -> Calibration:
+    """The offsets for a forecast made from `hour` (UTC): the calibration of the nearest
+    issue hour where there are several, else the shared one."""
+    by_hour = calibration.get("by_hour")
+    shared = {k: v for k, v in calibration.items() if k != "by_hour"}
+    if not by_hour:
+        return shared
+    nearest = min(by_hour, key=lambda h: min((int(h) - hour) % 24, (hour - int(h)) % 24))
+    return by_hour[nearest]
 
 
 def bounds(values: np.ndarray, calibration: Calibration, level: int,
