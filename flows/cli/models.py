@@ -3,8 +3,10 @@ and replaying the schedule over a past period (backtest)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -124,8 +126,7 @@ def backtest(
     (replayed,) = chosen_stations(settings, station, one=True)
     first, last = timestamp(start, "--start"), timestamp(end, "--end")
     try:
-        every = pd.Timedelta(retrain_every).to_pytimedelta()
-        issues = pd.Timedelta(issue_every).to_pytimedelta()
+        every, issues = duration(retrain_every), duration(issue_every)
         params = params_from(settings, family, epochs)
         steps = plan(first, last, every, issues)
     except ValidationError as invalid:
@@ -153,6 +154,14 @@ def backtest(
     echo_skill_table(result["skill"])
     typer.echo(f"\nrows: select * from backtest_skill where backtest_id = "
                f"{result['backtest_id']}")
+
+
+def duration(text: str) -> timedelta:
+    """`7d`, `12h`, `30min` as a timedelta (pandas' units; days also as the lower-case `d`
+    the help shows, which pandas is dropping)."""
+    import pandas as pd
+
+    return pd.Timedelta(re.sub(r"(?<=\d)\s*d$", "D", text.strip())).to_pytimedelta()
 
 
 @contextmanager
