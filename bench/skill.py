@@ -4,9 +4,10 @@ Rolling origin over several cut-offs across the seasons. At each cut-off, exactl
 scheduled retrain does on the data before it (a backtest of `folds` folds, fitting every
 family at each, then the gate), and then every method scored on forecasts issued at the
 product's issue hours (`forecast.issue_hours`: the scheduled forecast's 03 UTC; or every
-`--issue-every` hours, the product's issue hours then, so the gate judges there too) over the following `--test-days` days, which nothing saw. The reference
-is the best naive forecast per horizon (persistence or the value 24 h before the target
-hour, whichever did better on the training data).
+`--issue-every` hours, the product's issue hours then, so the gate judges there too) over
+the following `--test-days` days, which nothing saw. The reference is the best naive
+forecast per horizon (persistence or the value 24 h before the target hour, whichever did
+better on the training data).
 
     .venv/bin/python bench/skill.py [--quick]                 # a simulated two-year station
     .venv/bin/python bench/skill.py --csv jena_climate_2009_2016.csv [--station-schema S.toml]
@@ -232,9 +233,9 @@ def replay(params: ForecastParams, station, args, work: Path, cutoff: pd.Timesta
            naive) -> tuple[Scores, Scores, str, pd.DataFrame]:
     """The test days as the product runs them: its own `sensorcast backtest` on the stored
     station from the cut-off (a retrain every `--retrain-every`, a forecast at the scheduled
-    time of each issue hour, each self-corrected by the backtest's issues verified by then). Returns
-    the issued forecasts' scores, `naive`'s on the same issue times, who issued, and how
-    the intervals did (`interval_hits`)."""
+    time of each issue hour, each self-corrected by the backtest's issues verified by then).
+    Returns the issued forecasts' scores, `naive`'s on the same issue times, who issued, and
+    how the intervals did (`interval_hits`)."""
     start = cutoff + issue_time(params)
     end = start + pd.Timedelta(days=args.test_days - 1)  # each issue's +24 h in the period
     home = work / f"replay-{cutoff:%Y%m%d}"

@@ -119,7 +119,7 @@ def forecast_at(store: Store, settings: Settings, at: datetime, version: ModelVe
         frame = read_observations(session, store.observations,
                                   start=min(at - input_span(params), newest), end=at)
         # Where the product issues at several hours, only the issues from around this one.
-        around = params.hours_around(at.hour) if len(params.issue_hours) > 1 else None
+        around = params.hours_around(at.hour) if params.issue_neighbourhoods else None
         calibration = version and calibration_as_of(session, version, at, store.station.name,
                                                     settings.interval_min_verified, around)
         verified = verified_issues(session, store.station.name, at, CORRECTION_DAYS,

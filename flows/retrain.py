@@ -184,8 +184,7 @@ def new_version(name: str, family: str, backtest: Backtest, rows: int) -> NewVer
         library_versions=library_versions(),
         intervals=calibrate_by_hour(
             backtest.residuals(family)[:, model.params.hourly_steps],
-            backtest.residual_hours(family),
-            {hour: model.params.hours_around(hour) for hour in model.params.issue_hours}))
+            backtest.residual_hours(family), model.params.issue_neighbourhoods))
 
 
 def register_and_gate(store: Store, settings: Settings, lease: Lease, name: str,

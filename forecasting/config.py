@@ -152,6 +152,15 @@ class ForecastParams(BaseModel):
             return None
         return frozenset().union(*(self.hours_around(h) for h in self.issue_hours))
 
+    @property
+    def issue_neighbourhoods(self) -> dict[int, frozenset[int]]:
+        """Where the product issues at several hours of the day: each issue hour and the
+        origin hours pooled with it (`hours_around`), which get interval offsets of their
+        own; empty where it issues at one hour (or every hour)."""
+        if len(self.issue_hours) < 2:
+            return {}
+        return {hour: self.hours_around(hour) for hour in self.issue_hours}
+
     def hours_around(self, hour: int) -> frozenset[int]:
         """`hour` of the day and its `issue_spread_hours` neighbours either side."""
         spread = range(-self.issue_spread_hours, self.issue_spread_hours + 1)

@@ -274,11 +274,10 @@ def test_a_backtest_issues_as_often_as_the_forecast_is_scheduled(prepared, tmp_p
     store = open_store(f"sqlite:///{data / 'sensorcast.db'}", JENA)
     try:
         with store.sessions.begin() as session:
-            every = timedelta(hours=72), {"families": ["blend"]}
-            running = start_or_resume(session, NAME, MIDDLE, end, *every, timedelta(hours=3))
-            assert start_or_resume(session, NAME, MIDDLE, end, *every,
-                                   timedelta(hours=3)).id == running.id
-            assert start_or_resume(session, NAME, MIDDLE, end, *every).id != running.id
-            assert progress(session, NAME, MIDDLE, end, *every, timedelta(hours=3)) == 0
+            spec = NAME, MIDDLE, end, timedelta(hours=72), {"families": ["blend"]}
+            running = start_or_resume(session, *spec, timedelta(hours=3))
+            assert start_or_resume(session, *spec, timedelta(hours=3)).id == running.id
+            assert start_or_resume(session, *spec).id != running.id
+            assert progress(session, *spec, timedelta(hours=3)) == 0
     finally:
         store.close()

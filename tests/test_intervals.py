@@ -80,8 +80,7 @@ def test_a_product_issuing_at_several_hours_gets_offsets_from_the_forecasts_arou
     residuals = rng.normal(size=(len(hours), 3)) * np.where(np.isin(hours, [5, 6, 7]), 2.0,
                                                             1.0)[:, None]
     params = ForecastParams(issue_hours=(0, 6, 12, 18), issue_spread_hours=1)
-    around = {hour: params.hours_around(hour) for hour in params.issue_hours}
-    calibration = calibrate_by_hour(residuals, hours, around)
+    calibration = calibrate_by_hour(residuals, hours, params.issue_neighbourhoods)
 
     def width(hour: int) -> float:
         lower, upper = bounds(np.zeros(3), at_hour(calibration, hour), 80)
@@ -90,7 +89,7 @@ def test_a_product_issuing_at_several_hours_gets_offsets_from_the_forecasts_arou
     assert width(6) > 1.8 * width(18) and width(7) == width(6)
     assert at_hour(calibration, 22) == calibration["by_hour"]["0"]
     assert width(12) == pytest.approx(width(18), rel=0.15)
-    daily = calibrate_by_hour(residuals, hours, {3: ForecastParams().hours_around(3)})
+    daily = calibrate_by_hour(residuals, hours, ForecastParams().issue_neighbourhoods)
     assert "by_hour" not in daily and at_hour(daily, 6) == calibrate(residuals)
 
 

@@ -73,14 +73,14 @@ def calibrate(residuals: np.ndarray) -> Calibration:
 
 def calibrate_by_hour(residuals: np.ndarray, hours: np.ndarray,
                       around: dict[int, frozenset[int]]) -> Calibration:
-    """`calibrate(residuals)`, and with more than one issue hour in `around` (each issue
-    hour and the origin hours pooled with it), one calibration per issue hour from the
+    """`calibrate(residuals)`, and for each issue hour in `around` (each issue hour and
+    the origin hours pooled with it: `ForecastParams.issue_neighbourhoods`), one from the
     residuals of forecasts made from around it (`hours`: each row's origin hour): the
     errors of a forecast made at 06 UTC are not those of one made at 21 UTC (at DWD München
     the 1-6 h interval of offsets shared by every hour held 56 % from 06 UTC, 90 % from 21
     UTC, for 80 %). An issue hour with no residuals around it keeps the shared one."""
     result = calibrate(residuals)
-    if len(around) > 1:
+    if around:
         hours = np.asarray(hours)
         rows = {hour: np.isin(hours, sorted(near)) for hour, near in around.items()}
         result["by_hour"] = {str(hour): calibrate(residuals[there])
