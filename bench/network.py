@@ -23,6 +23,13 @@ a temporary SQLite database: validation, quarantine). At each cut-off:
   `self-correcting` as the product issues them, each corrected by the earlier issues
   verified by its time (`issued_in_turn`). Promises kept as in `bench/skill.py`: no 6-hour
   group above 1.02 of best naive, the mean and +24 h not above 1.
+- **The gate, with and without it** (`--part gate`). Each station's retrain as the product
+  runs it on `--own-days` of its own history (the backtest's folds, the `--own-families`),
+  once as today and once with the network model offered on the same folds, out of sample
+  (at each fold the newest version fitted on every station's data before it, versions
+  every `--network-every-days`, as the weekly network fit registers them). Both gates'
+  choices are scored over the next `--test-days` days, frozen and self-correcting, against
+  best naive: is the gate's choice with the network model no worse than today's?
 - **Cost.** Seconds and peak memory of the network fits, against the stations' own GRU fits.
 """
 
@@ -183,6 +190,100 @@ def mature(frames: dict, params: ForecastParams, network: ForecastParams, args) 
           .round(1).to_string(index=False))
 
 
+def gates(frames: dict, params: ForecastParams, network: ForecastParams, args) -> None:
+    """Each station's gate as today (its own families) and with the network model offered on
+    the same folds, both choices scored over the days after each cut-off."""
+    from skill import fitter, kept, ratios, self_corrected
+
+    from forecasting.models.ensemble import Composed
+    from forecasting.scoring.backtest import Scores, backtest
+    from forecasting.scoring.gate import gate_backtest
+
+    params = params.model_copy(update={"families": tuple(args.own_families),
+                                       "history_days": args.own_days})
+    issue = frozenset(params.issue_hours)
+    stations = {n: station_windows(f, s, params) for n, (f, s) in frames.items()}
+    windows = {n: w for n, (w, _) in stations.items()}
+    every = pd.Timedelta(days=args.network_every_days)
+    versions: dict[tuple[str, pd.Timestamp], PooledForecaster] = {}
+    rows, cost = [], []
+
+    def version(family: str, cutoff: pd.Timestamp, at: pd.Timestamp) -> PooledForecaster:
+        """The newest version a fit every `every` before `cutoff` registered by `at`."""
+        anchor = cutoff - every * int(np.ceil((cutoff - at) / every))
+        if (family, anchor) not in versions:
+            versions[family, anchor], seconds, peak = fit_network(
+                family, network, windows, anchor, args.network_days)
+            cost.append((anchor.date(), family, seconds, peak))
+        return versions[family, anchor]
+
+    for i, cutoff in enumerate(args.cutoffs):
+        for name, (w, relative) in stations.items():
+            seen = w.between(cutoff - pd.Timedelta(days=args.own_days)
+                             + pd.Timedelta(hours=params.lookback_hours), cutoff)
+            test = w.between(cutoff, cutoff + pd.Timedelta(days=args.test_days)).at_hours(issue)
+            if len(test) < 5 or len(seen) < 100:
+                continue
+            retrained = backtest(seen, fitter(params, relative, Path(args.work) / f"c{i}", 1, []),
+                                 params.folds, params.fold_days, params.validation_days,
+                                 params.backtest_days, params.network_folds,
+                                 params.scored_hours)
+            newest = len(retrained.folds) - 1
+            for family in args.families:
+                bound = {k: version(family, cutoff, fold.cutoff).bind(
+                    scale_before(w, fold.cutoff, args.network_days, params.samples_per_day),
+                    w.columns, w.target_index) for k, fold in enumerate(retrained.folds)}
+                retrained.add(family, {k: predict_windows(m, retrained.folds[k].test)
+                                       for k, m in bound.items()}, bound[newest])
+            naive = naive_baselines(seen, params)["best_naive"]
+            best = Scores.of(predict_windows(reference(w, params, cutoff), test), test)
+            for gate, families in (("today", params.families),
+                                   ("with network model", (*params.families, *args.families))):
+                verdict = gate_backtest(retrained, families, params)
+                winner = verdict.winner
+                model = retrained.models[winner] if winner else naive
+                plan = verdict.plans.get(winner)
+                weights = plan.weights if plan and plan.composed else \
+                    np.ones(params.horizon_steps)
+                issued = {"frozen": Scores.of(predict_windows(
+                              Composed(model, naive, weights) if winner else naive, test), test),
+                          "self-correcting": self_corrected(model, naive, weights, test, params)
+                          if winner else Scores.of(predict_windows(naive, test), test)}
+                for kind, scores in issued.items():
+                    realised = ratios(scores, best, params.group_steps)
+                    rows.append({"cutoff": cutoff.date(), "station": name, "gate": gate,
+                                 "issue": kind, "choice": winner or "best_naive",
+                                 "mae": scores.mean, "vs best naive": realised[0],
+                                 "worst group": realised[1:-1].max(), "+24 h": realised[-1],
+                                 "kept": kept(realised)})
+            print(f"{cutoff.date()} {name}: " + ", ".join(
+                f"{r['gate']} {r['choice']} {r['vs best naive']:.3f}" for r in rows[-4::2]),
+                file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    print(f"\n## Mature stations: the gate's choice today ({', '.join(params.families)}; "
+          f"{args.own_days:g} days of own history) and with the network model offered "
+          f"({', '.join(args.families)}, versions every {args.network_every_days:g} days on "
+          f"{args.network_days:g} days of every station), over the {args.test_days:g} days after "
+          f"each cut-off ({', '.join(str(c.date()) for c in args.cutoffs)}), issues at "
+          f"{sorted(issue)} UTC\n")
+    for kind, part in table.groupby("issue"):
+        wide = part.pivot_table(index="station", columns="gate", values="mae", aggfunc="mean")
+        wide["with / today"] = wide["with network model"] / wide["today"]
+        worst = part.pivot_table(index=["station", "cutoff"], columns="gate", values="mae")
+        wide["worst cut-off, with / today"] = (worst["with network model"] / worst["today"]
+                                               ).groupby("station").max()
+        for gate in ("today", "with network model"):
+            mine = part[part.gate == gate].groupby("station")
+            wide[f"{gate}: vs best naive"] = mine["vs best naive"].mean()
+            wide[f"{gate}: kept"] = mine["kept"].sum()
+        print(f"{kind} (MAE °C, mean over the cut-offs; promises kept of "
+              f"{len(args.cutoffs)}):\n{wide.round(3).to_string()}\n")
+    print(table.round(3).to_string(index=False))
+    print("\n## Cost of the network fits (s, peak MiB of this process)\n")
+    print(pd.DataFrame(cost, columns=["trained to", "family", "seconds", "peak MiB"])
+          .round(1).to_string(index=False))
+
+
 def new_stations(frames: dict, params: ForecastParams, network: ForecastParams, args) -> None:
     """Each station replayed as new, forecast by a network model that never saw it
     (`replayed_as_new`: the stations in `--groups` groups, each group's model fitted on the
@@ -285,7 +386,11 @@ def main() -> None:
                         help="Station groups for the new-station replays (the stations' "
                              "count: leave-one-out).")
     parser.add_argument("--test-days", type=float, default=30)
-    parser.add_argument("--part", choices=["mature", "new", "both"], default="both")
+    parser.add_argument("--own-families", nargs="+", default=["blend", "ridge", "ensemble"],
+                        help="the station's own families for --part gate")
+    parser.add_argument("--network-every-days", type=float, default=7,
+                        help="how often the network model is refitted, for --part gate")
+    parser.add_argument("--part", choices=["mature", "new", "both", "gate"], default="both")
     args = parser.parse_args()
     params = ForecastParams(jit_compile=True)
     network = params.model_copy(update={"lookback_hours": args.network_lookback_hours,
@@ -293,6 +398,9 @@ def main() -> None:
                                         "patience": 2, "give_up_epochs": 3})
     with tempfile.TemporaryDirectory() as work:
         frames = load_network(args.stations_file, args.files, Path(work))
+        if args.part == "gate":
+            args.work = work
+            gates(frames, params, network, args)
     if args.part in ("mature", "both"):
         mature(frames, params, network, args)
     if args.part in ("new", "both"):
