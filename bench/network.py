@@ -25,9 +25,10 @@ a temporary SQLite database: validation, quarantine). At each cut-off:
   group above 1.02 of best naive, the mean and +24 h not above 1.
 - **The gate, with and without it** (`--part gate`). Each station's retrain as the product
   runs it on `--own-days` of its own history (the backtest's folds, the `--own-families`),
-  once as today and once with the network model offered on the same folds, out of sample
+  once as today, once with the network model offered on the same folds, out of sample
   (at each fold the newest version fitted on every station's data before it, versions
-  every `--network-every-days`, as the weekly network fit registers them). Both gates'
+  every `--network-every-days`, as the weekly network fit registers them), and once with
+  it also among the ensemble's members (`widen_ensemble`, as the retrain does). The gates'
   choices are scored over the next `--test-days` days, frozen and self-correcting, against
   best naive: is the gate's choice with the network model no worse than today's?
 - **Cost.** Seconds and peak memory of the network fits, against the stations' own GRU fits.
@@ -48,7 +49,7 @@ import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from forecasting.candidates import naive_baselines  # noqa: E402
+from forecasting.candidates import naive_baselines, widen_ensemble  # noqa: E402
 from forecasting.config import ForecastParams  # noqa: E402
 from forecasting.features import station_windows  # noqa: E402
 from forecasting.models.linear import RidgeForecaster  # noqa: E402
@@ -62,6 +63,7 @@ from forecasting.station.network import load_stations  # noqa: E402
 from forecasting.station.wide import split_wide  # noqa: E402
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data" / "hourly_8_cities_2012-2017"
+JOINED = "and in the ensemble"  # the network model offered and among the ensemble's members
 QUANTITIES = ("temperature", "humidity", "pressure", "wind_speed")
 
 
@@ -196,6 +198,7 @@ def gates(frames: dict, params: ForecastParams, network: ForecastParams, args) -
     from skill import fitter, kept, ratios, self_corrected
 
     from forecasting.models.ensemble import Composed
+
     from forecasting.scoring.backtest import Scores, backtest
     from forecasting.scoring.gate import gate_backtest
 
@@ -238,7 +241,10 @@ def gates(frames: dict, params: ForecastParams, network: ForecastParams, args) -
             naive = naive_baselines(seen, params)["best_naive"]
             best = Scores.of(predict_windows(reference(w, params, cutoff), test), test)
             for gate, families in (("today", params.families),
-                                   ("with network model", (*params.families, *args.families))):
+                                   ("with network model", (*params.families, *args.families)),
+                                   (JOINED, (*params.families, *args.families))):
+                if gate == JOINED:
+                    widen_ensemble(retrained, list(args.families))
                 verdict = gate_backtest(retrained, families, params)
                 winner = verdict.winner
                 model = retrained.models[winner] if winner else naive
@@ -257,7 +263,7 @@ def gates(frames: dict, params: ForecastParams, network: ForecastParams, args) -
                                  "worst group": realised[1:-1].max(), "+24 h": realised[-1],
                                  "kept": kept(realised)})
             print(f"{cutoff.date()} {name}: " + ", ".join(
-                f"{r['gate']} {r['choice']} {r['vs best naive']:.3f}" for r in rows[-4::2]),
+                f"{r['gate']} {r['choice']} {r['vs best naive']:.3f}" for r in rows[-6::2]),
                 file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
     print(f"\n## Mature stations: the gate's choice today ({', '.join(params.families)}; "
@@ -268,11 +274,12 @@ def gates(frames: dict, params: ForecastParams, network: ForecastParams, args) -
           f"{sorted(issue)} UTC\n")
     for kind, part in table.groupby("issue"):
         wide = part.pivot_table(index="station", columns="gate", values="mae", aggfunc="mean")
-        wide["with / today"] = wide["with network model"] / wide["today"]
         worst = part.pivot_table(index=["station", "cutoff"], columns="gate", values="mae")
-        wide["worst cut-off, with / today"] = (worst["with network model"] / worst["today"]
-                                               ).groupby("station").max()
-        for gate in ("today", "with network model"):
+        for gate in ("with network model", JOINED):
+            wide[f"{gate} / today"] = wide[gate] / wide["today"]
+            wide[f"worst cut-off, {gate} / today"] = (worst[gate] / worst["today"]
+                                                      ).groupby("station").max()
+        for gate in ("today", "with network model", JOINED):
             mine = part[part.gate == gate].groupby("station")
             wide[f"{gate}: vs best naive"] = mine["vs best naive"].mean()
             wide[f"{gate}: kept"] = mine["kept"].sum()

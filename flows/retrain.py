@@ -29,7 +29,7 @@ from flows.network import (artifact_key, database_refusals, map_stations, open_o
 from flows.settings import (Settings, as_utc, task_runner, invalid_settings, params_from, run_name,
                             settings_from, utc_datetime, who_started)
 from forecasting.models.naive import BestNaive
-from forecasting.candidates import fit_candidates, library_versions
+from forecasting.candidates import fit_candidates, library_versions, widen_ensemble
 from forecasting.models.ensemble import Composed
 from forecasting.config import (COMPOSED, ENSEMBLE, NETWORKS, POOLED, ForecastParams,
                                 model_name, network_model_name)
@@ -282,6 +282,9 @@ def gate(store: Store, settings: Settings, lease: Lease, name: str, folds: list[
     backtest = Backtest.assemble(folds, [f.result() for f in fits])
     offered = network_model_folds(store, settings, backtest, windows)
     params = params.model_copy(update={"families": (*params.families, *offered)})
+    if joined := widen_ensemble(backtest, offered):
+        logger.info("The ensemble's members include the network model's %s",
+                    ", ".join(joined))
     # A composed forecast falls back on best naive as the forecast flow does: its choice of
     # persistence or seasonal persistence learnt from all the data at the issue hours.
     backtest.models["best_naive"] = BestNaive.at_hours(windows, params.samples_per_day,

@@ -16,7 +16,8 @@ from forecasting.models.isolated import fit_networks
 from forecasting.models.linear import LINEAR
 from forecasting.models.naive import BestNaive, Persistence, SeasonalPersistence
 from forecasting.models.reuse import PriorNetwork
-from forecasting.scoring.backtest import FoldFit, FoldSplit, Predictor, predict_windows
+from forecasting.scoring.backtest import (Backtest, FoldFit, FoldSplit, Predictor,
+                                          predict_windows)
 from forecasting.windows import Windows
 
 NAIVE = ("persistence", "seasonal_persistence", "best_naive")
@@ -88,6 +89,30 @@ def distinct_members(models: dict[str, Predictor], families: tuple[str, ...],
             copies_of_base = True
         members.append(family)
     return members
+
+
+def widen_ensemble(backtest: Backtest, offered: list[str]) -> list[str]:
+    """Make the network model's families (`offered`: added to `backtest` after the station's
+    own fits) members of the station's ensemble, as it will be registered: the mean of
+    every member's forecast, scored at each fold from the members' own forecasts there. A
+    family joins only if it was scored at every fold the ensemble was (a network model too
+    young for the older folds would cut the ensemble's evidence to the newest); returns the
+    families that joined. On mature stations of a real network, the gate's choice with the
+    widened ensemble beat the one without it (`bench/network.py --part gate`): the
+    network model and a station's own models err apart, and their mean errs less."""
+    ensemble = backtest.models.get(ENSEMBLE)
+    if ensemble is None:
+        return []
+    covered = backtest.folds_of(ENSEMBLE)
+    joined = [f for f in offered if set(covered) <= set(backtest.folds_of(f))]
+    members = [m.family for m in ensemble.members] + joined
+    if not joined or any(backtest.fold_residuals[m][k] is None for m in members
+                         for k in covered):
+        return []
+    backtest.add(ENSEMBLE, {k: backtest.folds[k].test.targets() - np.mean(
+        [backtest.fold_residuals[m][k] for m in members], axis=0) for k in covered},
+        Ensemble(ensemble.params, [*ensemble.members, *(backtest.models[f] for f in joined)]))
+    return joined
 
 
 def library_versions() -> dict[str, str]:

@@ -47,11 +47,11 @@ def network_fitted(prefect_harness, tmp_path_factory):
         for key, value in NETWORK_SMALL.items():
             mp.setenv(key, value)
         ingest(data_dir=str(data), stations_file=str(listed))
-        # last week's fit too (the stations' folds after it are out of sample for it), on
+        # a fit before the stations' oldest fold too (every fold is out of sample for it), on
         # a Dask cluster of worker processes: only plain data and files cross
         mp.setenv("SENSORCAST_TASK_RUNNER", "dask")
         network_model(data_dir=str(data), stations_file=str(listed),
-                      at=at - timedelta(days=12), triggered_by="test")
+                      at=at - timedelta(days=22), triggered_by="test")
         mp.setenv("SENSORCAST_TASK_RUNNER", "threads")
         rows = network_model(data_dir=str(data), stations_file=str(listed), at=at,
                              triggered_by="test")
@@ -87,7 +87,7 @@ def test_the_weekly_network_model_is_registered_verified_and_gated_on_new_statio
              (data / "artifacts" / NAME).glob("v*/model.json")]
     assert len(saved) == 4 and all(len(m["cold_start"]["weights"]) == 24 for m in saved)
     assert all(m["scale"] is None for m in saved)  # bound to no station
-    # the new station was not there 12 days before
+    # the new station was not there 22 days before
     assert sorted(len(m["stations"]) for m in saved) == [3, 3, 4, 4]
 
 
@@ -127,9 +127,19 @@ def test_a_stations_gate_weighs_the_network_model_on_the_folds_it_never_saw(netw
     _, data, listed, at, _, _ = network_fitted
     with small_settings():
         board = retrain(data_dir=str(data), stations_file=str(listed), station="station-001",
-                        families=["ridge"], until=at, triggered_by="test")["station-001"]
+                        families=["ridge", "ensemble"], until=at,
+                        triggered_by="test")["station-001"]
     offered = {row["family"]: row for row in board if row["family"].startswith("pooled")}
     assert set(offered) == {"pooled_ridge", "pooled_gru"}
+    # ... and joins the station's ensemble, each member referenced by its checksum
+    ensemble = sql(data, "SELECT artifact_path FROM model_versions WHERE model_name = "
+                         "'station-001/t_degc_24h' AND family = 'ensemble'")
+    members = json.loads((data / "artifacts" / ensemble[-1][0] / "model.json").read_text())
+    numbers = ", ".join(str(m["version"]) for m in members["members"])
+    assert sorted(f for f, in sql(data, "SELECT family FROM model_versions WHERE model_name "
+                                        "= 'station-001/t_degc_24h' AND version IN "
+                                        f"({numbers})")) == ["pooled_gru", "pooled_ridge",
+                                                             "ridge"]
     assert all(row["decision"] in ("promoted", "rejected") for row in offered.values())
     # registered for the station, bound to it: its scale and its columns in model.json
     registered = sql(data, "SELECT family, artifact_path, train_end FROM model_versions "

@@ -126,3 +126,45 @@ def test_a_recurrent_network_model_fitted_in_its_own_process_forecasts_as_it_is_
         assert forecasts[name].shape == (len(windows), PARAMS.horizon_steps)
         np.testing.assert_allclose(forecasts[name], predict_windows(loaded, windows),
                                    rtol=1e-4, atol=1e-3)
+
+
+def test_the_network_model_joins_a_stations_ensemble_only_if_scored_at_all_its_folds(
+        stations):
+    """The widened ensemble is the mean of its members' forecasts at every fold it was
+    scored at; a network model missing at one of them leaves the ensemble as it was."""
+    from forecasting.candidates import widen_ensemble
+    from forecasting.models.ensemble import Ensemble
+    from forecasting.models.linear import RidgeForecaster
+    from forecasting.scoring.backtest import FoldFit, backtest
+
+    w = stations["c"]
+
+    def fit(fold, networks):
+        ridge = RidgeForecaster(PARAMS).fit(fold.train)
+        naive = Persistence().fit(fold.train)
+        return FoldFit({"ridge": ridge, "best_naive": naive,
+                        "ensemble": Ensemble(PARAMS, [ridge])},
+                       {f: predict_windows(m, fold.test) for f, m in
+                        (("ridge", ridge), ("best_naive", naive), ("ensemble", ridge))})
+
+    model = network_model("pooled_ridge", stations).bind(1.0, w.columns, w.target_index)
+    for missing, joined in ((None, ["pooled_ridge"]), (0, [])):
+        result = backtest(w, fit, folds=2, test_days=3, validation_days=3)
+        result.add("pooled_ridge", {k: predict_windows(model, fold.test)
+                                    for k, fold in enumerate(result.folds) if k != missing},
+                   model)
+        before = result.residuals("ensemble")
+        assert widen_ensemble(result, ["pooled_ridge"]) == joined
+        if joined:
+            assert [m.family for m in result.models["ensemble"].members] == \
+                ["ridge", "pooled_ridge"]
+            np.testing.assert_allclose(result.residuals("ensemble"), (
+                result.residuals("ridge") + result.residuals("pooled_ridge")) / 2, atol=1e-4)
+            inputs = result.folds[-1].test.inputs()
+            np.testing.assert_allclose(predict_windows(result.models["ensemble"],
+                                                       result.folds[-1].test),
+                                       (model.predict(inputs) + result.models["ridge"]
+                                        .predict(inputs)) / 2, atol=1e-4)
+        else:
+            np.testing.assert_array_equal(result.residuals("ensemble"), before)
+            assert len(result.models["ensemble"].members) == 1
