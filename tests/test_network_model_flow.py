@@ -123,6 +123,7 @@ def test_a_station_without_a_champion_of_its_own_is_forecast_by_the_network_mode
 
 def test_a_stations_gate_weighs_the_network_model_on_the_folds_it_never_saw(network_fitted):
     from flows.retrain import retrain
+    from registry.artifacts import load_verified
 
     _, data, listed, at, _, _ = network_fitted
     with small_settings():
@@ -132,14 +133,12 @@ def test_a_stations_gate_weighs_the_network_model_on_the_folds_it_never_saw(netw
     offered = {row["family"]: row for row in board if row["family"].startswith("pooled")}
     assert set(offered) == {"pooled_ridge", "pooled_gru"}
     # ... and joins the station's ensemble, each member referenced by its checksum
-    ensemble = sql(data, "SELECT artifact_path FROM model_versions WHERE model_name = "
-                         "'station-001/t_degc_24h' AND family = 'ensemble'")
-    members = json.loads((data / "artifacts" / ensemble[-1][0] / "model.json").read_text())
-    numbers = ", ".join(str(m["version"]) for m in members["members"])
-    assert sorted(f for f, in sql(data, "SELECT family FROM model_versions WHERE model_name "
-                                        "= 'station-001/t_degc_24h' AND version IN "
-                                        f"({numbers})")) == ["pooled_gru", "pooled_ridge",
-                                                             "ridge"]
+    (path, sha256), = sql(data, "SELECT artifact_path, artifact_sha256 FROM model_versions "
+                                "WHERE model_name = 'station-001/t_degc_24h' AND family = "
+                                "'ensemble'")
+    ensemble = load_verified(path, sha256, "ensemble", data / "artifacts")
+    assert [m.family for m in ensemble.members] == ["ridge", "pooled_gru", "pooled_ridge"]
+    assert all(m.scale > 0 for m in ensemble.members[1:])  # bound to the station
     assert all(row["decision"] in ("promoted", "rejected") for row in offered.values())
     # registered for the station, bound to it: its scale and its columns in model.json
     registered = sql(data, "SELECT family, artifact_path, train_end FROM model_versions "
