@@ -193,12 +193,12 @@ def mature(frames: dict, params: ForecastParams, network: ForecastParams, args) 
 
 
 def gates(frames: dict, params: ForecastParams, network: ForecastParams, args) -> None:
-    """Each station's gate as today (its own families) and with the network model offered on
-    the same folds, both choices scored over the days after each cut-off."""
+    """Each station's gate as today (its own families), with the network model offered on
+    the same folds, and with it also among the ensemble's members; each choice scored over
+    the days after each cut-off."""
     from skill import fitter, kept, ratios, self_corrected
 
     from forecasting.models.ensemble import Composed
-
     from forecasting.scoring.backtest import Scores, backtest
     from forecasting.scoring.gate import gate_backtest
 
@@ -269,7 +269,8 @@ def gates(frames: dict, params: ForecastParams, network: ForecastParams, args) -
     print(f"\n## Mature stations: the gate's choice today ({', '.join(params.families)}; "
           f"{args.own_days:g} days of own history) and with the network model offered "
           f"({', '.join(args.families)}, versions every {args.network_every_days:g} days on "
-          f"{args.network_days:g} days of every station), over the {args.test_days:g} days after "
+          f"{args.network_days:g} days of every station), and {JOINED}, over the "
+          f"{args.test_days:g} days after "
           f"each cut-off ({', '.join(str(c.date()) for c in args.cutoffs)}), issues at "
           f"{sorted(issue)} UTC\n")
     for kind, part in table.groupby("issue"):
